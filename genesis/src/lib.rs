@@ -1,0 +1,1 @@
+//! `cradle-genesis`: the consortium's founding document.

@@ -1,0 +1,1 @@
+//! Merkle commitments and proofs.

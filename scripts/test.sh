@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what the build needs, then runs every test of the
+# workspace in the release profile (the one the benchmarks and the localnet binaries use, so the
+# dependencies are built once).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/env.sh
+cradle_install_build_deps
+
+cargo fmt --all -- --check
+cargo test --workspace --release --locked

@@ -357,9 +357,9 @@ impl GenesisDoc {
     pub fn load_unvalidated(path: impl AsRef<Path>) -> Result<Self, GenesisError> {
         let path = path.as_ref();
         let bytes = fsutil::read_bounded(path, GENESIS_FILE_BYTES_MAX)?;
-        serde_json::from_slice(&bytes).map_err(|source| GenesisError::Json {
+        serde_json::from_slice(&bytes).map_err(|error| GenesisError::Json {
             path: path.into(),
-            source,
+            error,
         })
     }
 

@@ -13,15 +13,17 @@ use cradle_ledger::{PublicKey, X25519Public};
 #[derive(Debug, thiserror::Error)]
 pub enum GenesisError {
     // Files.
-    #[error("{}: {source}", path.display())]
+    // The underlying error is part of the message rather than a `source`, so a report of the
+    // whole chain does not say it twice.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{}: malformed json: {source}", path.display())]
+    #[error("{}: malformed json: {error}", path.display())]
     Json {
         path: PathBuf,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     #[error("{}: malformed toml: {reason}", path.display())]
     Toml { path: PathBuf, reason: String },
@@ -110,7 +112,7 @@ pub enum GenesisError {
     InvalidLimits(cradle_ledger::Error),
     #[error("invalid genesis: {0}")]
     Invalid(GenesisErrors),
-    #[error("ledger: {0}")]
+    #[error(transparent)]
     Ledger(#[from] cradle_ledger::Error),
 
     // Key files.
@@ -146,7 +148,7 @@ pub enum GenesisError {
 impl GenesisError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| Self::Io { path, source }
+        move |error| Self::Io { path, error }
     }
 }
 

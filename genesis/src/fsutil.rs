@@ -129,7 +129,7 @@ pub(crate) fn read_bounded_string(
         Ok(s) => Ok(Zeroizing::new(s.to_owned())),
         Err(_) => Err(GenesisError::Io {
             path: path.into(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not utf-8"),
+            error: std::io::Error::new(std::io::ErrorKind::InvalidData, "not utf-8"),
         }),
     }
 }

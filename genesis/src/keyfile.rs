@@ -129,9 +129,9 @@ pub fn write_key_file(path: impl AsRef<Path>, keypair: &Keypair) -> Result<PathB
     };
     // Sized so serialising never reallocates and leaves copies of the secrets in freed memory.
     let mut buf = Zeroizing::new(Vec::with_capacity(1024));
-    serde_json::to_writer_pretty(&mut *buf, &file).map_err(|source| GenesisError::Json {
+    serde_json::to_writer_pretty(&mut *buf, &file).map_err(|error| GenesisError::Json {
         path: path.into(),
-        source,
+        error,
     })?;
     buf.push(b'\n');
     fsutil::write_new(path, &buf, 0o600)?;
@@ -147,9 +147,9 @@ pub fn write_public_file(
     identity: &PublicIdentity,
 ) -> Result<(), GenesisError> {
     let path = path.as_ref();
-    let mut json = serde_json::to_string_pretty(identity).map_err(|source| GenesisError::Json {
+    let mut json = serde_json::to_string_pretty(identity).map_err(|error| GenesisError::Json {
         path: path.into(),
-        source,
+        error,
     })?;
     json.push('\n');
     fsutil::write_replace(path, json.as_bytes(), 0o644)

@@ -369,3 +369,48 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_spec_parses_key_file_and_hex_forms() {
+        let m = parse_member_spec(
+            "name=County Hospital,role=hospital,key=a.pub,p2p=/ip4/127.0.0.1/tcp/26600,api=127.0.0.1:8600",
+        )
+        .unwrap();
+        assert_eq!(m.name, "County Hospital");
+        assert_eq!(m.role, Role::Hospital);
+        assert!(matches!(m.key, KeySource::File(ref p) if p == Path::new("a.pub")));
+        assert_eq!(m.power, None);
+        assert_eq!(m.api.as_deref(), Some("127.0.0.1:8600"));
+
+        let kp = Keypair::from_seed(&[1; 32]);
+        let spec = format!(
+            "name=R,role=regulator,pubkey={},x25519={},power=0",
+            kp.public_key(),
+            kp.x25519_public()
+        );
+        let m = parse_member_spec(&spec).unwrap();
+        assert!(matches!(m.key, KeySource::Hex(id) if id.public_key == kp.public_key()));
+        assert_eq!(m.power, Some(0));
+    }
+
+    #[test]
+    fn member_spec_rejects_bad_forms() {
+        for bad in [
+            "name=A",
+            "name=A,role=hospital",
+            "name=A,role=nurse,key=k",
+            "name=A,role=clinic,key=k,key=j",
+            "name=A,role=clinic,key=k,pubkey=00",
+            "name=A,role=clinic,key=k,colour=blue",
+            "name=A,role=clinic,key=k,power=-1",
+            "name=A,role=clinic,pubkey=zz,x25519=zz",
+            "name=A,role=clinic,key",
+        ] {
+            assert!(parse_member_spec(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+}

@@ -119,6 +119,7 @@ pub fn write_key_file(path: impl AsRef<Path>, keypair: &Keypair) -> Result<PathB
     let path = path.as_ref();
     let ed = hex_secret(&keypair.ed25519_seed());
     let x = hex_secret(&keypair.x25519_secret());
+    // Hex digits are ASCII, so the conversions to str below cannot fail.
     let file = KeyFileOut {
         kind: KEY_FILE_KIND,
         version: KEY_FILE_VERSION,

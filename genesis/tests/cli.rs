@@ -339,3 +339,33 @@ fn invalid_genesis_exits_1_with_a_one_line_reason() {
     std::fs::write(d.join("net/node0/genesis.json"), "{}").unwrap();
     assert!(Home::open(d.join("net/node0")).is_err());
 }
+
+#[test]
+fn check_home_accepts_a_localnet_home_and_warns_about_a_readable_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_exit(
+        &run(d, &["localnet", "--members", "1", "--out", "net"]),
+        0,
+        "localnet",
+    );
+    let o = run(d, &["check-home", "--home", "net/node0"]);
+    assert_exit(&o, 0, "check-home");
+    assert!(stdout(&o).contains("County Hospital 1"), "{}", stdout(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+
+    let key = d.join("net/node0/node.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run(d, &["check-home", "--home", "net/node0"]);
+    assert_exit(&o, 0, "check-home with a readable key");
+    assert!(
+        stderr(&o).contains("readable by group or others"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The regulator's key is a member but runs no node: it has no home to check.
+    let o = run(d, &["check-home", "--home", "net/regulator"]);
+    assert_exit(&o, 1, "check-home of the regulator folder");
+    assert_one_line_reason(&o, "config.toml");
+}

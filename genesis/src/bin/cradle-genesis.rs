@@ -11,8 +11,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use cradle_genesis::localnet::{LocalnetOptions, write_localnet};
 use cradle_genesis::{
-    ConsensusParams, GenesisDoc, GenesisError, GenesisMember, PublicIdentity, read_public_identity,
-    write_key_file,
+    ConsensusParams, GenesisDoc, GenesisError, GenesisMember, Home, PublicIdentity,
+    read_public_identity, write_key_file,
 };
 use cradle_ledger::{Keypair, Limits, Policy, PublicKey, Role, X25519Public};
 use zeroize::Zeroizing;
@@ -71,6 +71,11 @@ enum Command {
     Validate {
         #[arg(long)]
         genesis: PathBuf,
+    },
+    /// Check a node home (config, genesis and key agree) without starting the node.
+    CheckHome {
+        #[arg(long)]
+        home: PathBuf,
     },
 }
 
@@ -324,6 +329,16 @@ fn validate(path: &Path) -> Result<()> {
     }
 }
 
+fn check_home(dir: &Path) -> Result<()> {
+    let home = Home::open(dir)?;
+    let m = home.member();
+    println!("member     {} ({})", m.name, m.role.as_str());
+    println!("public key {}", m.public_key);
+    println!("chain id   {}", hex::encode(home.chain_id));
+    println!("data dir   {}", home.data_dir().display());
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Keygen { out, seed_hex } => keygen(&out, seed_hex.as_deref()),
@@ -344,6 +359,7 @@ fn run(cli: Cli) -> Result<()> {
         }),
         Command::Show { genesis } => show(&genesis),
         Command::Validate { genesis } => validate(&genesis),
+        Command::CheckHome { home } => check_home(&home),
     }
 }
 

@@ -1,0 +1,293 @@
+//! The node's own parameters (`config.toml`), separate from genesis and from its key.
+//!
+//! ```toml
+//! member = "County Hospital 1"
+//! data_dir = "data"        # relative to the home directory
+//! log = "info"
+//!
+//! [p2p]
+//! listen = "/ip4/127.0.0.1/tcp/26600"
+//!
+//! [api]
+//! listen = "127.0.0.1:8600"
+//!
+//! [mempool]
+//! txs_max = 10000
+//! bytes_max = 67108864
+//! ```
+//! Unknown keys are rejected, so a misspelt setting fails loudly instead of being ignored.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::addr::{P2pAddr, parse_api_addr};
+use crate::error::GenesisError;
+use crate::fsutil;
+
+/// Largest config file read, in bytes.
+pub const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
+/// Most transactions a mempool may be configured to hold.
+pub const MEMPOOL_TXS_MAX: usize = 1_000_000;
+/// Most bytes a mempool may be configured to hold.
+pub const MEMPOOL_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Where the node listens for its peers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct P2pConfig {
+    /// libp2p multiaddr to listen on.
+    pub listen: String,
+}
+
+/// Where the node serves its HTTP API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// `IP:PORT` to listen on.
+    pub listen: String,
+}
+
+/// Bounds on pending transactions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MempoolConfig {
+    pub txs_max: usize,
+    pub bytes_max: u64,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        Self {
+            txs_max: 10_000,
+            bytes_max: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// The node daemon's parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Name of the genesis member this node runs as; must match the node key's genesis entry.
+    pub member: String,
+    /// Storage directory; a relative path is relative to the home directory.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// A level (`info`) or comma-separated `target=level` directives (`info,cradle_node=debug`).
+    #[serde(default = "default_log")]
+    pub log: String,
+    pub p2p: P2pConfig,
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub mempool: MempoolConfig,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(crate::home::DATA_DIR)
+}
+
+fn default_log() -> String {
+    "info".into()
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            member: String::new(),
+            data_dir: default_data_dir(),
+            log: default_log(),
+            p2p: P2pConfig {
+                listen: "/ip4/127.0.0.1/tcp/26600".into(),
+            },
+            api: ApiConfig {
+                listen: "127.0.0.1:8600".into(),
+            },
+            mempool: MempoolConfig::default(),
+        }
+    }
+}
+
+fn bad(field: &'static str, reason: impl Into<String>) -> GenesisError {
+    GenesisError::BadConfig {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl NodeConfig {
+    /// Checks every field; the first problem is returned.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        if self.member.trim().is_empty() {
+            return Err(bad("member", "empty"));
+        }
+        P2pAddr::parse(&self.p2p.listen).map_err(|r| bad("p2p.listen", r))?;
+        parse_api_addr(&self.api.listen).map_err(|r| bad("api.listen", r))?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(bad("data_dir", "empty"));
+        }
+        if !valid_log_filter(&self.log) {
+            return Err(bad(
+                "log",
+                format!(
+                    "{:?} is not a level ({}) or target=level list",
+                    self.log,
+                    LOG_LEVELS.join(", ")
+                ),
+            ));
+        }
+        if !(1..=MEMPOOL_TXS_MAX).contains(&self.mempool.txs_max) {
+            return Err(bad(
+                "mempool.txs_max",
+                format!("{} is outside 1..={MEMPOOL_TXS_MAX}", self.mempool.txs_max),
+            ));
+        }
+        if !(1024..=MEMPOOL_BYTES_MAX).contains(&self.mempool.bytes_max) {
+            return Err(bad(
+                "mempool.bytes_max",
+                format!(
+                    "{} is outside 1024..={MEMPOOL_BYTES_MAX}",
+                    self.mempool.bytes_max
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The API listen address, parsed (valid after [`NodeConfig::validate`]).
+    pub fn api_listen(&self) -> Result<std::net::SocketAddr, GenesisError> {
+        parse_api_addr(&self.api.listen).map_err(|r| bad("api.listen", r))
+    }
+
+    /// The data directory, resolved against `home`.
+    pub fn data_dir_in(&self, home: &Path) -> PathBuf {
+        home.join(&self.data_dir)
+    }
+
+    /// Reads, parses and validates `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, GenesisError> {
+        let path = path.as_ref();
+        let text = fsutil::read_bounded_string(path, CONFIG_FILE_BYTES_MAX)?;
+        let config: Self = toml::from_str(&text).map_err(|e| GenesisError::Toml {
+            path: path.into(),
+            reason: e.message().to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The config as TOML text.
+    pub fn to_toml(&self) -> Result<String, GenesisError> {
+        toml::to_string(self).map_err(|e| bad("(all)", e.to_string()))
+    }
+
+    /// Writes the config atomically, mode 0644.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), GenesisError> {
+        fsutil::write_replace(path.as_ref(), self.to_toml()?.as_bytes(), 0o644)
+    }
+}
+
+/// A level, or comma-separated directives each a level or `target=level`.
+fn valid_log_filter(s: &str) -> bool {
+    !s.trim().is_empty()
+        && s.split(',').all(|d| {
+            let d = d.trim();
+            let level = match d.split_once('=') {
+                Some((target, level)) => {
+                    let target_ok = !target.is_empty()
+                        && target
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':');
+                    if !target_ok {
+                        return false;
+                    }
+                    level
+                }
+                None => d,
+            };
+            LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> NodeConfig {
+        NodeConfig {
+            member: "County Hospital 1".into(),
+            ..NodeConfig::default()
+        }
+    }
+
+    #[test]
+    fn config_round_trips_through_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        let c = valid();
+        c.save(&p).unwrap();
+        assert_eq!(NodeConfig::load(&p).unwrap(), c);
+    }
+
+    #[test]
+    fn defaults_fill_optional_fields() {
+        let c: NodeConfig = toml::from_str(
+            "member = \"A\"\n[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/1\"\n[api]\nlisten = \"127.0.0.1:2\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert_eq!(c.log, "info");
+        assert_eq!(c.mempool, MempoolConfig::default());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        let text = valid().to_toml().unwrap() + "\nmempol_size = 3\n";
+        std::fs::write(&p, text).unwrap();
+        assert!(matches!(
+            NodeConfig::load(&p),
+            Err(GenesisError::Toml { .. })
+        ));
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        type Breaker = fn(&mut NodeConfig);
+        let cases: [(&str, Breaker); 6] = [
+            ("member", |c| c.member = " ".into()),
+            ("p2p.listen", |c| c.p2p.listen = "127.0.0.1:1".into()),
+            ("api.listen", |c| c.api.listen = "/ip4/1.2.3.4/tcp/1".into()),
+            ("log", |c| c.log = "loud".into()),
+            ("mempool.txs_max", |c| c.mempool.txs_max = 0),
+            ("mempool.bytes_max", |c| c.mempool.bytes_max = 1),
+        ];
+        for (field, breaker) in cases {
+            let mut c = valid();
+            breaker(&mut c);
+            match c.validate() {
+                Err(GenesisError::BadConfig { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: want BadConfig, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn log_filters() {
+        for ok in [
+            "info",
+            "WARN",
+            "info,cradle_node=debug",
+            "cradle_node::p2p=trace",
+        ] {
+            assert!(valid_log_filter(ok), "{ok}");
+        }
+        for bad in ["", "loud", "info,", "=debug", "a b=info"] {
+            assert!(!valid_log_filter(bad), "{bad}");
+        }
+    }
+}

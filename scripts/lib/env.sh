@@ -8,7 +8,7 @@ cradle_install_build_deps() {
     local missing=()
     command -v cargo >/dev/null || { echo "cargo not found: install the Rust toolchain" >&2; exit 1; }
     # bindgen (RocksDB's bindings) needs libclang; a C++ compiler builds the bundled RocksDB.
-    ldconfig -p 2>/dev/null | grep -q 'libclang' || missing+=(libclang-dev)
+    ldconfig -p 2>/dev/null | grep -Eq 'libclang(-[0-9.]+)?\.so' || missing+=(libclang-dev)
     command -v c++ >/dev/null || missing+=(g++)
     command -v pkg-config >/dev/null || missing+=(pkg-config)
     if [ "${#missing[@]}" -gt 0 ]; then

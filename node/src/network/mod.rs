@@ -1,0 +1,1 @@
+//! Peer-to-peer networking among genesis members (libp2p).

@@ -1,0 +1,1 @@
+//! Sparse Merkle tree over the key-value state (in progress).

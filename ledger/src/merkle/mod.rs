@@ -32,8 +32,6 @@ pub enum ProofError {
     NotEmptyRoot,
     #[error("subtree at level {level} index {index} is not available")]
     MissingSubtree { level: u32, index: u64 },
-    #[error("subtree level {level} is out of range")]
-    LevelOutOfRange { level: u32 },
     #[error("proof source failed: {0}")]
     Source(String),
     #[error("frontier of size {size} must hold {want} hashes, got {got}")]

@@ -269,6 +269,52 @@ mod tests {
         assert_eq!(consistency_proof(&log, 4, 4), Ok(vec![]));
     }
 
+    /// Counts lookups, to check that proofs cost O(log n) reads of the store.
+    struct Counting<'a>(&'a MemoryLog, std::cell::Cell<usize>);
+
+    impl SubtreeSource for Counting<'_> {
+        fn perfect_subtree(&self, level: u32, index: u64) -> Result<Hash, ProofError> {
+            self.1.set(self.1.get() + 1);
+            self.0.perfect_subtree(level, index)
+        }
+    }
+
+    #[test]
+    fn proofs_read_logarithmically_many_subtrees() {
+        let (log, leaves) = log_of(300_001);
+        let src = Counting(&log, std::cell::Cell::new(0));
+        let size = log.size();
+        let root = log.root();
+        // log2(300_001) < 19: at most 19 siblings, one of them a border node of at most 19 parts.
+        for index in [0, 1, 150_000, 262_143, 262_144, 300_000] {
+            src.1.set(0);
+            let proof = inclusion_proof(&src, index, size).expect("proof");
+            assert!(
+                src.1.get() <= 2 * 19,
+                "{} lookups for index {index}",
+                src.1.get()
+            );
+            assert_eq!(
+                verify_inclusion(&leaves[index as usize], index, size, &proof, &root),
+                Ok(())
+            );
+        }
+        for size1 in [1, 3, 1000, 131_072, 299_999] {
+            src.1.set(0);
+            let proof = consistency_proof(&src, size1, size).expect("proof");
+            assert!(
+                src.1.get() <= 2 * 19 + 19,
+                "{} lookups from {size1}",
+                src.1.get()
+            );
+            let root1 = log.root_at(size1).expect("root");
+            assert_eq!(
+                verify_consistency(size1, size, &proof, &root1, &root),
+                Ok(())
+            );
+        }
+    }
+
     #[test]
     fn completed_subtrees_for_small_indices() {
         assert_eq!(completed_subtrees(0), vec![(0, 0)]);

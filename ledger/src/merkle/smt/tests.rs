@@ -84,10 +84,18 @@ fn no_op_changes_write_nothing() {
     let mut tree = MemoryTree::new();
     let changes: Vec<_> = (0..50).map(|i| (key(i), Some([i as u8; 32]))).collect();
     apply(&mut tree, &changes);
-    let before = tree.clone();
+    let before = root(&tree).expect("root");
     let up = update(&tree, &[(key(3), Some([3; 32])), (key(999), None)]).expect("update");
     assert!(up.put.is_empty() && up.delete.is_empty(), "{up:?}");
-    assert_eq!(up.root, root(&before).expect("root"));
+    assert_eq!(up.root, before);
+    // An empty batch on a non-empty tree must not touch the root either.
+    assert_eq!(
+        update(&tree, &[]),
+        Ok(TreeUpdate {
+            root: before,
+            ..TreeUpdate::default()
+        })
+    );
 }
 
 #[test]

@@ -52,12 +52,15 @@ pub fn update(
             Existing::from(node)
         }
     };
-    let root = if changes.is_empty() {
-        pass.old.get(&root_key).map_or(EMPTY_HASH, Node::hash)
-    } else {
-        let outcome = pass.apply(root_key, existing, &changes)?;
-        pass.place(root_key, outcome)
-    };
+    if changes.is_empty() {
+        let root = pass.old.get(&root_key).map_or(EMPTY_HASH, Node::hash);
+        return Ok(TreeUpdate {
+            root,
+            ..TreeUpdate::default()
+        });
+    }
+    let outcome = pass.apply(root_key, existing, &changes)?;
+    let root = pass.place(root_key, outcome);
 
     let delete = pass
         .old

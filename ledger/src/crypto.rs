@@ -119,7 +119,17 @@ key_bytes_type!(Signature, 64, "An ed25519 signature.");
 key_bytes_type!(
     Digest32,
     32,
-    "A 32-byte identifier or digest, shown as hex."
+    "A 32-byte digest (block or transaction hash), shown as hex."
+);
+key_bytes_type!(
+    ArchiveId,
+    32,
+    "An archive's identifier, chosen at random by its custodian."
+);
+key_bytes_type!(
+    GrantId,
+    32,
+    "A consent grant's identifier, derived from the patient and nonce."
 );
 
 impl PublicKey {

@@ -1,6 +1,6 @@
 //! The ledger's one error type. A function that returns an error has changed nothing.
 
-use crate::crypto::PublicKey;
+use crate::crypto::{ArchiveId, GrantId, PublicKey};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -9,10 +9,14 @@ pub enum Error {
     BadHex { what: &'static str, len: usize },
     #[error("input of {len} bytes exceeds the limit of {max}")]
     TooLarge { len: usize, max: usize },
+    #[error("list of {len} items exceeds the limit of {max}")]
+    TooMany { len: usize, max: usize },
     #[error("unsupported encoding version {0}")]
     UnsupportedVersion(u8),
     #[error("malformed encoding: {0}")]
     Malformed(String),
+    #[error("unknown {what} code {code:?}")]
+    UnknownCode { what: &'static str, code: String },
 
     // Keys and signatures.
     #[error("invalid ed25519 public key")]
@@ -21,6 +25,8 @@ pub enum Error {
     BadSignature,
     #[error("random source failed: {0}")]
     Random(String),
+    #[error("signed for another chain")]
+    WrongChain,
 
     // Consortium.
     #[error("unknown role {0:?}: want hospital, clinic or regulator")]
@@ -31,4 +37,75 @@ pub enum Error {
     InvalidLimits,
     #[error("consensus: {0}")]
     Consensus(cradle_consensus::Error),
+
+    // Storage.
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("corrupt state: {0}")]
+    Corrupt(String),
+
+    // Transaction rules.
+    #[error("nonce {got} is not above the signer's last nonce {last}")]
+    StaleNonce { got: u64, last: u64 },
+    #[error("{signer} may not {action}")]
+    NotAuthorized {
+        action: &'static str,
+        signer: PublicKey,
+    },
+    #[error("patient {0} is already enrolled")]
+    AlreadyEnrolled(PublicKey),
+    #[error("a member key cannot be enrolled as a patient")]
+    PatientIsMember,
+    #[error("patient {0} is not enrolled")]
+    UnknownPatient(PublicKey),
+    #[error("archive {0} is already registered")]
+    ArchiveExists(ArchiveId),
+    #[error("archive {0} is not registered")]
+    UnknownArchive(ArchiveId),
+    #[error("archive of zero bytes")]
+    EmptyArchive,
+    #[error("the archive key is not wrapped for active grant {0}")]
+    MissingGrantKey(GrantId),
+    #[error("grant {0} does not cover this archive, or is not open")]
+    UnexpectedGrantKey(GrantId),
+    #[error("{0} is listed twice")]
+    Duplicate(String),
+    #[error("grant {0} does not exist")]
+    UnknownGrant(GrantId),
+    #[error("grant {0} is already revoked")]
+    AlreadyRevoked(GrantId),
+    #[error("invalid grant: {0}")]
+    InvalidGrant(&'static str),
+    #[error("the grant does not wrap the key of covered archive {0}")]
+    MissingArchiveKey(ArchiveId),
+    #[error("archive {0} is not the patient's or not in the grant's scope")]
+    UnexpectedArchiveKey(ArchiveId),
+    #[error("patient has {open} open grants, the most allowed is {max}")]
+    TooManyGrants { open: u32, max: u32 },
+    #[error("access request made at {requested_at_ms} is too far from block time {now_ms}")]
+    StaleRequest { requested_at_ms: u64, now_ms: u64 },
+    #[error("access request was already recorded")]
+    RequestReplayed,
+    #[error("recorded outcome {recorded} differs from the access rule's {rule}")]
+    OutcomeMismatch { recorded: String, rule: String },
+
+    // Blocks.
+    #[error("block height {got}, expected {want}")]
+    WrongHeight { got: u64, want: u64 },
+    #[error("block does not extend the current tip")]
+    WrongParent,
+    #[error("block time {got} is not after the previous block's {prev}")]
+    TimeNotIncreasing { got: u64, prev: u64 },
+    #[error("proposer {0} is not a validator")]
+    NotAValidator(PublicKey),
+    #[error("header field {0} does not match the block")]
+    HeaderMismatch(&'static str),
+    #[error("transaction {index}: {source}")]
+    InvalidTx { index: usize, source: Box<Error> },
+}
+
+impl From<crate::merkle::smt::SmtError> for Error {
+    fn from(e: crate::merkle::smt::SmtError) -> Self {
+        Error::Storage(e.to_string())
+    }
 }

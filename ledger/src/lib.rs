@@ -1,14 +1,26 @@
 //! `cradle-ledger`: what the consortium records and the rules for it.
 //!
+//! - [`identity`]: member institutions, roles and the consortium's policy (from genesis);
+//! - [`tx`] and [`access`]: the five transactions and the access rule;
+//! - [`block`]: headers, blocks and their commit certificates;
+//! - [`state`] and [`apply`]: the key-value state and the deterministic state transition;
+//! - [`merkle`]: RFC 6962 logs and the sparse Merkle tree behind the state root;
+//! - [`codec`] and [`crypto`]: canonical, bounded encoding and domain-separated signatures.
+//!
 //! Pure and deterministic: no clock, no randomness in the rules, no I/O. The node feeds it blocks
 //! and stores what it returns.
 
+pub mod access;
+pub mod apply;
+pub mod block;
 pub mod codec;
 pub mod crypto;
 pub mod error;
 pub mod identity;
 pub mod merkle;
+pub mod state;
+pub mod tx;
 
-pub use crypto::{Hash, Keypair, PublicKey, Signature, X25519Public};
+pub use crypto::{ArchiveId, Digest32, GrantId, Hash, Keypair, PublicKey, Signature, X25519Public};
 pub use error::Error;
 pub use identity::{Consortium, Limits, Member, Policy, Role};

@@ -1,0 +1,298 @@
+//! The access rule: who may read an archive, decided from committed state and block time alone.
+//!
+//! The patient and the custodian may always read. Anyone else needs an active, unexpired,
+//! unrevoked grant from the patient that covers the archive and the purpose. Failing that, a
+//! care-providing member may break the glass, if genesis allows it, with purpose ETREAT and a
+//! justification; such reads are always flagged. Everything else is denied, and denials are
+//! recorded too.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::BoundedString;
+use crate::crypto::{ArchiveId, GrantId, Hash, PublicKey, Signature, TAG_ACCESS_REQUEST};
+use crate::error::Error;
+use crate::identity::{Policy, Role};
+use crate::state::{ArchiveRecord, GrantRecord};
+use crate::tx::{Purpose, WrappedKey};
+
+/// Longest break-glass justification, in bytes. It is free text chosen by the clinician and
+/// must describe the emergency, never the patient's identity.
+pub const JUSTIFICATION_BYTES_MAX: usize = 512;
+
+/// What an accessor asks for, signed by the accessor and embedded in the access record, so the
+/// ledger proves who asked, not only what the custodian says.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct AccessRequest {
+    pub accessor: PublicKey,
+    pub archive: ArchiveId,
+    pub purpose: Purpose,
+    pub justification: Option<BoundedString<JUSTIFICATION_BYTES_MAX>>,
+    pub requested_at_ms: u64,
+    /// Random, so one signed request is recorded at most once.
+    pub request_id: [u8; 16],
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SignedAccessRequest {
+    pub request: AccessRequest,
+    pub signature: Signature,
+}
+
+impl SignedAccessRequest {
+    pub fn verify(&self, chain_id: &Hash) -> Result<(), Error> {
+        self.request
+            .accessor
+            .verify(TAG_ACCESS_REQUEST, chain_id, &self.request, &self.signature)
+    }
+}
+
+/// Why a read was refused.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[borsh(use_discriminant = true)]
+#[repr(u8)]
+pub enum DenialReason {
+    /// The patient never granted this accessor anything covering the archive.
+    NoGrant = 1,
+    /// A covering grant exists but its validity has not started.
+    GrantNotYetValid = 2,
+    /// A covering grant exists but has expired.
+    GrantExpired = 3,
+    /// A covering grant exists but the patient revoked it.
+    GrantRevoked = 4,
+    /// A grant covers the archive but not this purpose.
+    PurposeNotCovered = 5,
+    /// Emergency access was asked for, but the consortium's policy forbids break-glass.
+    BreakGlassNotAllowed = 6,
+    /// Emergency access needs a justification.
+    JustificationRequired = 7,
+    /// Only care-providing member institutions may break the glass.
+    BreakGlassNotMember = 8,
+}
+
+impl DenialReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenialReason::NoGrant => "no grant covers this archive",
+            DenialReason::GrantNotYetValid => "the grant is not yet valid",
+            DenialReason::GrantExpired => "the grant has expired",
+            DenialReason::GrantRevoked => "the patient revoked the grant",
+            DenialReason::PurposeNotCovered => "the grant does not cover this purpose",
+            DenialReason::BreakGlassNotAllowed => "break-glass access is not allowed by policy",
+            DenialReason::JustificationRequired => "emergency access needs a justification",
+            DenialReason::BreakGlassNotMember => "only member institutions may break the glass",
+        }
+    }
+}
+
+/// The outcome the custodian records.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AccessOutcome {
+    Permitted,
+    Denied {
+        reason: DenialReason,
+    },
+    /// Emergency access without a grant: the custodian wraps the archive key for the accessor
+    /// here, since no grant carries it.
+    BreakGlass {
+        key_for_accessor: WrappedKey,
+    },
+}
+
+/// Why a read is permitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Basis {
+    Patient,
+    Custodian,
+    Grant(GrantId),
+}
+
+/// What the rule decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Permitted(Basis),
+    BreakGlass,
+    Denied(DenialReason),
+}
+
+impl Decision {
+    /// The grant an access record must name for this decision.
+    pub fn grant(&self) -> Option<GrantId> {
+        match self {
+            Decision::Permitted(Basis::Grant(g)) => Some(*g),
+            _ => None,
+        }
+    }
+}
+
+/// How a grant stands at a moment, for one archive and purpose.
+fn grant_standing(
+    grant: &GrantRecord,
+    archive: &ArchiveId,
+    archive_rec: &ArchiveRecord,
+    purpose: Purpose,
+    now_ms: u64,
+) -> Result<(), DenialReason> {
+    if !grant.scope.covers(archive, archive_rec.category) {
+        return Err(DenialReason::NoGrant);
+    }
+    if !grant.purposes.contains(&purpose) {
+        return Err(DenialReason::PurposeNotCovered);
+    }
+    if grant.revoked_at_ms.is_some() {
+        return Err(DenialReason::GrantRevoked);
+    }
+    if now_ms < grant.valid_from_ms {
+        return Err(DenialReason::GrantNotYetValid);
+    }
+    if now_ms >= grant.expires_at_ms {
+        return Err(DenialReason::GrantExpired);
+    }
+    Ok(())
+}
+
+/// The access rule. `accessor_role` is the accessor's role if it is a member; `grants` are the
+/// patient's grants to this accessor, in grant-id order. Pure: same inputs, same decision.
+pub fn decide(
+    policy: &Policy,
+    archive_rec: &ArchiveRecord,
+    request: &AccessRequest,
+    accessor_role: Option<Role>,
+    grants: &[(GrantId, GrantRecord)],
+    now_ms: u64,
+) -> Decision {
+    if request.accessor == archive_rec.patient {
+        return Decision::Permitted(Basis::Patient);
+    }
+    if request.accessor == archive_rec.custodian {
+        return Decision::Permitted(Basis::Custodian);
+    }
+    // The most telling refusal among the accessor's grants, if none permits.
+    let mut refusal = DenialReason::NoGrant;
+    for (id, grant) in grants {
+        if grant.patient != archive_rec.patient || grant.grantee != request.accessor {
+            continue;
+        }
+        match grant_standing(
+            grant,
+            &request.archive,
+            archive_rec,
+            request.purpose,
+            now_ms,
+        ) {
+            Ok(()) => return Decision::Permitted(Basis::Grant(*id)),
+            Err(reason) => refusal = more_telling(refusal, reason),
+        }
+    }
+    if request.purpose == Purpose::EmergencyTreat {
+        if !accessor_role.is_some_and(Role::provides_care) {
+            return Decision::Denied(DenialReason::BreakGlassNotMember);
+        }
+        if !policy.break_glass_allowed {
+            return Decision::Denied(DenialReason::BreakGlassNotAllowed);
+        }
+        if request
+            .justification
+            .as_ref()
+            .is_none_or(|j| j.as_str().trim().is_empty())
+        {
+            return Decision::Denied(DenialReason::JustificationRequired);
+        }
+        return Decision::BreakGlass;
+    }
+    Decision::Denied(refusal)
+}
+
+/// Orders refusals by how much they tell the requester: a grant that would cover the read but
+/// was revoked says more than "no grant".
+fn more_telling(a: DenialReason, b: DenialReason) -> DenialReason {
+    fn rank(r: DenialReason) -> u8 {
+        match r {
+            // A grant that will start says more than one that lapsed.
+            DenialReason::GrantRevoked => 5,
+            DenialReason::GrantNotYetValid => 4,
+            DenialReason::GrantExpired => 3,
+            DenialReason::PurposeNotCovered => 2,
+            _ => 1,
+        }
+    }
+    if rank(b) > rank(a) { b } else { a }
+}
+
+/// How an access ended, as the log records it.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum EventOutcome {
+    Permitted,
+    Denied { reason: DenialReason },
+    BreakGlass,
+}
+
+impl EventOutcome {
+    pub fn is_break_glass(&self) -> bool {
+        matches!(self, EventOutcome::BreakGlass)
+    }
+}
+
+impl From<&AccessOutcome> for EventOutcome {
+    fn from(o: &AccessOutcome) -> Self {
+        match o {
+            AccessOutcome::Permitted => EventOutcome::Permitted,
+            AccessOutcome::Denied { reason } => EventOutcome::Denied { reason: *reason },
+            AccessOutcome::BreakGlass { .. } => EventOutcome::BreakGlass,
+        }
+    }
+}
+
+/// One entry of the access log: the leaf of both the global log and the patient's own log.
+/// It names keys and identifiers only, never a person's name or health data.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct AccessEvent {
+    pub height: u64,
+    pub time_ms: u64,
+    pub tx_hash: crate::crypto::Digest32,
+    /// SHA-256 of the accessor's signed request, which the transaction carries whole.
+    pub request_hash: crate::crypto::Digest32,
+    pub patient: PublicKey,
+    pub archive: ArchiveId,
+    pub category: crate::tx::Category,
+    pub custodian: PublicKey,
+    pub accessor: PublicKey,
+    pub purpose: Purpose,
+    pub grant: Option<GrantId>,
+    pub outcome: EventOutcome,
+}
+
+impl AccessEvent {
+    /// The canonical bytes the logs' leaves hash.
+    pub fn leaf_bytes(&self) -> Vec<u8> {
+        crate::codec::encode(self)
+    }
+
+    pub fn leaf_hash(&self) -> Hash {
+        crate::merkle::log::leaf_hash(&self.leaf_bytes())
+    }
+}
+
+/// An access event with its positions in the global log and in the patient's log.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct LoggedEvent {
+    pub global_index: u64,
+    pub patient_index: u64,
+    pub event: AccessEvent,
+}

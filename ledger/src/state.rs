@@ -1,0 +1,447 @@
+//! The key-value state the rules read and write, its records, and its storage trait.
+//!
+//! The state is a flat map of byte keys to canonical encodings. Every key outside the
+//! [`TREE_PREFIX`] namespace is committed to by a sparse Merkle tree whose nodes live under that
+//! prefix in the same store, so one atomic write of a block's changes keeps data and commitment
+//! together. The node stores it in RocksDB; [`MemoryStore`] serves tests and tools.
+
+use std::collections::BTreeMap;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, BoundedVec};
+use crate::crypto::{ArchiveId, GrantId, Hash, PublicKey, X25519Public};
+use crate::error::Error;
+use crate::merkle::log::Frontier;
+use crate::merkle::smt::{self, Node, NodeKey, TreeReader};
+use crate::tx::{Category, Purpose, Scope, WrappedKey};
+
+/// Largest encoded state value the ledger ever writes; bounds every decode from the store.
+pub const VALUE_BYTES_MAX: usize = 256 * 1024;
+/// Keys under this prefix hold the sparse Merkle tree's nodes, not committed data.
+pub const TREE_PREFIX: u8 = 0xff;
+
+/// State keys, one prefix byte per kind of record.
+pub mod keys {
+    use super::*;
+
+    pub const NONCE: u8 = b'N';
+    pub const PATIENT: u8 = b'P';
+    pub const ARCHIVE: u8 = b'A';
+    pub const PATIENT_ARCHIVE: u8 = b'a';
+    pub const GRANT: u8 = b'G';
+    pub const GRANT_TO: u8 = b'g';
+    pub const PATIENT_OPEN_GRANT: u8 = b'o';
+    pub const GRANT_KEY: u8 = b'K';
+    pub const REQUEST_SEEN: u8 = b'R';
+    pub const PATIENT_LOG: u8 = b'H';
+    pub const ACCESS_LOG: u8 = b'L';
+
+    fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
+        k.push(prefix);
+        for p in parts {
+            k.extend_from_slice(p);
+        }
+        k
+    }
+
+    pub fn nonce(signer: &PublicKey) -> Vec<u8> {
+        key(NONCE, &[&signer.0])
+    }
+    pub fn patient(p: &PublicKey) -> Vec<u8> {
+        key(PATIENT, &[&p.0])
+    }
+    pub fn archive(a: &ArchiveId) -> Vec<u8> {
+        key(ARCHIVE, &[&a.0])
+    }
+    /// Index of a patient's archives.
+    pub fn patient_archive(p: &PublicKey, a: &ArchiveId) -> Vec<u8> {
+        key(PATIENT_ARCHIVE, &[&p.0, &a.0])
+    }
+    pub fn patient_archives(p: &PublicKey) -> Vec<u8> {
+        key(PATIENT_ARCHIVE, &[&p.0])
+    }
+    pub fn grant(g: &GrantId) -> Vec<u8> {
+        key(GRANT, &[&g.0])
+    }
+    /// Index of the grants from a patient to one grantee (all of them, revoked included).
+    pub fn grant_to(p: &PublicKey, grantee: &PublicKey, g: &GrantId) -> Vec<u8> {
+        key(GRANT_TO, &[&p.0, &grantee.0, &g.0])
+    }
+    pub fn grants_to(p: &PublicKey, grantee: &PublicKey) -> Vec<u8> {
+        key(GRANT_TO, &[&p.0, &grantee.0])
+    }
+    /// Index of a patient's unrevoked grants (expired ones stay until revoked).
+    pub fn patient_open_grant(p: &PublicKey, g: &GrantId) -> Vec<u8> {
+        key(PATIENT_OPEN_GRANT, &[&p.0, &g.0])
+    }
+    pub fn patient_open_grants(p: &PublicKey) -> Vec<u8> {
+        key(PATIENT_OPEN_GRANT, &[&p.0])
+    }
+    /// An archive key wrapped for a grant's grantee.
+    pub fn grant_key(g: &GrantId, a: &ArchiveId) -> Vec<u8> {
+        key(GRANT_KEY, &[&g.0, &a.0])
+    }
+    pub fn request_seen(accessor: &PublicKey, request_id: &[u8; 16]) -> Vec<u8> {
+        key(REQUEST_SEEN, &[&accessor.0, request_id])
+    }
+    pub fn patient_log(p: &PublicKey) -> Vec<u8> {
+        key(PATIENT_LOG, &[&p.0])
+    }
+    pub fn access_log() -> Vec<u8> {
+        vec![ACCESS_LOG]
+    }
+    pub fn tree_node(node: &NodeKey) -> Vec<u8> {
+        let mut k = vec![TREE_PREFIX];
+        k.extend_from_slice(&node.to_bytes());
+        k
+    }
+}
+
+/// A patient as enrolled: keys only.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct PatientRecord {
+    pub x25519: X25519Public,
+    pub enrolled_by: PublicKey,
+    pub enrolled_at_ms: u64,
+    pub archives: u32,
+    pub open_grants: u32,
+}
+
+/// An archive as registered by its custodian.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ArchiveRecord {
+    pub patient: PublicKey,
+    pub custodian: PublicKey,
+    pub ciphertext_sha256: Hash,
+    pub size_bytes: u64,
+    pub category: Category,
+    pub registered_at_ms: u64,
+    pub height: u64,
+    pub key_for_patient: WrappedKey,
+    pub key_for_custodian: WrappedKey,
+}
+
+/// A consent grant as the patient gave it, and whether she withdrew it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct GrantRecord {
+    pub patient: PublicKey,
+    pub grantee: PublicKey,
+    pub scope: Scope,
+    pub purposes: BoundedVec<Purpose, { crate::tx::GRANT_CODES_MAX }>,
+    pub valid_from_ms: u64,
+    pub expires_at_ms: u64,
+    pub granted_at_ms: u64,
+    pub granted_height: u64,
+    pub revoked_at_ms: Option<u64>,
+    pub revoked_height: Option<u64>,
+}
+
+impl GrantRecord {
+    /// Unrevoked and within its validity at `now_ms`.
+    pub fn is_active(&self, now_ms: u64) -> bool {
+        self.revoked_at_ms.is_none() && self.valid_from_ms <= now_ms && now_ms < self.expires_at_ms
+    }
+}
+
+/// An append-only log's committed shape: its size and compact frontier (root derivable).
+#[derive(
+    Clone, Debug, PartialEq, Eq, Default, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct LogState {
+    pub frontier: Frontier,
+}
+
+impl LogState {
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
+    }
+}
+
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// Read access to committed state. A failed read is a storage fault, reported as such.
+pub trait StateReader {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error>;
+
+    /// Up to `limit` entries whose keys start with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, Error>;
+}
+
+/// Typed reads over any [`StateReader`].
+pub trait StateExt: StateReader {
+    fn record<T: BorshDeserialize>(&self, key: &[u8]) -> Result<Option<T>, Error> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes, VALUE_BYTES_MAX)
+                .map(Some)
+                .map_err(|e| Error::Corrupt(format!("state value: {e}"))),
+        }
+    }
+
+    fn patient(&self, p: &PublicKey) -> Result<Option<PatientRecord>, Error> {
+        self.record(&keys::patient(p))
+    }
+
+    fn archive(&self, a: &ArchiveId) -> Result<Option<ArchiveRecord>, Error> {
+        self.record(&keys::archive(a))
+    }
+
+    fn grant(&self, g: &GrantId) -> Result<Option<GrantRecord>, Error> {
+        self.record(&keys::grant(g))
+    }
+
+    fn last_nonce(&self, signer: &PublicKey) -> Result<Option<u64>, Error> {
+        self.record(&keys::nonce(signer))
+    }
+
+    fn access_log(&self) -> Result<LogState, Error> {
+        Ok(self.record(&keys::access_log())?.unwrap_or_default())
+    }
+
+    fn patient_log(&self, p: &PublicKey) -> Result<LogState, Error> {
+        Ok(self.record(&keys::patient_log(p))?.unwrap_or_default())
+    }
+
+    fn grant_key(&self, g: &GrantId, a: &ArchiveId) -> Result<Option<WrappedKey>, Error> {
+        self.record(&keys::grant_key(g, a))
+    }
+
+    /// The patient's grants to one grantee, in grant-id order.
+    fn grants_to(
+        &self,
+        patient: &PublicKey,
+        grantee: &PublicKey,
+        limit: usize,
+    ) -> Result<Vec<(GrantId, GrantRecord)>, Error> {
+        let prefix = keys::grants_to(patient, grantee);
+        let mut out = Vec::new();
+        for (k, _) in self.scan_prefix(&prefix, limit)? {
+            let id = id_suffix(&k)?;
+            let grant = self
+                .grant(&GrantId(id))?
+                .ok_or(Error::Corrupt("dangling grant".into()))?;
+            out.push((GrantId(id), grant));
+        }
+        Ok(out)
+    }
+
+    /// The patient's unrevoked grants, in grant-id order.
+    fn open_grants(
+        &self,
+        patient: &PublicKey,
+        limit: usize,
+    ) -> Result<Vec<(GrantId, GrantRecord)>, Error> {
+        let mut out = Vec::new();
+        for (k, _) in self.scan_prefix(&keys::patient_open_grants(patient), limit)? {
+            let id = GrantId(id_suffix(&k)?);
+            let grant = self
+                .grant(&id)?
+                .ok_or(Error::Corrupt("dangling grant".into()))?;
+            out.push((id, grant));
+        }
+        Ok(out)
+    }
+
+    /// The patient's archives, in archive-id order.
+    fn patient_archives(
+        &self,
+        patient: &PublicKey,
+        limit: usize,
+    ) -> Result<Vec<(ArchiveId, ArchiveRecord)>, Error> {
+        let mut out = Vec::new();
+        for (k, _) in self.scan_prefix(&keys::patient_archives(patient), limit)? {
+            let id = ArchiveId(id_suffix(&k)?);
+            let rec = self
+                .archive(&id)?
+                .ok_or(Error::Corrupt("dangling archive".into()))?;
+            out.push((id, rec));
+        }
+        Ok(out)
+    }
+
+    /// The state root: the sparse Merkle tree's root over every committed key.
+    fn state_root(&self) -> Result<Hash, Error>
+    where
+        Self: Sized,
+    {
+        smt::root(&TreeNodes(self)).map_err(Error::from)
+    }
+}
+
+impl<S: StateReader + ?Sized> StateExt for S {}
+
+fn id_suffix(key: &[u8]) -> Result<[u8; 32], Error> {
+    key.len()
+        .checked_sub(32)
+        .and_then(|start| key[start..].try_into().ok())
+        .ok_or(Error::Corrupt("short index key".into()))
+}
+
+/// Reads the sparse Merkle tree's nodes out of a state store.
+pub struct TreeNodes<'a, S: ?Sized>(pub &'a S);
+
+impl<S: StateReader + ?Sized> TreeReader for TreeNodes<'_, S> {
+    fn node(&self, key: &NodeKey) -> Result<Option<Node>, smt::SmtError> {
+        let bytes = self
+            .0
+            .get(&keys::tree_node(key))
+            .map_err(|e| smt::SmtError::Storage(e.to_string()))?;
+        match bytes {
+            None => Ok(None),
+            Some(b) => borsh::from_slice(&b)
+                .map(Some)
+                .map_err(|e| smt::SmtError::Storage(format!("corrupt tree node: {e}"))),
+        }
+    }
+}
+
+/// An uncommitted write: the new value, or `None` for a delete.
+pub type Pending = Option<Vec<u8>>;
+
+/// A block's changes: what to put (`Some`) or delete (`None`), in key order.
+pub type Writes = BTreeMap<Vec<u8>, Pending>;
+
+/// Uncommitted writes layered over committed state. Reads see the writes first, so rules
+/// applied one transaction after another see each other's effects; dropping the overlay
+/// discards them, which is how a failed block leaves state unchanged. A journal of the current
+/// transaction's overwritten entries lets a failed transaction be undone alone.
+pub struct Overlay<'a, S: ?Sized> {
+    base: &'a S,
+    writes: Writes,
+    /// Each key written since `begin`, with what the overlay held for it before.
+    journal: Vec<(Vec<u8>, Option<Pending>)>,
+}
+
+impl<'a, S: StateReader + ?Sized> Overlay<'a, S> {
+    pub fn new(base: &'a S) -> Self {
+        Self {
+            base,
+            writes: Writes::new(),
+            journal: Vec::new(),
+        }
+    }
+
+    pub fn base(&self) -> &'a S {
+        self.base
+    }
+
+    fn set(&mut self, key: Vec<u8>, value: Pending) {
+        let previous = self.writes.insert(key.clone(), value);
+        self.journal.push((key, previous));
+    }
+
+    pub fn put<T: BorshSerialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.set(key, Some(codec::encode(value)));
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.set(key, None);
+    }
+
+    pub fn writes(&self) -> &Writes {
+        &self.writes
+    }
+
+    pub fn into_writes(self) -> Writes {
+        self.writes
+    }
+
+    /// Starts a transaction: what is written from here on can be undone by [`Self::rollback`].
+    pub fn begin(&mut self) {
+        self.journal.clear();
+    }
+
+    /// Undoes every write since [`Self::begin`].
+    pub fn rollback(&mut self) {
+        while let Some((key, previous)) = self.journal.pop() {
+            match previous {
+                Some(v) => self.writes.insert(key, v),
+                None => self.writes.remove(&key),
+            };
+        }
+    }
+}
+
+impl<S: StateReader + ?Sized> StateReader for Overlay<'_, S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.get(key),
+        }
+    }
+
+    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, Error> {
+        // Merge the base's entries with the overlay's, the overlay winning. Deleted base
+        // entries may hide up to `pending deletes` results, so ask the base for that many more.
+        let pending: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = self
+            .writes
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .collect();
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
+            .base
+            .scan_prefix(prefix, limit.saturating_add(pending.len()))?
+            .into_iter()
+            .collect();
+        for (k, v) in pending {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().take(limit).collect())
+    }
+}
+
+/// State held in memory: for tests, benchmarks and tools.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies a block's writes.
+    pub fn commit(&mut self, writes: &Writes) {
+        for (k, v) in writes {
+            match v {
+                Some(v) => self.map.insert(k.clone(), v.clone()),
+                None => self.map.remove(k),
+            };
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+impl StateReader for MemoryStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.map.get(key).cloned())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, Error> {
+        Ok(self
+            .map
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}

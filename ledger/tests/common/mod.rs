@@ -1,0 +1,292 @@
+//! A small consortium in memory for rule tests and benchmarks: two hospitals, a clinic and a
+//! regulator with seeded keys, and helpers to sign transactions and commit blocks.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+
+use cradle_consensus::{CommitCertificate, Vote, VoteKind};
+use cradle_ledger::access::{AccessOutcome, AccessRequest, SignedAccessRequest};
+use cradle_ledger::apply::{self, Executed};
+use cradle_ledger::block::{ChainTip, FinalizedBlock};
+use cradle_ledger::codec::{BoundedString, BoundedVec};
+use cradle_ledger::crypto::{self, TAG_ACCESS_REQUEST};
+use cradle_ledger::state::{MemoryStore, StateExt};
+use cradle_ledger::tx::*;
+use cradle_ledger::*;
+
+pub const DAY_MS: u64 = 24 * 3600 * 1000;
+pub const GENESIS_MS: u64 = 1_780_000_000_000;
+
+pub struct World {
+    pub consortium: Consortium,
+    pub hospital_a: Keypair,
+    pub hospital_b: Keypair,
+    pub clinic: Keypair,
+    pub regulator: Keypair,
+    pub store: MemoryStore,
+    pub tip: ChainTip,
+    pub now_ms: u64,
+    nonces: HashMap<PublicKey, u64>,
+    pub blocks: Vec<FinalizedBlock>,
+}
+
+pub fn member(name: &str, role: Role, key: &Keypair, power: u64) -> Member {
+    Member {
+        name: name.into(),
+        role,
+        public_key: key.public_key(),
+        x25519: key.x25519_public(),
+        voting_power: power,
+    }
+}
+
+pub fn wrapped(tag: u8) -> WrappedKey {
+    WrappedKey {
+        ephemeral: X25519Public([tag; 32]),
+        sealed: [tag; 48],
+    }
+}
+
+pub fn patient_key(i: u64) -> Keypair {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&i.to_le_bytes());
+    seed[31] = 0xaa;
+    Keypair::from_seed(&seed)
+}
+
+impl World {
+    pub fn new(policy: Policy) -> Self {
+        let hospital_a = Keypair::from_seed(&[1; 32]);
+        let hospital_b = Keypair::from_seed(&[2; 32]);
+        let clinic = Keypair::from_seed(&[3; 32]);
+        let regulator = Keypair::from_seed(&[4; 32]);
+        let members = vec![
+            member("County Hospital", Role::Hospital, &hospital_a, 1),
+            member("City Hospital", Role::Hospital, &hospital_b, 1),
+            member("Township Clinic", Role::Clinic, &clinic, 1),
+            member("Health Commission", Role::Regulator, &regulator, 0),
+        ];
+        let consortium = Consortium::new(
+            crypto::sha256(b"test chain"),
+            GENESIS_MS,
+            members,
+            policy,
+            Limits::default(),
+        )
+        .unwrap();
+        let tip = ChainTip::genesis(&consortium);
+        Self {
+            consortium,
+            hospital_a,
+            hospital_b,
+            clinic,
+            regulator,
+            store: MemoryStore::new(),
+            tip,
+            now_ms: GENESIS_MS,
+            nonces: HashMap::new(),
+            blocks: Vec::new(),
+        }
+    }
+
+    pub fn chain_id(&self) -> Hash {
+        self.consortium.chain_id
+    }
+
+    pub fn sign(&mut self, key: &Keypair, body: TxBody) -> SignedTransaction {
+        let chain_id = self.chain_id();
+        let n = self.nonces.entry(key.public_key()).or_insert(0);
+        *n += 1;
+        Transaction {
+            chain_id,
+            signer: key.public_key(),
+            nonce: *n,
+            body,
+        }
+        .sign(key)
+    }
+
+    /// Applies `txs` as one block at the next time step; on error nothing changes.
+    pub fn commit(&mut self, txs: Vec<SignedTransaction>) -> Result<Executed, Error> {
+        let time = self.now_ms + 1000;
+        let built = apply::build_block(
+            &self.store,
+            &self.consortium,
+            &self.tip,
+            time,
+            self.hospital_a.public_key(),
+            txs.clone(),
+        )?;
+        if let Some((_, e)) = built.rejected.into_iter().next() {
+            return Err(e);
+        }
+        // Every block is re-checked the way a validator would check a proposal.
+        let executed = apply::apply_block(&self.store, &self.consortium, &self.tip, &built.block)?;
+        assert_eq!(executed, built.executed, "proposer and validator disagree");
+        self.store.commit(&executed.writes);
+        self.tip = ChainTip::of(&built.block.header);
+        self.now_ms = time;
+        let certificate = self.certify(&built.block.header);
+        self.blocks.push(FinalizedBlock {
+            block: built.block,
+            certificate,
+        });
+        Ok(executed)
+    }
+
+    /// Precommits from every validator for `header`.
+    pub fn certify(&self, header: &block::BlockHeader) -> CommitCertificate {
+        let keys = [&self.hospital_a, &self.hospital_b, &self.clinic];
+        let votes: Vec<_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                Vote {
+                    kind: VoteKind::Precommit,
+                    height: header.height,
+                    round: 0,
+                    value: Some(header.value_id()),
+                    validator: i as u16,
+                }
+                .sign(&self.consortium.chain_id, k.signing_key())
+            })
+            .collect();
+        CommitCertificate::from_precommits(header.height, 0, header.value_id(), &votes)
+    }
+
+    pub fn commit_one(&mut self, tx: SignedTransaction) -> Result<Executed, Error> {
+        self.commit(vec![tx])
+    }
+
+    /// Passes time without transactions (an empty block).
+    pub fn advance(&mut self, ms: u64) {
+        self.now_ms += ms;
+        self.commit(vec![]).unwrap();
+    }
+
+    pub fn root(&self) -> Hash {
+        self.store.state_root().unwrap()
+    }
+
+    pub fn enrol(&mut self, by: &Keypair, patient: &Keypair) -> SignedTransaction {
+        self.sign(
+            by,
+            TxBody::EnrolPatient(EnrolPatient {
+                patient: patient.public_key(),
+                x25519: patient.x25519_public(),
+            }),
+        )
+    }
+
+    pub fn register(
+        &mut self,
+        custodian: &Keypair,
+        patient: &Keypair,
+        archive: ArchiveId,
+        category: Category,
+        grant_keys: Vec<GrantId>,
+    ) -> SignedTransaction {
+        let grant_keys = grant_keys.into_iter().map(|grant| GrantKey {
+            grant,
+            key: wrapped(7),
+        });
+        self.sign(
+            custodian,
+            TxBody::RegisterArchive(RegisterArchive {
+                archive,
+                patient: patient.public_key(),
+                ciphertext_sha256: crypto::sha256(&archive.0),
+                size_bytes: 4096,
+                category,
+                key_for_patient: wrapped(1),
+                key_for_custodian: wrapped(2),
+                grant_keys: BoundedVec::new(grant_keys.collect()).unwrap(),
+            }),
+        )
+    }
+
+    /// A grant over `scope` for `purposes` lasting `days`, wrapping keys for `archives`.
+    /// Returns the transaction and the id the grant will have.
+    pub fn grant(
+        &mut self,
+        patient: &Keypair,
+        grantee: &Keypair,
+        scope: Scope,
+        purposes: &[Purpose],
+        days: u64,
+        archives: &[ArchiveId],
+    ) -> (SignedTransaction, GrantId) {
+        let body = GrantConsent {
+            grantee: grantee.public_key(),
+            scope,
+            purposes: BoundedVec::new(purposes.to_vec()).unwrap(),
+            valid_from_ms: self.now_ms,
+            expires_at_ms: self.now_ms + days * DAY_MS,
+            archive_keys: BoundedVec::new(
+                archives
+                    .iter()
+                    .map(|a| ArchiveKey {
+                        archive: *a,
+                        key: wrapped(9),
+                    })
+                    .collect(),
+            )
+            .unwrap(),
+        };
+        let stx = self.sign(patient, TxBody::GrantConsent(body));
+        let id = grant_id(&patient.public_key(), stx.tx.nonce);
+        (stx, id)
+    }
+
+    pub fn revoke(&mut self, patient: &Keypair, grant: GrantId) -> SignedTransaction {
+        self.sign(patient, TxBody::RevokeConsent(RevokeConsent { grant }))
+    }
+
+    pub fn request(
+        &self,
+        accessor: &Keypair,
+        archive: ArchiveId,
+        purpose: Purpose,
+        justification: Option<&str>,
+        id: u8,
+    ) -> SignedAccessRequest {
+        let request = AccessRequest {
+            accessor: accessor.public_key(),
+            archive,
+            purpose,
+            justification: justification.map(|j| BoundedString::new(j).unwrap()),
+            requested_at_ms: self.now_ms,
+            request_id: [id; 16],
+        };
+        let signature = accessor.sign(TAG_ACCESS_REQUEST, &self.chain_id(), &request);
+        SignedAccessRequest { request, signature }
+    }
+
+    pub fn record(
+        &mut self,
+        custodian: &Keypair,
+        request: SignedAccessRequest,
+        grant: Option<GrantId>,
+        outcome: AccessOutcome,
+    ) -> SignedTransaction {
+        self.sign(
+            custodian,
+            TxBody::RecordAccess(RecordAccess {
+                request,
+                grant,
+                outcome,
+            }),
+        )
+    }
+
+    pub fn patient_log_size(&self, patient: &Keypair) -> u64 {
+        self.store
+            .patient_log(&patient.public_key())
+            .unwrap()
+            .size()
+    }
+}
+
+pub fn archive_id(i: u64) -> ArchiveId {
+    ArchiveId(crypto::sha256(&i.to_le_bytes()))
+}

@@ -4,3 +4,4 @@
 //! blocks with the ledger's rules, stores them durably in RocksDB, and serves the client API.
 
 pub mod network;
+pub mod storage;

@@ -1,0 +1,1 @@
+//! Durable storage of blocks, state and the access log (RocksDB).

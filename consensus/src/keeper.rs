@@ -1,9 +1,15 @@
 //! The vote keeper: the prevotes and precommits of one height, tallied by voting power.
 //!
 //! It promises that
-//! - each validator counts once per (round, kind): a repeat of the identical signed vote is a
-//!   duplicate (recognised before any signature check, so gossip re-sends are cheap), and a
-//!   different second vote is kept only as [`Equivocation`] evidence, never counted;
+//! - each validator counts once per (round, kind, value): a repeat of the identical signed vote
+//!   is a duplicate (recognised before any signature check, so gossip re-sends are cheap);
+//! - a validator that signs conflicting votes yields [`Equivocation`] evidence. Its first vote
+//!   counts towards "any" totals (L34, L47) and each of its first [`VOTES_PER_SLOT_MAX`] votes
+//!   counts towards its own value's total. This is safe: two quorums for different values
+//!   intersect in more than a third of the power, so they would need an honest validator to
+//!   vote twice. It is needed for liveness: the equivocator's vote may be the one that
+//!   completed a quorum some honest validator saw (a proof of lock the others must accept,
+//!   L28), so counting only whichever vote arrived first could stall the cluster forever;
 //! - votes from non-validators and votes whose signature does not verify are rejected with an
 //!   error and change nothing;
 //! - memory is bounded: it stores votes only for rounds in
@@ -19,6 +25,8 @@ use crate::types::{Error, Height, Round, SignedVote, ValidatorSet, ValueId, Vote
 pub const ROUNDS_AHEAD_MAX: Round = 8;
 /// Rounds behind the current one whose votes are kept (for L28 re-proposals and L49 decisions).
 pub const ROUNDS_BEHIND_MAX: Round = 32;
+/// Most conflicting votes kept from one validator for one round and kind.
+pub const VOTES_PER_SLOT_MAX: usize = 3;
 
 /// What happened to a vote the keeper accepted without error.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,13 +37,15 @@ pub enum AddOutcome {
     Duplicate,
     /// A verified vote for a round outside the stored window: only its round was noted.
     OutOfWindow,
-    /// A second, different vote of one validator for one round and kind: not counted.
+    /// A second, different vote of one validator for one round and kind: evidence, counted
+    /// for its own value only (see the module docs).
     Equivocation(Box<Equivocation>),
 }
 
 #[derive(Clone, Debug)]
 struct Tally {
-    votes: Vec<Option<SignedVote>>,
+    /// Per validator: its first vote, then any conflicting ones (at most VOTES_PER_SLOT_MAX).
+    votes: Vec<Vec<SignedVote>>,
     power: BTreeMap<Option<ValueId>, u64>,
     total: u64,
 }
@@ -43,7 +53,7 @@ struct Tally {
 impl Tally {
     fn new(n: usize) -> Self {
         Self {
-            votes: vec![None; n],
+            votes: vec![Vec::new(); n],
             power: BTreeMap::new(),
             total: 0,
         }
@@ -118,20 +128,24 @@ impl VoteKeeper {
             return Err(Error::UnknownValidator { index });
         }
         let slot = usize::from(index);
-        let stored = self
+        let stored: &[SignedVote] = self
             .rounds
             .get(&v.round)
-            .and_then(|r| r.tally(v.kind).votes[slot]);
-        if stored == Some(vote) {
+            .map_or(&[], |r| r.tally(v.kind).votes[slot].as_slice());
+        if stored.iter().any(|s| s.vote == v) {
+            // The same vote again (or re-signed: ed25519 signing is deterministic, so only the
+            // validator itself could produce a second signature): never counted twice.
             #[cfg(feature = "sim")]
             if self.defect_count_duplicates {
-                self.count(vote, validators);
+                self.count(vote, validators, true);
             }
             return Ok(AddOutcome::Duplicate);
         }
+        let first = stored.first().copied();
         vote.verify(chain_id, validators)?;
         self.note_round(slot, v.round);
-        if let Some(first) = stored {
+        if let Some(first) = first {
+            self.count(vote, validators, false);
             return Ok(AddOutcome::Equivocation(Box::new(Equivocation::Vote {
                 first,
                 second: vote,
@@ -142,20 +156,20 @@ impl VoteKeeper {
         {
             return Ok(AddOutcome::OutOfWindow);
         }
-        self.count(vote, validators);
+        self.count(vote, validators, true);
         Ok(AddOutcome::Added)
     }
 
     /// Counts a vote this validator signed itself (no signature check).
     pub(crate) fn add_own(&mut self, vote: SignedVote, validators: &ValidatorSet) {
         let slot = usize::from(vote.vote.validator);
-        let stored = self
+        let empty = self
             .rounds
             .get(&vote.vote.round)
-            .and_then(|r| r.tally(vote.vote.kind).votes.get(slot).copied().flatten());
-        if stored.is_none() && slot < self.highest_round.len() {
+            .is_none_or(|r| r.tally(vote.vote.kind).votes[slot].is_empty());
+        if empty && slot < self.highest_round.len() {
             self.note_round(slot, vote.vote.round);
-            self.count(vote, validators);
+            self.count(vote, validators, true);
         }
     }
 
@@ -166,7 +180,9 @@ impl VoteKeeper {
         }
     }
 
-    fn count(&mut self, vote: SignedVote, validators: &ValidatorSet) {
+    /// Stores and counts a vote; `first` says whether it is its validator's first in the slot
+    /// (which alone counts towards the "any" total).
+    fn count(&mut self, vote: SignedVote, validators: &ValidatorSet, first: bool) {
         let v = vote.vote;
         let n = validators.len();
         let power = validators.get(v.validator).map_or(0, |x| x.voting_power);
@@ -175,9 +191,17 @@ impl VoteKeeper {
             precommits: Tally::new(n),
         });
         let tally = round.tally_mut(v.kind);
-        tally.votes[usize::from(v.validator)] = Some(vote);
+        let slot = &mut tally.votes[usize::from(v.validator)];
+        if slot.len() >= VOTES_PER_SLOT_MAX {
+            return;
+        }
+        if !slot.iter().any(|s| s.vote == v) {
+            slot.push(vote);
+        }
         *tally.power.entry(v.value).or_insert(0) += power;
-        tally.total += power;
+        if first {
+            tally.total += power;
+        }
     }
 
     /// Drops the rounds that fell out of the window behind `current`.
@@ -251,16 +275,18 @@ impl VoteKeeper {
         None
     }
 
-    /// The precommits for `value` in `round`, for a commit certificate.
-    pub fn precommits_for(
+    /// The votes of `kind` for `value` in `round`: a commit certificate's precommits, or the
+    /// proof of lock that accompanies a re-proposal.
+    pub fn votes_for(
         &self,
         round: Round,
+        kind: VoteKind,
         value: ValueId,
     ) -> impl Iterator<Item = &SignedVote> + '_ {
         self.rounds
             .get(&round)
             .into_iter()
-            .flat_map(|r| r.precommits.votes.iter().flatten())
+            .flat_map(move |r| r.tally(kind).votes.iter().flatten())
             .filter(move |v| v.vote.value == Some(value))
     }
 }
@@ -331,7 +357,7 @@ mod tests {
     }
 
     #[test]
-    fn conflicting_second_vote_is_evidence_and_not_counted() {
+    fn conflicting_second_vote_is_evidence_and_counts_only_for_its_own_value() {
         let (keys, vs) = setup(&[1, 1, 1, 1]);
         let mut k = VoteKeeper::new(1, &vs);
         k.add(vote(&keys, 3, VoteKind::Prevote, 0, 9), 0, &CHAIN, &vs)
@@ -344,7 +370,15 @@ mod tests {
         };
         ev.verify(&CHAIN, &vs).unwrap();
         assert_eq!(ev.offender(), 3);
-        assert!(!k.has_quorum_for(0, VoteKind::Prevote, Some(ValueId([8; 32])), &vs));
+        // Validator 3 counts once for 9 and once for 8, but only once in the total.
+        for who in 0..2 {
+            k.add(vote(&keys, who, VoteKind::Prevote, 0, 8), 0, &CHAIN, &vs)
+                .unwrap();
+        }
+        assert!(k.has_quorum_for(0, VoteKind::Prevote, Some(ValueId([8; 32])), &vs));
+        assert!(!k.has_quorum_for(0, VoteKind::Prevote, Some(ValueId([9; 32])), &vs));
+        let again = k.add(vote(&keys, 3, VoteKind::Prevote, 0, 8), 0, &CHAIN, &vs);
+        assert_eq!(again.unwrap(), AddOutcome::Duplicate);
     }
 
     #[test]

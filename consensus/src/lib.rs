@@ -18,6 +18,8 @@ pub mod core;
 pub mod keeper;
 pub mod proposal;
 pub mod proposer;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod types;
 
 pub use config::{Config, Step};

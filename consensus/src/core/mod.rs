@@ -319,7 +319,12 @@ impl<V: Value> Core<V> {
                     self.process(fx);
                 }
             }
-            AddOutcome::Equivocation(evidence) => self.record_evidence(*evidence, fx),
+            AddOutcome::Equivocation(evidence) => {
+                self.record_evidence(*evidence, fx);
+                if self.started {
+                    self.process(fx);
+                }
+            }
             AddOutcome::Added | AddOutcome::OutOfWindow => {
                 if self.started {
                     self.process(fx);
@@ -412,9 +417,10 @@ impl<V: Value> Core<V> {
         }
     }
 
-    /// Everything this validator signed at the current height, for the driver to gossip again
-    /// periodically: Tendermint's liveness assumes messages from honest validators are
-    /// eventually delivered, which a lossy network only provides through re-sending.
+    /// What to gossip again periodically at the current height: everything this validator
+    /// signed, and the proof of lock of its valid value (the prevote quorum that made it
+    /// valid). Tendermint's liveness assumes that a message one honest validator received
+    /// reaches every honest validator; over a lossy network only re-sending provides that.
     pub fn own_messages(&self) -> Vec<Message<V>> {
         let proposals = self
             .own_proposals
@@ -422,7 +428,19 @@ impl<V: Value> Core<V> {
             .filter(|p| p.proposal.round == self.round)
             .map(|p| Message::Proposal(p.clone()));
         let votes = self.own_votes.iter().map(|v| Message::Vote(*v));
-        proposals.chain(votes).collect()
+        let proof_of_lock = self.valid.iter().flat_map(|(vr, v)| {
+            self.keeper
+                .votes_for(*vr, crate::types::VoteKind::Prevote, v.id())
+                .map(|v| Message::Vote(*v))
+        });
+        let me = self.validator_index();
+        proposals
+            .chain(votes)
+            .chain(
+                proof_of_lock
+                    .filter(|m| !matches!(m, Message::Vote(v) if Some(v.vote.validator) == me)),
+            )
+            .collect()
     }
 
     pub fn height(&self) -> Height {

@@ -82,6 +82,13 @@ impl<V: Value> Core<V> {
             state: Box::new(self.persisted_state()),
             proposal,
         });
+        // A re-proposal travels with its proof of lock: the 2f+1 prevotes for v in round vr
+        // that L28 needs, which validators that missed them could otherwise never get.
+        if let Some(vr) = valid_round {
+            for vote in self.keeper.votes_for(vr, VoteKind::Prevote, id) {
+                fx.push(Effect::Broadcast(Message::Vote(*vote)));
+            }
+        }
     }
 
     /// Signs, counts and emits this validator's vote for the current round. Refuses to sign a
@@ -291,7 +298,7 @@ impl<V: Value> Core<V> {
             self.height,
             round,
             id,
-            self.keeper.precommits_for(round, id),
+            self.keeper.votes_for(round, VoteKind::Precommit, id),
         );
         // L51: decision_p[h_p] = v
         fx.push(Effect::Decide {

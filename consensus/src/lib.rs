@@ -5,12 +5,26 @@
 //! Time and messages come in as inputs; votes to persist and broadcast, timeouts to schedule and
 //! decisions come out as effects, which the node carries out in order.
 //!
-//! [`types`] holds the wire-level vocabulary that other crates rely on (votes, their signing
-//! bytes, validator sets and commit certificates). Its signing format is a stable contract: the
-//! ledger verifies the commit certificates that this crate produces.
+//! - [`types`]: the wire-level vocabulary other crates rely on (votes, their signing bytes,
+//!   validator sets and commit certificates). Its signing format is a stable contract: the
+//!   ledger verifies the commit certificates that this crate produces.
+//! - [`proposal`]: proposals, the [`Value`] trait, messages and equivocation evidence.
+//! - [`config`]: timeouts; [`proposer`]: weighted round-robin; [`keeper`]: the vote keeper.
+//! - [`core`]: the state machine the node drives.
+//! - `sim` (feature `sim`): a seeded whole-cluster simulator with Byzantine actors and a checker.
 
+pub mod config;
+pub mod core;
+pub mod keeper;
+pub mod proposal;
+pub mod proposer;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod types;
 
+pub use config::{Config, Step};
+pub use core::{Core, Effect, Input, PersistedState};
+pub use proposal::{Equivocation, Message, Proposal, SignedProposal, SignedProposalHeader, Value};
 pub use types::{
     CommitCertificate, CommitSig, Error, Height, Round, SignedVote, Validator, ValidatorIndex,
     ValidatorSet, ValueId, Vote, VoteKind,

@@ -52,6 +52,30 @@ pub enum Error {
     WrongHeight { got: Height, want: Height },
     #[error("certificate is for value {got:?}, expected {want:?}")]
     WrongValue { got: ValueId, want: ValueId },
+    #[error("proposal for round {round} names valid round {valid_round}, not an earlier one")]
+    InvalidValidRound { round: Round, valid_round: Round },
+    #[error("proposal header names value {header:?} but carries {body:?}")]
+    ValueMismatch { header: ValueId, body: ValueId },
+    #[error("validator {got} is not the proposer of height {height} round {round}")]
+    WrongProposer {
+        height: Height,
+        round: Round,
+        got: ValidatorIndex,
+    },
+    #[error("the two messages do not conflict")]
+    NotEquivocation,
+    #[error("{field} is {value}, must be in 1..={max}")]
+    InvalidConfig {
+        field: &'static str,
+        value: u64,
+        max: u64,
+    },
+    #[error("the signing key is not a validator's")]
+    SignerNotValidator,
+    #[error("persisted state is at height {persisted}, ahead of the starting height {start}")]
+    PersistedStateAhead { persisted: Height, start: Height },
+    #[error("persisted state holds a vote it did not sign: {reason}")]
+    CorruptPersistedState { reason: &'static str },
 }
 
 /// The identifier of a proposed value: for Cradle, the block hash.

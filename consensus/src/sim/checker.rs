@@ -1,0 +1,164 @@
+//! The properties every run must keep, checked as the run goes and at its end.
+//!
+//! - agreement: no two honest validators decide different values at one height;
+//! - validity: every decided value was proposed and passes the ledger's rules;
+//! - certificates: every decision's commit certificate verifies for its height and value;
+//! - accountability: equivocation evidence verifies and never accuses an honest validator;
+//! - liveness: after GST every honest validator decides K more heights within the bound.
+//!
+//! Determinism (one seed, one trace hash) is checked by running a seed twice.
+
+use std::collections::BTreeMap;
+
+use crate::proposal::{Equivocation, Value};
+use crate::types::{CommitCertificate, Height, ValidatorIndex, ValidatorSet, ValueId};
+
+use super::value::{SimValue, validate};
+
+/// One broken property, with what was seen and what was wanted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub property: &'static str,
+    pub seen: String,
+    pub wanted: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} violated: saw {}; wanted {}",
+            self.property, self.seen, self.wanted
+        )
+    }
+}
+
+/// Collects what honest validators decide and checks it.
+pub struct Checker {
+    chain_id: [u8; 32],
+    validators: ValidatorSet,
+    honest: Vec<bool>,
+    /// First honest decision per height: (validator, value id).
+    decided: BTreeMap<Height, (ValidatorIndex, ValueId)>,
+    /// Every value any validator proposed, by id.
+    proposed: BTreeMap<ValueId, SimValue>,
+    pub violations: Vec<Violation>,
+    pub evidence_seen: u64,
+}
+
+/// Most violations kept per run: the first few say enough.
+const VIOLATIONS_MAX: usize = 16;
+
+impl Checker {
+    pub fn new(chain_id: [u8; 32], validators: ValidatorSet, honest: Vec<bool>) -> Self {
+        Self {
+            chain_id,
+            validators,
+            honest,
+            decided: BTreeMap::new(),
+            proposed: BTreeMap::new(),
+            violations: Vec::new(),
+            evidence_seen: 0,
+        }
+    }
+
+    pub fn is_honest(&self, v: ValidatorIndex) -> bool {
+        self.honest.get(usize::from(v)).copied().unwrap_or(false)
+    }
+
+    fn fail(&mut self, property: &'static str, seen: String, wanted: String) {
+        if self.violations.len() < VIOLATIONS_MAX {
+            self.violations.push(Violation {
+                property,
+                seen,
+                wanted,
+            });
+        }
+    }
+
+    pub fn proposed(&mut self, value: &SimValue) {
+        self.proposed.insert(value.id(), value.clone());
+    }
+
+    /// An honest validator decided (or applied from sync) `value` at `height`.
+    pub fn decision(
+        &mut self,
+        validator: ValidatorIndex,
+        height: Height,
+        value: &SimValue,
+        certificate: &CommitCertificate,
+    ) {
+        if !self.is_honest(validator) {
+            return;
+        }
+        let id = value.id();
+        if let Err(e) = certificate.verify_for(&self.chain_id, &self.validators, height, id) {
+            self.fail(
+                "certificate",
+                format!("validator {validator} decided {id:?} at height {height} with a certificate that fails: {e}"),
+                "a certificate that verifies".into(),
+            );
+        }
+        if !self.proposed.contains_key(&id) || !validate(value, height) {
+            self.fail(
+                "validity",
+                format!(
+                    "validator {validator} decided {value:?} at height {height} (proposed: {})",
+                    self.proposed.contains_key(&id)
+                ),
+                "a proposed value that passes validation".into(),
+            );
+        }
+        match self.decided.get(&height) {
+            None => {
+                self.decided.insert(height, (validator, id));
+            }
+            Some(&(first, first_id)) if first_id != id => self.fail(
+                "agreement",
+                format!(
+                    "height {height}: validator {first} decided {first_id:?}, validator {validator} decided {id:?}"
+                ),
+                "one value per height".into(),
+            ),
+            Some(_) => {}
+        }
+    }
+
+    /// An honest validator reported evidence.
+    pub fn evidence(&mut self, reporter: ValidatorIndex, evidence: &Equivocation) {
+        self.evidence_seen += 1;
+        let offender = evidence.offender();
+        if let Err(e) = evidence.verify(&self.chain_id, &self.validators) {
+            self.fail(
+                "accountability",
+                format!("validator {reporter} reported evidence that does not verify: {e}"),
+                "verifiable evidence".into(),
+            );
+        } else if self.is_honest(offender) {
+            self.fail(
+                "accountability",
+                format!("validator {reporter} holds evidence against honest validator {offender}: {evidence:?}"),
+                "honest validators never equivocate, even across restarts".into(),
+            );
+        }
+    }
+
+    /// After the run: every honest validator reached `want[v]` from `at_gst[v]`.
+    pub fn liveness(
+        &mut self,
+        reached: &[(ValidatorIndex, Height, Height, Height)],
+        bound_ms: u64,
+    ) {
+        for &(v, at_gst, now, want) in reached {
+            if now < want {
+                self.fail(
+                    "liveness",
+                    format!(
+                        "validator {v} was at height {at_gst} at GST and reached only {now} within {bound_ms} ms"
+                    ),
+                    format!("height {want}"),
+                );
+            }
+        }
+    }
+}

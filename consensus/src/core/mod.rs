@@ -7,6 +7,23 @@
 //! Messages are verified before they change anything; an input that returns `Err` leaves the
 //! core as it was. Every store is bounded: proposals and votes by the keeper's round window,
 //! messages for the next height by [`NEXT_HEIGHT_BUFFER_MAX`], evidence by [`EVIDENCE_MAX`].
+//!
+//! # Driving the core (what `cradle-node` does)
+//! 1. Read the last committed height `h` from the block store and the last [`PersistedState`]
+//!    from the consensus write-ahead column; `Core::new(config, validators, chain_id,
+//!    Some(key), h + 1, persisted)`; then `handle(Input::Start)`.
+//! 2. Feed every verified-size-bounded network message as `Input::Proposal` / `Input::Vote`,
+//!    every elapsed timer as `Input::TimeoutElapsed` (or tick with `Input::Tick`), the answer
+//!    to `RequestValue` as `Input::ProposeValue`, the answer to `ValidateValue` as
+//!    `Input::ValueValidated`, and each block applied from catch-up sync as
+//!    `Input::Committed`. An `Err` means the input was rejected and nothing changed.
+//! 3. Carry out the returned effects strictly in order: persist and fsync the state of a
+//!    `PersistAndBroadcast…` before sending; commit the block of a `Decide` (with its
+//!    certificate) before the effects that follow it, which already belong to the next height.
+//! 4. Every few seconds, send [`Core::own_messages`] again: gossip that makes lost messages
+//!    arrive eventually, which Tendermint's liveness needs.
+//! 5. When a peer sends messages for a height below ours, send it that height's block and
+//!    certificate; when we receive one for our height, verify, apply, and feed `Committed`.
 
 mod io;
 mod rules;

@@ -190,6 +190,42 @@ async fn three_members_connect_broadcast_send_and_request() {
     for h in [a, b, c] {
         h.shutdown().await;
     }
+    // After shutdown the event channel closes, so a node's receive loop ends.
+    let closed = timeout(WAIT, async { while rx_a.recv().await.is_some() {} }).await;
+    assert!(
+        closed.is_ok(),
+        "a's event channel still open after shutdown"
+    );
+}
+
+#[test]
+fn config_from_genesis_lists_every_other_member_and_refuses_outsiders() {
+    use cradle_genesis::{
+        GenesisDoc, LocalnetOptions, localnet::deterministic_seed, write_localnet,
+    };
+    let out = std::env::temp_dir().join(format!("cradle-network-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut opts = LocalnetOptions::new(4, &out);
+    opts.deterministic = true;
+    let localnet = write_localnet(&opts).expect("localnet written");
+    let genesis = GenesisDoc::load(&localnet.genesis_path).expect("genesis loads");
+    let me = Keypair::from_seed(&deterministic_seed(b"node0"));
+
+    let cfg = NetworkConfig::from_genesis(&genesis, &me, "/ip4/127.0.0.1/tcp/0").expect("config");
+    assert_eq!(cfg.peers.len(), genesis.members.len() - 1);
+    assert!(cfg.peers.iter().all(|p| p.public_key != me.public_key()));
+    // Three other nodes have addresses; the regulator runs no node.
+    assert_eq!(cfg.peers.iter().filter(|p| p.addr.is_some()).count(), 3);
+    assert_eq!(*cfg.keypair_seed, *me.ed25519_seed());
+    assert_eq!(cfg.message_bytes_max, 16 * 1024 * 1024);
+    assert_eq!(cfg.outbound_queue_max, 1024);
+
+    let outsider = key(99);
+    let err = NetworkConfig::from_genesis(&genesis, &outsider, "/ip4/127.0.0.1/tcp/0");
+    assert!(err.is_err(), "an outsider got a config");
+    let err = NetworkConfig::from_genesis(&genesis, &me, "not a multiaddr");
+    assert!(err.is_err(), "a bad listen address was accepted");
+    let _ = std::fs::remove_dir_all(&out);
 }
 
 /// A `MakeWriter` that keeps everything logged, to check what the node said.

@@ -39,6 +39,7 @@ struct Actor {
     outbound_queue_max: usize,
     /// Writers and the two accept loops; aborted together at shutdown.
     tasks: JoinSet<()>,
+    events: mpsc::Sender<NetEvent>,
 }
 
 pub async fn spawn(
@@ -113,11 +114,20 @@ pub async fn spawn(
         message_bytes_max: config.message_bytes_max,
         request_timeout: Duration::from_millis(config.request_timeout_ms),
         control,
-        events: events_tx,
     });
+    // The event sender lives only in the swarm task and its children (never in the handle),
+    // so the node's receiver sees the channel close once the network has shut down.
     let mut tasks = JoinSet::new();
-    tasks.spawn(peer::accept_messages(shared.clone(), incoming_messages));
-    tasks.spawn(peer::accept_requests(shared.clone(), incoming_requests));
+    tasks.spawn(peer::accept_messages(
+        shared.clone(),
+        events_tx.clone(),
+        incoming_messages,
+    ));
+    tasks.spawn(peer::accept_requests(
+        shared.clone(),
+        events_tx.clone(),
+        incoming_requests,
+    ));
     tracing::info!(
         %local_peer_id,
         listen = ?lock(&shared.listen_addrs),
@@ -134,6 +144,7 @@ pub async fn spawn(
         peers,
         outbound_queue_max: config.outbound_queue_max,
         tasks,
+        events: events_tx,
     };
     let (stop_tx, stop_rx) = oneshot::channel();
     let join = tokio::spawn(actor.run(stop_rx));
@@ -156,7 +167,7 @@ impl Actor {
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
             }
         }
-        self.tasks.abort_all();
+        self.tasks.shutdown().await;
         lock(&self.shared.outbound).clear();
         tracing::info!(local_peer_id = %self.shared.local_peer_id, "network stopped");
     }
@@ -292,7 +303,7 @@ impl Actor {
         } else {
             NetEvent::PeerDisconnected(key)
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.shared.events.try_send(event) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(event) {
             tracing::error!(%peer, connected, "event channel full, peer event lost");
         }
     }

@@ -4,7 +4,7 @@
 //! bounded queue of each connected peer's writer task, so a broadcast costs one `try_send` per
 //! peer and never waits.
 
-use super::{Counters, NetEvent, NetworkError, NetworkStats, peer};
+use super::{Counters, NetworkError, NetworkStats, peer};
 use bytes::Bytes;
 use cradle_ledger::PublicKey;
 use libp2p::{Multiaddr, PeerId};
@@ -35,7 +35,6 @@ pub(crate) struct Shared {
     pub message_bytes_max: usize,
     pub request_timeout: Duration,
     pub control: libp2p_stream::Control,
-    pub events: mpsc::Sender<NetEvent>,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it (the maps stay valid).

@@ -63,6 +63,8 @@ pub const EVENTS_MAX: usize = 4096;
 pub const EVENTS_RESERVED: usize = 64;
 /// Inbound requests served at once, over all peers; more are refused.
 pub const INBOUND_REQUESTS_MAX: usize = 64;
+/// Inbound requests served at once for one peer.
+pub const INBOUND_REQUESTS_PER_PEER_MAX: usize = 8;
 /// First redial delay after a disconnect or failed dial, in milliseconds.
 pub const REDIAL_BACKOFF_MIN_MS: u64 = 100;
 /// Longest delay between two dials of a disconnected member, in milliseconds.

@@ -8,7 +8,9 @@
 use super::behaviour::{MSG_PROTOCOL, REQ_PROTOCOL};
 use super::codec::{FrameError, read_frame, write_frame};
 use super::handle::Shared;
-use super::{Counters, EVENTS_RESERVED, INBOUND_REQUESTS_MAX, NetEvent};
+use super::{
+    Counters, EVENTS_RESERVED, INBOUND_REQUESTS_MAX, INBOUND_REQUESTS_PER_PEER_MAX, NetEvent,
+};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::io::{AsyncWriteExt as _, BufReader, BufWriter};
@@ -16,7 +18,7 @@ use libp2p::{PeerId, Stream};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 
 /// Frames written before one flush, so one busy peer's batch stays bounded.
@@ -94,7 +96,11 @@ async fn write_batch(writer: &mut BufWriter<Stream>, batch: &[Bytes]) -> std::io
 
 /// Accepts the message streams members open to us: one reader per peer; a newer stream from
 /// the same peer (its writer reconnected) replaces the older one.
-pub async fn accept_messages(shared: Arc<Shared>, mut incoming: libp2p_stream::IncomingStreams) {
+pub async fn accept_messages(
+    shared: Arc<Shared>,
+    events: mpsc::Sender<NetEvent>,
+    mut incoming: libp2p_stream::IncomingStreams,
+) {
     let mut readers = JoinSet::new();
     let mut by_peer: HashMap<PeerId, AbortHandle> = HashMap::new();
     loop {
@@ -105,7 +111,7 @@ pub async fn accept_messages(shared: Arc<Shared>, mut incoming: libp2p_stream::I
                     tracing::warn!(%peer, "dropping message stream from a non-member");
                     continue;
                 }
-                let handle = readers.spawn(run_reader(shared.clone(), peer, stream));
+                let handle = readers.spawn(run_reader(shared.clone(), events.clone(), peer, stream));
                 if let Some(old) = by_peer.insert(peer, handle) {
                     old.abort();
                 }
@@ -118,7 +124,12 @@ pub async fn accept_messages(shared: Arc<Shared>, mut incoming: libp2p_stream::I
 }
 
 /// Reads one peer's message stream and delivers each frame as a [`NetEvent::Message`].
-async fn run_reader(shared: Arc<Shared>, peer: PeerId, stream: Stream) {
+async fn run_reader(
+    shared: Arc<Shared>,
+    events: mpsc::Sender<NetEvent>,
+    peer: PeerId,
+    stream: Stream,
+) {
     let Some(from) = shared.members.get(&peer).copied() else {
         return;
     };
@@ -142,11 +153,10 @@ async fn run_reader(shared: Arc<Shared>, peer: PeerId, stream: Stream) {
         };
         let len = bytes.len() as u64;
         // Messages may not take the last slots: connect/disconnect and requests need them.
-        let delivered = if shared.events.capacity() <= EVENTS_RESERVED {
+        let delivered = if events.capacity() <= EVENTS_RESERVED {
             Err(None)
         } else {
-            shared
-                .events
+            events
                 .try_send(NetEvent::Message { from, bytes })
                 .map_err(Some)
         };
@@ -168,10 +178,15 @@ async fn run_reader(shared: Arc<Shared>, peer: PeerId, stream: Stream) {
 }
 
 /// Accepts request streams and serves each in its own task, at most
-/// [`INBOUND_REQUESTS_MAX`] at once over all peers.
-pub async fn accept_requests(shared: Arc<Shared>, mut incoming: libp2p_stream::IncomingStreams) {
-    let permits = Arc::new(Semaphore::new(INBOUND_REQUESTS_MAX));
+/// [`INBOUND_REQUESTS_MAX`] at once over all peers and [`INBOUND_REQUESTS_PER_PEER_MAX`] per
+/// peer, so one member cannot take every slot from the others.
+pub async fn accept_requests(
+    shared: Arc<Shared>,
+    events: mpsc::Sender<NetEvent>,
+    mut incoming: libp2p_stream::IncomingStreams,
+) {
     let mut servers = JoinSet::new();
+    let mut per_peer: HashMap<PeerId, usize> = HashMap::new();
     loop {
         tokio::select! {
             next = incoming.next() => {
@@ -180,23 +195,42 @@ pub async fn accept_requests(shared: Arc<Shared>, mut incoming: libp2p_stream::I
                     tracing::warn!(%peer, "dropping request stream from a non-member");
                     continue;
                 }
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                let in_flight = per_peer.entry(peer).or_default();
+                if servers.len() >= INBOUND_REQUESTS_MAX || *in_flight >= INBOUND_REQUESTS_PER_PEER_MAX {
                     Counters::add(&shared.counters.requests_failed, 1);
-                    tracing::warn!(%peer, "too many inbound requests, refusing one");
+                    tracing::warn!(%peer, in_flight = *in_flight, "too many inbound requests, refusing one");
                     continue;
-                };
+                }
+                *in_flight += 1;
                 let shared = shared.clone();
+                let events = events.clone();
                 servers.spawn(async move {
-                    serve_request(&shared, peer, stream).await;
-                    drop(permit);
+                    serve_request(&shared, &events, peer, stream).await;
+                    peer
                 });
             }
-            Some(_) = servers.join_next(), if !servers.is_empty() => {}
+            Some(done) = servers.join_next(), if !servers.is_empty() => {
+                // A server that panicked is not attributed; its slot stays taken, which only
+                // tightens that peer's limit.
+                if let Ok(peer) = done
+                    && let Some(n) = per_peer.get_mut(&peer)
+                {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        per_peer.remove(&peer);
+                    }
+                }
+            }
         }
     }
 }
 
-async fn serve_request(shared: &Shared, peer: PeerId, mut stream: Stream) {
+async fn serve_request(
+    shared: &Shared,
+    events: &mpsc::Sender<NetEvent>,
+    peer: PeerId,
+    mut stream: Stream,
+) {
     let Some(from) = shared.members.get(&peer).copied() else {
         return;
     };
@@ -217,8 +251,7 @@ async fn serve_request(shared: &Shared, peer: PeerId, mut stream: Stream) {
             }
         };
     let (reply, response) = oneshot::channel();
-    if shared
-        .events
+    if events
         .try_send(NetEvent::Request { from, bytes, reply })
         .is_err()
     {

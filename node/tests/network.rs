@@ -362,6 +362,61 @@ async fn oversized_message_is_refused_and_later_messages_still_arrive() {
     b.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_consumer_drops_flood_but_keeps_peer_events_and_recovers() {
+    use cradle_node::network::{EVENTS_MAX, EVENTS_RESERVED};
+    let (a, mut rx_a, addr_a) = node(config(1, loopback(), &[(2, None)])).await;
+    let (b, _rx_b, _) = node(config(2, loopback(), &[(1, Some(addr_a))])).await;
+    wait_connected(&a, &[2]).await;
+
+    // a's consumer reads nothing while b sends more than the event channel holds.
+    let flood = EVENTS_MAX + 1000;
+    for i in 0..flood {
+        b.send(&pk(1), Bytes::from(vec![1u8; 64]));
+        if i % 500 == 499 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = a.stats();
+        if s.messages_in + s.messages_dropped_in == flood as u64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "flood not accounted for: {s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = a.stats();
+    assert!(stats.messages_dropped_in > 0, "nothing dropped: {stats:?}");
+    assert!(
+        stats.messages_in <= (EVENTS_MAX - EVENTS_RESERVED) as u64,
+        "messages used the reserved slots: {stats:?}"
+    );
+    assert_eq!(
+        a.connected_peers(),
+        vec![pk(2)],
+        "the flood cost the connection"
+    );
+
+    // Once the consumer catches up, new messages flow again.
+    let mut drained = 0;
+    while rx_a.try_recv().is_ok() {
+        drained += 1;
+    }
+    assert_eq!(
+        drained as u64,
+        stats.messages_in + 1,
+        "PeerConnected plus the delivered messages"
+    );
+    b.send(&pk(1), Bytes::from_static(b"after the flood"));
+    assert_eq!(
+        message_from(&mut rx_a, WAIT).await,
+        Some((pk(2), b"after the flood".to_vec()))
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 /// A member whose process is alive and keeps its connection open but never reads the message
 /// streams opened to it (it runs no ping either, which the node tolerates).
 async fn stalled_member(seed: u8, dial: Multiaddr) -> tokio::task::JoinHandle<()> {

@@ -20,7 +20,7 @@
 //!   consumer falls behind, new messages are dropped (counted, warned with the peer) rather than
 //!   blocking the readers, and a reserve of slots is kept for connect/disconnect events.
 //! - Members with an address are dialed at start and redialed with capped exponential backoff
-//!   while disconnected; ping closes connections to peers that stop answering.
+//!   while disconnected; a connection whose ping times out is closed (and so redialed).
 //!
 //! # Why long-lived streams (`libp2p-stream`) and not `request_response`
 //! The node broadcasts transaction batches and consensus votes at high rates. `request_response`

@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 /// The hash of an empty subtree, and the root of the empty tree.
 pub const EMPTY_HASH: Hash = [0u8; 32];
 
+/// Length of a node's borsh encoding: a one-byte variant tag and two hashes.
+pub const NODE_BYTES: usize = 65;
+
 /// Deepest level of the tree: one bit per bit of a SHA-256 key hash.
 pub const MAX_DEPTH: u16 = 256;
 
@@ -234,7 +237,7 @@ mod tests {
             value_hash: [2; 32],
         };
         let bytes = borsh::to_vec(&leaf).expect("encode");
-        assert_eq!(bytes.len(), 65);
+        assert_eq!(bytes.len(), NODE_BYTES);
         assert_eq!(borsh::from_slice::<Node>(&bytes).expect("decode"), leaf);
         assert!(borsh::from_slice::<Node>(&[2; 65]).is_err(), "unknown tag");
         assert_ne!(leaf.hash(), internal_hash(&[1; 32], &[2; 32]));

@@ -497,17 +497,20 @@ fn finish<S: StateReader + ?Sized>(
 ) -> Result<Executed, Error> {
     let base = state.base();
     let access_log = state.access_log()?;
-    let mut writes = state.into_writes();
+    let writes = state.into_writes();
     let updates: Vec<(Hash, Option<Hash>)> = writes
         .iter()
         .filter(|(k, _)| k.first() != Some(&TREE_PREFIX))
         .map(|(k, v)| (crypto::sha256(k), v.as_deref().map(crypto::sha256)))
         .collect();
     let update = smt::update(&TreeNodes(base), &updates)?;
-    // Both lists are in key order, so the tree's writes build into a map in linear time and
-    // join the data writes in one merge; a put wins over a delete of the same key (the lists
-    // are disjoint anyway), and the tree's writes win over the data's, as inserts would.
-    let mut tree = Vec::with_capacity(update.delete.len() + update.put.len());
+    // The data writes, then the deletes, then the puts, each run in key order: one stable sort
+    // merges the runs in linear time and the map is built in one pass. Of equal keys the last
+    // wins, as inserting them in that order would: a tree write over a data write, a put over
+    // a delete (the tree's two lists are disjoint anyway).
+    let mut all = Vec::with_capacity(writes.len() + update.delete.len() + update.put.len());
+    all.extend(writes);
+    let tree = &mut all;
     for key in &update.delete {
         tree.push((keys::tree_node(key), None));
     }
@@ -517,7 +520,7 @@ fn finish<S: StateReader + ?Sized>(
         BorshSerialize::serialize(node, &mut bytes).map_err(|e| Error::Storage(e.to_string()))?;
         tree.push((keys::tree_node(key), Some(bytes)));
     }
-    writes.append(&mut tree.into_iter().collect());
+    let writes: Writes = all.into_iter().collect();
     Ok(Executed {
         writes,
         state_root: update.root,

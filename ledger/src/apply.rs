@@ -5,7 +5,9 @@
 //! an error and its overlay is dropped, so committed state never sees a partial block. The
 //! caller (the node) writes [`Executed::writes`] in one atomic batch.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use borsh::BorshSerialize;
 
 use crate::access::{self, AccessEvent, Decision, EventOutcome, LoggedEvent};
 use crate::block::{self, Block, BlockHeader, ChainTip};
@@ -53,9 +55,23 @@ pub fn apply_tx<S: StateReader + ?Sized>(
     tx_hash: &Hash,
     events: &mut Vec<LoggedEvent>,
 ) -> Result<(), Error> {
+    let len = stx.encode().len();
+    apply_tx_sized(state, consortium, ctx, stx, len, tx_hash, events)
+}
+
+/// [`apply_tx`] for a caller that already knows the transaction's encoded length.
+fn apply_tx_sized<S: StateReader + ?Sized>(
+    state: &mut Overlay<'_, S>,
+    consortium: &Consortium,
+    ctx: BlockContext,
+    stx: &SignedTransaction,
+    len: usize,
+    tx_hash: &Hash,
+    events: &mut Vec<LoggedEvent>,
+) -> Result<(), Error> {
     state.begin();
     let mark = events.len();
-    let result = apply_tx_inner(state, consortium, ctx, stx, tx_hash, events);
+    let result = apply_tx_inner(state, consortium, ctx, stx, len, tx_hash, events);
     if result.is_err() {
         state.rollback();
         events.truncate(mark);
@@ -68,6 +84,7 @@ fn apply_tx_inner<S: StateReader + ?Sized>(
     c: &Consortium,
     ctx: BlockContext,
     stx: &SignedTransaction,
+    len: usize,
     tx_hash: &Hash,
     events: &mut Vec<LoggedEvent>,
 ) -> Result<(), Error> {
@@ -75,7 +92,6 @@ fn apply_tx_inner<S: StateReader + ?Sized>(
     if tx.chain_id != c.chain_id {
         return Err(Error::WrongChain);
     }
-    let len = stx.encode().len();
     let max = c.limits.tx_bytes_max as usize;
     if len > max {
         return Err(Error::TooLarge { len, max });
@@ -415,6 +431,18 @@ pub fn verify_signatures(txs: &[SignedTransaction], chain_id: &Hash) -> Result<(
     let mut signatures = Vec::with_capacity(txs.len());
     let mut keys_ = Vec::with_capacity(txs.len());
     let mut owner = Vec::with_capacity(txs.len());
+    // A block's signatures come from far fewer keys than it has signatures (institutions sign
+    // most transactions), and parsing a key is a point decompression, a field exponentiation:
+    // parse each distinct key once. A key that fails to parse fails at its first use, as before.
+    let mut parsed: BTreeMap<PublicKey, ed25519_dalek::VerifyingKey> = BTreeMap::new();
+    let mut parse = |key: &PublicKey| -> Result<ed25519_dalek::VerifyingKey, Error> {
+        if let Some(k) = parsed.get(key) {
+            return Ok(*k);
+        }
+        let k = key.verifying_key()?;
+        parsed.insert(*key, k);
+        Ok(k)
+    };
     for (index, stx) in txs.iter().enumerate() {
         let invalid = |e: Error| Error::InvalidTx {
             index,
@@ -425,7 +453,7 @@ pub fn verify_signatures(txs: &[SignedTransaction], chain_id: &Hash) -> Result<(
         }
         messages.push(stx.signing_bytes());
         signatures.push(ed25519_dalek::Signature::from_bytes(&stx.signature.0));
-        keys_.push(stx.tx.signer.verifying_key().map_err(invalid)?);
+        keys_.push(parse(&stx.tx.signer).map_err(invalid)?);
         owner.push(index);
         if let TxBody::RecordAccess(r) = &stx.tx.body {
             let req = &r.request;
@@ -435,7 +463,7 @@ pub fn verify_signatures(txs: &[SignedTransaction], chain_id: &Hash) -> Result<(
                 &req.request,
             ));
             signatures.push(ed25519_dalek::Signature::from_bytes(&req.signature.0));
-            keys_.push(req.request.accessor.verifying_key().map_err(invalid)?);
+            keys_.push(parse(&req.request.accessor).map_err(invalid)?);
             owner.push(index);
         }
     }
@@ -469,22 +497,30 @@ fn finish<S: StateReader + ?Sized>(
 ) -> Result<Executed, Error> {
     let base = state.base();
     let access_log = state.access_log()?;
-    let mut writes = state.into_writes();
+    let writes = state.into_writes();
     let updates: Vec<(Hash, Option<Hash>)> = writes
         .iter()
         .filter(|(k, _)| k.first() != Some(&TREE_PREFIX))
         .map(|(k, v)| (crypto::sha256(k), v.as_deref().map(crypto::sha256)))
         .collect();
     let update = smt::update(&TreeNodes(base), &updates)?;
+    // The data writes, then the deletes, then the puts, each run in key order: one stable sort
+    // merges the runs in linear time and the map is built in one pass. Of equal keys the last
+    // wins, as inserting them in that order would: a tree write over a data write, a put over
+    // a delete (the tree's two lists are disjoint anyway).
+    let mut all = Vec::with_capacity(writes.len() + update.delete.len() + update.put.len());
+    all.extend(writes);
+    let tree = &mut all;
     for key in &update.delete {
-        writes.insert(keys::tree_node(key), None);
+        tree.push((keys::tree_node(key), None));
     }
     for (key, node) in &update.put {
-        writes.insert(
-            keys::tree_node(key),
-            Some(borsh::to_vec(node).map_err(|e| Error::Storage(e.to_string()))?),
-        );
+        // A node's encoding is small and fixed; borsh::to_vec would reserve a kilobyte for it.
+        let mut bytes = Vec::with_capacity(smt::NODE_BYTES);
+        BorshSerialize::serialize(node, &mut bytes).map_err(|e| Error::Storage(e.to_string()))?;
+        tree.push((keys::tree_node(key), Some(bytes)));
     }
+    let writes: Writes = all.into_iter().collect();
     Ok(Executed {
         writes,
         state_root: update.root,
@@ -501,17 +537,59 @@ pub fn execute<S: StateReader + ?Sized>(
     ctx: BlockContext,
     txs: &[SignedTransaction],
 ) -> Result<Executed, Error> {
+    execute_encoded(store, consortium, ctx, txs, &Encoded::all(txs))
+}
+
+/// [`execute`] with each transaction's encoding already measured and hashed.
+fn execute_encoded<S: StateReader + ?Sized>(
+    store: &S,
+    consortium: &Consortium,
+    ctx: BlockContext,
+    txs: &[SignedTransaction],
+    encoded: &[Encoded],
+) -> Result<Executed, Error> {
+    debug_assert_eq!(txs.len(), encoded.len());
     let mut state = Overlay::new(store);
     let mut events = Vec::new();
-    for (index, stx) in txs.iter().enumerate() {
-        apply_tx(&mut state, consortium, ctx, stx, &stx.hash(), &mut events).map_err(|e| {
-            Error::InvalidTx {
-                index,
-                source: Box::new(e),
-            }
+    for (index, (stx, enc)) in txs.iter().zip(encoded).enumerate() {
+        apply_tx_sized(
+            &mut state,
+            consortium,
+            ctx,
+            stx,
+            enc.len,
+            &enc.hash,
+            &mut events,
+        )
+        .map_err(|e| Error::InvalidTx {
+            index,
+            source: Box::new(e),
         })?;
     }
     finish(state, events)
+}
+
+/// What a block's checks need of each transaction's canonical encoding, computed once: its
+/// length (the size limits), its hash (its name) and its leaf hash (the tx root).
+struct Encoded {
+    len: usize,
+    hash: Hash,
+    leaf: Hash,
+}
+
+impl Encoded {
+    fn new(stx: &SignedTransaction) -> Self {
+        let bytes = stx.encode();
+        Self {
+            len: bytes.len(),
+            hash: crypto::sha256(&bytes),
+            leaf: block::tx_leaf(&bytes),
+        }
+    }
+
+    fn all(txs: &[SignedTransaction]) -> Vec<Self> {
+        txs.iter().map(Self::new).collect()
+    }
 }
 
 /// Checks a block against the chain tip and the consortium, verifies every signature, applies
@@ -522,9 +600,10 @@ pub fn apply_block<S: StateReader + ?Sized>(
     tip: &ChainTip,
     block: &Block,
 ) -> Result<Executed, Error> {
-    check_envelope(consortium, tip, block)?;
+    let encoded = Encoded::all(&block.txs);
+    check_envelope_encoded(consortium, tip, block, &encoded)?;
     verify_signatures(&block.txs, &consortium.chain_id)?;
-    apply_checked_block(store, consortium, block)
+    apply_encoded_block(store, consortium, block, &encoded)
 }
 
 /// Like [`apply_block`], for a node that has already checked each transaction's signatures
@@ -534,12 +613,21 @@ pub fn apply_checked_block<S: StateReader + ?Sized>(
     consortium: &Consortium,
     block: &Block,
 ) -> Result<Executed, Error> {
+    apply_encoded_block(store, consortium, block, &Encoded::all(&block.txs))
+}
+
+fn apply_encoded_block<S: StateReader + ?Sized>(
+    store: &S,
+    consortium: &Consortium,
+    block: &Block,
+    encoded: &[Encoded],
+) -> Result<Executed, Error> {
     let h = &block.header;
     let ctx = BlockContext {
         height: h.height,
         time_ms: h.time_ms,
     };
-    let executed = execute(store, consortium, ctx, &block.txs)?;
+    let executed = execute_encoded(store, consortium, ctx, &block.txs, encoded)?;
     if executed.state_root != h.state_root.0 {
         return Err(Error::HeaderMismatch("state_root"));
     }
@@ -554,6 +642,15 @@ pub fn apply_checked_block<S: StateReader + ?Sized>(
 
 /// The checks that need no state: chain, height, parent, time, proposer, sizes, tx root.
 pub fn check_envelope(consortium: &Consortium, tip: &ChainTip, block: &Block) -> Result<(), Error> {
+    check_envelope_encoded(consortium, tip, block, &Encoded::all(&block.txs))
+}
+
+fn check_envelope_encoded(
+    consortium: &Consortium,
+    tip: &ChainTip,
+    block: &Block,
+    encoded: &[Encoded],
+) -> Result<(), Error> {
     let h = &block.header;
     if h.chain_id.0 != consortium.chain_id {
         return Err(Error::WrongChain);
@@ -586,14 +683,15 @@ pub fn check_envelope(consortium: &Consortium, tip: &ChainTip, block: &Block) ->
     if h.tx_count as usize != block.txs.len() {
         return Err(Error::HeaderMismatch("tx_count"));
     }
-    let bytes: usize = block.txs.iter().map(|t| t.encode().len()).sum();
+    let bytes: usize = encoded.iter().map(|e| e.len).sum();
     if bytes > limits.block_bytes_max as usize {
         return Err(Error::TooLarge {
             len: bytes,
             max: limits.block_bytes_max as usize,
         });
     }
-    if block::tx_root(&block.txs) != h.tx_root.0 {
+    let leaves: Vec<Hash> = encoded.iter().map(|e| e.leaf).collect();
+    if block::tx_root_of_leaves(&leaves) != h.tx_root.0 {
         return Err(Error::HeaderMismatch("tx_root"));
     }
     Ok(())
@@ -625,20 +723,25 @@ pub fn build_block<S: StateReader + ?Sized>(
     let mut events = Vec::new();
     let mut txs = Vec::new();
     let mut rejected = Vec::new();
+    let mut leaves = Vec::new();
     let mut bytes = 0usize;
     for stx in candidates {
         if txs.len() >= limits.block_txs_max as usize {
             break;
         }
-        let len = stx.encode().len();
+        let encoded = stx.encode();
+        let len = encoded.len();
         if bytes + len > limits.block_bytes_max as usize {
             break;
         }
-        let hash = stx.hash();
-        match apply_tx(&mut state, consortium, ctx, &stx, &hash, &mut events) {
+        let hash = crypto::sha256(&encoded);
+        let leaf = block::tx_leaf(&encoded);
+        drop(encoded);
+        match apply_tx_sized(&mut state, consortium, ctx, &stx, len, &hash, &mut events) {
             Ok(()) => {
                 bytes += len;
                 txs.push(stx);
+                leaves.push(leaf);
             }
             Err(e) => rejected.push((hash, e)),
         }
@@ -651,7 +754,7 @@ pub fn build_block<S: StateReader + ?Sized>(
         prev_hash: Digest32(tip.hash),
         proposer,
         tx_count: txs.len() as u32,
-        tx_root: Digest32(block::tx_root(&txs)),
+        tx_root: Digest32(block::tx_root_of_leaves(&leaves)),
         state_root: Digest32(executed.state_root),
         access_log_size: executed.access_log.size(),
         access_log_root: Digest32(executed.access_log.root()),

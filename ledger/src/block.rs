@@ -74,8 +74,18 @@ impl Block {
 
 /// The RFC 6962 root over the transactions' canonical bytes.
 pub fn tx_root(txs: &[SignedTransaction]) -> Hash {
-    let leaves: Vec<Hash> = txs.iter().map(|t| log::leaf_hash(&t.encode())).collect();
-    log::root_of(&leaves)
+    let leaves: Vec<Hash> = txs.iter().map(|t| tx_leaf(&t.encode())).collect();
+    tx_root_of_leaves(&leaves)
+}
+
+/// A transaction's leaf in the tx root, from its canonical encoding.
+pub(crate) fn tx_leaf(encoded: &[u8]) -> Hash {
+    log::leaf_hash(encoded)
+}
+
+/// The tx root over leaves from [`tx_leaf`], in block order.
+pub(crate) fn tx_root_of_leaves(leaves: &[Hash]) -> Hash {
+    log::root_of(leaves)
 }
 
 /// A decided block and the certificate that makes it final.

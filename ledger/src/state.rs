@@ -94,9 +94,18 @@ pub mod keys {
         vec![ACCESS_LOG]
     }
     pub fn tree_node(node: &NodeKey) -> Vec<u8> {
-        let mut k = vec![TREE_PREFIX];
-        k.extend_from_slice(&node.to_bytes());
-        k
+        let mut buf = [0u8; TREE_NODE_BYTES_MAX];
+        tree_node_into(node, &mut buf).to_vec()
+    }
+    /// Longest key of a tree node.
+    pub const TREE_NODE_BYTES_MAX: usize = 1 + smt::NODE_KEY_BYTES_MAX;
+    /// [`tree_node`] written into `buf`, for reads that need the key only for a moment.
+    pub fn tree_node_into<'b>(node: &NodeKey, buf: &'b mut [u8; TREE_NODE_BYTES_MAX]) -> &'b [u8] {
+        let mut encoded = [0u8; smt::NODE_KEY_BYTES_MAX];
+        let len = node.write_bytes(&mut encoded);
+        buf[0] = TREE_PREFIX;
+        buf[1..1 + len].copy_from_slice(&encoded[..len]);
+        &buf[..1 + len]
     }
 }
 
@@ -291,7 +300,10 @@ impl<S: StateReader + ?Sized> TreeReader for TreeNodes<'_, S> {
     fn node(&self, key: &NodeKey) -> Result<Option<Node>, smt::SmtError> {
         let bytes = self
             .0
-            .get(&keys::tree_node(key))
+            .get(keys::tree_node_into(
+                key,
+                &mut [0u8; keys::TREE_NODE_BYTES_MAX],
+            ))
             .map_err(|e| smt::SmtError::Storage(e.to_string()))?;
         match bytes {
             None => Ok(None),

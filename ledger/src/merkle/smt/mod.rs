@@ -28,7 +28,9 @@ mod proof;
 mod tests;
 mod update;
 
-pub use node::{EMPTY_HASH, MAX_DEPTH, Node, NodeKey, internal_hash, leaf_hash};
+pub use node::{
+    EMPTY_HASH, MAX_DEPTH, NODE_BYTES, NODE_KEY_BYTES_MAX, Node, NodeKey, internal_hash, leaf_hash,
+};
 pub use proof::{MAX_SIBLINGS, SmtProof, prove};
 pub use update::{TreeUpdate, update};
 

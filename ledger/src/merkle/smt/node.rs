@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 /// The hash of an empty subtree, and the root of the empty tree.
 pub const EMPTY_HASH: Hash = [0u8; 32];
 
+/// Length of a node's borsh encoding: a one-byte variant tag and two hashes.
+pub const NODE_BYTES: usize = 65;
+
 /// Deepest level of the tree: one bit per bit of a SHA-256 key hash.
 pub const MAX_DEPTH: u16 = 256;
 
@@ -44,14 +47,53 @@ pub fn internal_hash(left: &Hash, right: &Hash) -> Hash {
 }
 
 /// A position in the tree. Orders by depth, then by path, like its byte encoding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NodeKey {
     depth: u16,
     /// The path bits; every bit at or after `depth` is zero, so equal positions compare equal.
     path: [u8; 32],
 }
 
+impl Ord for NodeKey {
+    /// Depth, then the path bytes in lexicographic order (as a derived order would), compared
+    /// as two big-endian 128-bit words: updates sort and search many positions, and a byte
+    /// comparison of the path is a call to `memcmp`.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.depth
+            .cmp(&other.depth)
+            .then_with(|| path_words(&self.path).cmp(&path_words(&other.path)))
+    }
+}
+
+impl PartialOrd for NodeKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A 256-bit path as two big-endian words, which order as the bytes do.
+fn path_words(path: &[u8; 32]) -> (u128, u128) {
+    let (hi, lo) = path.split_at(16);
+    let word = |half: &[u8]| {
+        let mut w = [0u8; 16];
+        w.copy_from_slice(half);
+        u128::from_be_bytes(w)
+    };
+    (word(hi), word(lo))
+}
+
+/// Longest encoding of a [`NodeKey`]: two depth bytes and 32 path bytes.
+pub const NODE_KEY_BYTES_MAX: usize = 34;
+
 impl NodeKey {
+    /// Writes [`Self::to_bytes`] into `out` without allocating; returns its length.
+    pub fn write_bytes(&self, out: &mut [u8; NODE_KEY_BYTES_MAX]) -> usize {
+        let used = usize::from(self.depth).div_ceil(8);
+        out[..2].copy_from_slice(&self.depth.to_be_bytes());
+        out[2..2 + used].copy_from_slice(&self.path[..used]);
+        2 + used
+    }
+
     /// The root position.
     pub fn root() -> Self {
         Self {
@@ -191,6 +233,9 @@ mod tests {
         keys.extend((0..=256).map(|d| NodeKey::for_key(&[0; 32], d)));
         for k in &keys {
             assert_eq!(NodeKey::from_bytes(&k.to_bytes()), Ok(*k), "{k}");
+            let mut buf = [0u8; NODE_KEY_BYTES_MAX];
+            let len = k.write_bytes(&mut buf);
+            assert_eq!(&buf[..len], k.to_bytes().as_slice(), "{k}");
             assert!(
                 k.is_prefix_of(&key) || k.is_prefix_of(&[0xff; 32]) || k.is_prefix_of(&[0; 32])
             );
@@ -234,7 +279,7 @@ mod tests {
             value_hash: [2; 32],
         };
         let bytes = borsh::to_vec(&leaf).expect("encode");
-        assert_eq!(bytes.len(), 65);
+        assert_eq!(bytes.len(), NODE_BYTES);
         assert_eq!(borsh::from_slice::<Node>(&bytes).expect("decode"), leaf);
         assert!(borsh::from_slice::<Node>(&[2; 65]).is_err(), "unknown tag");
         assert_ne!(leaf.hash(), internal_hash(&[1; 32], &[2; 32]));

@@ -13,7 +13,6 @@
 use super::node::{EMPTY_HASH, MAX_DEPTH, Node, NodeKey, bit};
 use super::{SmtError, TreeReader};
 use crate::merkle::Hash;
-use std::collections::BTreeMap;
 
 /// What [`update`] computed: the new root and the nodes to write and to delete, each list in
 /// [`NodeKey`] order and disjoint from the other. Applying both atomically gives the new tree.
@@ -30,30 +29,28 @@ pub fn update(
     reader: &impl TreeReader,
     updates: &[(Hash, Option<Hash>)],
 ) -> Result<TreeUpdate, SmtError> {
-    // Sorting puts the keys of every subtree next to each other, left before right.
-    let changes: Vec<(Hash, Option<Hash>)> = updates
-        .iter()
-        .copied()
-        .collect::<BTreeMap<_, _>>()
-        .into_iter()
-        .collect();
+    // Sorting puts the keys of every subtree next to each other, left before right. The sort
+    // is stable, so of a key's changes the last is the last of its run, and that one stays.
+    let mut changes: Vec<(Hash, Option<Hash>)> = updates.to_vec();
+    changes.sort_by_key(|c| c.0);
+    let changes = last_of_each_key(changes);
 
     let root_key = NodeKey::root();
     let mut pass = Pass {
         reader,
-        old: BTreeMap::new(),
-        new: BTreeMap::new(),
+        old: Vec::new(),
+        new: Vec::new(),
     };
     let existing = match reader.node(&root_key)? {
         None => Existing::Empty,
         Some(node) => {
             node.check_at(&root_key)?;
-            pass.old.insert(root_key, node);
+            pass.old.push((root_key, node));
             Existing::from(node)
         }
     };
     if changes.is_empty() {
-        let root = pass.old.get(&root_key).map_or(EMPTY_HASH, Node::hash);
+        let root = pass.old.first().map_or(EMPTY_HASH, |(_, node)| node.hash());
         return Ok(TreeUpdate {
             root,
             ..TreeUpdate::default()
@@ -62,18 +59,49 @@ pub fn update(
     let outcome = pass.apply(root_key, existing, &changes)?;
     let root = pass.place(root_key, outcome);
 
-    let delete = pass
-        .old
-        .keys()
-        .filter(|key| !pass.new.contains_key(key))
-        .copied()
-        .collect();
-    let put = pass
-        .new
-        .into_iter()
-        .filter(|(key, node)| pass.old.get(key) != Some(node))
-        .collect();
+    let (put, delete) = diff(pass.old, pass.new);
     Ok(TreeUpdate { root, put, delete })
+}
+
+/// Keeps the last of each run of equal keys in `sorted` (sorted by key, stably).
+fn last_of_each_key<K: PartialEq, V>(sorted: Vec<(K, V)>) -> Vec<(K, V)> {
+    let mut out: Vec<(K, V)> = Vec::with_capacity(sorted.len());
+    for (k, v) in sorted {
+        match out.last_mut() {
+            Some(last) if last.0 == k => last.1 = v,
+            _ => out.push((k, v)),
+        }
+    }
+    out
+}
+
+/// From the nodes read and the nodes of the new tree on the changed paths (each recorded in
+/// visiting order, a position at most once), the nodes to put (new or changed) and the
+/// positions to delete (read, and no longer in the tree), both in [`NodeKey`] order.
+fn diff(
+    mut old: Vec<(NodeKey, Node)>,
+    mut new: Vec<(NodeKey, Node)>,
+) -> (Vec<(NodeKey, Node)>, Vec<NodeKey>) {
+    // A pass visits each position once, so neither list repeats a key and an unstable sort
+    // (in place, no buffer) gives the one order there is.
+    old.sort_unstable_by_key(|n| n.0);
+    new.sort_unstable_by_key(|n| n.0);
+    debug_assert!(old.windows(2).all(|w| w[0].0 < w[1].0), "a node read twice");
+    debug_assert!(new.windows(2).all(|w| w[0].0 < w[1].0), "a node made twice");
+    let mut put = Vec::with_capacity(new.len());
+    let mut delete = Vec::new();
+    let mut old = old.into_iter().peekable();
+    for (key, node) in new {
+        while let Some((gone, _)) = old.next_if(|(k, _)| *k < key) {
+            delete.push(gone);
+        }
+        match old.next_if(|(k, _)| *k == key) {
+            Some((_, before)) if before == node => {}
+            _ => put.push((key, node)),
+        }
+    }
+    delete.extend(old.map(|(k, _)| k));
+    (put, delete)
 }
 
 /// The content of a subtree before the changes.
@@ -123,10 +151,10 @@ enum Outcome {
 
 struct Pass<'a, R> {
     reader: &'a R,
-    /// Every node read, by position: the candidates for deletion.
-    old: BTreeMap<NodeKey, Node>,
-    /// Every node of the new tree on the changed paths, by position.
-    new: BTreeMap<NodeKey, Node>,
+    /// Every node read, with its position, in reading order: the candidates for deletion.
+    old: Vec<(NodeKey, Node)>,
+    /// Every node of the new tree on the changed paths, with its position, in the order made.
+    new: Vec<(NodeKey, Node)>,
 }
 
 impl<R: TreeReader> Pass<'_, R> {
@@ -143,7 +171,7 @@ impl<R: TreeReader> Pass<'_, R> {
             });
         }
         node.check_at(&key)?;
-        self.old.insert(key, node);
+        self.old.push((key, node));
         Ok(node)
     }
 
@@ -248,7 +276,7 @@ impl<R: TreeReader> Pass<'_, R> {
                     right: self.place(pos.child(true), right),
                 };
                 let hash = node.hash();
-                self.new.insert(pos, node);
+                self.new.push((pos, node));
                 Ok(Outcome::Internal(hash))
             }
         }
@@ -266,7 +294,7 @@ impl<R: TreeReader> Pass<'_, R> {
                 value: value_hash,
             },
             node @ Node::Internal { .. } => {
-                self.new.insert(pos, node);
+                self.new.push((pos, node));
                 Outcome::Internal(*hash)
             }
         })
@@ -281,7 +309,7 @@ impl<R: TreeReader> Pass<'_, R> {
                     key_hash: key,
                     value_hash: value,
                 };
-                self.new.insert(pos, node);
+                self.new.push((pos, node));
                 node.hash()
             }
             Outcome::Internal(hash) | Outcome::Untouched(hash) => hash,

@@ -42,9 +42,9 @@ impl Store {
             tracing::warn!(height = fb.block.header.height, error = %e, "block refused by storage");
         }
         result?;
-        let mut batch = Batch::new(view)?;
+        let mut batch = Batch::new(view);
         batch.block(fb, executed)?;
-        batch.logs(executed)?;
+        batch.logs(fb.block.header.height, executed)?;
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         self.db.write_opt(batch.batch, &opts)?;
@@ -124,11 +124,11 @@ struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
-    fn new(view: View<'a>) -> Result<Self, StorageError> {
-        Ok(Self {
+    fn new(view: View<'a>) -> Self {
+        Self {
             view,
             batch: WriteBatch::default(),
-        })
+        }
     }
 
     fn put(&mut self, cf: &'static str, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
@@ -163,16 +163,13 @@ impl<'a> Batch<'a> {
     }
 
     /// The events, their indexes, and the subtrees they complete in the global and patient logs.
-    fn logs(&mut self, executed: &Executed) -> Result<(), StorageError> {
+    fn logs(&mut self, height: u64, executed: &Executed) -> Result<(), StorageError> {
         let mut global = self.view.access_log()?.frontier;
         let mut patients: BTreeMap<PublicKey, Frontier> = BTreeMap::new();
         for ev in &executed.events {
             self.event(ev, &mut global, &mut patients)?;
         }
-        let inconsistent = |what| StorageError::Mismatch {
-            height: executed.events.first().map_or(0, |e| e.event.height),
-            what,
-        };
+        let inconsistent = |what| StorageError::Mismatch { height, what };
         if global != executed.access_log.frontier {
             return Err(inconsistent("global log frontier"));
         }

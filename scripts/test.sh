@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the build needs, then runs every test of the
 # workspace in the release profile (the one the benchmarks and the localnet binaries use, so the
-# dependencies are built once).
+# dependencies, RocksDB's C++ among them, are built once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/env.sh
 cradle_install_build_deps
 
 cargo fmt --all -- --check
+# The black-box tests start the real binaries: build them first.
+cargo build --workspace --release --locked --bins
 cargo test --workspace --release --locked

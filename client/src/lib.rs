@@ -1,2 +1,4 @@
-//! `cradle-client`: archive encryption and key wrapping, the API client, proof verification and
-//! the `cradle` command-line tool. Filled by the archives and audit work.
+//! `cradle-client`: the API client and the `cradle` command-line tool (archive encryption, key
+//! wrapping and proof verification join it with the archive and audit work).
+
+pub mod api;

@@ -72,6 +72,13 @@ impl Block {
     }
 }
 
+/// Consensus orders blocks; a block is identified by its header's hash.
+impl cradle_consensus::Value for Block {
+    fn id(&self) -> ValueId {
+        self.header.value_id()
+    }
+}
+
 /// The RFC 6962 root over the transactions' canonical bytes.
 pub fn tx_root(txs: &[SignedTransaction]) -> Hash {
     let leaves: Vec<Hash> = txs.iter().map(|t| tx_leaf(&t.encode())).collect();

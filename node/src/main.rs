@@ -1,12 +1,165 @@
-//! `cradle-node`: the daemon each member institution runs.
-//!
-//! The networking, storage and consensus driver arrive with the node issue; until then the binary
-//! only explains itself.
+//! `cradle-node run --home DIR`: the daemon each member institution runs.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use cradle_genesis::Home;
+use cradle_node::api::{self, ApiState};
+use cradle_node::driver::{self, DriverConfig, DriverParts, INGRESS_CAPACITY, Status};
+use cradle_node::mempool::MempoolConfig;
+use cradle_node::metrics::Metrics;
+use cradle_node::network::{self, NetworkConfig};
+use cradle_node::storage::Store;
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(name = "cradle-node", version, about = "The Cradle member daemon")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the node whose config, genesis, key and data live in DIR.
+    Run {
+        #[arg(long)]
+        home: PathBuf,
+    },
+}
 
 fn main() -> ExitCode {
-    eprintln!("usage: cradle-node run --home DIR");
-    eprintln!("cradle-node: the node daemon is not built yet in this version of Cradle");
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    let Command::Run { home } = cli.command;
+    let home = match Home::open(&home) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("cradle-node: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&home.config.log))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cradle-node: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(home)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("cradle-node: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(home: Home) -> anyhow::Result<()> {
+    let consortium = Arc::new(home.consortium().context("genesis")?);
+    let member = home.member().name.clone();
+    let params = home.genesis.consensus.clone();
+    let mempool = MempoolConfig {
+        txs_max: home.config.mempool.txs_max,
+        bytes_max: usize::try_from(home.config.mempool.bytes_max).unwrap_or(usize::MAX),
+        ..MempoolConfig::default()
+    };
+    let config = DriverConfig::from_genesis(&params, mempool);
+    info!(
+        member = %member,
+        chain_id = %hex::encode(consortium.chain_id),
+        p2p = %home.config.p2p.listen,
+        api = %home.config.api.listen,
+        ?config,
+        limits = ?consortium.limits,
+        policy = ?consortium.policy,
+        "starting cradle-node"
+    );
+    let data_dir = home.data_dir();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let store = Arc::new(Store::open(&data_dir.join("ledger")).context("opening the store")?);
+
+    let net_config =
+        NetworkConfig::from_genesis(&home.genesis, &home.keypair, &home.config.p2p.listen)
+            .context("network configuration")?;
+    let (network, net_events) = network::start(net_config)
+        .await
+        .context("starting the network")?;
+
+    let metrics = Arc::new(Metrics::default());
+    let (status_tx, status_rx) = watch::channel(Status::default());
+    let (ingress_tx, ingress_rx) = mpsc::channel(INGRESS_CAPACITY);
+    let api_state = Arc::new(ApiState {
+        consortium: consortium.clone(),
+        member,
+        store: store.clone(),
+        metrics: metrics.clone(),
+        status: status_rx,
+        ingress: ingress_tx.clone(),
+    });
+    let listen = home.config.api_listen().context("api address")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the API to {listen}"))?;
+    info!(%listen, "api listening");
+    let api = tokio::spawn(async move { axum::serve(listener, api::router(api_state)).await });
+
+    let keypair = cradle_ledger::Keypair::from_secret_parts(
+        &home.keypair.ed25519_seed(),
+        &home.keypair.x25519_secret(),
+    );
+    let parts = DriverParts {
+        config,
+        consortium,
+        keypair,
+        store,
+        network: network.clone(),
+        net_events,
+        metrics,
+        status: status_tx,
+        ingress_tx,
+        ingress_rx,
+    };
+    let mut driver = tokio::spawn(driver::run(parts));
+    let result = tokio::select! {
+        r = &mut driver => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(anyhow::Error::new(e).context("consensus driver stopped")),
+            Err(e) => Err(anyhow::anyhow!("consensus driver panicked: {e}")),
+        },
+        r = api => Err(anyhow::anyhow!("api server stopped: {r:?}")),
+        _ = shutdown_signal() => {
+            info!("shutting down");
+            Ok(())
+        }
+    };
+    network.shutdown().await;
+    result
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

@@ -1,1 +1,10 @@
 //! Black-box tests that start real Cradle processes and talk to them as a user would.
+//!
+//! [`Cluster`] writes a loopback consortium with `cradle-genesis localnet`, starts one
+//! `cradle-node` process per member from the built release binaries, and talks to them over
+//! their HTTP APIs. Processes are killed when the cluster is dropped.
+
+pub mod cluster;
+pub mod txs;
+
+pub use cluster::Cluster;

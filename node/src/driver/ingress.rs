@@ -1,0 +1,41 @@
+//! The driver's mailbox: what the API and helper tasks send it.
+
+use cradle_ledger::Hash;
+use cradle_ledger::tx::SignedTransaction;
+use tokio::sync::oneshot;
+
+use crate::mempool::MempoolError;
+use crate::wire::SyncResponse;
+
+/// A transaction whose encoding, chain id and signatures were already checked.
+pub struct VerifiedTx {
+    pub hash: Hash,
+    pub tx: SignedTransaction,
+    pub encoded: Vec<u8>,
+}
+
+/// Why a submitted transaction was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Mempool(#[from] MempoolError),
+    #[error("node is shutting down")]
+    Unavailable,
+}
+
+pub enum Ingress {
+    /// A client's transaction, verified by the API handler.
+    Submit {
+        tx: Box<VerifiedTx>,
+        reply: oneshot::Sender<Result<Hash, SubmitError>>,
+    },
+    /// Transactions gossiped by a peer, verified off the driver's task.
+    Gossiped { txs: Vec<VerifiedTx> },
+    /// The answer to a sync request (or why there is none).
+    Synced {
+        from: cradle_ledger::PublicKey,
+        result: Result<SyncResponse, String>,
+    },
+}

@@ -1,0 +1,166 @@
+//! Catch-up: fetching decided blocks from peers when this node is behind, and serving them.
+//!
+//! Every block received is checked as a light client would (its commit certificate against
+//! the genesis validators, for its own height and hash) and then re-executed in full, signatures
+//! included, before it is committed. A peer cannot make this node accept anything the
+//! consortium did not decide.
+
+use std::time::{Duration, Instant};
+
+use cradle_consensus::Input;
+use cradle_ledger::PublicKey;
+use cradle_ledger::block::FinalizedBlock;
+use cradle_ledger::codec::BoundedVec;
+use tokio::sync::oneshot;
+use tracing::{debug, info, warn};
+
+use super::DriverError;
+use super::actor::Driver;
+use super::ingress::Ingress;
+use crate::wire::{MESSAGE_BYTES_MAX, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse};
+
+/// A sync request unanswered for this long is given up and may go to another peer.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+/// Blocks asked for per request.
+const SYNC_BATCH: u16 = 32;
+/// Bytes of blocks one response carries at most, under the message cap.
+const SYNC_RESPONSE_BYTES_MAX: usize = MESSAGE_BYTES_MAX / 2;
+
+impl Driver {
+    /// Records a peer's height; if it is ahead of us, asks it for the blocks we miss.
+    pub(super) fn note_peer_height(&mut self, peer: PublicKey, height: u64) {
+        let entry = self.peer_heights.entry(peer).or_insert(0);
+        *entry = (*entry).max(height);
+        if height > self.tip.height {
+            self.request_blocks(peer);
+        }
+    }
+
+    fn request_blocks(&mut self, peer: PublicKey) {
+        if let Some((_, since)) = self.sync_in_flight
+            && since.elapsed() < SYNC_TIMEOUT
+        {
+            return;
+        }
+        self.sync_in_flight = Some((peer, Instant::now()));
+        let request = SyncRequest {
+            from_height: self.tip.height + 1,
+            max_blocks: SYNC_BATCH,
+        };
+        debug!(%peer, from = request.from_height, "requesting blocks");
+        let network = self.network.clone();
+        let ingress = self.ingress_tx.clone();
+        tokio::spawn(async move {
+            let result =
+                match tokio::time::timeout(SYNC_TIMEOUT, network.request(&peer, request.encode()))
+                    .await
+                {
+                    Err(_) => Err("timed out".to_string()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Ok(Ok(bytes)) => SyncResponse::decode(&bytes).map_err(|e| e.to_string()),
+                };
+            let _ = ingress.send(Ingress::Synced { from: peer, result }).await;
+        });
+    }
+
+    /// Applies the blocks a peer sent, each checked against its certificate and re-executed.
+    pub(super) fn on_synced(
+        &mut self,
+        from: PublicKey,
+        result: Result<SyncResponse, String>,
+    ) -> Result<(), DriverError> {
+        self.sync_in_flight = None;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(peer = %from, error = %e, "block sync failed");
+                return Ok(());
+            }
+        };
+        let block_max = self.consortium.limits.block_bytes_max as usize + 64 * 1024;
+        let mut applied = 0;
+        for bytes in response.blocks.iter() {
+            let fb = match FinalizedBlock::decode(bytes, block_max) {
+                Ok(fb) => fb,
+                Err(e) => {
+                    warn!(peer = %from, error = %e, "peer sent a malformed block");
+                    break;
+                }
+            };
+            let height = fb.block.header.height;
+            if height <= self.tip.height {
+                continue;
+            }
+            if height != self.tip.height + 1 {
+                warn!(peer = %from, height, "peer sent a block out of order");
+                break;
+            }
+            if let Err(e) = fb.verify_certificate(&self.consortium) {
+                warn!(peer = %from, height, error = %e, "peer sent a block without a valid certificate");
+                break;
+            }
+            let certificate = fb.certificate.clone();
+            // The certificate makes the block final; re-executing it proves our state agrees.
+            if let Err(e) = self.commit(fb, true) {
+                if let DriverError::Ledger(err) = &e {
+                    warn!(peer = %from, height, error = %err, "certified block does not apply");
+                    break;
+                }
+                return Err(e);
+            }
+            applied += 1;
+            self.feed(Input::Committed { certificate })?;
+        }
+        if applied > 0 {
+            info!(peer = %from, applied, height = self.tip.height, "caught up from peer");
+        }
+        if response.tip_height > self.tip.height && applied > 0 {
+            self.request_blocks(from);
+        }
+        Ok(())
+    }
+
+    /// Answers a peer's request for blocks from our store, off the driver's task.
+    pub(super) fn serve_sync(
+        &mut self,
+        from: PublicKey,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Vec<u8>>,
+    ) {
+        let request = match SyncRequest::decode(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(peer = %from, error = %e, "malformed sync request");
+                return;
+            }
+        };
+        let store = self.store.clone();
+        let tip_height = self.tip.height;
+        tokio::task::spawn_blocking(move || {
+            let mut blocks = Vec::new();
+            let mut size = 0;
+            let count = usize::from(request.max_blocks).min(SYNC_BLOCKS_MAX);
+            for height in request.from_height..request.from_height.saturating_add(count as u64) {
+                if height > tip_height {
+                    break;
+                }
+                match store.block_bytes(height) {
+                    Ok(Some(b)) => {
+                        if size + b.len() > SYNC_RESPONSE_BYTES_MAX && !blocks.is_empty() {
+                            break;
+                        }
+                        size += b.len();
+                        blocks.push(b);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        warn!(error = %e, "reading blocks for a peer failed");
+                        break;
+                    }
+                }
+            }
+            let blocks = BoundedVec::new(blocks).unwrap_or_else(|_| BoundedVec::empty());
+            let _ = reply.send(SyncResponse { tip_height, blocks }.encode());
+        });
+    }
+}

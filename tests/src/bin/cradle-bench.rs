@@ -1,0 +1,397 @@
+//! `cradle-bench`: drives a running localnet with a realistic mix of signed transactions at a
+//! set rate for a set time, and reports committed transactions per second, commit latency
+//! percentiles and the largest node's resident memory. The last line is JSON.
+//!
+//! The mix, after an untimed setup that enrols patients and registers one archive each:
+//! 40 % access records (a custodian logging a patient's read of her own archive), 30 % new
+//! enrolments, 20 % archive registrations, 10 % consent grants; about 300 bytes on average.
+//! Every member submits its own transactions to its own node, as a hospital would.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cradle_client::api::ApiClient;
+use cradle_ledger::access::{AccessOutcome, AccessRequest, SignedAccessRequest};
+use cradle_ledger::codec::{self, BoundedVec};
+use cradle_ledger::crypto::{self, TAG_ACCESS_REQUEST};
+use cradle_ledger::tx::*;
+use cradle_ledger::{ArchiveId, Hash, Keypair, X25519Public};
+use cradle_tests::txs::{fresh_nonce, patient};
+use serde_json::{Value, json};
+
+struct Args {
+    localnet: PathBuf,
+    rate: u64,
+    duration_s: u64,
+    patients: u64,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        localnet: PathBuf::from("localnet"),
+        rate: 2000,
+        duration_s: 60,
+        patients: 2000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let v = it.next().with_context(|| format!("{a} needs a value"))?;
+        match a.as_str() {
+            "--localnet" => args.localnet = PathBuf::from(v),
+            "--rate" => args.rate = v.parse()?,
+            "--duration" => args.duration_s = v.parse()?,
+            "--patients" => args.patients = v.parse()?,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    if args.rate == 0 || args.duration_s == 0 || args.patients < 16 {
+        bail!("--rate and --duration must be positive and --patients at least 16");
+    }
+    Ok(args)
+}
+
+/// The load only needs keys of the right shape; the archive work wraps real ones.
+fn wrapped(tag: u8) -> WrappedKey {
+    WrappedKey {
+        ephemeral: X25519Public([tag; 32]),
+        sealed: [tag; 48],
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+struct Member {
+    key: Keypair,
+    api: String,
+    pid: Option<u32>,
+}
+
+fn load_members(dir: &Path) -> anyhow::Result<Vec<Member>> {
+    let mut out = Vec::new();
+    for i in 0.. {
+        let home = dir.join(format!("node{i}"));
+        if !home.exists() {
+            break;
+        }
+        let config = cradle_genesis::config::NodeConfig::load(home.join("config.toml"))?;
+        let key = cradle_genesis::keyfile::read_key_file(home.join("node.key"))?;
+        let pid = std::fs::read_to_string(home.join("node.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        out.push(Member {
+            key,
+            api: format!("http://{}", config.api.listen),
+            pid,
+        });
+    }
+    if out.is_empty() {
+        bail!("no node homes under {}", dir.display());
+    }
+    Ok(out)
+}
+
+fn sign(chain: Hash, key: &Keypair, body: TxBody) -> Vec<u8> {
+    Transaction {
+        chain_id: chain,
+        signer: key.public_key(),
+        nonce: fresh_nonce(),
+        body,
+    }
+    .sign(key)
+    .encode()
+}
+
+fn archive_of(run: u64, p: u64) -> ArchiveId {
+    ArchiveId(crypto::sha256(
+        &[run.to_le_bytes(), p.to_le_bytes()].concat(),
+    ))
+}
+
+/// Submits in batches; returns how many the node refused.
+fn submit_all(api: &ApiClient, txs: &[Vec<u8>]) -> anyhow::Result<usize> {
+    let mut errors = 0;
+    for chunk in txs.chunks(1024) {
+        let batch = BoundedVec::<Vec<u8>, 4096>::new(chunk.to_vec())?;
+        let answer = api.post_bytes("/v1/txs/batch", &codec::encode(&batch))?;
+        errors += answer["results"]
+            .as_array()
+            .map(|r| r.iter().filter(|x| x.get("error").is_some()).count())
+            .unwrap_or(chunk.len());
+    }
+    Ok(errors)
+}
+
+fn wait_drained(apis: &[ApiClient], timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let mut pending = 0;
+        for api in apis {
+            pending += api.status()?["mempool_txs"].as_u64().unwrap_or(0);
+        }
+        if pending == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!("setup transactions not committed within {timeout:?}")
+}
+
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i]
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let genesis = cradle_genesis::GenesisDoc::load(args.localnet.join("genesis.json"))?;
+    let chain = genesis.chain_id();
+    let members = load_members(&args.localnet)?;
+    let n = members.len() as u64;
+    let apis: Vec<ApiClient> = members.iter().map(|m| ApiClient::new(&m.api)).collect();
+    let run = fresh_nonce();
+    let mine = |p: u64| p % n; // patient p's custodian
+
+    // Setup (untimed): patients enrolled and one archive each, by their custodian.
+    eprintln!("setup: {} patients with one archive each", args.patients);
+    let pkeys: Vec<Keypair> = (0..args.patients).map(|p| patient(run + p)).collect();
+    for (i, m) in members.iter().enumerate() {
+        let txs: Vec<Vec<u8>> = (0..args.patients)
+            .filter(|&p| mine(p) == i as u64)
+            .map(|p| {
+                let pk = &pkeys[p as usize];
+                let body = EnrolPatient {
+                    patient: pk.public_key(),
+                    x25519: pk.x25519_public(),
+                };
+                sign(chain, &m.key, TxBody::EnrolPatient(body))
+            })
+            .collect();
+        submit_all(&apis[i], &txs)?;
+    }
+    wait_drained(&apis, Duration::from_secs(120))?;
+    let register = |m: &Member, p: u64, archive: ArchiveId, category: Category| {
+        let body = RegisterArchive {
+            archive,
+            patient: pkeys[p as usize].public_key(),
+            ciphertext_sha256: archive.0,
+            size_bytes: 600_000,
+            category,
+            key_for_patient: wrapped(1),
+            key_for_custodian: wrapped(2),
+            grant_keys: BoundedVec::empty(),
+        };
+        sign(chain, &m.key, TxBody::RegisterArchive(body))
+    };
+    for (i, m) in members.iter().enumerate() {
+        let txs: Vec<Vec<u8>> = (0..args.patients)
+            .filter(|&p| mine(p) == i as u64)
+            .map(|p| register(m, p, archive_of(run, p), Category::PrenatalVisit))
+            .collect();
+        submit_all(&apis[i], &txs)?;
+    }
+    wait_drained(&apis, Duration::from_secs(120))?;
+
+    // The timed load, signed in advance so signing does not slow submission. Patients below
+    // `granted` receive grants; new archives go to the others, so no registration has to wrap
+    // keys for grants.
+    let total = args.rate * args.duration_s;
+    let granted = args.patients / 2;
+    eprintln!("signing {total} transactions");
+    let mut per_member: Vec<Vec<Vec<u8>>> = vec![Vec::new(); members.len()];
+    let mut bytes_total = 0usize;
+    for k in 0..total {
+        let m = (k % n) as usize;
+        let key = &members[m].key;
+        let round = k / 10;
+        // A patient of this custodian, from the upper (ungranted) or lower half.
+        let own = |upper: bool| {
+            let half = args.patients / 2;
+            let slot = (round % (half / n).max(1)) * n + m as u64;
+            if upper {
+                (half + slot).min(args.patients - 1)
+            } else {
+                slot.min(half - 1)
+            }
+        };
+        let tx = match k % 10 {
+            0..=3 => {
+                let p = own(k % 2 == 0);
+                let pk = &pkeys[p as usize];
+                let mut request_id = [0u8; 16];
+                request_id[..8].copy_from_slice(&k.to_le_bytes());
+                request_id[8..].copy_from_slice(&run.to_le_bytes());
+                let request = AccessRequest {
+                    accessor: pk.public_key(),
+                    archive: archive_of(run, p),
+                    purpose: Purpose::PatientRequest,
+                    justification: None,
+                    requested_at_ms: now_ms(),
+                    request_id,
+                };
+                let signature = pk.sign(TAG_ACCESS_REQUEST, &chain, &request);
+                let body = RecordAccess {
+                    request: SignedAccessRequest { request, signature },
+                    grant: None,
+                    outcome: AccessOutcome::Permitted,
+                };
+                sign(chain, key, TxBody::RecordAccess(body))
+            }
+            4..=6 => {
+                let pk = patient(run + 1_000_000_000 + k);
+                let body = EnrolPatient {
+                    patient: pk.public_key(),
+                    x25519: pk.x25519_public(),
+                };
+                sign(chain, key, TxBody::EnrolPatient(body))
+            }
+            7 | 8 => register(
+                &members[m],
+                own(true),
+                archive_of(run + 1, k),
+                Category::Ultrasound,
+            ),
+            _ => {
+                let p = (round % granted.max(1)).min(args.patients - 1);
+                let pk = &pkeys[p as usize];
+                let archive = archive_of(run, p);
+                let body = GrantConsent {
+                    grantee: members[(p as usize + 1) % members.len()].key.public_key(),
+                    scope: Scope::Archives(BoundedVec::new(vec![archive])?),
+                    purposes: BoundedVec::new(vec![Purpose::Treat])?,
+                    valid_from_ms: now_ms(),
+                    expires_at_ms: now_ms() + 30 * 24 * 3600 * 1000,
+                    archive_keys: BoundedVec::new(vec![ArchiveKey {
+                        archive,
+                        key: wrapped(3),
+                    }])?,
+                };
+                // The patient's own client would send it to her hospital's node.
+                sign(chain, pk, TxBody::GrantConsent(body))
+            }
+        };
+        bytes_total += tx.len();
+        per_member[m].push(tx);
+    }
+    eprintln!("average transaction: {} bytes", bytes_total as u64 / total);
+
+    // Submitters: each member's node gets its share in ten slices a second.
+    let submitted: Arc<Mutex<HashMap<Hash, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let refused = Arc::new(Mutex::new(0usize));
+    let start = Instant::now() + Duration::from_millis(500);
+    let slices = args.duration_s * 10;
+    let mut handles = Vec::new();
+    for (m, txs) in per_member.into_iter().enumerate() {
+        let api = ApiClient::new(&members[m].api);
+        let submitted = submitted.clone();
+        let refused = refused.clone();
+        handles.push(std::thread::spawn(move || {
+            let per_slice = txs.len().div_ceil(slices as usize);
+            for (s, chunk) in txs.chunks(per_slice.max(1)).enumerate() {
+                let at = start + Duration::from_millis(100 * s as u64);
+                if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let sent = Instant::now();
+                {
+                    let mut map = submitted.lock().unwrap_or_else(|p| p.into_inner());
+                    for tx in chunk {
+                        map.insert(crypto::sha256(tx), sent);
+                    }
+                }
+                match submit_all(&api, chunk) {
+                    Ok(e) => *refused.lock().unwrap_or_else(|p| p.into_inner()) += e,
+                    Err(e) => eprintln!("member {m}: submission failed: {e}"),
+                }
+            }
+        }));
+    }
+
+    // Watcher: node 0's committed blocks, for throughput and latency; and every node's RSS.
+    let observer = ApiClient::new(&members[0].api);
+    let first_height = observer.status()?["height"].as_u64().unwrap_or(0);
+    let end = start + Duration::from_secs(args.duration_s);
+    let drain_until = end + Duration::from_secs(20);
+    let mut latencies = Vec::new();
+    let mut committed_in_window = 0u64;
+    let mut next = first_height + 1;
+    let mut rss_max: f64 = 0.0;
+    let stop = AtomicBool::new(false);
+    while Instant::now() < drain_until && !stop.load(Ordering::Relaxed) {
+        for m in &members {
+            if let Some(pid) = m.pid {
+                rss_max = rss_max.max(rss_mb(pid).unwrap_or(0.0));
+            }
+        }
+        let height = observer.status()?["height"].as_u64().unwrap_or(0);
+        while next <= height {
+            let block: Value = observer.block(next)?;
+            let seen = Instant::now();
+            let map = submitted.lock().unwrap_or_else(|p| p.into_inner());
+            for h in block["txs"].as_array().into_iter().flatten() {
+                let mut hash = [0u8; 32];
+                if hex::decode_to_slice(h.as_str().unwrap_or(""), &mut hash).is_ok()
+                    && let Some(sent) = map.get(&hash)
+                {
+                    latencies.push(seen.duration_since(*sent).as_secs_f64() * 1000.0);
+                    if seen <= end {
+                        committed_in_window += 1;
+                    }
+                }
+            }
+            next += 1;
+        }
+        if Instant::now() > end && latencies.len() as u64 >= total {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    latencies.sort_by(f64::total_cmp);
+    let window = args.duration_s as f64;
+    let refused = *refused.lock().unwrap_or_else(|p| p.into_inner());
+    let result = json!({
+        "offered_tx_per_s": args.rate,
+        "duration_s": args.duration_s,
+        "members": n,
+        "submitted": total,
+        "refused": refused,
+        "committed": latencies.len(),
+        "committed_tx_per_s": (committed_in_window as f64 / window).round(),
+        "latency_p50_ms": percentile(&latencies, 0.50).round(),
+        "latency_p99_ms": percentile(&latencies, 0.99).round(),
+        "rss_mb_max": rss_max.round(),
+    });
+    println!(
+        "committed {} of {} transactions; {} tx/s in the {} s window; latency p50 {} ms, p99 {} ms; largest node RSS {} MB",
+        latencies.len(),
+        total,
+        result["committed_tx_per_s"],
+        args.duration_s,
+        result["latency_p50_ms"],
+        result["latency_p99_ms"],
+        result["rss_mb_max"]
+    );
+    println!("{result}");
+    Ok(())
+}

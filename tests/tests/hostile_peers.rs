@@ -1,0 +1,195 @@
+//! Peers that should not be trusted: a process whose key is not in genesis, and a member's key
+//! used to send malformed, oversized and badly signed messages.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cradle_consensus::{Vote, VoteKind};
+use cradle_ledger::Keypair;
+use cradle_node::network::{self, NetworkConfig, Peer};
+use cradle_node::wire::NetMessage;
+use cradle_tests::Cluster;
+use cradle_tests::cluster::bin;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn keeps_committing(c: &Cluster, nodes: &[usize]) {
+    let start: Vec<u64> = nodes.iter().map(|&i| c.height(i).unwrap()).collect();
+    for (k, &i) in nodes.iter().enumerate() {
+        c.wait_height(i, start[k] + 2, WAIT).unwrap();
+    }
+}
+
+#[test]
+fn a_node_whose_key_is_not_in_genesis_cannot_join() {
+    let c = Cluster::start(4, &[]).unwrap();
+    for i in 0..4 {
+        c.wait_height(i, 1, WAIT).unwrap();
+    }
+    // The intruder writes its own genesis naming itself and the real members, with their real
+    // addresses, and dials them.
+    let dir = c.dir.path().join("intruder");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_path = dir.join("node.key");
+    let status = Command::new(bin("cradle-genesis").unwrap())
+        .args(["keygen", "--out"])
+        .arg(&key_path)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let port = 20_000 + (std::process::id() % 200) as u16 * 100 + 90;
+    let p2p = format!("/ip4/127.0.0.1/tcp/{port}");
+    let api = format!("127.0.0.1:{}", port + 1);
+    let mut args = vec![
+        "new".to_string(),
+        "--chain-name".into(),
+        "intruders".into(),
+        "--out".into(),
+        dir.join("genesis.json").to_string_lossy().into(),
+        "--member".into(),
+        format!(
+            "name=Intruder,role=hospital,key={},p2p={p2p},api={api}",
+            key_path.display()
+        ),
+    ];
+    for m in &c.genesis.members {
+        if let Some(addr) = &m.p2p_addr {
+            args.push("--member".into());
+            args.push(format!(
+                "name={},role={},pubkey={},x25519={},p2p={addr}",
+                m.name,
+                m.role.as_str(),
+                m.public_key,
+                m.x25519
+            ));
+        }
+    }
+    let status = Command::new(bin("cradle-genesis").unwrap())
+        .args(&args)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "cradle-genesis new failed: {args:?}");
+    let config = cradle_genesis::config::NodeConfig {
+        member: "Intruder".into(),
+        p2p: cradle_genesis::config::P2pConfig {
+            listen: p2p.clone(),
+        },
+        api: cradle_genesis::config::ApiConfig {
+            listen: api.clone(),
+        },
+        ..Default::default()
+    };
+    config.save(dir.join("config.toml")).unwrap();
+    let log = std::fs::File::create(dir.join("node.log")).unwrap();
+    let mut intruder = Command::new(bin("cradle-node").unwrap())
+        .args(["run", "--home"])
+        .arg(&dir)
+        .stderr(log)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    keeps_committing(&c, &[0, 1, 2, 3]);
+    for i in 0..4 {
+        assert_eq!(
+            c.status(i).unwrap()["peers"].as_u64(),
+            Some(3),
+            "node {i} peers"
+        );
+    }
+    let intruder_status = cradle_client::api::ApiClient::new(&format!("http://{api}"))
+        .status()
+        .unwrap();
+    assert_eq!(
+        intruder_status["peers"].as_u64(),
+        Some(0),
+        "the intruder must have no peer"
+    );
+    assert_eq!(
+        intruder_status["height"].as_u64(),
+        Some(0),
+        "the intruder must learn no block"
+    );
+    let refused = (0..4).any(|i| c.log(i).to_lowercase().contains("refus"));
+    let _ = intruder.kill();
+    let _ = intruder.wait();
+    assert!(refused, "members log the refused connection");
+}
+
+#[test]
+fn malformed_oversized_and_badly_signed_peer_messages_change_nothing() {
+    let mut c = Cluster::start(4, &[]).unwrap();
+    for i in 0..4 {
+        c.wait_height(i, 1, WAIT).unwrap();
+    }
+    // Node 3's key, used by a hostile program instead of node 3.
+    c.kill(3);
+    let key: Keypair = c.member_key(3).unwrap();
+    let chain = c.chain_id();
+    let genesis = c.genesis.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listen = genesis.members[3].p2p_addr.clone().unwrap();
+        let mut config = NetworkConfig::from_genesis(&genesis, &key, &listen).unwrap();
+        config
+            .peers
+            .retain(|p: &Peer| p.public_key != key.public_key());
+        let (net, _events) = network::start(config).await.unwrap();
+        let deadline = Instant::now() + WAIT;
+        while net.connected_peers().len() < 3 {
+            assert!(Instant::now() < deadline, "hostile program never connected");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        net.broadcast(b"\x01garbage that is no message".to_vec().into());
+        net.broadcast(vec![0xff; 64].into());
+        // A vote with a forged signature, for the current height.
+        let height = 1 + c.height(0).unwrap();
+        let other = Keypair::from_seed(&[9; 32]);
+        let vote = Vote {
+            kind: VoteKind::Prevote,
+            height,
+            round: 0,
+            value: None,
+            validator: 0,
+        }
+        .sign(&chain, other.signing_key());
+        net.broadcast(NetMessage::Vote(vote).encode().into());
+        // A transaction batch holding a badly signed transaction.
+        let mut tx = cradle_tests::txs::enrol(chain, &key, &cradle_tests::txs::patient(77));
+        let last = tx.len() - 1;
+        tx[last] ^= 0x10;
+        let batch = cradle_ledger::codec::BoundedVec::new(vec![tx]).unwrap();
+        net.broadcast(NetMessage::Txs(batch).encode().into());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        net.shutdown().await;
+    });
+    keeps_committing(&c, &[0, 1, 2]);
+    let metrics = String::from_utf8(c.client(0).get_bytes("/metrics").unwrap()).unwrap();
+    let invalid: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cradle_messages_invalid_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(invalid >= 2, "node 0 counted {invalid} invalid messages");
+    assert_eq!(
+        c.client(0).status().unwrap()["mempool_txs"].as_u64(),
+        Some(0),
+        "no bad tx admitted"
+    );
+    // The real node 3 comes back and catches up.
+    c.start_node(3).unwrap();
+    let target = c.height(0).unwrap();
+    c.wait_height(3, target, WAIT).unwrap();
+    assert_eq!(
+        c.block_at(3, target).unwrap(),
+        c.block_at(0, target).unwrap()
+    );
+}

@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
 done
 
 cradle_install_build_deps
-(cd "$repo" && cargo build --release --locked -p cradle-node -p cradle-genesis -p cradle-client -p cradle-tests --bins)
+(cd "$repo" && cargo build --workspace --release --locked --all-targets)
 
 net="$(mktemp -d)/localnet"
 export LOCALNET_DIR="$net" LOCALNET_SKIP_BUILD=1 LOCALNET_BASE_PORT="${LOCALNET_BASE_PORT:-27600}"

@@ -22,7 +22,7 @@ die() { echo "localnet: $*" >&2; exit 1; }
 build() {
     if [ -z "${LOCALNET_SKIP_BUILD:-}" ]; then
         cradle_install_build_deps
-        (cd "$repo" && cargo build --release --locked -p cradle-node -p cradle-genesis -p cradle-client)
+        (cd "$repo" && cargo build --workspace --release --locked --all-targets)
     fi
     for b in cradle-node cradle-genesis cradle; do
         [ -x "$bin/$b" ] || die "missing $bin/$b"

@@ -9,5 +9,5 @@ cradle_install_build_deps
 
 cargo fmt --all -- --check
 # The black-box tests start the real binaries: build them first.
-cargo build --workspace --release --locked --bins
+cargo build --workspace --release --locked --all-targets
 cargo test --workspace --release --locked

@@ -2,6 +2,9 @@
 # Sourced, not run.
 
 # Builds are shared across clones and runs: the bundled C++ dependencies take minutes to compile.
+# Every script builds the same set (`--workspace --release --all-targets`): cargo unifies the
+# features of shared dependencies per invocation, and a different set gives RocksDB another build
+# hash, which means compiling its C++ again.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cradle-target}"
 
 cradle_install_build_deps() {

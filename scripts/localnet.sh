@@ -52,8 +52,9 @@ running_pid() {
     echo "$pid"
 }
 
+# The member's height, or nothing while its API does not answer.
 height_of() {
-    "$bin/cradle" --node "$(api_url "$1")" status --format json 2>/dev/null \
+    { "$bin/cradle" --node "$(api_url "$1")" status --format json 2>/dev/null || true; } \
         | sed -n 's/^ *"height": *\([0-9]*\).*/\1/p' | head -1
 }
 

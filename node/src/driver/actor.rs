@@ -49,7 +49,7 @@ pub(super) struct Driver {
     executed: HashMap<ValueId, Executed>,
     /// The core asked us to propose: at this height and round, from this moment.
     propose: Option<(Height, Round, Instant)>,
-    last_commit: Instant,
+    pub(super) last_commit: Instant,
     /// When each pending transaction entered this node's mempool, for commit latency.
     admitted_at: HashMap<Hash, Instant>,
     /// Transactions to gossip in the next batch.

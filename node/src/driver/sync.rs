@@ -21,6 +21,8 @@ use crate::wire::{MESSAGE_BYTES_MAX, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse}
 
 /// A sync request unanswered for this long is given up and may go to another peer.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a node one block behind a peer waits for consensus before fetching the block.
+const SYNC_STUCK_AFTER: Duration = Duration::from_secs(3);
 /// Blocks asked for per request.
 const SYNC_BATCH: u16 = 32;
 /// Bytes of blocks one response carries at most, under the message cap.
@@ -31,7 +33,11 @@ impl Driver {
     pub(super) fn note_peer_height(&mut self, peer: PublicKey, height: u64) {
         let entry = self.peer_heights.entry(peer).or_insert(0);
         *entry = (*entry).max(height);
-        if height > self.tip.height {
+        // A peer one block ahead is normal at every height: its precommits for the block we
+        // are deciding are on their way. Fetch only when it is further ahead, or when we have
+        // been stuck behind it for a while; serving blocks is not free for the peer.
+        let stuck = self.last_commit.elapsed() >= SYNC_STUCK_AFTER;
+        if height > self.tip.height + 1 || (height > self.tip.height && stuck) {
             self.request_blocks(peer);
         }
     }

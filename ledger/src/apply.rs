@@ -176,18 +176,13 @@ fn register_archive<S: StateReader + ?Sized>(
         .filter(|(_, g)| ctx.time_ms < g.expires_at_ms && g.scope.covers(&b.archive, b.category))
         .map(|(id, _)| *id)
         .collect();
-    let mut given = BTreeSet::new();
-    for gk in &b.grant_keys {
-        if !given.insert(gk.grant) {
-            return Err(Error::Duplicate(format!("grant {}", gk.grant)));
-        }
-        if !required.contains(&gk.grant) {
-            return Err(Error::UnexpectedGrantKey(gk.grant));
-        }
-    }
-    if let Some(missing) = required.difference(&given).next() {
-        return Err(Error::MissingGrantKey(*missing));
-    }
+    exactly_once(
+        b.grant_keys.iter().map(|gk| gk.grant),
+        &required,
+        "grant",
+        Error::UnexpectedGrantKey,
+        Error::MissingGrantKey,
+    )?;
     let record = ArchiveRecord {
         patient: b.patient,
         custodian: *signer,
@@ -207,6 +202,30 @@ fn register_archive<S: StateReader + ?Sized>(
     patient.archives = patient.archives.saturating_add(1);
     state.put(keys::patient(&b.patient), &patient);
     Ok(())
+}
+
+/// Wrapped keys must go to each of `required` exactly once and to nothing else: a grantee
+/// without its key could not read, and a key for anyone else would leak the archive.
+fn exactly_once<T: Ord + Copy + std::fmt::Display>(
+    given: impl Iterator<Item = T>,
+    required: &BTreeSet<T>,
+    what: &str,
+    unexpected: fn(T) -> Error,
+    missing: fn(T) -> Error,
+) -> Result<(), Error> {
+    let mut seen = BTreeSet::new();
+    for item in given {
+        if !seen.insert(item) {
+            return Err(Error::Duplicate(format!("{what} {item}")));
+        }
+        if !required.contains(&item) {
+            return Err(unexpected(item));
+        }
+    }
+    match required.difference(&seen).next() {
+        Some(m) => Err(missing(*m)),
+        None => Ok(()),
+    }
 }
 
 fn grant_consent<S: StateReader + ?Sized>(
@@ -281,18 +300,13 @@ fn grant_consent<S: StateReader + ?Sized>(
             .map(|(id, _)| id)
             .collect(),
     };
-    let mut given = BTreeSet::new();
-    for ak in &b.archive_keys {
-        if !given.insert(ak.archive) {
-            return Err(Error::Duplicate(format!("archive {}", ak.archive)));
-        }
-        if !covered.contains(&ak.archive) {
-            return Err(Error::UnexpectedArchiveKey(ak.archive));
-        }
-    }
-    if let Some(missing) = covered.difference(&given).next() {
-        return Err(Error::MissingArchiveKey(*missing));
-    }
+    exactly_once(
+        b.archive_keys.iter().map(|ak| ak.archive),
+        &covered,
+        "archive",
+        Error::UnexpectedArchiveKey,
+        Error::MissingArchiveKey,
+    )?;
     let record = GrantRecord {
         patient: *signer,
         grantee: b.grantee,

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -334,8 +333,8 @@ fn main() -> anyhow::Result<()> {
     let mut committed_in_window = 0u64;
     let mut next = first_height + 1;
     let mut rss_max: f64 = 0.0;
-    let stop = AtomicBool::new(false);
-    while Instant::now() < drain_until && !stop.load(Ordering::Relaxed) {
+    // Bounded: the watcher stops at the drain deadline whatever happens.
+    while Instant::now() < drain_until {
         for m in &members {
             if let Some(pid) = m.pid {
                 rss_max = rss_max.max(rss_mb(pid).unwrap_or(0.0));

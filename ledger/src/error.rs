@@ -27,6 +27,10 @@ pub enum Error {
     Random(String),
     #[error("signed for another chain")]
     WrongChain,
+    #[error("the recipient's X25519 key is a low-order point; no key can be wrapped for it")]
+    LowOrderKey,
+    #[error("the wrapped key does not open for this recipient and archive")]
+    KeyUnwrap,
 
     // Consortium.
     #[error("unknown role {0:?}: want hospital, clinic or regulator")]

@@ -5,7 +5,8 @@
 //! - [`block`]: headers, blocks and their commit certificates;
 //! - [`state`] and [`apply`]: the key-value state and the deterministic state transition;
 //! - [`merkle`]: RFC 6962 logs and the sparse Merkle tree behind the state root;
-//! - [`codec`] and [`crypto`]: canonical, bounded encoding and domain-separated signatures.
+//! - [`codec`] and [`crypto`]: canonical, bounded encoding and domain-separated signatures;
+//! - [`keywrap`]: archive keys wrapped for one recipient and one archive.
 //!
 //! Pure and deterministic: no clock, no randomness in the rules, no I/O. The node feeds it blocks
 //! and stores what it returns.
@@ -17,6 +18,7 @@ pub mod codec;
 pub mod crypto;
 pub mod error;
 pub mod identity;
+pub mod keywrap;
 pub mod merkle;
 pub mod state;
 pub mod tx;

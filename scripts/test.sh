@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/env.sh
 cradle_install_build_deps
+cradle_install_fhir_validator
 
 cargo fmt --all -- --check
 # The black-box tests start the real binaries: build them first.

@@ -23,3 +23,28 @@ cradle_install_build_deps() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
 }
+
+# The FHIR export's tests check it with an independent validator (scripts/lib/fhir_validate.py),
+# which needs fhir.resources 6.4.0: the last release with the FHIR R4 (4.0.1) models. The check
+# asks for the installed version rather than importing the package: 6.4.0 is written for
+# pydantic 1 and only imports through the validator's compatibility shim where pydantic 2 is
+# installed.
+CRADLE_FHIR_RESOURCES_VERSION=6.4.0
+cradle_install_fhir_validator() {
+    local spec="fhir.resources==$CRADLE_FHIR_RESOURCES_VERSION" missing=()
+    command -v python3 >/dev/null || missing+=(python3)
+    { command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; } || missing+=(python3-pip)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "missing Debian packages: ${missing[*]} (run as root or install them)" >&2
+            exit 1
+        fi
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('fhir.resources') != '$CRADLE_FHIR_RESOURCES_VERSION')" 2>/dev/null && return 0
+    # Debian's own python3 refuses pip installs outside a virtualenv (PEP 668); the validator
+    # runs under the machine's python3, so install there all the same.
+    python3 -m pip install --quiet --disable-pip-version-check "$spec" 2>/dev/null ||
+        python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$spec"
+}

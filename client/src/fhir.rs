@@ -1,0 +1,739 @@
+//! FHIR R4 (4.0.1) export of the access log and of a patient's consents, for regulators and
+//! patients whose tools speak FHIR rather than Cradle's own JSON.
+//!
+//! - [`audit_bundle`]: one `AuditEvent` per logged access, permitted, denied or break-glass;
+//! - [`consent_resources`]: one `Consent` per grant a patient gave.
+//!
+//! What it promises: the output names keys, identifiers and member institutions only. The ledger
+//! holds no patient names or health data, and neither does the export. Everything is read from
+//! committed records; nothing here reads the clock (the caller passes `now_ms`), so one input
+//! always gives the same JSON.
+//!
+//! Identifiers use URN systems of their own (`urn:cradle:member`, `urn:cradle:patient`,
+//! `urn:cradle:key`, `urn:cradle:archive`, `urn:cradle:grant`, `urn:cradle:tx`), and archives and
+//! grants are also referenced as `DocumentReference/<archive-id>` and `Consent/<grant-id>`, so a
+//! consumer can join the audit bundle with the consent bundle.
+
+use cradle_ledger::access::{EventOutcome, LoggedEvent};
+use cradle_ledger::state::GrantRecord;
+use cradle_ledger::tx::{Purpose, Scope};
+use cradle_ledger::{Consortium, GrantId, PublicKey};
+use serde_json::{Value, json};
+
+/// DICOM controlled terminology: event types and audit participant role ids.
+pub const SYSTEM_DICOM: &str = "http://dicom.nema.org/resources/ontology/DCM";
+/// HL7 v3 ActReason: the PurposeOfUse codes, and BTG ("break the glass").
+pub const SYSTEM_ACT_REASON: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
+pub const SYSTEM_MEMBER: &str = "urn:cradle:member";
+pub const SYSTEM_PATIENT: &str = "urn:cradle:patient";
+pub const SYSTEM_KEY: &str = "urn:cradle:key";
+pub const SYSTEM_ARCHIVE: &str = "urn:cradle:archive";
+pub const SYSTEM_GRANT: &str = "urn:cradle:grant";
+pub const SYSTEM_TX: &str = "urn:cradle:tx";
+pub const SYSTEM_CATEGORY: &str = "urn:cradle:category";
+pub const SYSTEM_ROLE: &str = "urn:cradle:role";
+/// The extension on a `Consent` that carries the moment the patient revoked it.
+pub const EXTENSION_REVOKED_AT: &str = "urn:cradle:fhir:consent-revoked-at";
+
+const SYSTEM_RESTFUL_INTERACTION: &str = "http://hl7.org/fhir/restful-interaction";
+const SYSTEM_SOURCE_TYPE: &str = "http://terminology.hl7.org/CodeSystem/security-source-type";
+const SYSTEM_ENTITY_TYPE: &str = "http://terminology.hl7.org/CodeSystem/audit-entity-type";
+const SYSTEM_OBJECT_ROLE: &str = "http://terminology.hl7.org/CodeSystem/object-role";
+const SYSTEM_LIFECYCLE: &str = "http://terminology.hl7.org/CodeSystem/dicom-audit-lifecycle";
+const SYSTEM_RESOURCE_TYPES: &str = "http://hl7.org/fhir/resource-types";
+const SYSTEM_PARTICIPATION: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
+const SYSTEM_ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+const SYSTEM_CONSENT_SCOPE: &str = "http://terminology.hl7.org/CodeSystem/consentscope";
+const SYSTEM_LOINC: &str = "http://loinc.org";
+
+/// The latest moment a FHIR `instant` can spell (its year has four digits):
+/// 9999-12-31T23:59:59.999Z. Later times are clamped to it rather than written invalid.
+const INSTANT_MS_MAX: u64 = 253_402_300_799_999;
+const DAY_MS: u64 = 86_400_000;
+
+/// A FHIR R4 `collection` Bundle with one `AuditEvent` per logged access, in the order given.
+///
+/// `consortium` supplies the display names of member institutions; `chain_id_hex` becomes each
+/// event's `source.site`, so events from different chains cannot be mistaken for each other.
+pub fn audit_bundle(events: &[LoggedEvent], consortium: &Consortium, chain_id_hex: &str) -> Value {
+    let entries: Vec<Value> = events
+        .iter()
+        .map(|e| json!({ "resource": audit_event(e, consortium, chain_id_hex) }))
+        .collect();
+    json!({ "resourceType": "Bundle", "type": "collection", "entry": entries })
+}
+
+/// A FHIR R4 `collection` Bundle with one `Consent` per grant of `patient`, in the order given.
+///
+/// A grant is `inactive` once revoked or expired at `now_ms`, and `active` otherwise (including a
+/// grant whose validity has not started yet: it is in force, for the period it states). Grants of
+/// other patients in `grants` are left out.
+pub fn consent_resources(
+    patient: &PublicKey,
+    grants: &[(GrantId, GrantRecord)],
+    consortium: &Consortium,
+    now_ms: u64,
+) -> Value {
+    let entries: Vec<Value> = grants
+        .iter()
+        .filter(|(_, g)| &g.patient == patient)
+        .map(|(id, g)| json!({ "resource": consent(id, g, consortium, now_ms) }))
+        .collect();
+    json!({ "resourceType": "Bundle", "type": "collection", "entry": entries })
+}
+
+fn audit_event(logged: &LoggedEvent, consortium: &Consortium, chain_id_hex: &str) -> Value {
+    let e = &logged.event;
+    let (outcome, outcome_desc) = match e.outcome {
+        EventOutcome::Permitted => ("0", None),
+        EventOutcome::BreakGlass => ("0", Some("emergency access without a grant (break-glass)")),
+        EventOutcome::Denied { reason } => ("4", Some(reason.as_str())),
+    };
+    let mut event = json!({
+        "resourceType": "AuditEvent",
+        "id": format!("access-{}", logged.global_index),
+        "type": coding(SYSTEM_DICOM, "110110", "Patient Record"),
+        "subtype": [coding(SYSTEM_RESTFUL_INTERACTION, "read", "read")],
+        "action": "R",
+        "recorded": instant(e.time_ms),
+        "outcome": outcome,
+        "purposeOfEvent": [concept(purpose_coding(e.purpose))],
+        "agent": [accessor_agent(logged, consortium), custodian_agent(&e.custodian, consortium)],
+        "source": {
+            "site": chain_id_hex,
+            "observer": reference(&e.custodian, consortium, &e.patient),
+            "type": [coding(SYSTEM_SOURCE_TYPE, "4", "Application Server")],
+        },
+        "entity": entities(logged),
+    });
+    if let Some(desc) = outcome_desc {
+        event["outcomeDesc"] = json!(desc);
+    }
+    // Break-glass is flagged on the resource itself, where access-control and audit tooling
+    // look for security labels, as well as by the ETREAT purpose of event and of use.
+    if e.outcome.is_break_glass() {
+        event["meta"] = json!({
+            "security": [coding(SYSTEM_ACT_REASON, "BTG", "break the glass")],
+        });
+    }
+    event
+}
+
+/// Who asked: the requestor, with the purpose it gave.
+fn accessor_agent(logged: &LoggedEvent, consortium: &Consortium) -> Value {
+    let e = &logged.event;
+    let mut agent = json!({
+        "type": concept(coding(SYSTEM_DICOM, "110152", "Destination Role ID")),
+        "who": reference(&e.accessor, consortium, &e.patient),
+        "requestor": true,
+        "purposeOfUse": [concept(purpose_coding(e.purpose))],
+    });
+    if let Some(m) = consortium.member(&e.accessor) {
+        agent["role"] = json!([concept(coding(
+            SYSTEM_ROLE,
+            m.role.as_str(),
+            m.role.as_str()
+        ))]);
+    }
+    agent
+}
+
+/// Who holds the archive and recorded the access.
+fn custodian_agent(custodian: &PublicKey, consortium: &Consortium) -> Value {
+    json!({
+        "type": concept(coding(SYSTEM_DICOM, "110153", "Source Role ID")),
+        "role": [concept(coding(SYSTEM_PARTICIPATION, "CST", "custodian"))],
+        "who": member_or_key(custodian, consortium),
+        "requestor": false,
+    })
+}
+
+/// The patient, the archive, the consent used (if any) and the ledger record itself.
+fn entities(logged: &LoggedEvent) -> Vec<Value> {
+    let e = &logged.event;
+    let archive = e.archive.to_hex();
+    let mut out = vec![
+        json!({
+            "what": { "identifier": identifier(SYSTEM_PATIENT, e.patient.to_hex()) },
+            "type": coding(SYSTEM_ENTITY_TYPE, "1", "Person"),
+            "role": coding(SYSTEM_OBJECT_ROLE, "1", "Patient"),
+        }),
+        json!({
+            "what": {
+                "reference": format!("DocumentReference/{archive}"),
+                "identifier": identifier(SYSTEM_ARCHIVE, archive),
+            },
+            "type": coding(SYSTEM_RESOURCE_TYPES, "DocumentReference", "DocumentReference"),
+            "role": coding(SYSTEM_OBJECT_ROLE, "4", "Domain Resource"),
+            "lifecycle": coding(SYSTEM_LIFECYCLE, "6", "Access / Use"),
+            "detail": [detail("cradle-archive-category", e.category.code())],
+        }),
+    ];
+    if let Some(grant) = e.grant {
+        let grant = grant.to_hex();
+        out.push(json!({
+            "what": {
+                "reference": format!("Consent/{grant}"),
+                "identifier": identifier(SYSTEM_GRANT, grant),
+            },
+            "type": coding(SYSTEM_RESOURCE_TYPES, "Consent", "Consent"),
+        }));
+    }
+    out.push(json!({
+        "what": { "identifier": identifier(SYSTEM_TX, e.tx_hash.to_hex()) },
+        "type": coding(SYSTEM_ENTITY_TYPE, "2", "System Object"),
+        "description": "the ledger's access record",
+        "detail": [
+            detail("cradle-tx-hash", &e.tx_hash.to_hex()),
+            detail("cradle-request-hash", &e.request_hash.to_hex()),
+            detail("cradle-block-height", &e.height.to_string()),
+            detail("cradle-global-log-index", &logged.global_index.to_string()),
+            detail("cradle-patient-log-index", &logged.patient_index.to_string()),
+        ],
+    }));
+    out
+}
+
+fn consent(id: &GrantId, g: &GrantRecord, consortium: &Consortium, now_ms: u64) -> Value {
+    let inactive = g.revoked_at_ms.is_some() || now_ms >= g.expires_at_ms;
+    let mut provision = json!({
+        "type": "permit",
+        "period": { "start": instant(g.valid_from_ms), "end": instant(g.expires_at_ms) },
+        "actor": [{
+            "role": concept(coding(SYSTEM_PARTICIPATION, "IRCP", "information recipient")),
+            "reference": member_or_key(&g.grantee, consortium),
+        }],
+        "purpose": g.purposes.iter().map(|p| purpose_coding(*p)).collect::<Vec<_>>(),
+    });
+    match &g.scope {
+        // No class and no data: the provision covers all of the patient's archives.
+        Scope::All => {}
+        Scope::Categories(cs) => {
+            provision["class"] = cs
+                .iter()
+                .map(|c| coding(SYSTEM_CATEGORY, c.code(), c.code()))
+                .collect();
+        }
+        Scope::Archives(ids) => {
+            provision["data"] = ids
+                .iter()
+                .map(|a| {
+                    json!({
+                        "meaning": "instance",
+                        "reference": {
+                            "reference": format!("DocumentReference/{}", a.to_hex()),
+                            "identifier": identifier(SYSTEM_ARCHIVE, a.to_hex()),
+                        },
+                    })
+                })
+                .collect();
+        }
+    }
+    let patient = json!({ "identifier": identifier(SYSTEM_PATIENT, g.patient.to_hex()) });
+    let mut consent = json!({
+        "resourceType": "Consent",
+        "id": id.to_hex(),
+        "identifier": [identifier(SYSTEM_GRANT, id.to_hex())],
+        "status": if inactive { "inactive" } else { "active" },
+        "scope": concept(coding(SYSTEM_CONSENT_SCOPE, "patient-privacy", "Privacy Consent")),
+        "category": [concept(coding(SYSTEM_LOINC, "59284-0", "Patient Consent"))],
+        "patient": patient.clone(),
+        "dateTime": instant(g.granted_at_ms),
+        // The patient grants and the grantee agrees to honour it: R4 names both as performers.
+        "performer": [patient, member_or_key(&g.grantee, consortium)],
+        "policyRule": concept(coding(SYSTEM_ACT_CODE, "OPTIN", "opt-in")),
+        "provision": provision,
+    });
+    // The provision keeps the period the patient granted; the revocation is a separate fact.
+    if let Some(at) = g.revoked_at_ms {
+        consent["extension"] =
+            json!([{ "url": EXTENSION_REVOKED_AT, "valueDateTime": instant(at) }]);
+    }
+    consent
+}
+
+/// A reference to a key: the member institution it belongs to, the event's patient, or a bare
+/// key (a clinician's, say). Only institutions get a display name.
+fn reference(key: &PublicKey, consortium: &Consortium, patient: &PublicKey) -> Value {
+    if consortium.member(key).is_none() && key == patient {
+        return json!({ "identifier": identifier(SYSTEM_PATIENT, key.to_hex()) });
+    }
+    member_or_key(key, consortium)
+}
+
+fn member_or_key(key: &PublicKey, consortium: &Consortium) -> Value {
+    match consortium.member(key) {
+        Some(m) => json!({
+            "identifier": identifier(SYSTEM_MEMBER, key.to_hex()),
+            "display": m.name,
+        }),
+        None => json!({ "identifier": identifier(SYSTEM_KEY, key.to_hex()) }),
+    }
+}
+
+fn purpose_coding(p: Purpose) -> Value {
+    let display = match p {
+        Purpose::Treat => "treatment",
+        Purpose::EmergencyTreat => "Emergency Treatment",
+        Purpose::Research => "healthcare research",
+        Purpose::PublicHealth => "public health",
+        Purpose::Operations => "healthcare operations",
+        Purpose::Payment => "healthcare payment",
+        Purpose::PatientRequest => "patient requested",
+        Purpose::CareCoordination => "coordination of care",
+        Purpose::Oversight => "health system administration",
+    };
+    coding(SYSTEM_ACT_REASON, p.code(), display)
+}
+
+fn coding(system: &str, code: &str, display: &str) -> Value {
+    json!({ "system": system, "code": code, "display": display })
+}
+
+fn concept(coding: Value) -> Value {
+    json!({ "coding": [coding] })
+}
+
+fn identifier(system: &str, value: String) -> Value {
+    json!({ "system": system, "value": value })
+}
+
+fn detail(kind: &str, value: &str) -> Value {
+    json!({ "type": kind, "valueString": value })
+}
+
+/// Milliseconds since the Unix epoch as a FHIR `instant`: UTC, millisecond precision,
+/// e.g. `2026-05-28T20:26:40.000Z`. Times past the year 9999 are clamped to its last millisecond.
+pub fn instant(ms: u64) -> String {
+    let ms = ms.min(INSTANT_MS_MAX);
+    let (year, month, day) = civil_from_days(ms / DAY_MS);
+    let in_day = ms % DAY_MS;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000,
+    )
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01: Howard Hinnant's `civil_from_days`,
+/// restricted to non-negative days (the ledger has no times before the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468; // days since 0000-03-01
+    let era = z / 146_097;
+    let doe = z - era * 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365], from March 1
+    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = era * 400 + yoe + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cradle_ledger::access::{AccessEvent, DenialReason};
+    use cradle_ledger::codec::BoundedVec;
+    use cradle_ledger::tx::Category;
+    use cradle_ledger::{ArchiveId, Digest32, Keypair, Limits, Member, Policy, Role};
+
+    const T0_MS: u64 = 1_780_000_000_000;
+
+    struct Fixture {
+        consortium: Consortium,
+        hospital: Keypair,
+        clinic: Keypair,
+        regulator: Keypair,
+        patient: Keypair,
+    }
+
+    fn member(name: &str, role: Role, key: &Keypair, power: u64) -> Member {
+        Member {
+            name: name.into(),
+            role,
+            public_key: key.public_key(),
+            x25519: key.x25519_public(),
+            voting_power: power,
+        }
+    }
+
+    fn fixture() -> Fixture {
+        let hospital = Keypair::from_seed(&[1; 32]);
+        let clinic = Keypair::from_seed(&[3; 32]);
+        let regulator = Keypair::from_seed(&[4; 32]);
+        let patient = Keypair::from_seed(&[0xaa; 32]);
+        let consortium = Consortium::new(
+            [7; 32],
+            T0_MS,
+            vec![
+                member("County Hospital", Role::Hospital, &hospital, 1),
+                member("Township Clinic", Role::Clinic, &clinic, 1),
+                member("Health Commission", Role::Regulator, &regulator, 0),
+            ],
+            Policy::default(),
+            Limits::default(),
+        )
+        .unwrap();
+        Fixture {
+            consortium,
+            hospital,
+            clinic,
+            regulator,
+            patient,
+        }
+    }
+
+    fn event(
+        f: &Fixture,
+        accessor: &Keypair,
+        purpose: Purpose,
+        outcome: EventOutcome,
+    ) -> LoggedEvent {
+        LoggedEvent {
+            global_index: 41,
+            patient_index: 3,
+            event: AccessEvent {
+                height: 12,
+                time_ms: T0_MS + 1234,
+                tx_hash: Digest32([0x11; 32]),
+                request_hash: Digest32([0x22; 32]),
+                patient: f.patient.public_key(),
+                archive: ArchiveId([0x33; 32]),
+                category: Category::Ultrasound,
+                custodian: f.hospital.public_key(),
+                accessor: accessor.public_key(),
+                purpose,
+                grant: None,
+                outcome,
+            },
+        }
+    }
+
+    fn only_event(bundle: &Value) -> &Value {
+        assert_eq!(bundle["resourceType"], "Bundle");
+        assert_eq!(bundle["type"], "collection");
+        let entries = bundle["entry"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "bundle: {bundle}");
+        &entries[0]["resource"]
+    }
+
+    fn detail_value<'a>(event: &'a Value, kind: &str) -> &'a Value {
+        event["entity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|e| e["detail"].as_array().into_iter().flatten())
+            .find(|d| d["type"] == kind)
+            .map(|d| &d["valueString"])
+            .unwrap_or_else(|| panic!("no detail {kind} in {event}"))
+    }
+
+    #[test]
+    fn instant_formats_utc_with_milliseconds() {
+        assert_eq!(instant(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(instant(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(instant(1_780_000_001_234), "2026-05-28T20:26:41.234Z");
+        assert_eq!(instant(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
+        assert_eq!(instant(u64::MAX), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn civil_from_days_agrees_with_a_day_by_day_count() {
+        let mut expected = (1970u64, 1u64, 1u64);
+        for days in 0..(200 * 366) {
+            assert_eq!(civil_from_days(days), expected, "days {days}");
+            let (y, m, d) = expected;
+            let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+            let len = match m {
+                2 if leap => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            expected = if d < len {
+                (y, m, d + 1)
+            } else if m < 12 {
+                (y, m + 1, 1)
+            } else {
+                (y + 1, 1, 1)
+            };
+        }
+    }
+
+    #[test]
+    fn permitted_read_by_a_grantee_names_agents_entities_and_the_consent_used() {
+        let f = fixture();
+        let mut logged = event(&f, &f.clinic, Purpose::Treat, EventOutcome::Permitted);
+        logged.event.grant = Some(GrantId([0x44; 32]));
+        let bundle = audit_bundle(&[logged], &f.consortium, "07ab");
+        let ev = only_event(&bundle);
+
+        assert_eq!(ev["resourceType"], "AuditEvent");
+        assert_eq!(ev["id"], "access-41");
+        assert_eq!(ev["type"]["system"], SYSTEM_DICOM);
+        assert_eq!(ev["type"]["code"], "110110");
+        assert_eq!(ev["subtype"][0]["code"], "read");
+        assert_eq!(ev["action"], "R");
+        assert_eq!(ev["recorded"], "2026-05-28T20:26:41.234Z");
+        assert_eq!(ev["outcome"], "0");
+        assert!(ev.get("outcomeDesc").is_none());
+        assert!(ev.get("meta").is_none(), "no break-glass label: {ev}");
+        assert_eq!(
+            ev["purposeOfEvent"][0]["coding"][0]["system"],
+            SYSTEM_ACT_REASON
+        );
+        assert_eq!(ev["purposeOfEvent"][0]["coding"][0]["code"], "TREAT");
+
+        let requestor = &ev["agent"][0];
+        assert_eq!(requestor["requestor"], true);
+        assert_eq!(requestor["who"]["identifier"]["system"], SYSTEM_MEMBER);
+        assert_eq!(
+            requestor["who"]["identifier"]["value"],
+            f.clinic.public_key().to_hex()
+        );
+        assert_eq!(requestor["who"]["display"], "Township Clinic");
+        assert_eq!(requestor["role"][0]["coding"][0]["code"], "clinic");
+        assert_eq!(requestor["purposeOfUse"][0]["coding"][0]["code"], "TREAT");
+        let custodian = &ev["agent"][1];
+        assert_eq!(custodian["requestor"], false);
+        assert_eq!(custodian["role"][0]["coding"][0]["code"], "CST");
+        assert_eq!(custodian["who"]["display"], "County Hospital");
+
+        assert_eq!(ev["source"]["site"], "07ab");
+        assert_eq!(
+            ev["source"]["observer"]["identifier"]["value"],
+            f.hospital.public_key().to_hex()
+        );
+        assert_eq!(ev["source"]["observer"]["display"], "County Hospital");
+
+        let entity = ev["entity"].as_array().unwrap();
+        assert_eq!(
+            entity.len(),
+            4,
+            "patient, archive, consent, ledger record: {ev}"
+        );
+        assert_eq!(entity[0]["what"]["identifier"]["system"], SYSTEM_PATIENT);
+        assert_eq!(
+            entity[0]["what"]["identifier"]["value"],
+            f.patient.public_key().to_hex()
+        );
+        assert_eq!(entity[0]["role"]["code"], "1");
+        let archive = ArchiveId([0x33; 32]).to_hex();
+        assert_eq!(
+            entity[1]["what"]["reference"],
+            format!("DocumentReference/{archive}")
+        );
+        assert_eq!(entity[1]["what"]["identifier"]["value"], archive);
+        assert_eq!(detail_value(ev, "cradle-archive-category"), "ultrasound");
+        let grant = GrantId([0x44; 32]).to_hex();
+        assert_eq!(entity[2]["what"]["reference"], format!("Consent/{grant}"));
+        assert_eq!(
+            detail_value(ev, "cradle-tx-hash"),
+            &Digest32([0x11; 32]).to_hex()
+        );
+        assert_eq!(detail_value(ev, "cradle-global-log-index"), "41");
+        assert_eq!(detail_value(ev, "cradle-patient-log-index"), "3");
+        assert_eq!(detail_value(ev, "cradle-block-height"), "12");
+    }
+
+    #[test]
+    fn denied_read_has_minor_failure_outcome_and_the_reason() {
+        let f = fixture();
+        let reason = DenialReason::GrantRevoked;
+        let logged = event(
+            &f,
+            &f.clinic,
+            Purpose::Research,
+            EventOutcome::Denied { reason },
+        );
+        let bundle = audit_bundle(&[logged], &f.consortium, "07ab");
+        let ev = only_event(&bundle);
+        assert_eq!(ev["outcome"], "4");
+        assert_eq!(ev["outcomeDesc"], reason.as_str());
+        assert_eq!(ev["purposeOfEvent"][0]["coding"][0]["code"], "HRESCH");
+        assert!(ev.get("meta").is_none());
+        // No grant was used, so no consent entity.
+        let refs: Vec<_> = ev["entity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["what"]["reference"])
+            .collect();
+        assert!(
+            !refs
+                .iter()
+                .any(|r| r.as_str().is_some_and(|r| r.starts_with("Consent/")))
+        );
+    }
+
+    #[test]
+    fn break_glass_is_labelled_btg_with_emergency_purpose() {
+        let f = fixture();
+        let logged = event(
+            &f,
+            &f.clinic,
+            Purpose::EmergencyTreat,
+            EventOutcome::BreakGlass,
+        );
+        let bundle = audit_bundle(&[logged], &f.consortium, "07ab");
+        let ev = only_event(&bundle);
+        assert_eq!(ev["outcome"], "0");
+        let label = &ev["meta"]["security"][0];
+        assert_eq!(label["system"], SYSTEM_ACT_REASON);
+        assert_eq!(label["code"], "BTG");
+        assert_eq!(ev["purposeOfEvent"][0]["coding"][0]["code"], "ETREAT");
+        assert_eq!(
+            ev["agent"][0]["purposeOfUse"][0]["coding"][0]["code"],
+            "ETREAT"
+        );
+        assert!(ev["outcomeDesc"].as_str().unwrap().contains("break-glass"));
+    }
+
+    #[test]
+    fn accessors_outside_the_consortium_are_keys_without_names() {
+        let f = fixture();
+        let clinician = Keypair::from_seed(&[9; 32]);
+        let by_clinician = event(&f, &clinician, Purpose::Treat, EventOutcome::Permitted);
+        let by_patient = event(
+            &f,
+            &f.patient,
+            Purpose::PatientRequest,
+            EventOutcome::Permitted,
+        );
+        let bundle = audit_bundle(&[by_clinician, by_patient], &f.consortium, "07ab");
+        let who = &bundle["entry"][0]["resource"]["agent"][0]["who"];
+        assert_eq!(who["identifier"]["system"], SYSTEM_KEY);
+        assert_eq!(who["identifier"]["value"], clinician.public_key().to_hex());
+        assert!(who.get("display").is_none());
+        let who = &bundle["entry"][1]["resource"]["agent"][0]["who"];
+        assert_eq!(who["identifier"]["system"], SYSTEM_PATIENT);
+        assert!(who.get("display").is_none());
+    }
+
+    fn grant(f: &Fixture, scope: Scope, revoked_at_ms: Option<u64>) -> GrantRecord {
+        GrantRecord {
+            patient: f.patient.public_key(),
+            grantee: f.clinic.public_key(),
+            scope,
+            purposes: BoundedVec::new(vec![Purpose::Treat, Purpose::CareCoordination]).unwrap(),
+            valid_from_ms: T0_MS,
+            expires_at_ms: T0_MS + 30 * DAY_MS,
+            granted_at_ms: T0_MS,
+            granted_height: 5,
+            revoked_at_ms,
+            revoked_height: revoked_at_ms.map(|_| 9),
+        }
+    }
+
+    #[test]
+    fn consent_carries_required_r4_elements_and_the_provision() {
+        let f = fixture();
+        let scope = Scope::Categories(BoundedVec::new(vec![Category::Ultrasound]).unwrap());
+        let id = GrantId([0x55; 32]);
+        let bundle = consent_resources(
+            &f.patient.public_key(),
+            &[(id, grant(&f, scope, None))],
+            &f.consortium,
+            T0_MS + DAY_MS,
+        );
+        let c = only_event(&bundle);
+        assert_eq!(c["resourceType"], "Consent");
+        assert_eq!(c["id"], id.to_hex());
+        assert_eq!(c["status"], "active");
+        assert_eq!(c["scope"]["coding"][0]["code"], "patient-privacy");
+        assert_eq!(c["category"][0]["coding"][0]["system"], SYSTEM_LOINC);
+        assert_eq!(c["category"][0]["coding"][0]["code"], "59284-0");
+        assert_eq!(c["policyRule"]["coding"][0]["code"], "OPTIN");
+        assert_eq!(
+            c["patient"]["identifier"]["value"],
+            f.patient.public_key().to_hex()
+        );
+        assert_eq!(c["dateTime"], instant(T0_MS));
+        assert_eq!(c["performer"][1]["display"], "Township Clinic");
+        let p = &c["provision"];
+        assert_eq!(p["type"], "permit");
+        assert_eq!(p["period"]["start"], instant(T0_MS));
+        assert_eq!(p["period"]["end"], instant(T0_MS + 30 * DAY_MS));
+        let purposes: Vec<_> = p["purpose"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["code"].clone())
+            .collect();
+        assert_eq!(purposes, vec![json!("TREAT"), json!("COC")]);
+        assert_eq!(p["actor"][0]["role"]["coding"][0]["code"], "IRCP");
+        assert_eq!(
+            p["actor"][0]["reference"]["identifier"]["value"],
+            f.clinic.public_key().to_hex()
+        );
+        assert_eq!(p["class"][0]["system"], SYSTEM_CATEGORY);
+        assert_eq!(p["class"][0]["code"], "ultrasound");
+        assert!(c.get("extension").is_none());
+    }
+
+    #[test]
+    fn revoked_or_expired_consents_are_inactive_and_revocation_is_recorded() {
+        let f = fixture();
+        let revoked_at = T0_MS + 2 * DAY_MS;
+        let archive = ArchiveId([0x66; 32]);
+        let grants = [
+            (GrantId([1; 32]), grant(&f, Scope::All, Some(revoked_at))),
+            (
+                GrantId([2; 32]),
+                grant(
+                    &f,
+                    Scope::Archives(BoundedVec::new(vec![archive]).unwrap()),
+                    None,
+                ),
+            ),
+        ];
+        let now = T0_MS + 3 * DAY_MS;
+        let bundle = consent_resources(&f.patient.public_key(), &grants, &f.consortium, now);
+        let revoked = &bundle["entry"][0]["resource"];
+        assert_eq!(revoked["status"], "inactive");
+        assert_eq!(revoked["extension"][0]["url"], EXTENSION_REVOKED_AT);
+        assert_eq!(
+            revoked["extension"][0]["valueDateTime"],
+            instant(revoked_at)
+        );
+        assert!(
+            revoked["provision"].get("class").is_none()
+                && revoked["provision"].get("data").is_none()
+        );
+        let by_archive = &bundle["entry"][1]["resource"];
+        assert_eq!(by_archive["status"], "active");
+        assert_eq!(by_archive["provision"]["data"][0]["meaning"], "instance");
+        assert_eq!(
+            by_archive["provision"]["data"][0]["reference"]["reference"],
+            format!("DocumentReference/{}", archive.to_hex())
+        );
+
+        let later = consent_resources(
+            &f.patient.public_key(),
+            &grants[1..],
+            &f.consortium,
+            T0_MS + 30 * DAY_MS,
+        );
+        assert_eq!(
+            later["entry"][0]["resource"]["status"], "inactive",
+            "expired"
+        );
+    }
+
+    #[test]
+    fn consents_of_other_patients_are_left_out() {
+        let f = fixture();
+        let mut other = grant(&f, Scope::All, None);
+        other.patient = f.regulator.public_key();
+        let bundle = consent_resources(
+            &f.patient.public_key(),
+            &[(GrantId([3; 32]), other)],
+            &f.consortium,
+            T0_MS,
+        );
+        assert_eq!(bundle["entry"].as_array().unwrap().len(), 0);
+    }
+}

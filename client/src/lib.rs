@@ -1,6 +1,6 @@
-//! `cradle-client`: the API client and the `cradle` command-line tool (archive encryption, key
-//! wrapping and proof verification join it with the archive and audit work), and the FHIR R4
-//! export of the access log and consents.
+//! `cradle-client`: the API client, archive encryption, the FHIR R4 export and the `cradle`
+//! command-line tool.
 
 pub mod api;
 pub mod fhir;
+pub mod seal;

@@ -16,12 +16,33 @@ pub enum ApiError {
     BadAnswer(String),
 }
 
+/// What a fetch answered: the ciphertext stream, or a refusal.
+pub enum Fetched {
+    Stream(FetchStream),
+    Refused {
+        status: u16,
+        reason: String,
+        /// The access record of a denial, when the custodian logged one.
+        access_tx: Option<String>,
+    },
+}
+
+/// A permitted fetch: the custodian's headers and the ciphertext as it arrives.
+pub struct FetchStream {
+    pub outcome: String,
+    pub access_tx: String,
+    pub wrapped_key_hex: String,
+    pub body: Box<dyn std::io::Read + Send>,
+}
+
 /// Largest answer the client reads from a node.
 const ANSWER_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 pub struct ApiClient {
     base: String,
     agent: ureq::Agent,
+    /// For transfers of large archives: no overall deadline, only a per-read one.
+    upload_agent: ureq::Agent,
 }
 
 impl ApiClient {
@@ -31,9 +52,17 @@ impl ApiClient {
             .http_status_as_error(false)
             .build()
             .new_agent();
+        let upload_agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .timeout_recv_body(None)
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
         Self {
             base: base.trim_end_matches('/').to_string(),
             agent,
+            upload_agent,
         }
     }
 
@@ -104,6 +133,86 @@ impl ApiClient {
             .header("content-type", "application/octet-stream")
             .send(body);
         Self::json(&Self::answer(response)?)
+    }
+
+    /// Streams `len` bytes from `body` to `PUT path`, signed with `auth` in `auth_header`.
+    pub fn put_reader(
+        &self,
+        path: &str,
+        auth: &str,
+        auth_header: &str,
+        len: u64,
+        body: &mut dyn std::io::Read,
+    ) -> Result<Value, ApiError> {
+        let url = format!("{}{}", self.base, path);
+        let response = self
+            .upload_agent
+            .put(&url)
+            .header("content-type", "application/octet-stream")
+            .header("content-length", len.to_string())
+            .header(auth_header, auth)
+            .send(ureq::SendBody::from_reader(body));
+        Self::json(&Self::answer(response)?)
+    }
+
+    /// `POST path` with a signed body; a success streams the ciphertext.
+    pub fn fetch(
+        &self,
+        path: &str,
+        auth: &str,
+        auth_header: &str,
+        body: &[u8],
+    ) -> Result<Fetched, ApiError> {
+        let url = format!("{}{}", self.base, path);
+        let response = self
+            .upload_agent
+            .post(&url)
+            .header("content-type", "application/octet-stream")
+            .header(auth_header, auth)
+            .send(body)
+            .map_err(|e| ApiError::Transport(e.to_string()))?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            let mut response = response;
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(64 * 1024)
+                .read_to_vec()
+                .map_err(|e| ApiError::Transport(e.to_string()))?;
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let reason = v
+                .get("error")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
+            let access_tx = v
+                .get("access_tx")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            return Ok(Fetched::Refused {
+                status,
+                reason,
+                access_tx,
+            });
+        }
+        let header = |name: &str| -> Result<String, ApiError> {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .ok_or_else(|| ApiError::BadAnswer(format!("missing {name} header")))
+        };
+        let outcome = header("x-cradle-outcome")?;
+        let access_tx = header("x-cradle-access-tx")?;
+        let wrapped_key_hex = header("x-cradle-wrapped-key")?;
+        Ok(Fetched::Stream(FetchStream {
+            outcome,
+            access_tx,
+            wrapped_key_hex,
+            body: Box::new(response.into_body().into_reader()),
+        }))
     }
 
     /// The signer's last committed nonce, if it ever signed anything.

@@ -1,6 +1,12 @@
-//! `cradle-client`: the API client, archive encryption, the FHIR R4 export and the `cradle`
-//! command-line tool.
+//! `cradle-client`: everything a member, patient or regulator runs on their own machine.
+//!
+//! - [`seal`]: archive encryption, streaming AES-256-GCM chunks bound to the archive;
+//! - [`session`]: enrol, put, get, grant, revoke and list through a node, with the archive
+//!   keys made, wrapped and unwrapped here;
+//! - [`fhir`]: FHIR R4 exports of the access log (AuditEvent) and of consents (Consent);
+//! - [`api`]: the blocking HTTP client for a node's API.
 
 pub mod api;
 pub mod fhir;
 pub mod seal;
+pub mod session;

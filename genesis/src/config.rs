@@ -67,6 +67,28 @@ impl Default for MempoolConfig {
     }
 }
 
+/// The custodian's encrypted archive store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchivesConfig {
+    /// Largest single archive (ciphertext bytes) the node accepts.
+    pub archive_bytes_max: u64,
+    /// Most bytes the store holds in all; uploads beyond it are refused.
+    pub store_bytes_max: u64,
+    /// How far a signed request's time may be from the node's clock, in milliseconds.
+    pub request_skew_ms: u64,
+}
+
+impl Default for ArchivesConfig {
+    fn default() -> Self {
+        Self {
+            archive_bytes_max: 4 * 1024 * 1024 * 1024,
+            store_bytes_max: 256 * 1024 * 1024 * 1024,
+            request_skew_ms: 60_000,
+        }
+    }
+}
+
 /// The node daemon's parameters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,6 +105,8 @@ pub struct NodeConfig {
     pub api: ApiConfig,
     #[serde(default)]
     pub mempool: MempoolConfig,
+    #[serde(default)]
+    pub archives: ArchivesConfig,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -106,6 +130,7 @@ impl Default for NodeConfig {
                 listen: "127.0.0.1:8600".into(),
             },
             mempool: MempoolConfig::default(),
+            archives: ArchivesConfig::default(),
         }
     }
 }
@@ -151,6 +176,22 @@ impl NodeConfig {
                     "{} is outside 1024..={MEMPOOL_BYTES_MAX}",
                     self.mempool.bytes_max
                 ),
+            ));
+        }
+        let a = &self.archives;
+        if a.archive_bytes_max == 0 || a.archive_bytes_max > a.store_bytes_max {
+            return Err(bad(
+                "archives.archive_bytes_max",
+                format!(
+                    "{} must be above 0 and at most archives.store_bytes_max ({})",
+                    a.archive_bytes_max, a.store_bytes_max
+                ),
+            ));
+        }
+        if !(1_000..=3_600_000).contains(&a.request_skew_ms) {
+            return Err(bad(
+                "archives.request_skew_ms",
+                format!("{} is outside 1000..=3600000", a.request_skew_ms),
             ));
         }
         Ok(())

@@ -12,6 +12,7 @@
 //! and stores what it returns.
 
 pub mod access;
+pub mod api_request;
 pub mod apply;
 pub mod block;
 pub mod codec;

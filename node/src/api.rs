@@ -20,6 +20,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::archives::api as archives;
+use crate::archives::{ArchiveStore, Custodian, ReplayCache};
 use crate::driver::{Ingress, Status, SubmitError};
 use crate::metrics::Metrics;
 use crate::storage::Store;
@@ -40,19 +42,30 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     pub status: watch::Receiver<Status>,
     pub ingress: mpsc::Sender<Ingress>,
+    /// The encrypted archives this node's institution holds as custodian.
+    pub archives: Arc<ArchiveStore>,
+    /// This node's member key, which signs access records as custodian.
+    pub custodian: Arc<Custodian>,
+    /// Nonces of signed requests seen within the allowed skew.
+    pub replay: std::sync::Mutex<ReplayCache>,
+    /// How far a signed request's time may be from this node's clock.
+    pub request_skew_ms: u64,
 }
 
 /// An error answer: a status and a one-line reason.
 pub struct ApiError(StatusCode, String);
 
 impl ApiError {
-    fn bad(reason: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Self(status, reason.into())
+    }
+    pub fn bad(reason: impl Into<String>) -> Self {
         Self(StatusCode::BAD_REQUEST, reason.into())
     }
-    fn not_found(reason: impl Into<String>) -> Self {
+    pub fn not_found(reason: impl Into<String>) -> Self {
         Self(StatusCode::NOT_FOUND, reason.into())
     }
-    fn internal(reason: impl std::fmt::Display) -> Self {
+    pub fn internal(reason: impl std::fmt::Display) -> Self {
         tracing::error!(%reason, "api internal error");
         Self(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
     }
@@ -65,7 +78,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub type ApiResult = Result<Response, ApiError>;
 
 pub fn router(state: Arc<ApiState>) -> Router {
     let body_max = state.consortium.limits.tx_bytes_max as usize;
@@ -80,13 +93,35 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/blocks/{height}", get(get_block))
         .route("/v1/blocks/{height}/raw", get(get_block_raw))
         .route("/v1/nonce/{key}", get(get_nonce))
+        .route(
+            "/v1/archives/{id}",
+            get(archives::get_archive)
+                .put(archives::put_archive)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/archives/{id}/fetch", post(archives::fetch_archive))
+        .route("/v1/patients/{key}", get(archives::get_patient))
+        .route(
+            "/v1/patients/{key}/archives",
+            get(archives::get_patient_archives),
+        )
+        .route(
+            "/v1/patients/{key}/grants",
+            get(archives::get_patient_grants),
+        )
+        .route("/v1/grants/{id}", get(archives::get_grant))
+        .route(
+            "/v1/grants/{id}/keys/{archive}",
+            get(archives::get_grant_key),
+        )
+        .route("/v1/members", get(archives::get_members))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(body_max))
         .with_state(state)
 }
 
-fn hex32(s: &str, what: &str) -> Result<[u8; 32], ApiError> {
+pub fn hex32(s: &str, what: &str) -> Result<[u8; 32], ApiError> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(s, &mut out)
         .map_err(|_| ApiError::bad(format!("{what} must be 64 hex digits")))?;
@@ -247,7 +282,7 @@ async fn submit_batch(State(state): State<Arc<ApiState>>, body: Bytes) -> ApiRes
 }
 
 /// Waits until `hash` is in a committed block, watching the driver's status for new blocks.
-async fn wait_for_commit(state: &ApiState, hash: &Hash) -> Result<u64, ApiError> {
+pub async fn wait_for_commit(state: &ApiState, hash: &Hash) -> Result<u64, ApiError> {
     let mut status = state.status.clone();
     let deadline = tokio::time::Instant::now() + WAIT_MAX;
     loop {

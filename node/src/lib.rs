@@ -6,9 +6,11 @@
 //! - [`network`]: libp2p among genesis members; [`wire`]: what nodes say to each other;
 //! - [`driver`]: the consensus driver (timers, write-ahead vote record, commit, catch-up);
 //! - [`mempool`] and [`verify`]: admitting transactions, each verified once;
-//! - [`storage`]: RocksDB; [`api`]: HTTP/JSON; [`metrics`]: Prometheus text.
+//! - [`storage`]: RocksDB; [`api`]: HTTP/JSON; [`metrics`]: Prometheus text;
+//! - [`archives`]: the custodian's encrypted archive store and the log-before-release fetch.
 
 pub mod api;
+pub mod archives;
 pub mod driver;
 pub mod mempool;
 pub mod metrics;

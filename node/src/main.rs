@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cradle_genesis::Home;
 use cradle_node::api::{self, ApiState};
+use cradle_node::archives::{ArchiveStore, Custodian, ReplayCache};
 use cradle_node::driver::{self, DriverConfig, DriverParts, INGRESS_CAPACITY, Status};
 use cradle_node::mempool::MempoolConfig;
 use cradle_node::metrics::Metrics;
@@ -105,6 +106,19 @@ async fn run(home: Home) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (ingress_tx, ingress_rx) = mpsc::channel(INGRESS_CAPACITY);
+    let archive_config = &home.config.archives;
+    let archives = Arc::new(
+        ArchiveStore::open(
+            &data_dir.join("archives"),
+            archive_config.archive_bytes_max,
+            archive_config.store_bytes_max,
+        )
+        .context("opening the archive store")?,
+    );
+    let custodian = Arc::new(Custodian::new(cradle_ledger::Keypair::from_secret_parts(
+        &home.keypair.ed25519_seed(),
+        &home.keypair.x25519_secret(),
+    )));
     let api_state = Arc::new(ApiState {
         consortium: consortium.clone(),
         member,
@@ -112,6 +126,10 @@ async fn run(home: Home) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         status: status_rx,
         ingress: ingress_tx.clone(),
+        archives,
+        custodian,
+        replay: std::sync::Mutex::new(ReplayCache::new(2 * archive_config.request_skew_ms)),
+        request_skew_ms: archive_config.request_skew_ms,
     });
     let listen = home.config.api_listen().context("api address")?;
     let listener = tokio::net::TcpListener::bind(listen)

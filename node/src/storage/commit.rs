@@ -234,6 +234,13 @@ impl<'a> Batch<'a> {
             &index_key(&e.archive.0, ev.global_index),
             &[],
         )?;
+        if e.outcome.is_break_glass() {
+            self.put(
+                CF_IDX_BREAK_GLASS,
+                &index_key(&BREAK_GLASS_ID, ev.global_index),
+                &[],
+            )?;
+        }
         self.put(
             CF_IDX_ACCESSOR,
             &index_key(&e.accessor.0, ev.global_index),

@@ -151,6 +151,20 @@ macro_rules! read_methods {
             )
         }
 
+        /// The break-glass events, as [`Self::events_for_patient`].
+        pub fn events_break_glass(
+            &self,
+            from_index: u64,
+            limit: usize,
+        ) -> Result<Vec<cradle_ledger::access::LoggedEvent>, $crate::storage::StorageError> {
+            self.view().events_by(
+                $crate::storage::schema::CF_IDX_BREAK_GLASS,
+                &$crate::storage::schema::BREAK_GLASS_ID,
+                from_index,
+                limit,
+            )
+        }
+
         /// The global access log's stored subtrees, to generate proofs from.
         pub fn global_log(&self) -> $crate::storage::LogNodes<'_> {
             $crate::storage::LogNodes::global(self.view())

@@ -35,9 +35,13 @@ pub const CF_IDX_ARCHIVE: &str = "idx_archive";
 pub const CF_IDX_ACCESSOR: &str = "idx_accessor";
 /// The consensus core's write-ahead state, one value.
 pub const CF_CONSENSUS: &str = "consensus";
+/// Break-glass events: [`BREAK_GLASS_ID`] ‖ global index → ().
+pub const CF_IDX_BREAK_GLASS: &str = "idx_break_glass";
+/// The one id the break-glass index is kept under.
+pub const BREAK_GLASS_ID: [u8; 32] = [0; 32];
 
 /// Every column family the store opens (RocksDB's `default` is opened too, and left empty).
-pub const COLUMN_FAMILIES: [&str; 12] = [
+pub const COLUMN_FAMILIES: [&str; 13] = [
     CF_META,
     CF_BLOCKS,
     CF_BLOCK_HASHES,
@@ -50,6 +54,7 @@ pub const COLUMN_FAMILIES: [&str; 12] = [
     CF_IDX_ARCHIVE,
     CF_IDX_ACCESSOR,
     CF_CONSENSUS,
+    CF_IDX_BREAK_GLASS,
 ];
 
 /// `meta` key of the last committed block's [`cradle_ledger::block::ChainTip`].

@@ -1,0 +1,572 @@
+//! What a member, patient or clinician does through a node: enrol patients, put and get
+//! encrypted archives, grant and revoke consent.
+//!
+//! Everything secret happens here, on the client: archive keys are made here, archives are
+//! encrypted here before upload and decrypted here after download, and archive keys leave only
+//! wrapped for their recipients. The node sees ciphertext, hashes and wrapped keys.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cradle_ledger::access::{AccessRequest, JUSTIFICATION_BYTES_MAX, SignedAccessRequest};
+use cradle_ledger::api_request::{AUTH_HEADER, ApiRequest};
+use cradle_ledger::codec::{BoundedString, BoundedVec};
+use cradle_ledger::crypto::{TAG_ACCESS_REQUEST, sha256};
+use cradle_ledger::keywrap::{unwrap_key, wrap_key};
+use cradle_ledger::state::{ArchiveRecord, GrantRecord, PatientRecord};
+use cradle_ledger::tx::{
+    ArchiveKey as GrantArchiveKey, Category, EnrolPatient, GrantConsent, GrantKey, Purpose,
+    RegisterArchive, RevokeConsent, Scope, Transaction, TxBody, WrappedKey, grant_id,
+};
+use cradle_ledger::{ArchiveId, GrantId, Hash, Keypair, PublicKey, X25519Public};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::{ApiClient, ApiError};
+use crate::seal::{self, ArchiveKey, SealError};
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("{0}")]
+    Ledger(#[from] cradle_ledger::Error),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    /// The custodian recorded the request and refused it.
+    #[error("{reason} (recorded on the ledger in transaction {access_tx})")]
+    Denied { reason: String, access_tx: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClientError {
+    let what = what.into();
+    move |source| ClientError::Io { what, source }
+}
+
+fn bad_answer(what: &str) -> ClientError {
+    ClientError::Api(ApiError::BadAnswer(format!("missing or malformed {what}")))
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// A member of the consortium as the node lists it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct MemberInfo {
+    pub name: String,
+    pub role: String,
+    pub public_key: PublicKey,
+    pub x25519_public: X25519Public,
+}
+
+/// A committed transaction.
+#[derive(Clone, Debug)]
+pub struct Receipt {
+    pub hash: String,
+    pub height: u64,
+}
+
+/// What `archive put` did.
+#[derive(Clone, Debug)]
+pub struct PutReceipt {
+    pub archive: ArchiveId,
+    pub ciphertext_sha256: Hash,
+    pub ciphertext_bytes: u64,
+    pub plaintext_bytes: u64,
+    pub grants_covered: usize,
+    pub tx: Receipt,
+}
+
+/// What `archive get` did.
+#[derive(Clone, Debug)]
+pub struct GetReceipt {
+    pub plaintext_bytes: u64,
+    pub outcome: String,
+    pub access_tx: String,
+}
+
+/// Reports transfer progress, in bytes.
+pub trait Progress {
+    fn start(&self, _what: &str, _total: u64) {}
+    fn advance(&self, _bytes: u64) {}
+    fn finish(&self) {}
+}
+
+/// No progress reporting.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// A reader that reports what passed through it.
+struct Counting<'p, R> {
+    inner: R,
+    progress: &'p dyn Progress,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+/// A key holder talking to one node.
+pub struct Session {
+    pub api: ApiClient,
+    pub key: Keypair,
+    pub chain_id: Hash,
+}
+
+/// How many times a transaction is re-signed when its nonce lost a race.
+const NONCE_RETRIES: usize = 4;
+
+impl Session {
+    /// Connects and learns the chain id from the node.
+    pub fn connect(node_url: &str, key: Keypair) -> Result<Self, ClientError> {
+        let api = ApiClient::new(node_url);
+        let status = api.status()?;
+        let chain_hex = status
+            .get("chain_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad_answer("chain id"))?;
+        let mut chain_id = [0u8; 32];
+        hex::decode_to_slice(chain_hex, &mut chain_id).map_err(|_| bad_answer("chain id"))?;
+        Ok(Self { api, key, chain_id })
+    }
+
+    fn next_nonce(&self) -> Result<u64, ClientError> {
+        let last = self.api.last_nonce(&self.key.public_key().to_hex())?;
+        Ok(now_us().max(last.map_or(0, |l| l + 1)))
+    }
+
+    /// Signs `body` with a fresh nonce, submits it and waits for its commit.
+    pub fn submit(&self, body: TxBody) -> Result<Receipt, ClientError> {
+        self.submit_with(|_| Ok(body.clone())).map(|(r, _)| r)
+    }
+
+    /// Like [`Session::submit`], with a body that depends on the nonce (a grant's id does).
+    fn submit_with(
+        &self,
+        make: impl Fn(u64) -> Result<TxBody, ClientError>,
+    ) -> Result<(Receipt, u64), ClientError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let nonce = self.next_nonce()?;
+            let tx = Transaction {
+                chain_id: self.chain_id,
+                signer: self.key.public_key(),
+                nonce,
+                body: make(nonce)?,
+            }
+            .sign(&self.key);
+            match self.api.submit(&tx.encode(), true) {
+                Ok(v) => {
+                    let hash = v
+                        .get("hash")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| bad_answer("transaction hash"))?
+                        .to_string();
+                    let height = v
+                        .get("height")
+                        .and_then(Value::as_u64)
+                        .ok_or_else(|| bad_answer("height"))?;
+                    return Ok((Receipt { hash, height }, nonce));
+                }
+                // Another client of the same key took the nonce: sign again.
+                Err(ApiError::Refused {
+                    status: 409,
+                    reason,
+                }) if attempt < NONCE_RETRIES && reason.contains("nonce") => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The signed-request header for `method path` with a body hashing to `body_sha256`.
+    fn auth(&self, method: &str, path: &str, body_sha256: Hash) -> Result<String, ClientError> {
+        Ok(
+            ApiRequest::new(self.key.public_key(), method, path, body_sha256, now_ms())?
+                .sign(&self.key, &self.chain_id)
+                .to_header(),
+        )
+    }
+
+    pub fn members(&self) -> Result<Vec<MemberInfo>, ClientError> {
+        let v = self.api.get_json("/v1/members")?;
+        let list = v
+            .get("members")
+            .cloned()
+            .ok_or_else(|| bad_answer("members"))?;
+        serde_json::from_value(list).map_err(|_| bad_answer("members"))
+    }
+
+    /// A member by name or public key.
+    pub fn member(&self, name_or_key: &str) -> Result<MemberInfo, ClientError> {
+        let members = self.members()?;
+        members
+            .iter()
+            .find(|m| m.name == name_or_key || m.public_key.to_hex() == name_or_key)
+            .cloned()
+            .ok_or_else(|| {
+                ClientError::Invalid(format!(
+                    "no member {name_or_key:?} in the consortium (members: {})",
+                    members
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+    }
+
+    pub fn patient(&self, patient: &PublicKey) -> Result<PatientRecord, ClientError> {
+        let v = self
+            .api
+            .get_json(&format!("/v1/patients/{}", patient.to_hex()))?;
+        record(&v, "patient record")
+    }
+
+    pub fn archive_record(&self, id: &ArchiveId) -> Result<ArchiveRecord, ClientError> {
+        let v = self
+            .api
+            .get_json(&format!("/v1/archives/{}", id.to_hex()))?;
+        record(&v, "archive record")
+    }
+
+    pub fn patient_archives(
+        &self,
+        patient: &PublicKey,
+    ) -> Result<Vec<(ArchiveId, ArchiveRecord)>, ClientError> {
+        let v = self
+            .api
+            .get_json(&format!("/v1/patients/{}/archives", patient.to_hex()))?;
+        let list = v
+            .get("archives")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad_answer("archive list"))?;
+        list.iter()
+            .map(|item| {
+                let id: ArchiveId =
+                    serde_json::from_value(item.get("archive").cloned().unwrap_or(Value::Null))
+                        .map_err(|_| bad_answer("archive id"))?;
+                Ok((id, record(item, "archive record")?))
+            })
+            .collect()
+    }
+
+    /// Every grant the patient gave (revoked and expired included), with grantee names.
+    pub fn grants(
+        &self,
+        patient: &PublicKey,
+    ) -> Result<Vec<(GrantId, GrantRecord, Option<String>)>, ClientError> {
+        let v = self
+            .api
+            .get_json(&format!("/v1/patients/{}/grants", patient.to_hex()))?;
+        let list = v
+            .get("grants")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad_answer("grant list"))?;
+        list.iter()
+            .map(|item| {
+                let id: GrantId =
+                    serde_json::from_value(item.get("grant").cloned().unwrap_or(Value::Null))
+                        .map_err(|_| bad_answer("grant id"))?;
+                let name = item
+                    .get("grantee_name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                Ok((id, record(item, "grant record")?, name))
+            })
+            .collect()
+    }
+
+    /// A member enrols a patient by her public keys.
+    pub fn enrol_patient(
+        &self,
+        patient: PublicKey,
+        x25519: X25519Public,
+    ) -> Result<Receipt, ClientError> {
+        self.submit(TxBody::EnrolPatient(EnrolPatient { patient, x25519 }))
+    }
+
+    /// A custodian encrypts `file`, uploads the ciphertext to its own node and registers the
+    /// archive for `patient`, wrapping its key for her, for itself and for every active grant
+    /// of hers that covers it.
+    pub fn put_archive(
+        &self,
+        file: &Path,
+        patient: PublicKey,
+        category: Category,
+        progress: &dyn Progress,
+    ) -> Result<PutReceipt, ClientError> {
+        let patient_rec = self.patient(&patient)?;
+        let mut id = [0u8; 32];
+        getrandom::fill(&mut id)
+            .map_err(|e| ClientError::Invalid(format!("random source failed: {e}")))?;
+        let archive = ArchiveId(id);
+        let key = ArchiveKey::generate()?;
+        let open = |what: &str| -> Result<BufReader<File>, ClientError> {
+            let f = File::open(file).map_err(io(format!("{what} {}", file.display())))?;
+            Ok(BufReader::with_capacity(1 << 20, f))
+        };
+        let plaintext_len = std::fs::metadata(file)
+            .map_err(io(format!("reading {}", file.display())))?
+            .len();
+
+        // Pass one: the ciphertext's hash, which the upload's signature and the ledger carry.
+        progress.start("encrypting", plaintext_len);
+        let summary = seal::ciphertext_digest(
+            &key,
+            &archive,
+            Counting {
+                inner: open("reading")?,
+                progress,
+            },
+        )?;
+        progress.finish();
+
+        // Pass two: encrypt again (deterministic for this key) straight into the upload.
+        let path = format!("/v1/archives/{}", hex::encode(summary.ciphertext_sha256));
+        let auth = self.auth("PUT", &path, summary.ciphertext_sha256)?;
+        progress.start("uploading", summary.ciphertext_bytes);
+        let reader = seal::EncryptingReader::new(&key, &archive, open("reading")?);
+        let mut body = Counting {
+            inner: reader,
+            progress,
+        };
+        self.api.put_reader(
+            &path,
+            &auth,
+            AUTH_HEADER,
+            summary.ciphertext_bytes,
+            &mut body,
+        )?;
+        progress.finish();
+
+        let now = now_ms();
+        let members = self.members()?;
+        let mut grant_keys = Vec::new();
+        for (grant, rec, _) in self.grants(&patient)? {
+            if rec.revoked_at_ms.is_some()
+                || rec.expires_at_ms <= now
+                || !rec.scope.covers(&archive, category)
+            {
+                continue;
+            }
+            let Some(grantee) = members.iter().find(|m| m.public_key == rec.grantee) else {
+                continue;
+            };
+            grant_keys.push(GrantKey {
+                grant,
+                key: wrap_key(key.as_bytes(), &archive, &grantee.x25519_public)?,
+            });
+        }
+        let grants_covered = grant_keys.len();
+        let body = TxBody::RegisterArchive(RegisterArchive {
+            archive,
+            patient,
+            ciphertext_sha256: summary.ciphertext_sha256,
+            size_bytes: summary.ciphertext_bytes,
+            category,
+            key_for_patient: wrap_key(key.as_bytes(), &archive, &patient_rec.x25519)?,
+            key_for_custodian: wrap_key(key.as_bytes(), &archive, &self.key.x25519_public())?,
+            grant_keys: BoundedVec::new(grant_keys)?,
+        });
+        let tx = self.submit(body)?;
+        Ok(PutReceipt {
+            archive,
+            ciphertext_sha256: summary.ciphertext_sha256,
+            ciphertext_bytes: summary.ciphertext_bytes,
+            plaintext_bytes: summary.plaintext_bytes,
+            grants_covered,
+            tx,
+        })
+    }
+
+    /// Asks the archive's custodian for it. The custodian records the access on the ledger
+    /// first; then the ciphertext is checked against the ledger's hash and decrypted into a
+    /// temporary file beside `out`, which becomes `out` only if every check passed.
+    pub fn get_archive(
+        &self,
+        archive: ArchiveId,
+        purpose: Purpose,
+        justification: Option<&str>,
+        out: &Path,
+        progress: &dyn Progress,
+    ) -> Result<GetReceipt, ClientError> {
+        let record = self.archive_record(&archive)?;
+        let justification = justification
+            .map(|j| {
+                BoundedString::<JUSTIFICATION_BYTES_MAX>::new(j.to_string()).map_err(|_| {
+                    ClientError::Invalid(format!(
+                        "the justification is longer than {JUSTIFICATION_BYTES_MAX} bytes"
+                    ))
+                })
+            })
+            .transpose()?;
+        let mut request_id = [0u8; 16];
+        getrandom::fill(&mut request_id)
+            .map_err(|e| ClientError::Invalid(format!("random source failed: {e}")))?;
+        let request = AccessRequest {
+            accessor: self.key.public_key(),
+            archive,
+            purpose,
+            justification,
+            requested_at_ms: now_ms(),
+            request_id,
+        };
+        let signature = self.key.sign(TAG_ACCESS_REQUEST, &self.chain_id, &request);
+        let body = cradle_ledger::codec::encode(&SignedAccessRequest { request, signature });
+        let path = format!("/v1/archives/{}/fetch", archive.to_hex());
+        let auth = self.auth("POST", &path, sha256(&body))?;
+        let fetched = self.api.fetch(&path, &auth, AUTH_HEADER, &body)?;
+        let fetched = match fetched {
+            crate::api::Fetched::Refused {
+                status,
+                reason,
+                access_tx,
+            } => {
+                return Err(match access_tx {
+                    Some(access_tx) => ClientError::Denied { reason, access_tx },
+                    None => ClientError::Api(ApiError::Refused { status, reason }),
+                });
+            }
+            crate::api::Fetched::Stream(s) => s,
+        };
+        let wrapped = parse_wrapped(&fetched.wrapped_key_hex)
+            .ok_or_else(|| bad_answer("wrapped key header"))?;
+        let key = unwrap_key(&wrapped, &archive, &self.key)?;
+        let key = ArchiveKey::from_bytes(&key);
+
+        let tmp = temp_beside(out)?;
+        let result = (|| {
+            let file = File::create_new(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+            let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+            progress.start("downloading", record.size_bytes);
+            let n = seal::decrypt_to(
+                &key,
+                &archive,
+                &record.ciphertext_sha256,
+                record.size_bytes,
+                Counting {
+                    inner: fetched.body,
+                    progress,
+                },
+                &mut writer,
+                &mut |_| {},
+            )?;
+            progress.finish();
+            let file = writer.into_inner().map_err(|e| ClientError::Io {
+                what: format!("writing {}", tmp.display()),
+                source: e.into_error(),
+            })?;
+            file.sync_all()
+                .map_err(io(format!("syncing {}", tmp.display())))?;
+            Ok::<u64, ClientError>(n)
+        })();
+        let n = match result {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        std::fs::rename(&tmp, out).map_err(io(format!("writing {}", out.display())))?;
+        Ok(GetReceipt {
+            plaintext_bytes: n,
+            outcome: fetched.outcome,
+            access_tx: fetched.access_tx,
+        })
+    }
+
+    /// The patient grants `grantee` access to the archives `scope` covers, for `purposes`,
+    /// from `valid_from_ms` until `expires_at_ms`; the keys of every covered archive that
+    /// exists now are unwrapped here and wrapped for the grantee.
+    pub fn grant(
+        &self,
+        grantee: &MemberInfo,
+        scope: Scope,
+        purposes: Vec<Purpose>,
+        valid_from_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<(GrantId, Receipt), ClientError> {
+        let me = self.key.public_key();
+        let mut archive_keys = Vec::new();
+        for (id, rec) in self.patient_archives(&me)? {
+            if !scope.covers(&id, rec.category) {
+                continue;
+            }
+            let key = unwrap_key(&rec.key_for_patient, &id, &self.key)?;
+            archive_keys.push(GrantArchiveKey {
+                archive: id,
+                key: wrap_key(&key, &id, &grantee.x25519_public)?,
+            });
+        }
+        let purposes = BoundedVec::new(purposes)?;
+        let archive_keys = BoundedVec::new(archive_keys)?;
+        let (receipt, nonce) = self.submit_with(|_| {
+            Ok(TxBody::GrantConsent(GrantConsent {
+                grantee: grantee.public_key,
+                scope: scope.clone(),
+                purposes: purposes.clone(),
+                valid_from_ms,
+                expires_at_ms,
+                archive_keys: archive_keys.clone(),
+            }))
+        })?;
+        Ok((grant_id(&me, nonce), receipt))
+    }
+
+    pub fn revoke(&self, grant: GrantId) -> Result<Receipt, ClientError> {
+        self.submit(TxBody::RevokeConsent(RevokeConsent { grant }))
+    }
+}
+
+fn record<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Result<T, ClientError> {
+    serde_json::from_value(v.get("record").cloned().unwrap_or(Value::Null))
+        .map_err(|_| bad_answer(what))
+}
+
+fn parse_wrapped(hex_str: &str) -> Option<WrappedKey> {
+    serde_json::from_value(Value::String(hex_str.to_string())).ok()
+}
+
+/// A fresh temporary path in `out`'s directory, so the final rename stays on one filesystem.
+fn temp_beside(out: &Path) -> Result<PathBuf, ClientError> {
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "archive".into());
+    let mut r = [0u8; 6];
+    getrandom::fill(&mut r)
+        .map_err(|e| ClientError::Invalid(format!("random source failed: {e}")))?;
+    Ok(dir.join(format!(".{name}.{}.partial", hex::encode(r))))
+}

@@ -1,0 +1,594 @@
+//! The archive path end to end on a real four-member localnet, through the real `cradle` CLI,
+//! with a real synthetic prenatal record as the archive: put, deny, grant, get, purpose not
+//! covered, revoke, break-glass, altered ciphertext, non-member upload, expired grant, and
+//! break-glass forbidden by policy. Every access is checked on the ledger with its outcome.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use cradle_tests::Cluster;
+use cradle_tests::cluster::bin;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The prenatal record used as the archive: the largest of the shared samples (1.2 MB, so it
+/// spans two encryption chunks).
+fn prenatal_record() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../../shared/testdata/fhir-prenatal/Nona_Kris_5f72d2e8-c56b-4288-a829-c1c1ebfad423.json",
+    );
+    assert!(
+        p.is_file(),
+        "{} is missing: the shared test data must sit beside the repository",
+        p.display()
+    );
+    p
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn cradle(node: &str, key: &Path, args: &[&str]) -> Out {
+    let out = Command::new(bin("cradle").unwrap())
+        .arg("--node")
+        .arg(node)
+        .arg("--key")
+        .arg(key)
+        .args(args)
+        .output()
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    }
+}
+
+fn ok(out: Out) -> String {
+    assert_eq!(
+        out.code, 0,
+        "cradle failed: stdout {:?} stderr {:?}",
+        out.stdout, out.stderr
+    );
+    out.stdout
+}
+
+fn json(out: Out) -> Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+/// A refused command: exit 1, one line on stderr containing `reason`.
+fn refused(out: Out, reason: &str) -> String {
+    assert_eq!(
+        out.code, 1,
+        "expected a refusal ({reason}): stdout {:?} stderr {:?}",
+        out.stdout, out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "stderr: {:?}", out.stderr);
+    assert!(
+        out.stderr.contains(reason),
+        "expected {reason:?} in {:?}",
+        out.stderr
+    );
+    out.stderr
+}
+
+/// The access record a denial names in its message.
+fn access_tx_of(stderr: &str) -> String {
+    let at = stderr
+        .find("transaction ")
+        .unwrap_or_else(|| panic!("no access record named in {stderr:?}"));
+    stderr[at + "transaction ".len()..]
+        .chars()
+        .take(64)
+        .collect()
+}
+
+/// The committed access record's outcome: `permitted`, `denied:<reason>` or `break_glass`.
+fn recorded_outcome(c: &Cluster, node: usize, tx: &str) -> String {
+    let v = c.client(node).get_json(&format!("/v1/txs/{tx}")).unwrap();
+    assert_eq!(v["kind"], "record_access", "{v}");
+    let outcome = &v["tx"]["tx"]["body"]["outcome"];
+    match outcome["outcome"].as_str().unwrap() {
+        "denied" => format!("denied:{}", outcome["reason"].as_str().unwrap()),
+        other => other.to_string(),
+    }
+}
+
+fn same_bytes(a: &Path, b: &Path) {
+    let x = std::fs::read(a).unwrap();
+    let y = std::fs::read(b).unwrap();
+    assert!(x == y, "{} differs from {}", a.display(), b.display());
+}
+
+/// An HTTP proxy in front of a node that flips one byte of every successful fetch's body: a
+/// custodian serving altered ciphertext. One request per connection; stops when told, and
+/// after a bounded number of connections.
+struct AlteringProxy {
+    url: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl AlteringProxy {
+    fn start(upstream: &str) -> Self {
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let mut served = 0;
+            while !stop2.load(Ordering::Relaxed) && served < 64 && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        served += 1;
+                        let _ = conn.set_nonblocking(false);
+                        let _ = Self::serve(conn, &upstream);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Self { url, stop }
+    }
+
+    fn serve(mut conn: TcpStream, upstream: &str) -> std::io::Result<()> {
+        conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut req = Vec::new();
+        let mut buf = [0u8; 8192];
+        let head_end = loop {
+            let n = conn.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            req.extend_from_slice(&buf[..n]);
+            if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&req[..head_end]).to_string();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while req.len() < head_end + len {
+            let n = conn.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            req.extend_from_slice(&buf[..n]);
+        }
+        let is_fetch = head.lines().next().unwrap_or("").contains("/fetch");
+        let mut new_head = String::new();
+        for line in head.trim_end().lines() {
+            if !line.to_ascii_lowercase().starts_with("connection:") {
+                new_head.push_str(line);
+                new_head.push_str("\r\n");
+            }
+        }
+        new_head.push_str("Connection: close\r\n\r\n");
+        let mut up = TcpStream::connect(upstream)?;
+        up.write_all(new_head.as_bytes())?;
+        up.write_all(&req[head_end..])?;
+        let mut resp = Vec::new();
+        up.read_to_end(&mut resp)?;
+        if is_fetch
+            && resp.starts_with(b"HTTP/1.1 200")
+            && let Some(i) = resp.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            let at = i + 4 + 100_000;
+            if at < resp.len() {
+                resp[at] ^= 0x01;
+            }
+        }
+        conn.write_all(&resp)?;
+        Ok(())
+    }
+}
+
+impl Drop for AlteringProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
+    let c = Cluster::start(4, &[]).unwrap();
+    for i in 0..4 {
+        c.wait_height(i, 1, WAIT).unwrap();
+    }
+    let work = c.dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let a_url = c.nodes[0].api.clone();
+    let a_key = c.nodes[0].home.join("node.key"); // County Hospital 1, the custodian
+    let b_key = c.nodes[1].home.join("node.key"); // County Hospital 2, the referral hospital
+    let clinic_key = c.nodes[2].home.join("node.key"); // Township Clinic 1
+    let record = prenatal_record();
+
+    // The patient makes her key; hospital A enrols her and registers her prenatal file.
+    let p_key = work.join("patient.key");
+    let out = Command::new(bin("cradle").unwrap())
+        .args(["keygen", "--out"])
+        .arg(&p_key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let p_pub = work.join("patient.key.pub");
+    let p_pub_s = p_pub.to_str().unwrap();
+    ok(cradle(&a_url, &a_key, &["patient", "enrol", p_pub_s]));
+    let put = json(cradle(
+        &a_url,
+        &a_key,
+        &[
+            "archive",
+            "put",
+            record.to_str().unwrap(),
+            "--patient",
+            p_pub_s,
+            "--category",
+            "prenatal-visit",
+            "--format",
+            "json",
+        ],
+    ));
+    let archive = put["archive"].as_str().unwrap().to_string();
+    assert_eq!(archive.len(), 64);
+    assert_eq!(
+        put["plaintext_bytes"].as_u64().unwrap(),
+        std::fs::metadata(&record).unwrap().len()
+    );
+    // The ledger names hash and size of the ciphertext, not the plaintext.
+    let on_ledger = c
+        .client(3)
+        .get_json(&format!("/v1/archives/{archive}"))
+        .unwrap();
+    assert_eq!(
+        on_ledger["record"]["size_bytes"].as_u64(),
+        put["ciphertext_bytes"].as_u64()
+    );
+
+    let get = |key: &Path, purpose: &str, out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "archive",
+            "get",
+            &archive,
+            "--purpose",
+            purpose,
+            "--out",
+            out.to_str().unwrap(),
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        cradle(&a_url, key, &args)
+    };
+
+    // B has no grant: denied, logged, nothing written.
+    let b_out = work.join("b.json");
+    let err = refused(
+        get(&b_key, "TREAT", &b_out, &[]),
+        "no grant covers this archive",
+    );
+    assert!(!b_out.exists());
+    assert_eq!(
+        recorded_outcome(&c, 2, &access_tx_of(&err)),
+        "denied:no_grant"
+    );
+
+    // The patient grants B treatment access for 30 days; B reads the identical record.
+    let grant = ok(cradle(
+        &a_url,
+        &p_key,
+        &[
+            "consent",
+            "grant",
+            "--grantee",
+            "County Hospital 2",
+            "--purpose",
+            "TREAT",
+            "--expires",
+            "30d",
+        ],
+    ));
+    assert_eq!(grant.len(), 64, "grant id: {grant}");
+    let got = json(get(&b_key, "TREAT", &b_out, &[]));
+    same_bytes(&record, &b_out);
+    assert_eq!(got["outcome"], "permitted");
+    assert_eq!(
+        recorded_outcome(&c, 1, got["access_tx"].as_str().unwrap()),
+        "permitted"
+    );
+
+    // The grant does not cover research.
+    let research = work.join("research.json");
+    let err = refused(
+        get(&b_key, "HRESCH", &research, &[]),
+        "the grant does not cover this purpose",
+    );
+    assert!(!research.exists());
+    assert_eq!(
+        recorded_outcome(&c, 3, &access_tx_of(&err)),
+        "denied:purpose_not_covered"
+    );
+
+    // The patient sees her grant, then revokes it; B is denied again.
+    let list = json(cradle(
+        &a_url,
+        &p_key,
+        &["consent", "list", "--format", "json"],
+    ));
+    assert_eq!(list["grants"].as_array().unwrap().len(), 1);
+    assert_eq!(list["grants"][0]["status"], "active");
+    ok(cradle(&a_url, &p_key, &["consent", "revoke", &grant]));
+    let again = work.join("again.json");
+    let err = refused(
+        get(&b_key, "TREAT", &again, &[]),
+        "the patient revoked the grant",
+    );
+    assert!(!again.exists());
+    assert_eq!(
+        recorded_outcome(&c, 0, &access_tx_of(&err)),
+        "denied:grant_revoked"
+    );
+    let list = json(cradle(
+        &a_url,
+        &p_key,
+        &["consent", "list", "--format", "json"],
+    ));
+    assert_eq!(list["grants"][0]["status"], "revoked");
+
+    // Emergency: B breaks the glass with a justification; permitted, flagged, decrypts.
+    refused(
+        get(&b_key, "ETREAT", &again, &[]),
+        "emergency access needs a justification",
+    );
+    let glass = work.join("glass.json");
+    let got = json(get(
+        &b_key,
+        "ETREAT",
+        &glass,
+        &[
+            "--justification",
+            "postpartum haemorrhage on arrival, patient unconscious",
+        ],
+    ));
+    same_bytes(&record, &glass);
+    assert_eq!(got["outcome"], "break_glass");
+    assert_eq!(
+        recorded_outcome(&c, 2, got["access_tx"].as_str().unwrap()),
+        "break_glass"
+    );
+
+    // A custodian that serves altered ciphertext is caught; nothing is written.
+    let proxy = AlteringProxy::start(&a_url);
+    let altered = work.join("altered.json");
+    let out = cradle(
+        &a_url,
+        &b_key,
+        &[
+            "archive",
+            "get",
+            &archive,
+            "--purpose",
+            "ETREAT",
+            "--justification",
+            "eclampsia, transfer in progress",
+            "--out",
+            altered.to_str().unwrap(),
+            "--custodian",
+            &proxy.url,
+        ],
+    );
+    assert_eq!(out.code, 1, "altered ciphertext accepted: {}", out.stderr);
+    assert!(
+        out.stderr.contains("chunk") || out.stderr.contains("hash"),
+        "{}",
+        out.stderr
+    );
+    assert!(!altered.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&work)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "partial plaintext left behind");
+    drop(proxy);
+
+    // A key that is not a member cannot upload; nor can another member to A's store.
+    let stranger = work.join("stranger.key");
+    assert!(
+        Command::new(bin("cradle").unwrap())
+            .args(["keygen", "--out"])
+            .arg(&stranger)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let upload = |key: &Path| {
+        cradle(
+            &a_url,
+            key,
+            &[
+                "archive",
+                "put",
+                record.to_str().unwrap(),
+                "--patient",
+                p_pub_s,
+                "--category",
+                "ultrasound",
+            ],
+        )
+    };
+    refused(
+        upload(&stranger),
+        "uploads are accepted only from consortium members",
+    );
+    refused(upload(&b_key), "upload to your own institution's node");
+
+    // A grant that has expired is denied.
+    ok(cradle(
+        &a_url,
+        &p_key,
+        &[
+            "consent",
+            "grant",
+            "--grantee",
+            "Township Clinic 1",
+            "--purpose",
+            "TREAT",
+            "--expires",
+            "3s",
+        ],
+    ));
+    std::thread::sleep(Duration::from_secs(4));
+    let late = work.join("late.json");
+    let err = refused(
+        get(&clinic_key, "TREAT", &late, &[]),
+        "the grant has expired",
+    );
+    assert!(!late.exists());
+    assert_eq!(
+        recorded_outcome(&c, 1, &access_tx_of(&err)),
+        "denied:grant_expired"
+    );
+
+    // The patient herself may always read her own record.
+    let mine = work.join("mine.json");
+    let got = json(cradle(
+        &a_url,
+        &p_key,
+        &[
+            "archive",
+            "get",
+            &archive,
+            "--purpose",
+            "PATRQT",
+            "--out",
+            mine.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(got["outcome"], "permitted");
+    same_bytes(&record, &mine);
+
+    // A ciphertext damaged on the custodian's disk is never served as the archive.
+    let sha = on_ledger["record"]["ciphertext_sha256"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|b| format!("{:02x}", b.as_u64().unwrap()))
+                .collect::<String>()
+        })
+        .or_else(|| {
+            on_ledger["record"]["ciphertext_sha256"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap();
+    let object = c.nodes[0].home.join("data/archives/objects").join(&sha);
+    let mut bytes = std::fs::read(&object).unwrap();
+    bytes[10] ^= 0x80;
+    std::fs::write(&object, bytes).unwrap();
+    let damaged = work.join("damaged.json");
+    let out = cradle(
+        &a_url,
+        &p_key,
+        &[
+            "archive",
+            "get",
+            &archive,
+            "--purpose",
+            "PATRQT",
+            "--out",
+            damaged.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, 1, "damaged archive served: {}", out.stderr);
+    assert!(!damaged.exists());
+}
+
+#[test]
+fn break_glass_is_denied_when_genesis_forbids_it() {
+    let c = Cluster::start(4, &["--no-break-glass"]).unwrap();
+    for i in 0..4 {
+        c.wait_height(i, 1, WAIT).unwrap();
+    }
+    let work = c.dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let a_url = c.nodes[0].api.clone();
+    let a_key = c.nodes[0].home.join("node.key");
+    let b_key = c.nodes[1].home.join("node.key");
+    let p_key = work.join("patient.key");
+    assert!(
+        Command::new(bin("cradle").unwrap())
+            .args(["keygen", "--out"])
+            .arg(&p_key)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let p_pub = work.join("patient.key.pub");
+    ok(cradle(
+        &a_url,
+        &a_key,
+        &["patient", "enrol", p_pub.to_str().unwrap()],
+    ));
+    let archive = ok(cradle(
+        &a_url,
+        &a_key,
+        &[
+            "archive",
+            "put",
+            prenatal_record().to_str().unwrap(),
+            "--patient",
+            p_pub.to_str().unwrap(),
+            "--category",
+            "labour-and-delivery",
+        ],
+    ));
+    let out = work.join("glass.json");
+    let err = refused(
+        cradle(
+            &a_url,
+            &b_key,
+            &[
+                "archive",
+                "get",
+                &archive,
+                "--purpose",
+                "ETREAT",
+                "--justification",
+                "placental abruption",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        ),
+        "break-glass access is not allowed by policy",
+    );
+    assert!(!out.exists());
+    assert_eq!(
+        recorded_outcome(&c, 3, &access_tx_of(&err)),
+        "denied:break_glass_not_allowed"
+    );
+}

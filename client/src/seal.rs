@@ -189,6 +189,11 @@ impl<R: Read> EncryptingReader<R> {
         }
     }
 
+    /// The plaintext reader.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
     /// Plaintext bytes read so far.
     pub fn plaintext_bytes(&self) -> u64 {
         self.plaintext_bytes

@@ -4,6 +4,7 @@
 //! - [`tx`] and [`access`]: the five transactions and the access rule;
 //! - [`block`]: headers, blocks and their commit certificates;
 //! - [`state`] and [`apply`]: the key-value state and the deterministic state transition;
+//! - [`audit`]: audit answers proven complete from genesis, and light-client checkpoints;
 //! - [`merkle`]: RFC 6962 logs and the sparse Merkle tree behind the state root;
 //! - [`codec`] and [`crypto`]: canonical, bounded encoding and domain-separated signatures.
 //!
@@ -12,6 +13,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod audit;
 pub mod block;
 pub mod codec;
 pub mod crypto;

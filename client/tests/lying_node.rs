@@ -34,14 +34,14 @@ enum Mode {
     BadCertificate,
 }
 
+/// An audit query: its subject and optional time range.
+type Query = (AuditSubject, Option<(u64, u64)>);
+
+/// Which error a lie must meet.
+type Expect = fn(&AuditError) -> bool;
+
 /// Parses an audit URL exactly as the node must (see `cradle_client::audit`).
-fn parse(
-    path: &str,
-) -> (
-    String,
-    Option<(AuditSubject, Option<(u64, u64)>)>,
-    Option<u64>,
-) {
+fn parse(path: &str) -> (String, Option<Query>, Option<u64>) {
     let (route, query) = path.split_once('?').unwrap_or((path, ""));
     let params: Vec<(&str, &str)> = query
         .split('&')
@@ -215,7 +215,7 @@ fn every_lie_is_refused_with_its_own_error() {
     let s = scenario();
     let c = s.world.consortium.clone();
     let p = AuditSubject::Patient(s.p.public_key());
-    let cases: [(Mode, fn(&AuditError) -> bool); 4] = [
+    let cases: [(Mode, Expect); 4] = [
         (Mode::DropOne, |e| {
             matches!(
                 e,

@@ -3,10 +3,12 @@
 //! - [`seal`]: archive encryption, streaming AES-256-GCM chunks bound to the archive;
 //! - [`session`]: enrol, put, get, grant, revoke and list through a node, with the archive
 //!   keys made, wrapped and unwrapped here;
+//! - [`audit`]: light verification of audit answers from genesis, with a remembered checkpoint;
 //! - [`fhir`]: FHIR R4 exports of the access log (AuditEvent) and of consents (Consent);
 //! - [`api`]: the blocking HTTP client for a node's API.
 
 pub mod api;
+pub mod audit;
 pub mod fhir;
 pub mod seal;
 pub mod session;

@@ -259,7 +259,8 @@ impl From<&AccessOutcome> for EventOutcome {
     }
 }
 
-/// One entry of the access log: the leaf of both the global log and the patient's own log.
+/// One entry of the access log: the same leaf in the global log and in each audit subject's log
+/// (the patient's, the archive's, the accessor's and, for break-glass, the break-glass log).
 /// It names keys and identifiers only, never a person's name or health data.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct AccessEvent {

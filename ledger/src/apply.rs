@@ -434,6 +434,19 @@ fn record_access<S: StateReader + ?Sized>(
     own.frontier.append(leaf);
     state.put(keys::access_log(), &global);
     state.put(keys::patient_log(&archive.patient), &own);
+    // Every audit subject has its own committed log, so an answer about it proves completeness.
+    let mut subject_logs = vec![
+        keys::archive_log(&req.archive),
+        keys::accessor_log(&req.accessor),
+    ];
+    if rule.is_break_glass() {
+        subject_logs.push(keys::break_glass_log());
+    }
+    for key in subject_logs {
+        let mut log = state.log(&key)?;
+        log.frontier.append(leaf);
+        state.put(key, &log);
+    }
     events.push(logged);
     Ok(())
 }

@@ -47,6 +47,10 @@ pub enum Error {
     Storage(String),
     #[error("corrupt state: {0}")]
     Corrupt(String),
+    #[error("no block has been committed yet")]
+    NoBlocks,
+    #[error("proof: {0}")]
+    Proof(crate::merkle::ProofError),
 
     // Transaction rules.
     #[error("nonce {got} is not above the signer's last nonce {last}")]

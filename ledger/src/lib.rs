@@ -4,6 +4,7 @@
 //! - [`tx`] and [`access`]: the five transactions and the access rule;
 //! - [`block`]: headers, blocks and their commit certificates;
 //! - [`state`] and [`apply`]: the key-value state and the deterministic state transition;
+//! - [`audit`]: audit answers proven complete from genesis, and light-client checkpoints;
 //! - [`merkle`]: RFC 6962 logs and the sparse Merkle tree behind the state root;
 //! - [`codec`] and [`crypto`]: canonical, bounded encoding and domain-separated signatures;
 //! - [`keywrap`]: archive keys wrapped for one recipient and one archive.
@@ -14,6 +15,7 @@
 pub mod access;
 pub mod api_request;
 pub mod apply;
+pub mod audit;
 pub mod block;
 pub mod codec;
 pub mod crypto;

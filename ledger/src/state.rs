@@ -37,6 +37,9 @@ pub mod keys {
     pub const REQUEST_SEEN: u8 = b'R';
     pub const PATIENT_LOG: u8 = b'H';
     pub const ACCESS_LOG: u8 = b'L';
+    pub const ARCHIVE_LOG: u8 = b'X';
+    pub const ACCESSOR_LOG: u8 = b'Y';
+    pub const BREAK_GLASS_LOG: u8 = b'B';
 
     fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
         let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
@@ -92,6 +95,18 @@ pub mod keys {
     }
     pub fn access_log() -> Vec<u8> {
         vec![ACCESS_LOG]
+    }
+    /// The access events on one archive, whoever asked.
+    pub fn archive_log(a: &ArchiveId) -> Vec<u8> {
+        key(ARCHIVE_LOG, &[&a.0])
+    }
+    /// The access events one accessor asked for, whatever the archive.
+    pub fn accessor_log(accessor: &PublicKey) -> Vec<u8> {
+        key(ACCESSOR_LOG, &[&accessor.0])
+    }
+    /// Every break-glass access, consortium-wide.
+    pub fn break_glass_log() -> Vec<u8> {
+        vec![BREAK_GLASS_LOG]
     }
     pub fn tree_node(node: &NodeKey) -> Vec<u8> {
         let mut buf = [0u8; TREE_NODE_BYTES_MAX];
@@ -215,7 +230,12 @@ pub trait StateExt: StateReader {
     }
 
     fn patient_log(&self, p: &PublicKey) -> Result<LogState, Error> {
-        Ok(self.record(&keys::patient_log(p))?.unwrap_or_default())
+        self.log(&keys::patient_log(p))
+    }
+
+    /// The log under `key`; an absent key is the empty log.
+    fn log(&self, key: &[u8]) -> Result<LogState, Error> {
+        Ok(self.record(key)?.unwrap_or_default())
     }
 
     fn grant_key(&self, g: &GrantId, a: &ArchiveId) -> Result<Option<WrappedKey>, Error> {

@@ -737,3 +737,62 @@ fn commit_certificates_make_blocks_final_for_light_clients() {
         w.blocks[1]
     );
 }
+
+#[test]
+fn every_access_grows_the_patient_archive_accessor_and_break_glass_logs() {
+    let (mut w, p, archive) = with_patient_and_archive();
+    let (a, b) = (w.hospital_a.clone_key(), w.hospital_b.clone_key());
+    let other = archive_id(2);
+    let reg = w.register(&a, &p, other, Category::Ultrasound, vec![]);
+    w.commit_one(reg).unwrap();
+    let sizes = |w: &World| {
+        let log = |k: Vec<u8>| w.store.log(&k).unwrap().size();
+        (
+            w.patient_log_size(&p),
+            log(state::keys::archive_log(&archive)),
+            log(state::keys::archive_log(&other)),
+            log(state::keys::accessor_log(&b.public_key())),
+            log(state::keys::accessor_log(&p.public_key())),
+            log(state::keys::break_glass_log()),
+        )
+    };
+    assert_eq!(sizes(&w), (0, 0, 0, 0, 0, 0));
+
+    // The patient reads her own archive.
+    let req = w.request(&p, archive, Purpose::PatientRequest, None, 1);
+    let tx = w.record(&a, req, None, AccessOutcome::Permitted);
+    w.commit_one(tx).unwrap();
+    assert_eq!(sizes(&w), (1, 1, 0, 0, 1, 0));
+
+    // Hospital B without a grant: denied, logged under B and the archive.
+    let req = w.request(&b, other, Purpose::Treat, None, 2);
+    let tx = w.record(
+        &a,
+        req,
+        None,
+        AccessOutcome::Denied {
+            reason: DenialReason::NoGrant,
+        },
+    );
+    w.commit_one(tx).unwrap();
+    assert_eq!(sizes(&w), (2, 1, 1, 1, 1, 0));
+
+    // Hospital B breaks the glass: the break-glass log grows too.
+    let req = w.request(&b, archive, Purpose::EmergencyTreat, Some("haemorrhage"), 3);
+    let tx = w.record(
+        &a,
+        req,
+        None,
+        AccessOutcome::BreakGlass {
+            key_for_accessor: wrapped(3),
+        },
+    );
+    let executed = w.commit_one(tx).unwrap();
+    assert_eq!(sizes(&w), (3, 2, 1, 2, 1, 1));
+
+    // Each log's root is the RFC 6962 root of the leaves it should hold.
+    let leaf = executed.events[0].event.leaf_hash();
+    let bg = w.store.log(&state::keys::break_glass_log()).unwrap();
+    assert_eq!(bg.root(), merkle::log::root_of(&[leaf]));
+    assert_eq!(w.store.access_log().unwrap().size(), 3);
+}

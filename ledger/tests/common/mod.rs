@@ -2,6 +2,8 @@
 //! regulator with seeded keys, and helpers to sign transactions and commit blocks.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod audit_world;
+
 use std::collections::HashMap;
 
 use cradle_consensus::{CommitCertificate, Vote, VoteKind};
@@ -28,6 +30,8 @@ pub struct World {
     pub now_ms: u64,
     nonces: HashMap<PublicKey, u64>,
     pub blocks: Vec<FinalizedBlock>,
+    /// Every access event committed, in global-log order.
+    pub events: Vec<cradle_ledger::access::AccessEvent>,
 }
 
 pub fn member(name: &str, role: Role, key: &Keypair, power: u64) -> Member {
@@ -86,6 +90,7 @@ impl World {
             now_ms: GENESIS_MS,
             nonces: HashMap::new(),
             blocks: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -124,6 +129,8 @@ impl World {
         let executed = apply::apply_block(&self.store, &self.consortium, &self.tip, &built.block)?;
         assert_eq!(executed, built.executed, "proposer and validator disagree");
         self.store.commit(&executed.writes);
+        self.events
+            .extend(executed.events.iter().map(|e| e.event.clone()));
         self.tip = ChainTip::of(&built.block.header);
         self.now_ms = time;
         let certificate = self.certify(&built.block.header);

@@ -1,0 +1,361 @@
+//! Light verification of audit answers: from the genesis document alone, with a checkpoint
+//! remembered between runs.
+//!
+//! The client trusts nothing the node says. It reads the consortium from the genesis document,
+//! checks the answer's commit certificate, state proof and completeness
+//! ([`cradle_ledger::audit::verify_answer`]), and moves its checkpoint forward only over a
+//! consistency proof of the global access log. A node that drops, alters or reorders an event,
+//! serves an unfinalised header, or a history that forks from what the client saw before, is
+//! refused with an error that says which.
+//!
+//! # Node endpoints (the contract)
+//!
+//! Every answer is `application/octet-stream`: the ledger's canonical encoding (one version
+//! byte, then borsh). Errors are HTTP 4xx/5xx with a JSON body `{"error": "..."}`.
+//!
+//! - `GET /v1/audit/patient/{key}`, `GET /v1/audit/archive/{archive_id}`,
+//!   `GET /v1/audit/accessor/{key}`, `GET /v1/audit/break-glass`: an
+//!   [`AuditAnswer::encode`] built with [`cradle_ledger::audit::build_answer`] against the
+//!   node's current tip. `{key}` and `{archive_id}` are 64 lowercase hex characters. With the
+//!   query `?from_ms={u64}&to_ms={u64}` (both or neither) the answer is a time-range answer for
+//!   `from_ms <= time_ms <= to_ms`; without it, the whole history.
+//! - `GET /v1/audit/consistency?from={size}`: a [`ConsistencyAnswer::encode`] built with
+//!   [`cradle_ledger::audit::build_consistency`] from `size` leaves of the global access log to
+//!   the node's current tip (HTTP 400 if `size` exceeds the tip's log size).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use cradle_genesis::{GenesisDoc, GenesisError};
+use cradle_ledger::access::EventOutcome;
+use cradle_ledger::audit::{
+    AuditAnswer, AuditError, AuditSubject, Checkpoint, ConsistencyAnswer, IndexedEvent,
+    VerifiedAudit, advance_checkpoint, verify_answer,
+};
+use cradle_ledger::{Consortium, PublicKey};
+
+use crate::api::{ApiClient, ApiError};
+
+/// Largest checkpoint file the client reads.
+const CHECKPOINT_BYTES_MAX: u64 = 64 * 1024;
+
+/// Why an audit could not be verified.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditClientError {
+    #[error("genesis: {0}")]
+    Genesis(#[from] GenesisError),
+    #[error("node: {0}")]
+    Api(#[from] ApiError),
+    #[error("the node's answer does not decode: {0}")]
+    Decode(cradle_ledger::Error),
+    #[error("refused: {0}")]
+    Verify(#[from] AuditError),
+    #[error("the node answered another question: {0}")]
+    NotAsked(&'static str),
+    #[error("checkpoint file {path}: {reason}")]
+    Checkpoint { path: PathBuf, reason: String },
+}
+
+/// Reads and validates the genesis document and returns the consortium it founds.
+pub fn load_genesis(path: impl AsRef<Path>) -> Result<Consortium, AuditClientError> {
+    Ok(GenesisDoc::load(path)?.consortium()?)
+}
+
+fn checkpoint_error(path: &Path, reason: impl ToString) -> AuditClientError {
+    AuditClientError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The remembered checkpoint; `None` if the file does not exist.
+pub fn load_checkpoint(path: &Path) -> Result<Option<Checkpoint>, AuditClientError> {
+    let file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(checkpoint_error(path, e)),
+    };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, CHECKPOINT_BYTES_MAX + 1),
+        &mut bytes,
+    )
+    .map_err(|e| checkpoint_error(path, e))?;
+    if bytes.len() as u64 > CHECKPOINT_BYTES_MAX {
+        return Err(checkpoint_error(path, "file too large"));
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| checkpoint_error(path, e))
+}
+
+/// Writes the checkpoint atomically: a temporary file beside it, synced, then renamed over it.
+pub fn save_checkpoint(path: &Path, checkpoint: &Checkpoint) -> Result<(), AuditClientError> {
+    let mut json =
+        serde_json::to_string_pretty(checkpoint).map_err(|e| checkpoint_error(path, e))?;
+    json.push('\n');
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(json.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        checkpoint_error(path, e)
+    })
+}
+
+/// The API path of an audit query (see the module docs).
+pub fn audit_path(subject: &AuditSubject, range: Option<(u64, u64)>) -> String {
+    let mut path = match subject {
+        AuditSubject::Patient(k) => format!("/v1/audit/patient/{}", k.to_hex()),
+        AuditSubject::Archive(a) => format!("/v1/audit/archive/{}", a.to_hex()),
+        AuditSubject::Accessor(k) => format!("/v1/audit/accessor/{}", k.to_hex()),
+        AuditSubject::BreakGlass => "/v1/audit/break-glass".to_string(),
+    };
+    if let Some((from_ms, to_ms)) = range {
+        let _ = write!(path, "?from_ms={from_ms}&to_ms={to_ms}");
+    }
+    path
+}
+
+/// Fetches an audit answer (unverified).
+pub fn fetch_audit(
+    api: &ApiClient,
+    subject: &AuditSubject,
+    range: Option<(u64, u64)>,
+) -> Result<AuditAnswer, AuditClientError> {
+    let bytes = api.get_bytes(&audit_path(subject, range))?;
+    AuditAnswer::decode(&bytes).map_err(AuditClientError::Decode)
+}
+
+/// Fetches a consistency proof of the global access log from `from_size` to the node's tip
+/// (unverified).
+pub fn fetch_consistency(
+    api: &ApiClient,
+    from_size: u64,
+) -> Result<ConsistencyAnswer, AuditClientError> {
+    let bytes = api.get_bytes(&format!("/v1/audit/consistency?from={from_size}"))?;
+    ConsistencyAnswer::decode(&bytes).map_err(AuditClientError::Decode)
+}
+
+/// Fetches and verifies an audit answer, and moves the checkpoint at `checkpoint_path` to it.
+///
+/// The answer must be about `subject` and `range`, and verify from genesis. With a remembered
+/// checkpoint, an older header is refused, one at the same height must be the same block, and a
+/// newer one whose access log grew needs the node's consistency proof from the checkpoint; the
+/// proof's header must be the answer's or newer (both are finalised by the genesis validators).
+/// The checkpoint file is written only once all of that passed.
+pub fn audit_verified(
+    api: &ApiClient,
+    consortium: &Consortium,
+    checkpoint_path: &Path,
+    subject: &AuditSubject,
+    range: Option<(u64, u64)>,
+) -> Result<VerifiedAudit, AuditClientError> {
+    let answer = fetch_audit(api, subject, range)?;
+    if answer.subject != *subject {
+        return Err(AuditClientError::NotAsked("another subject"));
+    }
+    if answer.range() != range {
+        return Err(AuditClientError::NotAsked("another time range"));
+    }
+    let verified = verify_answer(consortium, &answer)?;
+    let old = load_checkpoint(checkpoint_path)?;
+    let header = &answer.header;
+    let needs_proof = old.as_ref().is_some_and(|cp| {
+        header.height > cp.height
+            && cp.access_log_size > 0
+            && header.access_log_size != cp.access_log_size
+    });
+    let new = match old.as_ref() {
+        Some(cp) if needs_proof => {
+            let consistency = fetch_consistency(api, cp.access_log_size)?;
+            let newer = consistency.header.height > header.height;
+            if !newer && consistency.header != *header {
+                return Err(AuditError::InconsistentCheckpoint(
+                    "the consistency proof is not for the answer's block or a later one".into(),
+                )
+                .into());
+            }
+            consistency.advance(consortium, Some(cp))?
+        }
+        _ => advance_checkpoint(consortium, old.as_ref(), header, &answer.certificate, None)?,
+    };
+    save_checkpoint(checkpoint_path, &new)?;
+    Ok(verified)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch.
+pub fn iso8601_utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
+    let z = days as i64 + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// The member's name, or the key's first twelve hex digits.
+fn institution(consortium: &Consortium, key: &PublicKey) -> String {
+    match consortium.member(key) {
+        Some(m) => m.name.clone(),
+        None => format!("{}…", &key.to_hex()[..12]),
+    }
+}
+
+fn outcome(o: &EventOutcome) -> String {
+    match o {
+        EventOutcome::Permitted => "permitted".into(),
+        EventOutcome::Denied { reason } => format!("denied: {}", reason.as_str()),
+        EventOutcome::BreakGlass => "break-glass".into(),
+    }
+}
+
+/// A plain-text table, one row per event: time (UTC), institution, archive category, purpose,
+/// outcome and a break-glass flag.
+pub fn render_table(events: &[IndexedEvent], consortium: &Consortium) -> String {
+    let header = [
+        "TIME (UTC)",
+        "INSTITUTION",
+        "CATEGORY",
+        "PURPOSE",
+        "OUTCOME",
+        "FLAG",
+    ];
+    let rows: Vec<[String; 6]> = events
+        .iter()
+        .map(|ie| {
+            let e = &ie.event;
+            [
+                iso8601_utc(e.time_ms),
+                institution(consortium, &e.accessor),
+                e.category.code().to_string(),
+                e.purpose.code().to_string(),
+                outcome(&e.outcome),
+                if e.outcome.is_break_glass() {
+                    "BREAK-GLASS".into()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i > 0 {
+                l.push_str("  ");
+            }
+            let _ = write!(l, "{cell:<w$}");
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.each_ref().map(String::as_str));
+    }
+    out
+}
+
+/// The verified audit as JSON: what was proven, against which block, and the events.
+pub fn render_json(verified: &VerifiedAudit, consortium: &Consortium) -> String {
+    let events: Vec<serde_json::Value> = verified
+        .events
+        .iter()
+        .map(|ie| {
+            let e = &ie.event;
+            serde_json::json!({
+                "index": ie.index,
+                "time": iso8601_utc(e.time_ms),
+                "time_ms": e.time_ms,
+                "height": e.height,
+                "institution": institution(consortium, &e.accessor),
+                "accessor": e.accessor,
+                "patient": e.patient,
+                "archive": e.archive,
+                "custodian": e.custodian,
+                "category": e.category,
+                "purpose": e.purpose,
+                "grant": e.grant,
+                "outcome": outcome(&e.outcome),
+                "break_glass": e.outcome.is_break_glass(),
+                "tx_hash": e.tx_hash,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "subject": verified.subject,
+        "range": verified.range.map(|(from_ms, to_ms)| serde_json::json!({
+            "from_ms": from_ms,
+            "to_ms": to_ms,
+        })),
+        "height": verified.height,
+        "time": iso8601_utc(verified.time_ms),
+        "header_hash": hex::encode(verified.header_hash),
+        "log_size": verified.log_size,
+        "log_root": hex::encode(verified.log_root),
+        "access_log_size": verified.access_log_size,
+        "access_log_root": hex::encode(verified.access_log_root),
+        "events": events,
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_matches_known_instants() {
+        assert_eq!(iso8601_utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601_utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(iso8601_utc(1_780_000_000_000), "2026-05-28T20:26:40.000Z");
+    }
+
+    #[test]
+    fn a_missing_checkpoint_file_is_no_checkpoint_and_saving_round_trips() {
+        let dir = std::env::temp_dir().join(format!("cradle-cp-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap_or_default();
+        let path = dir.join("checkpoint.json");
+        let _ = fs::remove_file(&path);
+        assert!(matches!(load_checkpoint(&path), Ok(None)));
+        let cp = Checkpoint {
+            height: 3,
+            header_hash: cradle_ledger::Digest32([1; 32]),
+            time_ms: 5,
+            access_log_size: 2,
+            access_log_root: cradle_ledger::Digest32([2; 32]),
+        };
+        assert!(save_checkpoint(&path, &cp).is_ok());
+        assert_eq!(load_checkpoint(&path).ok().flatten(), Some(cp));
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

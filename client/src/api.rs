@@ -150,6 +150,9 @@ impl ApiClient {
             .put(&url)
             .header("content-type", "application/octet-stream")
             .header("content-length", len.to_string())
+            // The node answers a refused upload (not a member, too large) before any of the
+            // body is sent, instead of cutting the connection mid-upload.
+            .header("expect", "100-continue")
             .header(auth_header, auth)
             .send(ureq::SendBody::from_reader(body));
         Self::json(&Self::answer(response)?)

@@ -399,7 +399,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     );
     assert_eq!(out.code, 1, "altered ciphertext accepted: {}", out.stderr);
     assert!(
-        out.stderr.contains("chunk") || out.stderr.contains("hash"),
+        out.stderr.contains("damaged or altered") || out.stderr.contains("SHA-256"),
         "{}",
         out.stderr
     );

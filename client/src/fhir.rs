@@ -14,7 +14,8 @@
 //! grants are also referenced as `DocumentReference/<archive-id>` and `Consent/<grant-id>`, so a
 //! consumer can join the audit bundle with the consent bundle.
 
-use cradle_ledger::access::{EventOutcome, LoggedEvent};
+use cradle_ledger::access::EventOutcome;
+use cradle_ledger::audit::IndexedEvent;
 use cradle_ledger::state::GrantRecord;
 use cradle_ledger::tx::{Purpose, Scope};
 use cradle_ledger::{Consortium, GrantId, PublicKey};
@@ -55,7 +56,7 @@ const DAY_MS: u64 = 86_400_000;
 ///
 /// `consortium` supplies the display names of member institutions; `chain_id_hex` becomes each
 /// event's `source.site`, so events from different chains cannot be mistaken for each other.
-pub fn audit_bundle(events: &[LoggedEvent], consortium: &Consortium, chain_id_hex: &str) -> Value {
+pub fn audit_bundle(events: &[IndexedEvent], consortium: &Consortium, chain_id_hex: &str) -> Value {
     let entries: Vec<Value> = events
         .iter()
         .map(|e| json!({ "resource": audit_event(e, consortium, chain_id_hex) }))
@@ -82,7 +83,7 @@ pub fn consent_resources(
     json!({ "resourceType": "Bundle", "type": "collection", "entry": entries })
 }
 
-fn audit_event(logged: &LoggedEvent, consortium: &Consortium, chain_id_hex: &str) -> Value {
+fn audit_event(logged: &IndexedEvent, consortium: &Consortium, chain_id_hex: &str) -> Value {
     let e = &logged.event;
     let (outcome, outcome_desc) = match e.outcome {
         EventOutcome::Permitted => ("0", None),
@@ -91,7 +92,7 @@ fn audit_event(logged: &LoggedEvent, consortium: &Consortium, chain_id_hex: &str
     };
     let mut event = json!({
         "resourceType": "AuditEvent",
-        "id": format!("access-{}", logged.global_index),
+        "id": format!("access-{}", &e.tx_hash.to_hex()[..32]),
         "type": coding(SYSTEM_DICOM, "110110", "Patient Record"),
         "subtype": [coding(SYSTEM_RESTFUL_INTERACTION, "read", "read")],
         "action": "R",
@@ -120,7 +121,7 @@ fn audit_event(logged: &LoggedEvent, consortium: &Consortium, chain_id_hex: &str
 }
 
 /// Who asked: the requestor, with the purpose it gave.
-fn accessor_agent(logged: &LoggedEvent, consortium: &Consortium) -> Value {
+fn accessor_agent(logged: &IndexedEvent, consortium: &Consortium) -> Value {
     let e = &logged.event;
     let mut agent = json!({
         "type": concept(coding(SYSTEM_DICOM, "110152", "Destination Role ID")),
@@ -149,7 +150,7 @@ fn custodian_agent(custodian: &PublicKey, consortium: &Consortium) -> Value {
 }
 
 /// The patient, the archive, the consent used (if any) and the ledger record itself.
-fn entities(logged: &LoggedEvent) -> Vec<Value> {
+fn entities(logged: &IndexedEvent) -> Vec<Value> {
     let e = &logged.event;
     let archive = e.archive.to_hex();
     let mut out = vec![
@@ -187,8 +188,7 @@ fn entities(logged: &LoggedEvent) -> Vec<Value> {
             detail("cradle-tx-hash", &e.tx_hash.to_hex()),
             detail("cradle-request-hash", &e.request_hash.to_hex()),
             detail("cradle-block-height", &e.height.to_string()),
-            detail("cradle-global-log-index", &logged.global_index.to_string()),
-            detail("cradle-patient-log-index", &logged.patient_index.to_string()),
+            detail("cradle-log-index", &logged.index.to_string()),
         ],
     }));
     out
@@ -391,10 +391,9 @@ mod tests {
         accessor: &Keypair,
         purpose: Purpose,
         outcome: EventOutcome,
-    ) -> LoggedEvent {
-        LoggedEvent {
-            global_index: 41,
-            patient_index: 3,
+    ) -> IndexedEvent {
+        IndexedEvent {
+            index: 3,
             event: AccessEvent {
                 height: 12,
                 time_ms: T0_MS + 1234,
@@ -472,7 +471,7 @@ mod tests {
         let ev = only_event(&bundle);
 
         assert_eq!(ev["resourceType"], "AuditEvent");
-        assert_eq!(ev["id"], "access-41");
+        assert_eq!(ev["id"], format!("access-{}", "11".repeat(16)));
         assert_eq!(ev["type"]["system"], SYSTEM_DICOM);
         assert_eq!(ev["type"]["code"], "110110");
         assert_eq!(ev["subtype"][0]["code"], "read");
@@ -534,8 +533,7 @@ mod tests {
             detail_value(ev, "cradle-tx-hash"),
             &Digest32([0x11; 32]).to_hex()
         );
-        assert_eq!(detail_value(ev, "cradle-global-log-index"), "41");
-        assert_eq!(detail_value(ev, "cradle-patient-log-index"), "3");
+        assert_eq!(detail_value(ev, "cradle-log-index"), "3");
         assert_eq!(detail_value(ev, "cradle-block-height"), "12");
     }
 

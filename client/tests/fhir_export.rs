@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use cradle_client::fhir::{audit_bundle, consent_resources};
-use cradle_ledger::access::{AccessEvent, DenialReason, EventOutcome, LoggedEvent};
+use cradle_ledger::access::{AccessEvent, DenialReason, EventOutcome};
+use cradle_ledger::audit::IndexedEvent;
 use cradle_ledger::codec::BoundedVec;
 use cradle_ledger::state::GrantRecord;
 use cradle_ledger::tx::{Category, Purpose, Scope};
@@ -71,10 +72,9 @@ fn event(
     purpose: Purpose,
     grant: Option<GrantId>,
     outcome: EventOutcome,
-) -> LoggedEvent {
-    LoggedEvent {
-        global_index: 100 + i,
-        patient_index: i,
+) -> IndexedEvent {
+    IndexedEvent {
+        index: i,
         event: AccessEvent {
             height: 20 + i,
             time_ms: T0_MS + i * 61_001,
@@ -259,7 +259,10 @@ fn validator_rejects_an_audit_event_without_recorded() {
         .as_object_mut()
         .unwrap()
         .remove("recorded");
-    assert_rejected(&bundle, "entry[2] AuditEvent/access-102: recorded");
+    assert_rejected(
+        &bundle,
+        &format!("entry[2] AuditEvent/access-{}: recorded", "02".repeat(16)),
+    );
 }
 
 #[test]

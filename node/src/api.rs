@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::archives::api as archives;
 use crate::archives::{ArchiveStore, Custodian, ReplayCache};
+use crate::audit;
 use crate::driver::{Ingress, Status, SubmitError};
 use crate::metrics::Metrics;
 use crate::storage::Store;
@@ -50,6 +51,8 @@ pub struct ApiState {
     pub replay: std::sync::Mutex<ReplayCache>,
     /// How far a signed request's time may be from this node's clock.
     pub request_skew_ms: u64,
+    /// The genesis document, as served at `/v1/genesis`.
+    pub genesis: Value,
 }
 
 /// An error answer: a status and a one-line reason.
@@ -115,6 +118,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(archives::get_grant_key),
         )
         .route("/v1/members", get(archives::get_members))
+        .route("/v1/genesis", get(audit::genesis))
+        .route("/v1/audit/patient/{key}", get(audit::patient))
+        .route("/v1/audit/archive/{id}", get(audit::archive))
+        .route("/v1/audit/accessor/{key}", get(audit::accessor))
+        .route("/v1/audit/break-glass", get(audit::break_glass))
+        .route("/v1/audit/consistency", get(audit::consistency))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(body_max))

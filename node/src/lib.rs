@@ -7,10 +7,12 @@
 //! - [`driver`]: the consensus driver (timers, write-ahead vote record, commit, catch-up);
 //! - [`mempool`] and [`verify`]: admitting transactions, each verified once;
 //! - [`storage`]: RocksDB; [`api`]: HTTP/JSON; [`metrics`]: Prometheus text;
-//! - [`archives`]: the custodian's encrypted archive store and the log-before-release fetch.
+//! - [`archives`]: the custodian's encrypted archive store and the log-before-release fetch;
+//! - [`audit`]: audit answers with the proofs a client checks from genesis.
 
 pub mod api;
 pub mod archives;
+pub mod audit;
 pub mod driver;
 pub mod mempool;
 pub mod metrics;

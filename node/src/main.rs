@@ -130,6 +130,7 @@ async fn run(home: Home) -> anyhow::Result<()> {
         custodian,
         replay: std::sync::Mutex::new(ReplayCache::new(2 * archive_config.request_skew_ms)),
         request_skew_ms: archive_config.request_skew_ms,
+        genesis: serde_json::to_value(&home.genesis).context("genesis as JSON")?,
     });
     let listen = home.config.api_listen().context("api address")?;
     let listener = tokio::net::TcpListener::bind(listen)

@@ -525,6 +525,104 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     );
     assert_eq!(out.code, 1, "damaged archive served: {}", out.stderr);
     assert!(!damaged.exists());
+
+    // The patient's verified history, from another member's node, shows every access of the
+    // scenario in order, each with its outcome, checked from genesis.
+    let genesis = c.dir.path().join("net/genesis.json");
+    let checkpoint = work.join("checkpoint.json");
+    let audit = |node: usize, format: &str| {
+        let out = Command::new(bin("cradle").unwrap())
+            .args([
+                "--node",
+                &c.nodes[node].api,
+                "audit",
+                "--patient",
+                p_pub_s,
+                "--verify",
+            ])
+            .arg("--genesis")
+            .arg(&genesis)
+            .arg("--checkpoint")
+            .arg(&checkpoint)
+            .args(["--format", format])
+            .output()
+            .unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }
+    };
+    let history = json(audit(3, "json"));
+    let outcomes: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "denied: no grant covers this archive",
+            "permitted",
+            "denied: the grant does not cover this purpose",
+            "denied: the patient revoked the grant",
+            "denied: emergency access needs a justification",
+            "break-glass",
+            "break-glass",
+            "denied: the grant has expired",
+            "permitted",
+            "permitted",
+        ]
+    );
+    let institutions: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["institution"].as_str().unwrap())
+        .collect();
+    assert_eq!(institutions[0], "County Hospital 2");
+    assert_eq!(institutions[7], "Township Clinic 1");
+    assert!(checkpoint.is_file(), "no checkpoint remembered");
+    let table = ok(audit(2, "table"));
+    assert!(table.contains("verified: 10 events"), "{table}");
+    assert!(
+        table.contains("County Hospital 2") && table.contains("prenatal-visit"),
+        "{table}"
+    );
+
+    // One more access; the next verified audit moves the checkpoint over a consistency proof.
+    let once_more = work.join("once-more.json");
+    refused(
+        get(&b_key, "HRESCH", &once_more, &[]),
+        "the grant does not cover this purpose",
+    );
+    let history = json(audit(1, "json"));
+    assert_eq!(history["events"].as_array().unwrap().len(), 11);
+
+    // The FHIR exports of the audit and of the consents pass an independent R4 validator.
+    let validator = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lib/fhir_validate.py");
+    for (name, out) in [
+        ("audit.fhir.json", audit(0, "fhir")),
+        (
+            "consents.fhir.json",
+            cradle(&a_url, &p_key, &["consent", "list", "--format", "fhir"]),
+        ),
+    ] {
+        let file = work.join(name);
+        std::fs::write(&file, ok(out)).unwrap();
+        let v = Command::new("python3")
+            .arg(&validator)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            v.status.success(),
+            "{name} rejected: {}{}",
+            String::from_utf8_lossy(&v.stdout),
+            String::from_utf8_lossy(&v.stderr)
+        );
+    }
 }
 
 #[test]

@@ -40,6 +40,14 @@ enum Format {
     Json,
 }
 
+/// Output of commands that can also export FHIR R4.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum RecordFormat {
+    Table,
+    Json,
+    Fhir,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Write a new key (a patient's or clinician's) and print its public key.
@@ -67,6 +75,44 @@ enum Command {
     /// A patient's consent: grant, revoke, list.
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// Who read what: a patient's, an archive's or an institution's access history, or every
+    /// break-glass access; with --verify, checked from genesis without trusting the node.
+    Audit(AuditArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("subject").required(true)))]
+struct AuditArgs {
+    /// A patient's history: her public key (hex) or public key file.
+    #[arg(long, group = "subject")]
+    patient: Option<String>,
+    /// One archive's history.
+    #[arg(long, group = "subject")]
+    archive: Option<String>,
+    /// What one institution accessed: its name in genesis or its public key.
+    #[arg(long, group = "subject")]
+    accessor: Option<String>,
+    /// Every break-glass access.
+    #[arg(long, group = "subject")]
+    break_glass: bool,
+    /// Only events from this time on (milliseconds since the Unix epoch, UTC).
+    #[arg(long, requires = "to_ms")]
+    from_ms: Option<u64>,
+    /// Only events up to this time (inclusive).
+    #[arg(long, requires = "from_ms")]
+    to_ms: Option<u64>,
+    /// Check the commit certificate, the state proof and completeness from genesis, and the
+    /// log's consistency with the last checkpoint this client verified.
+    #[arg(long, requires = "genesis")]
+    verify: bool,
+    /// The genesis document you trust (required with --verify).
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+    /// Where the last verified checkpoint is kept (default ~/.cradle/checkpoint-CHAIN.json).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: RecordFormat,
 }
 
 #[derive(Subcommand)]
@@ -149,7 +195,7 @@ enum ConsentCommand {
         #[arg(long)]
         patient: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        format: RecordFormat,
     },
 }
 
@@ -468,7 +514,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let grants = s.grants(&patient)?;
             let now = cradle_client::session::now_ms();
             match format {
-                Format::Json => {
+                RecordFormat::Fhir => {
+                    let consortium = node_consortium(&s.api)?;
+                    let pairs: Vec<_> = grants.iter().map(|(id, g, _)| (*id, g.clone())).collect();
+                    let bundle =
+                        cradle_client::fhir::consent_resources(&patient, &pairs, &consortium, now);
+                    println!("{}", serde_json::to_string_pretty(&bundle)?);
+                }
+                RecordFormat::Json => {
                     let items: Vec<_> = grants
                         .iter()
                         .map(|(id, g, name)| {
@@ -492,7 +545,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         )?
                     );
                 }
-                Format::Table => {
+                RecordFormat::Table => {
                     println!(
                         "{:<64}  {:<28}  {:<16}  {:<9}  {:<24}  scope",
                         "grant", "grantee", "purposes", "status", "expires (UTC)"
@@ -518,8 +571,133 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Audit(args) => audit(&cli, args)?,
     }
     Ok(())
+}
+
+/// The consortium as the node's genesis describes it (for names; a verifying client uses
+/// its own genesis file instead).
+fn node_consortium(api: &ApiClient) -> anyhow::Result<cradle_ledger::Consortium> {
+    let v = api.get_json("/v1/genesis")?;
+    let doc: cradle_genesis::GenesisDoc =
+        serde_json::from_value(v).context("the node's genesis document")?;
+    Ok(doc.consortium()?)
+}
+
+fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
+    use cradle_client::audit as a;
+    use cradle_ledger::audit::{AuditEvents, AuditSubject, IndexedEvent};
+
+    let api = node(cli)?;
+    let consortium = match &args.genesis {
+        Some(path) => a::load_genesis(path)?,
+        None => node_consortium(&api)?,
+    };
+    let subject = if let Some(p) = &args.patient {
+        AuditSubject::Patient(public_identity(p, None)?.0)
+    } else if let Some(id) = &args.archive {
+        AuditSubject::Archive(
+            ArchiveId::from_hex(id).context("the archive id must be 64 hex digits")?,
+        )
+    } else if let Some(m) = &args.accessor {
+        let key = consortium
+            .members
+            .iter()
+            .find(|x| x.name == *m)
+            .map(|x| x.public_key)
+            .map_or_else(|| PublicKey::from_hex(m), Ok)
+            .with_context(|| format!("{m:?} is neither a member's name nor a public key"))?;
+        AuditSubject::Accessor(key)
+    } else {
+        AuditSubject::BreakGlass
+    };
+    let range = args.from_ms.zip(args.to_ms);
+    let (events, verified): (
+        Vec<IndexedEvent>,
+        Option<cradle_ledger::audit::VerifiedAudit>,
+    ) = if args.verify {
+        let checkpoint = match &args.checkpoint {
+            Some(p) => p.clone(),
+            None => default_checkpoint(&consortium)?,
+        };
+        let v = a::audit_verified(&api, &consortium, &checkpoint, &subject, range)?;
+        (v.events.clone(), Some(v))
+    } else {
+        let answer = a::fetch_audit(&api, &subject, range)?;
+        let events = match answer.events {
+            AuditEvents::Whole(list) => list
+                .into_inner()
+                .into_iter()
+                .enumerate()
+                .map(|(i, event)| IndexedEvent {
+                    index: i as u64,
+                    event,
+                })
+                .collect(),
+            AuditEvents::Range {
+                from_ms,
+                to_ms,
+                events,
+                ..
+            } => events
+                .into_inner()
+                .into_iter()
+                .filter(|e| (from_ms..=to_ms).contains(&e.event.time_ms))
+                .collect(),
+        };
+        (events, None)
+    };
+    match args.format {
+        RecordFormat::Table => {
+            print!("{}", a::render_table(&events, &consortium));
+            match &verified {
+                Some(v) => println!(
+                    "verified: {} events, complete at height {} (log root {}), certificate and proofs checked from genesis",
+                    events.len(),
+                    v.height,
+                    hex::encode(v.log_root),
+                ),
+                None => println!(
+                    "{} events (not verified: add --verify --genesis FILE)",
+                    events.len()
+                ),
+            }
+        }
+        RecordFormat::Json => match &verified {
+            Some(v) => println!("{}", a::render_json(v, &consortium)),
+            None => {
+                let items: Vec<_> = events
+                    .iter()
+                    .map(|ie| json!({ "index": ie.index, "event": ie.event }))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "verified": false, "events": items }))?
+                );
+            }
+        },
+        RecordFormat::Fhir => {
+            let bundle = cradle_client::fhir::audit_bundle(
+                &events,
+                &consortium,
+                &hex::encode(consortium.chain_id),
+            );
+            println!("{}", serde_json::to_string_pretty(&bundle)?);
+        }
+    }
+    Ok(())
+}
+
+/// `~/.cradle/checkpoint-<chain id prefix>.json`, its directory created.
+fn default_checkpoint(consortium: &cradle_ledger::Consortium) -> anyhow::Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("HOME is not set: give --checkpoint FILE")?;
+    let dir = PathBuf::from(home).join(".cradle");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir.join(format!(
+        "checkpoint-{}.json",
+        &hex::encode(consortium.chain_id)[..16]
+    )))
 }
 
 fn grant_status(g: &cradle_ledger::state::GrantRecord, now: u64) -> &'static str {

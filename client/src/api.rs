@@ -55,7 +55,9 @@ impl ApiClient {
         let upload_agent = ureq::Agent::config_builder()
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_recv_response(Some(Duration::from_secs(60)))
-            .timeout_recv_body(None)
+            // A whole archive's transfer: generous, but a stalled peer still ends.
+            .timeout_send_body(Some(Duration::from_secs(3600)))
+            .timeout_recv_body(Some(Duration::from_secs(3600)))
             .http_status_as_error(false)
             .build()
             .new_agent();

@@ -13,9 +13,10 @@
 //! records) before the upload, and a second pass produces the same bytes. A key must therefore
 //! never seal two different plaintexts: every archive gets a fresh [`ArchiveKey`].
 //!
-//! Memory stays at one chunk buffer (about 1 MiB) whatever the archive's size.
+//! Memory stays at a few chunk buffers (about 1 MiB each) whatever the archive's size.
 
 use std::io::{self, Read, Write};
+use std::sync::mpsc;
 
 use aes_gcm::aead::{AeadInOut, Nonce};
 use aes_gcm::{Aes256Gcm, KeyInit, Tag};
@@ -52,6 +53,8 @@ pub enum SealError {
     HashMismatch,
     #[error("encryption was stopped before the end of the archive")]
     Unfinished,
+    #[error("this encryption pass did not hash its output")]
+    NoDigest,
 }
 
 /// A fresh 256-bit key for one archive; wiped when dropped.
@@ -165,7 +168,8 @@ pub struct EncryptingReader<R: Read> {
     index: u64,
     sealed_last: bool,
     failed: bool,
-    hasher: Sha256,
+    /// `None` for a reader made [`EncryptingReader::without_digest`].
+    hasher: Option<Sha256>,
     plaintext_bytes: u64,
     ciphertext_bytes: u64,
 }
@@ -183,10 +187,20 @@ impl<R: Read> EncryptingReader<R> {
             index: 0,
             sealed_last: false,
             failed: false,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             plaintext_bytes: 0,
             ciphertext_bytes: 0,
         }
+    }
+
+    /// Like [`EncryptingReader::new`] but without hashing what it yields, for a second pass
+    /// whose ciphertext hash is known already (see [`ciphertext_digest`]): it saves a SHA-256
+    /// pass over the whole archive. Its [`EncryptingReader::finish`] reports
+    /// [`SealError::NoDigest`].
+    pub fn without_digest(key: &ArchiveKey, archive: &ArchiveId, plaintext: R) -> Self {
+        let mut reader = Self::new(key, archive, plaintext);
+        reader.hasher = None;
+        reader
     }
 
     /// The plaintext reader.
@@ -205,10 +219,11 @@ impl<R: Read> EncryptingReader<R> {
             return Err(SealError::Unfinished);
         }
         debug_assert_eq!(self.ciphertext_bytes, ciphertext_len(self.plaintext_bytes));
+        let hasher = self.hasher.ok_or(SealError::NoDigest)?;
         Ok(SealSummary {
             plaintext_bytes: self.plaintext_bytes,
             ciphertext_bytes: self.ciphertext_bytes,
-            ciphertext_sha256: self.hasher.finalize().into(),
+            ciphertext_sha256: hasher.finalize().into(),
         })
     }
 
@@ -258,7 +273,9 @@ impl<R: Read> EncryptingReader<R> {
         tag_out.copy_from_slice(&tag);
 
         let sealed = &self.buf[..len + TAG_BYTES];
-        self.hasher.update(sealed);
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(sealed);
+        }
         self.plaintext_bytes += len as u64;
         self.ciphertext_bytes += sealed.len() as u64;
         self.pos = 0;
@@ -307,12 +324,70 @@ pub fn encrypt_to<R: Read, W: Write>(
 
 /// The summary (lengths and ciphertext SHA-256) of encrypting `plaintext`, without keeping the
 /// ciphertext: encryption is deterministic, so a later [`encrypt_to`] produces these bytes.
+///
+/// Encryption and hashing run on two threads, a few chunks apart, so the pass takes about as
+/// long as the slower of the two rather than their sum.
 pub fn ciphertext_digest<R: Read>(
     key: &ArchiveKey,
     archive: &ArchiveId,
     plaintext: R,
 ) -> Result<SealSummary, SealError> {
-    encrypt_to(key, archive, plaintext, io::sink(), &mut |_| {})
+    let (full_tx, full_rx) = mpsc::sync_channel::<Zeroizing<Vec<u8>>>(PIPELINE_CHUNKS);
+    let (free_tx, free_rx) = mpsc::sync_channel::<Zeroizing<Vec<u8>>>(PIPELINE_CHUNKS + 1);
+    for _ in 0..=PIPELINE_CHUNKS {
+        let _ = free_tx.send(Zeroizing::new(Vec::with_capacity(SEALED_CHUNK_BYTES)));
+    }
+    std::thread::scope(|scope| {
+        let hashing = scope.spawn(move || {
+            let mut hasher = Sha256::new();
+            for chunk in full_rx {
+                hasher.update(chunk.as_slice());
+                // The encrypting side may have stopped; its buffers are no longer wanted.
+                let _ = free_tx.send(chunk);
+            }
+            <[u8; 32]>::from(hasher.finalize())
+        });
+        let mut reader = EncryptingReader::without_digest(key, archive, plaintext);
+        let sealed = (|| -> Result<(), SealError> {
+            while reader.seal_next()? {
+                let mut chunk = free_rx
+                    .recv()
+                    .map_err(|_| io::Error::other("the hashing thread stopped"))?;
+                chunk.clear();
+                chunk.extend_from_slice(&reader.buf[..reader.end]);
+                reader.pos = reader.end;
+                full_tx
+                    .send(chunk)
+                    .map_err(|_| io::Error::other("the hashing thread stopped"))?;
+            }
+            Ok(())
+        })();
+        drop(full_tx);
+        let digest = hashing
+            .join()
+            .map_err(|_| io::Error::other("the hashing thread panicked"))?;
+        sealed?;
+        if !reader.sealed_last {
+            return Err(SealError::Unfinished);
+        }
+        Ok(SealSummary {
+            plaintext_bytes: reader.plaintext_bytes,
+            ciphertext_bytes: reader.ciphertext_bytes,
+            ciphertext_sha256: digest,
+        })
+    })
+}
+
+/// Chunks in flight between the two threads of a pipelined pass.
+const PIPELINE_CHUNKS: usize = 3;
+
+/// What the reading side of [`decrypt_to`] hands the decrypting side.
+enum Read2 {
+    /// The next sealed chunk, read and hashed.
+    Chunk(Zeroizing<Vec<u8>>),
+    /// The input ended exactly where expected, and its SHA-256 is this.
+    End([u8; 32]),
+    Failed(SealError),
 }
 
 /// Decrypts `ciphertext` into `out`, checking it against the length and SHA-256 the ledger
@@ -326,7 +401,7 @@ pub fn ciphertext_digest<R: Read>(
 ///
 /// The input is read at most one byte past `expected_len`, and `progress` is called after each
 /// chunk with the ciphertext bytes read so far.
-pub fn decrypt_to<R: Read, W: Write>(
+pub fn decrypt_to<R: Read + Send, W: Write>(
     key: &ArchiveKey,
     archive: &ArchiveId,
     expected_sha256: &[u8; 32],
@@ -341,69 +416,111 @@ pub fn decrypt_to<R: Read, W: Write>(
     }
     let chunks = expected_len.div_ceil(SEALED_CHUNK_BYTES as u64);
     let cipher = key.cipher();
-    let mut hasher = Sha256::new();
-    let mut buf = Zeroizing::new(vec![0u8; SEALED_CHUNK_BYTES]);
-    let mut read_bytes = 0u64;
-    let mut written = 0u64;
+    let (full_tx, full_rx) = mpsc::sync_channel::<Read2>(PIPELINE_CHUNKS);
+    let (free_tx, free_rx) = mpsc::sync_channel::<Zeroizing<Vec<u8>>>(PIPELINE_CHUNKS + 2);
+    for _ in 0..PIPELINE_CHUNKS + 2 {
+        let _ = free_tx.send(Zeroizing::new(vec![0u8; SEALED_CHUNK_BYTES]));
+    }
 
-    for index in 0..chunks {
-        let last = index + 1 == chunks;
-        let want = (expected_len - read_bytes).min(SEALED_CHUNK_BYTES as u64) as usize;
-        let got = read_full(&mut ciphertext, &mut buf[..want])?;
-        if got < want {
-            return Err(SealError::Truncated);
-        }
-        read_bytes += want as u64;
-        hasher.update(&buf[..want]);
+    // `move`: when decryption stops early, the channel ends it holds are dropped before the
+    // scope waits for the reading thread, so that thread's next send fails and it stops.
+    std::thread::scope(move |scope| {
+        // Reading and hashing on one thread, a few chunks ahead of decryption on this one.
+        scope.spawn(move || {
+            let mut hasher = Sha256::new();
+            let mut read_bytes = 0u64;
+            for _ in 0..chunks {
+                let Ok(mut buf) = free_rx.recv() else {
+                    return;
+                };
+                let want = (expected_len - read_bytes).min(SEALED_CHUNK_BYTES as u64) as usize;
+                buf.resize(want, 0);
+                let message = match read_full(&mut ciphertext, &mut buf[..]) {
+                    Ok(got) if got == want => {
+                        read_bytes += want as u64;
+                        hasher.update(buf.as_slice());
+                        Read2::Chunk(buf)
+                    }
+                    Ok(_) => Read2::Failed(SealError::Truncated),
+                    Err(e) => Read2::Failed(SealError::Io(e)),
+                };
+                let stop = matches!(message, Read2::Failed(_));
+                if full_tx.send(message).is_err() || stop {
+                    return;
+                }
+            }
+            let mut one = [0u8; 1];
+            let end = match read_full(&mut ciphertext, &mut one) {
+                Ok(0) => Read2::End(hasher.finalize().into()),
+                Ok(_) => Read2::Failed(SealError::TrailingData),
+                Err(e) => Read2::Failed(SealError::Io(e)),
+            };
+            let _ = full_tx.send(end);
+        });
 
-        let (body, tag) = buf[..want].split_at_mut(want - TAG_BYTES);
-        let tag: &Tag = (&*tag)
-            .try_into()
-            .map_err(|_| SealError::ChunkAuth { index })?;
-        let opened = cipher.decrypt_inout_detached(
-            &chunk_nonce(index, last),
-            &chunk_aad(archive, index, last),
-            (&mut *body).into(),
-            tag,
-        );
-        if opened.is_err() {
-            // aes-gcm checks the tag before it decrypts, so `body` still holds the ciphertext:
-            // try the other end marker only to say what went wrong.
-            let other = cipher.decrypt_inout_detached(
-                &chunk_nonce(index, !last),
-                &chunk_aad(archive, index, !last),
-                body.into(),
+        let stopped = || SealError::Io(io::Error::other("the reading thread stopped"));
+        let mut read_bytes = 0u64;
+        let mut written = 0u64;
+        for index in 0..chunks {
+            let last = index + 1 == chunks;
+            let mut buf = match full_rx.recv().map_err(|_| stopped())? {
+                Read2::Chunk(buf) => buf,
+                Read2::Failed(e) => return Err(e),
+                Read2::End(_) => return Err(stopped()),
+            };
+            let want = buf.len();
+            read_bytes += want as u64;
+
+            let (body, tag) = buf.split_at_mut(want - TAG_BYTES);
+            let tag: &Tag = (&*tag)
+                .try_into()
+                .map_err(|_| SealError::ChunkAuth { index })?;
+            let opened = cipher.decrypt_inout_detached(
+                &chunk_nonce(index, last),
+                &chunk_aad(archive, index, last),
+                (&mut *body).into(),
                 tag,
             );
-            return Err(match (other.is_ok(), last) {
-                // Sealed as a middle chunk: the rest of the archive was cut off.
-                (true, true) => SealError::Truncated,
-                // Sealed as the last chunk: the archive really ends here.
-                (true, false) => SealError::LengthMismatch {
-                    expected: expected_len,
-                    got: read_bytes,
-                },
-                (false, _) => SealError::ChunkAuth { index },
-            });
-        }
+            if opened.is_err() {
+                // aes-gcm checks the tag before it decrypts, so `body` still holds the
+                // ciphertext: try the other end marker only to say what went wrong.
+                let other = cipher.decrypt_inout_detached(
+                    &chunk_nonce(index, !last),
+                    &chunk_aad(archive, index, !last),
+                    body.into(),
+                    tag,
+                );
+                return Err(match (other.is_ok(), last) {
+                    // Sealed as a middle chunk: the rest of the archive was cut off.
+                    (true, true) => SealError::Truncated,
+                    // Sealed as the last chunk: the archive really ends here.
+                    (true, false) => SealError::LengthMismatch {
+                        expected: expected_len,
+                        got: read_bytes,
+                    },
+                    (false, _) => SealError::ChunkAuth { index },
+                });
+            }
 
-        if last {
-            let mut one = [0u8; 1];
-            if read_full(&mut ciphertext, &mut one)? != 0 {
-                return Err(SealError::TrailingData);
+            if last {
+                // The last chunk's plaintext goes out only once the whole input checked out.
+                match full_rx.recv().map_err(|_| stopped())? {
+                    Read2::End(digest) if &digest == expected_sha256 => {}
+                    Read2::End(_) => return Err(SealError::HashMismatch),
+                    Read2::Failed(e) => return Err(e),
+                    Read2::Chunk(_) => return Err(SealError::TrailingData),
+                }
             }
-            let digest: [u8; 32] = hasher.clone().finalize().into();
-            if &digest != expected_sha256 {
-                return Err(SealError::HashMismatch);
-            }
+            out.write_all(body)?;
+            written += body.len() as u64;
+            progress(read_bytes);
+            // The reading side may have finished; then the buffer is simply dropped (zeroized).
+            let _ = free_tx.send(buf);
         }
-        out.write_all(body)?;
-        written += body.len() as u64;
-        progress(read_bytes);
-    }
-    out.flush()?;
-    debug_assert_eq!(Some(written), plaintext_len(expected_len));
-    Ok(written)
+        out.flush()?;
+        debug_assert_eq!(Some(written), plaintext_len(expected_len));
+        Ok(written)
+    })
 }
 
 #[cfg(test)]

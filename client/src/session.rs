@@ -353,7 +353,7 @@ impl Session {
         let path = format!("/v1/archives/{}", hex::encode(summary.ciphertext_sha256));
         let auth = self.auth("PUT", &path, summary.ciphertext_sha256)?;
         progress.start("uploading", summary.ciphertext_bytes);
-        let reader = seal::EncryptingReader::new(&key, &archive, open("reading")?);
+        let reader = seal::EncryptingReader::without_digest(&key, &archive, open("reading")?);
         let mut body = Counting {
             inner: reader,
             progress,
@@ -467,17 +467,18 @@ impl Session {
             let file = File::create_new(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
             let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
             progress.start("downloading", record.size_bytes);
+            let mut seen = 0u64;
             let n = seal::decrypt_to(
                 &key,
                 &archive,
                 &record.ciphertext_sha256,
                 record.size_bytes,
-                Counting {
-                    inner: fetched.body,
-                    progress,
-                },
+                fetched.body,
                 &mut writer,
-                &mut |_| {},
+                &mut |total| {
+                    progress.advance(total - seen);
+                    seen = total;
+                },
             )?;
             progress.finish();
             let file = writer.into_inner().map_err(|e| ClientError::Io {

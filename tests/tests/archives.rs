@@ -317,6 +317,45 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
         "permitted"
     );
 
+    // An archive registered after the grant carries its key wrapped for the grant, so B reads
+    // it too without the patient doing anything.
+    let second_record =
+        record.with_file_name("Karla_Kessler_eb2955c7-1c46-47bd-bffc-bae94824b629.json");
+    let second = json(cradle(
+        &a_url,
+        &a_key,
+        &[
+            "archive",
+            "put",
+            second_record.to_str().unwrap(),
+            "--patient",
+            p_pub_s,
+            "--category",
+            "ultrasound",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(second["grants_covered"], 1);
+    let second_out = work.join("second.json");
+    let got = json(cradle(
+        &a_url,
+        &b_key,
+        &[
+            "archive",
+            "get",
+            second["archive"].as_str().unwrap(),
+            "--purpose",
+            "TREAT",
+            "--out",
+            second_out.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(got["outcome"], "permitted");
+    same_bytes(&second_record, &second_out);
+
     // The grant does not cover research.
     let research = work.join("research.json");
     let err = refused(
@@ -454,7 +493,9 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
             "--grantee",
             "Township Clinic 1",
             "--purpose",
-            "TREAT",
+            "TREAT,COC",
+            "--scope",
+            "categories:prenatal-visit,labour-and-delivery",
             "--expires",
             "3s",
         ],
@@ -565,6 +606,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
         [
             "denied: no grant covers this archive",
             "permitted",
+            "permitted",
             "denied: the grant does not cover this purpose",
             "denied: the patient revoked the grant",
             "denied: emergency access needs a justification",
@@ -582,10 +624,10 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
         .map(|e| e["institution"].as_str().unwrap())
         .collect();
     assert_eq!(institutions[0], "County Hospital 2");
-    assert_eq!(institutions[7], "Township Clinic 1");
+    assert_eq!(institutions[8], "Township Clinic 1");
     assert!(checkpoint.is_file(), "no checkpoint remembered");
     let table = ok(audit(2, "table"));
-    assert!(table.contains("verified: 10 events"), "{table}");
+    assert!(table.contains("verified: 11 events"), "{table}");
     assert!(
         table.contains("County Hospital 2") && table.contains("prenatal-visit"),
         "{table}"
@@ -598,7 +640,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
         "the grant does not cover this purpose",
     );
     let history = json(audit(1, "json"));
-    assert_eq!(history["events"].as_array().unwrap().len(), 11);
+    assert_eq!(history["events"].as_array().unwrap().len(), 12);
 
     // The FHIR exports of the audit and of the consents pass an independent R4 validator.
     let validator = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lib/fhir_validate.py");

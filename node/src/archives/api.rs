@@ -195,15 +195,18 @@ pub async fn fetch_archive(
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult {
     let archive_id = ArchiveId(hex32(&id, "archive id")?);
-    if body.len() > FETCH_BODY_MAX {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("an access request is at most {FETCH_BODY_MAX} bytes"),
-        ));
-    }
+    // Read at most the bound, so an oversized body is refused before it is buffered.
+    let body = axum::body::to_bytes(body, FETCH_BODY_MAX)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("an access request is at most {FETCH_BODY_MAX} bytes"),
+            )
+        })?;
     let body_hash = cradle_ledger::crypto::sha256(&body);
     let signer = authenticate(&state, &headers, "POST", &path_of(&uri), &body_hash)?;
     let request: SignedAccessRequest = cradle_ledger::codec::decode(&body, FETCH_BODY_MAX)
@@ -262,6 +265,28 @@ pub async fn fetch_archive(
         .map_err(ApiError::internal)?
         .map_or(0, |t| t.time_ms);
     let decide_at = now_ms().max(tip_time + 1);
+    // What the ledger would refuse to record is refused here, at once, rather than submitted
+    // and never committed.
+    let ttl = state.consortium.policy.access_request_ttl_ms;
+    if req.requested_at_ms.abs_diff(decide_at) > ttl {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "the access request was made at {} ms, more than {ttl} ms from now: sign a new one",
+                req.requested_at_ms
+            ),
+        ));
+    }
+    if store
+        .get(&keys::request_seen(&req.accessor, &req.request_id))
+        .map_err(ApiError::internal)?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "this access request was already recorded: sign a new one",
+        ));
+    }
     let grants = store
         .grants_to(&archive.patient, &req.accessor, LIST_MAX)
         .map_err(ApiError::internal)?;

@@ -62,6 +62,10 @@ impl ApiError {
     pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
         Self(status, reason.into())
     }
+    /// The one-line reason.
+    pub fn reason(&self) -> &str {
+        &self.1
+    }
     pub fn bad(reason: impl Into<String>) -> Self {
         Self(StatusCode::BAD_REQUEST, reason.into())
     }
@@ -187,45 +191,7 @@ async fn submit_tx(
             )));
         }
     };
-    let chain_id = state.consortium.chain_id;
-    let max = state.consortium.limits.tx_bytes_max as usize;
-    let bytes = body.to_vec();
-    let verified =
-        tokio::task::spawn_blocking(move || crate::verify::verify_one(bytes, &chain_id, max))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(|e| ApiError::bad(format!("invalid transaction: {e}")))?;
-    let (reply, answer) = oneshot::channel();
-    state
-        .ingress
-        .send(Ingress::Submit {
-            tx: Box::new(verified),
-            reply,
-        })
-        .await
-        .map_err(|_| {
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "node is shutting down".into(),
-            )
-        })?;
-    let hash = match answer.await {
-        Ok(Ok(hash)) => hash,
-        Ok(Err(SubmitError::Mempool(e))) => {
-            let code = match e {
-                crate::mempool::MempoolError::Full { .. } => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::CONFLICT,
-            };
-            return Err(ApiError(code, e.to_string()));
-        }
-        Ok(Err(e)) => return Err(ApiError::bad(e.to_string())),
-        Err(_) => {
-            return Err(ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "node is shutting down".into(),
-            ));
-        }
-    };
+    let hash = submit_bytes(&state, body.to_vec()).await?;
     if !wait {
         return Ok((
             StatusCode::ACCEPTED,
@@ -235,6 +201,45 @@ async fn submit_tx(
     }
     let height = wait_for_commit(&state, &hash).await?;
     Ok(axum::Json(json!({ "hash": hex::encode(hash), "height": height })).into_response())
+}
+
+/// Verifies an encoded transaction off the async runtime and hands it to the driver; the
+/// answer is its hash once the mempool took it.
+pub async fn submit_bytes(state: &ApiState, bytes: Vec<u8>) -> Result<Hash, ApiError> {
+    let chain_id = state.consortium.chain_id;
+    let max = state.consortium.limits.tx_bytes_max as usize;
+    let verified =
+        tokio::task::spawn_blocking(move || crate::verify::verify_one(bytes, &chain_id, max))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| ApiError::bad(format!("invalid transaction: {e}")))?;
+    let (reply, answer) = oneshot::channel();
+    let shutting_down = || {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node is shutting down".into(),
+        )
+    };
+    state
+        .ingress
+        .send(Ingress::Submit {
+            tx: Box::new(verified),
+            reply,
+        })
+        .await
+        .map_err(|_| shutting_down())?;
+    match answer.await {
+        Ok(Ok(hash)) => Ok(hash),
+        Ok(Err(SubmitError::Mempool(e))) => {
+            let code = match e {
+                crate::mempool::MempoolError::Full { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::CONFLICT,
+            };
+            Err(ApiError(code, e.to_string()))
+        }
+        Ok(Err(e)) => Err(ApiError::bad(e.to_string())),
+        Err(_) => Err(shutting_down()),
+    }
 }
 
 /// `POST /v1/txs/batch`: a borsh `Vec<Vec<u8>>` of encoded transactions behind the version byte.

@@ -26,13 +26,12 @@ use cradle_ledger::tx::{RecordAccess, Transaction, TxBody, WrappedKey};
 use cradle_ledger::{ArchiveId, GrantId, Hash, PublicKey};
 use futures::StreamExt;
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::store::{Piece, VerifiedReader};
 use super::{ReplayError, now_ms};
-use crate::api::{ApiError, ApiResult, ApiState, hex32, wait_for_commit};
-use crate::driver::{Ingress, SubmitError};
+use crate::api::{ApiError, ApiResult, ApiState, hex32, submit_bytes, wait_for_commit};
 
 /// Largest access request body.
 const FETCH_BODY_MAX: usize = 4096;
@@ -352,7 +351,13 @@ pub async fn fetch_archive(
         body: TxBody::RecordAccess(record),
     }
     .sign(state.custodian.key());
-    let tx_hash = submit_own(&state, tx.encode()).await?;
+    let tx_hash = submit_bytes(&state, tx.encode()).await.map_err(|e| {
+        tracing::warn!(reason = %e.reason(), "could not submit an access record");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "could not record the access right now; nothing was released: retry",
+        )
+    })?;
     let height = wait_for_commit(&state, &tx_hash).await?;
     info!(
         archive = %archive_id,
@@ -424,40 +429,6 @@ fn wrapped_hex(w: &WrappedKey) -> String {
     bytes.extend_from_slice(&w.ephemeral.0);
     bytes.extend_from_slice(&w.sealed);
     hex::encode(bytes)
-}
-
-/// Submits a transaction this node signed, as a client would.
-async fn submit_own(state: &ApiState, bytes: Vec<u8>) -> Result<Hash, ApiError> {
-    let chain_id = state.consortium.chain_id;
-    let max = state.consortium.limits.tx_bytes_max as usize;
-    let verified =
-        tokio::task::spawn_blocking(move || crate::verify::verify_one(bytes, &chain_id, max))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
-    let (reply, answer) = oneshot::channel();
-    state
-        .ingress
-        .send(Ingress::Submit {
-            tx: Box::new(verified),
-            reply,
-        })
-        .await
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down"))?;
-    match answer.await {
-        Ok(Ok(hash)) => Ok(hash),
-        Ok(Err(SubmitError::Mempool(e))) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("could not record the access: {e}; retry"),
-        )),
-        Ok(Err(e)) => Err(ApiError::internal(format!(
-            "own access record refused: {e}"
-        ))),
-        Err(_) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "node is shutting down",
-        )),
-    }
 }
 
 /// `GET /v1/archives/{archive_id}`

@@ -14,7 +14,7 @@
 #   scripts/bench-archives.sh [--mib N] [--runs N] [--keep-logs DIR]
 #
 # Environment: BENCH_SKIP_BUILD=1 to use the binaries already in $CARGO_TARGET_DIR/release,
-# LOCALNET_BASE_PORT (default 41600), TMPDIR for the localnet and the big files (needs about
+# LOCALNET_BASE_PORT (default 28600), TMPDIR for the localnet and the big files (needs about
 # (runs + 2) x the file size free: the custodian keeps every archive it is given).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -44,7 +44,7 @@ cradle="$CARGO_TARGET_DIR/release/cradle"
 
 work="$(mktemp -d)"
 net="$work/localnet"
-export LOCALNET_DIR="$net" LOCALNET_SKIP_BUILD=1 LOCALNET_BASE_PORT="${LOCALNET_BASE_PORT:-41600}"
+export LOCALNET_DIR="$net" LOCALNET_SKIP_BUILD=1 LOCALNET_BASE_PORT="${LOCALNET_BASE_PORT:-28600}"
 ok=0
 cleanup() {
     # A second Ctrl-C (or timeout's signal to the whole group) must not cut the cleanup short:

@@ -9,7 +9,7 @@
 #   scripts/bench-audit.sh [--patients N] [--records N] [--queries N] [--runs N]
 #
 # Environment: BENCH_SKIP_BUILD=1 to use the binaries already in $CARGO_TARGET_DIR/release,
-# BENCH_BASE_PORT (default 41800: p2p on it, the API on it + 1), TMPDIR for the node's store
+# BENCH_BASE_PORT (default 28800: p2p on it, the API on it + 1), TMPDIR for the node's store
 # (about 2.5 GB free per million records; one run's store is deleted before the next).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -66,7 +66,7 @@ declare -A seen
 for run in $(seq 1 "$runs"); do
     echo "bench-audit: run $run of $runs (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
     "$bench" --dir "$work/run$run" --patients "$patients" --records "$records" \
-        --queries "$queries" --base-port "${BENCH_BASE_PORT:-41800}" >"$work/run$run.out"
+        --queries "$queries" --base-port "${BENCH_BASE_PORT:-28800}" >"$work/run$run.out"
     head -n -1 "$work/run$run.out"
     for k in "${keys[@]}"; do
         seen[$k]="${seen[$k]:-} $(field "$work/run$run.out" "$k")"

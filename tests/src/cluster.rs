@@ -33,11 +33,13 @@ pub fn bin(name: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// Ports are handed out per test so that tests running in parallel never collide; the base
-/// moves with the process id so two test binaries at once are unlikely to meet either.
+/// moves with the process id so two test binaries at once are unlikely to meet either. All stay
+/// below 32768, where Linux's ephemeral ports (outgoing connections' local ports) begin, so a
+/// node never finds its port taken by some client's connection.
 fn next_base_port(members: u16) -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let offset = NEXT.fetch_add(members * 2 + 2, Ordering::SeqCst);
-    20_000 + (std::process::id() % 200) as u16 * 100 + offset
+    20_000 + (std::process::id() % 120) as u16 * 100 + offset
 }
 
 pub struct Node {

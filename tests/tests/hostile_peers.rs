@@ -40,7 +40,7 @@ fn a_node_whose_key_is_not_in_genesis_cannot_join() {
         .status()
         .unwrap();
     assert!(status.success());
-    let port = 20_000 + (std::process::id() % 200) as u16 * 100 + 90;
+    let port = 20_000 + (std::process::id() % 120) as u16 * 100 + 90;
     let p2p = format!("/ip4/127.0.0.1/tcp/{port}");
     let api = format!("127.0.0.1:{}", port + 1);
     let mut args = vec![

@@ -24,6 +24,8 @@ use cradle_ledger::{ArchiveId, GrantId, Hash, Keypair, PublicKey, X25519Public};
 use serde::Deserialize;
 use serde_json::Value;
 
+use cradle_genesis::durable::FlushingFile;
+
 use crate::api::{ApiClient, ApiError};
 use crate::seal::{self, ArchiveKey, SealError};
 
@@ -464,7 +466,9 @@ impl Session {
 
         let tmp = temp_beside(out)?;
         let result = (|| {
-            let file = File::create_new(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+            let file = File::create_new(&tmp)
+                .and_then(FlushingFile::new)
+                .map_err(io(format!("creating {}", tmp.display())))?;
             let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
             progress.start("downloading", record.size_bytes);
             let mut seen = 0u64;

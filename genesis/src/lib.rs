@@ -13,6 +13,7 @@
 pub mod addr;
 pub mod config;
 pub mod doc;
+pub mod durable;
 pub mod error;
 mod fsutil;
 pub mod home;

@@ -13,6 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use cradle_ledger::access::AccessEvent;
+use cradle_ledger::audit::{AuditAnswer, AuditEvents, ConsistencyAnswer};
+use cradle_ledger::codec::BoundedVec;
+use cradle_ledger::tx::Purpose;
 use cradle_tests::Cluster;
 use cradle_tests::cluster::bin;
 use serde_json::Value;
@@ -112,16 +116,20 @@ fn same_bytes(a: &Path, b: &Path) {
     assert!(x == y, "{} differs from {}", a.display(), b.display());
 }
 
-/// An HTTP proxy in front of a node that flips one byte of every successful fetch's body: a
-/// custodian serving altered ciphertext. One request per connection; stops when told, and
-/// after a bounded number of connections.
-struct AlteringProxy {
+/// Changes a response body on its way back: the path asked for, and the body.
+type Lie = fn(&str, &mut Vec<u8>);
+
+/// An HTTP proxy in front of a node that passes every request on and tells one kind of lie in
+/// the answers: a custodian serving altered ciphertext, or a node serving doctored audit
+/// answers. One request per connection; stops when told, and after a bounded number of
+/// connections or two minutes.
+struct LyingProxy {
     url: String,
     stop: Arc<AtomicBool>,
 }
 
-impl AlteringProxy {
-    fn start(upstream: &str) -> Self {
+impl LyingProxy {
+    fn start(upstream: &str, lie: Lie) -> Self {
         let upstream = upstream.trim_start_matches("http://").to_string();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -136,7 +144,7 @@ impl AlteringProxy {
                     Ok((conn, _)) => {
                         served += 1;
                         let _ = conn.set_nonblocking(false);
-                        let _ = Self::serve(conn, &upstream);
+                        let _ = Self::serve(conn, &upstream, lie);
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
@@ -145,7 +153,7 @@ impl AlteringProxy {
         Self { url, stop }
     }
 
-    fn serve(mut conn: TcpStream, upstream: &str) -> std::io::Result<()> {
+    fn serve(mut conn: TcpStream, upstream: &str, lie: Lie) -> std::io::Result<()> {
         conn.set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut req = Vec::new();
         let mut buf = [0u8; 8192];
@@ -175,7 +183,12 @@ impl AlteringProxy {
             }
             req.extend_from_slice(&buf[..n]);
         }
-        let is_fetch = head.lines().next().unwrap_or("").contains("/fetch");
+        let path = head
+            .lines()
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("")
+            .to_string();
         let mut new_head = String::new();
         for line in head.trim_end().lines() {
             if !line.to_ascii_lowercase().starts_with("connection:") {
@@ -189,21 +202,54 @@ impl AlteringProxy {
         up.write_all(&req[head_end..])?;
         let mut resp = Vec::new();
         up.read_to_end(&mut resp)?;
-        if is_fetch
-            && resp.starts_with(b"HTTP/1.1 200")
-            && let Some(i) = resp.windows(4).position(|w| w == b"\r\n\r\n")
-        {
-            let at = i + 4 + 100_000;
-            if at < resp.len() {
-                resp[at] ^= 0x01;
+        let Some(i) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return conn.write_all(&resp);
+        };
+        let (resp_head, body) = resp.split_at(i + 4);
+        let resp_head = String::from_utf8_lossy(resp_head).to_string();
+        let mut body = body.to_vec();
+        if resp_head.starts_with("HTTP/1.1 200") {
+            lie(&path, &mut body);
+        }
+        let mut out = String::new();
+        for line in resp_head.trim_end().lines() {
+            if !line.to_ascii_lowercase().starts_with("content-length:") {
+                out.push_str(line);
+                out.push_str("\r\n");
             }
         }
-        conn.write_all(&resp)?;
-        Ok(())
+        out.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+        conn.write_all(out.as_bytes())?;
+        conn.write_all(&body)
     }
 }
 
-impl Drop for AlteringProxy {
+/// Flips one ciphertext byte of a permitted fetch.
+fn alter_ciphertext(path: &str, body: &mut Vec<u8>) {
+    if path.contains("/fetch") && body.len() > 100_000 {
+        body[100_000] ^= 0x01;
+    }
+}
+
+/// Rewrites an audit answer's events or header.
+fn doctor_answer(path: &str, body: &mut Vec<u8>, change: fn(&mut AuditAnswer)) {
+    if !path.starts_with("/v1/audit/patient/") {
+        return;
+    }
+    let mut answer = AuditAnswer::decode(body).unwrap();
+    change(&mut answer);
+    *body = answer.encode();
+}
+
+fn whole_events(answer: &mut AuditAnswer, change: fn(&mut Vec<AccessEvent>)) {
+    if let AuditEvents::Whole(list) = &mut answer.events {
+        let mut events = std::mem::replace(list, BoundedVec::new(Vec::new()).unwrap()).into_inner();
+        change(&mut events);
+        *list = BoundedVec::new(events).unwrap();
+    }
+}
+
+impl Drop for LyingProxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -417,7 +463,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     );
 
     // A custodian that serves altered ciphertext is caught; nothing is written.
-    let proxy = AlteringProxy::start(&a_url);
+    let proxy = LyingProxy::start(&a_url, alter_ciphertext);
     let altered = work.join("altered.json");
     let out = cradle(
         &a_url,
@@ -641,6 +687,104 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     );
     let history = json(audit(1, "json"));
     assert_eq!(history["events"].as_array().unwrap().len(), 12);
+
+    // `cradle audit --verify` against a node that lies refuses every lie and keeps the
+    // checkpoint it had.
+    let remembered = std::fs::read(&checkpoint).unwrap();
+    let lying_audit = |lie: Lie| {
+        let proxy = LyingProxy::start(&c.nodes[2].api, lie);
+        let out = Command::new(bin("cradle").unwrap())
+            .args([
+                "--node",
+                &proxy.url,
+                "audit",
+                "--patient",
+                p_pub_s,
+                "--verify",
+            ])
+            .arg("--genesis")
+            .arg(&genesis)
+            .arg("--checkpoint")
+            .arg(&checkpoint)
+            .output()
+            .unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }
+    };
+    let cases: [(&str, Lie, &str); 4] = [
+        (
+            "drops one entry",
+            |p, b| doctor_answer(p, b, |a| whole_events(a, |e| drop(e.remove(3)))),
+            "incomplete history: the committed log holds 12 entries, the answer 11",
+        ),
+        (
+            "alters one entry",
+            |p, b| {
+                doctor_answer(p, b, |a| {
+                    whole_events(a, |e| e[1].purpose = Purpose::Research)
+                })
+            },
+            "the events do not hash to the committed log root",
+        ),
+        (
+            "reorders two entries",
+            |p, b| doctor_answer(p, b, |a| whole_events(a, |e| e.swap(0, 2))),
+            "out of log order",
+        ),
+        (
+            "serves a header its certificate does not finalise",
+            |p, b| doctor_answer(p, b, |a| a.header.time_ms += 1),
+            "the header is not finalised by the genesis validators",
+        ),
+    ];
+    for (what, lie, reason) in cases {
+        let out = lying_audit(lie);
+        assert_eq!(
+            out.code, 1,
+            "a node that {what} was believed: {}",
+            out.stdout
+        );
+        assert!(
+            out.stderr.contains(reason),
+            "a node that {what}: {:?}",
+            out.stderr
+        );
+        assert_eq!(std::fs::read(&checkpoint).unwrap(), remembered, "{what}");
+    }
+    // The log grows; a node whose log does not extend the remembered one is refused.
+    refused(
+        get(&b_key, "HRESCH", &once_more, &[]),
+        "the grant does not cover this purpose",
+    );
+    c.wait_height(2, c.height(0).unwrap(), WAIT).unwrap();
+    let out = lying_audit(|path, body| {
+        if path.starts_with("/v1/audit/consistency") {
+            let mut answer = ConsistencyAnswer::decode(body).unwrap();
+            let mut proof = answer.proof.clone().into_inner();
+            proof[0][0] ^= 0x01;
+            answer.proof = BoundedVec::new(proof).unwrap();
+            *body = answer.encode();
+        }
+    });
+    assert_eq!(
+        out.code, 1,
+        "an inconsistent log was believed: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains("inconsistent with the remembered checkpoint"),
+        "{:?}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read(&checkpoint).unwrap(), remembered);
+    // The honest node's answer still verifies and moves the checkpoint on.
+    let history = json(audit(2, "json"));
+    assert_eq!(history["events"].as_array().unwrap().len(), 13);
+    assert_ne!(std::fs::read(&checkpoint).unwrap(), remembered);
 
     // The FHIR exports of the audit and of the consents pass an independent R4 validator.
     let validator = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lib/fhir_validate.py");

@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use cradle_genesis::durable::FlushingFile;
 use cradle_ledger::Hash;
 use sha2::{Digest, Sha256};
 
@@ -125,7 +126,9 @@ impl ArchiveStore {
         getrandom::fill(&mut name)
             .map_err(|e| ArchiveStoreError::Interrupted(format!("random source: {e}")))?;
         let path = self.tmp.join(hex::encode(name));
-        let file = File::create_new(&path).map_err(io(&path))?;
+        let file = File::create_new(&path)
+            .and_then(FlushingFile::new)
+            .map_err(io(&path))?;
         Ok(Upload {
             store: self,
             path,
@@ -155,7 +158,7 @@ impl ArchiveStore {
 pub struct Upload<'a> {
     store: &'a ArchiveStore,
     path: PathBuf,
-    file: Option<File>,
+    file: Option<FlushingFile>,
     hasher: Sha256,
     written: u64,
     expected: Hash,
@@ -204,7 +207,6 @@ impl Upload<'_> {
             ));
         };
         file.sync_all().map_err(io(&self.path))?;
-        drop(file);
         let target = self.store.object_path(&self.expected);
         if target.is_file() {
             fs::remove_file(&self.path).map_err(io(&self.path))?;

@@ -273,10 +273,18 @@ impl VerifiedReader {
             return Ok(Piece::Done);
         }
         let n = self.remaining.min(READ_PIECE_BYTES as u64) as usize;
-        let mut buf = vec![0u8; n];
-        self.file
-            .read_exact(&mut buf)
+        // Filled by the read, never zeroed first: a piece is a megabyte.
+        let mut buf = Vec::with_capacity(n);
+        let got = (&mut self.file)
+            .take(n as u64)
+            .read_to_end(&mut buf)
             .map_err(|e| format!("reading the stored archive: {e}"))?;
+        if got != n {
+            return Err(format!(
+                "the stored archive ended {} bytes early",
+                self.remaining - got as u64
+            ));
+        }
         self.hasher.update(&buf);
         self.remaining -= n as u64;
         Ok(Piece::Data(buf))

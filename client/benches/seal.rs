@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use aes_gcm::aead::{AeadInOut, Nonce};
 use aes_gcm::{Aes256Gcm, KeyInit};
-use cradle_client::seal::{ArchiveKey, CHUNK_BYTES, decrypt_to, encrypt_to};
+use cradle_client::seal::{
+    ArchiveKey, CHUNK_BYTES, EncryptingReader, ciphertext_digest, decrypt_to, encrypt_to,
+};
 use cradle_ledger::ArchiveId;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
@@ -59,6 +61,18 @@ fn seal(c: &mut Criterion) {
                 &mut |_| {},
             )
             .expect("encrypt")
+        })
+    });
+    // What `archive put` does first: the ciphertext's hash, encryption and hashing on two threads.
+    group.bench_function("digest", |b| {
+        b.iter(|| ciphertext_digest(&key, &archive_id, black_box(&plaintext[..])).expect("digest"))
+    });
+    // What `archive put` uploads: encryption alone, the hash being known.
+    group.bench_function("encrypt_upload_pass", |b| {
+        b.iter(|| {
+            let mut reader =
+                EncryptingReader::without_digest(&key, &archive_id, black_box(&plaintext[..]));
+            io::copy(&mut reader, &mut io::sink()).expect("encrypt")
         })
     });
     group.bench_function("decrypt", |b| {

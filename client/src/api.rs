@@ -103,6 +103,17 @@ impl ApiClient {
         Self::answer(self.agent.get(&url).call())
     }
 
+    /// `GET path` with a signed-request header.
+    pub fn get_bytes_signed(
+        &self,
+        path: &str,
+        auth_header: &str,
+        auth: &str,
+    ) -> Result<Vec<u8>, ApiError> {
+        let url = format!("{}{}", self.base, path);
+        Self::answer(self.agent.get(&url).header(auth_header, auth).call())
+    }
+
     pub fn status(&self) -> Result<Value, ApiError> {
         self.get_json("/v1/status")
     }

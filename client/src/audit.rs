@@ -30,11 +30,13 @@ use std::path::{Path, PathBuf};
 
 use cradle_genesis::{GenesisDoc, GenesisError};
 use cradle_ledger::access::EventOutcome;
+use cradle_ledger::api_request::{AUTH_HEADER, ApiRequest};
 use cradle_ledger::audit::{
     AuditAnswer, AuditError, AuditSubject, Checkpoint, ConsistencyAnswer, IndexedEvent,
     VerifiedAudit, advance_checkpoint, verify_answer,
 };
-use cradle_ledger::{Consortium, PublicKey};
+use cradle_ledger::crypto::sha256;
+use cradle_ledger::{Consortium, Hash, Keypair, PublicKey};
 
 use crate::api::{ApiClient, ApiError};
 
@@ -126,12 +128,29 @@ pub fn audit_path(subject: &AuditSubject, range: Option<(u64, u64)>) -> String {
 }
 
 /// Fetches an audit answer (unverified).
+///
+/// The request is signed with `key`: a node answers a patient's history to the patient herself,
+/// an archive's to its patient and custodian, an institution's to the institution, and any of
+/// them (break-glass included) to a regulator.
 pub fn fetch_audit(
     api: &ApiClient,
+    key: &Keypair,
+    chain_id: &Hash,
     subject: &AuditSubject,
     range: Option<(u64, u64)>,
 ) -> Result<AuditAnswer, AuditClientError> {
-    let bytes = api.get_bytes(&audit_path(subject, range))?;
+    let path = audit_path(subject, range);
+    let auth = ApiRequest::new(
+        key.public_key(),
+        "GET",
+        &path,
+        sha256(b""),
+        crate::session::now_ms(),
+    )
+    .map_err(AuditClientError::Decode)?
+    .sign(key, chain_id)
+    .to_header();
+    let bytes = api.get_bytes_signed(&path, AUTH_HEADER, &auth)?;
     AuditAnswer::decode(&bytes).map_err(AuditClientError::Decode)
 }
 
@@ -154,12 +173,13 @@ pub fn fetch_consistency(
 /// The checkpoint file is written only once all of that passed.
 pub fn audit_verified(
     api: &ApiClient,
+    key: &Keypair,
     consortium: &Consortium,
     checkpoint_path: &Path,
     subject: &AuditSubject,
     range: Option<(u64, u64)>,
 ) -> Result<VerifiedAudit, AuditClientError> {
-    let answer = fetch_audit(api, subject, range)?;
+    let answer = fetch_audit(api, key, &consortium.chain_id, subject, range)?;
     if answer.subject != *subject {
         return Err(AuditClientError::NotAsked("another subject"));
     }

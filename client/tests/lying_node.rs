@@ -23,7 +23,7 @@ use cradle_ledger::audit::{
     AuditError, AuditEvents, AuditSubject, build_answer, build_consistency,
 };
 use cradle_ledger::codec::BoundedVec;
-use cradle_ledger::{ArchiveId, PublicKey};
+use cradle_ledger::{ArchiveId, Keypair, PublicKey};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -153,6 +153,11 @@ fn handle_one(stream: TcpStream, snap: &Snapshot, mode: Mode) {
     stream.flush().unwrap();
 }
 
+/// Who asks: this test server, like a node, answers from the same snapshot whoever signs.
+fn auditor() -> Keypair {
+    Keypair::from_seed(&[9; 32])
+}
+
 fn checkpoint_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cradle-lying-node-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -169,20 +174,20 @@ fn honest_answers_are_accepted_and_move_the_checkpoint() {
 
     let (base, server) = serve(Snapshot::of(&s.world), Mode::Honest, 3);
     let api = ApiClient::new(&base);
-    let v = audit_verified(&api, &c, &cp, &p, None).unwrap();
+    let v = audit_verified(&api, &s.p, &c, &cp, &p, None).unwrap();
     assert_eq!(v.events.len(), 6);
     assert_eq!(
         load_checkpoint(&cp).unwrap().unwrap().height,
         s.world.tip.height
     );
     let times: Vec<u64> = s.world.events.iter().map(|e| e.time_ms).collect();
-    let v = audit_verified(&api, &c, &cp, &p, Some((times[1], times[4]))).unwrap();
+    let v = audit_verified(&api, &s.p, &c, &cp, &p, Some((times[1], times[4]))).unwrap();
     assert_eq!(v.events.len(), 4);
     let table = render_table(&v.events, &c);
     assert!(table.contains("City Hospital"), "{table}");
     assert!(table.contains("BREAK-GLASS"), "{table}");
     assert!(render_json(&v, &c).contains("\"break_glass\": true"));
-    let v = audit_verified(&api, &c, &cp, &AuditSubject::BreakGlass, None).unwrap();
+    let v = audit_verified(&api, &s.p, &c, &cp, &AuditSubject::BreakGlass, None).unwrap();
     assert_eq!(v.events.len(), 1);
     drop(api);
     server.join().unwrap();
@@ -195,14 +200,14 @@ fn a_newer_honest_answer_moves_the_checkpoint_over_a_consistency_proof() {
     let cp = checkpoint_path("forward");
     let subject = AuditSubject::Archive(s.a2);
     let (base, server) = serve(Snapshot::of(&s.world), Mode::Honest, 1);
-    audit_verified(&ApiClient::new(&base), &c, &cp, &subject, None).unwrap();
+    audit_verified(&ApiClient::new(&base), &auditor(), &c, &cp, &subject, None).unwrap();
     server.join().unwrap();
     let before = load_checkpoint(&cp).unwrap().unwrap();
 
     s.b_reads(s.a2, None, 60);
     // The answer, then the consistency proof from the remembered log size.
     let (base, server) = serve(Snapshot::of(&s.world), Mode::Honest, 2);
-    let v = audit_verified(&ApiClient::new(&base), &c, &cp, &subject, None).unwrap();
+    let v = audit_verified(&ApiClient::new(&base), &auditor(), &c, &cp, &subject, None).unwrap();
     server.join().unwrap();
     assert_eq!(v.log_size, 4);
     let after = load_checkpoint(&cp).unwrap().unwrap();
@@ -236,7 +241,7 @@ fn every_lie_is_refused_with_its_own_error() {
     for (mode, want) in cases {
         let cp = checkpoint_path(&format!("{mode:?}"));
         let (base, server) = serve(Snapshot::of(&s.world), mode, 1);
-        let got = audit_verified(&ApiClient::new(&base), &c, &cp, &p, None);
+        let got = audit_verified(&ApiClient::new(&base), &auditor(), &c, &cp, &p, None);
         server.join().unwrap();
         match got {
             Err(AuditClientError::Verify(e)) if want(&e) => {}
@@ -258,7 +263,7 @@ fn a_history_inconsistent_with_the_checkpoint_is_refused() {
     let subject = AuditSubject::Accessor(honest.world.hospital_b.public_key());
     let cp = checkpoint_path("fork");
     let (base, server) = serve(Snapshot::of(&honest.world), Mode::Honest, 1);
-    audit_verified(&ApiClient::new(&base), &c, &cp, &subject, None).unwrap();
+    audit_verified(&ApiClient::new(&base), &auditor(), &c, &cp, &subject, None).unwrap();
     server.join().unwrap();
     let remembered = load_checkpoint(&cp).unwrap().unwrap();
 
@@ -268,7 +273,7 @@ fn a_history_inconsistent_with_the_checkpoint_is_refused() {
     fork.b_reads(fork.a2, None, 42);
     fork.b_reads(fork.a2, None, 43);
     let (base, server) = serve(Snapshot::of(&fork.world), Mode::Honest, 2);
-    let got = audit_verified(&ApiClient::new(&base), &c, &cp, &subject, None);
+    let got = audit_verified(&ApiClient::new(&base), &auditor(), &c, &cp, &subject, None);
     server.join().unwrap();
     assert!(
         matches!(
@@ -284,7 +289,7 @@ fn a_history_inconsistent_with_the_checkpoint_is_refused() {
     // A node that is behind the checkpoint is refused as stale.
     let behind = scenario();
     let (base, server) = serve(Snapshot::of(&behind.world), Mode::Honest, 1);
-    let got = audit_verified(&ApiClient::new(&base), &c, &cp, &subject, None);
+    let got = audit_verified(&ApiClient::new(&base), &auditor(), &c, &cp, &subject, None);
     server.join().unwrap();
     assert!(
         matches!(

@@ -11,11 +11,17 @@
 //! The first four take `?from_ms=..&to_ms=..` (both or neither, inclusive) for a time range.
 //! Every answer is proven against the tip's header and commit certificate, so the client checks
 //! it from genesis and need not trust this node.
+//!
+//! Who read whose records is itself private: the first four are signed requests (see
+//! [`cradle_ledger::api_request`]) and are answered to a regulator, and otherwise only to whom
+//! the history concerns: a patient's to the patient, an archive's to its patient and its
+//! custodian, an institution's accesses to the institution. The break-glass log is for
+//! regulators. A consistency proof holds hashes only and is open to anyone.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use cradle_ledger::access::AccessEvent;
 use cradle_ledger::audit::{
@@ -23,10 +29,13 @@ use cradle_ledger::audit::{
     build_consistency,
 };
 use cradle_ledger::block::BlockHeader;
-use cradle_ledger::{ArchiveId, Error, PublicKey};
+use cradle_ledger::crypto::sha256;
+use cradle_ledger::state::StateExt;
+use cradle_ledger::{ArchiveId, Error, PublicKey, Role};
 use serde::Deserialize;
 
 use crate::api::{ApiError, ApiResult, ApiState, hex32};
+use crate::archives::api::{authenticate, path_of};
 use crate::storage::{EVENTS_PAGE_MAX, StorageError, StoreSnapshot};
 
 /// An [`AuditSource`] over one consistent snapshot of the store.
@@ -131,7 +140,45 @@ fn bytes(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response()
 }
 
-async fn answer(state: Arc<ApiState>, subject: AuditSubject, q: RangeQuery) -> ApiResult {
+/// Whether `signer` may read `subject`'s history (see the module docs).
+fn authorize(state: &ApiState, signer: &PublicKey, subject: &AuditSubject) -> Result<(), ApiError> {
+    if state
+        .consortium
+        .member(signer)
+        .is_some_and(|m| m.role == Role::Regulator)
+    {
+        return Ok(());
+    }
+    let (allowed, who) = match subject {
+        AuditSubject::Patient(p) => (p == signer, "the patient herself or a regulator"),
+        AuditSubject::Accessor(a) => (a == signer, "the institution itself or a regulator"),
+        AuditSubject::Archive(id) => {
+            let record = state.store.archive(id).map_err(ApiError::internal)?;
+            (
+                record.is_some_and(|r| &r.patient == signer || &r.custodian == signer),
+                "the archive's patient, its custodian or a regulator",
+            )
+        }
+        AuditSubject::BreakGlass => (false, "regulators"),
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!("this history is answered only to {who}"),
+    ))
+}
+
+async fn answer(
+    state: Arc<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+    subject: AuditSubject,
+    q: RangeQuery,
+) -> ApiResult {
+    let signer = authenticate(&state, &headers, "GET", &path_of(&uri), &sha256(b""))?;
+    authorize(&state, &signer, &subject)?;
     let range = q.range()?;
     let store = state.store.clone();
     let answer: AuditAnswer = tokio::task::spawn_blocking(move || {
@@ -148,34 +195,42 @@ pub async fn patient(
     State(state): State<Arc<ApiState>>,
     Path(key): Path<String>,
     Query(q): Query<RangeQuery>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> ApiResult {
     let key = PublicKey(hex32(&key, "patient key")?);
-    answer(state, AuditSubject::Patient(key), q).await
+    answer(state, headers, uri, AuditSubject::Patient(key), q).await
 }
 
 pub async fn archive(
     State(state): State<Arc<ApiState>>,
     Path(id): Path<String>,
     Query(q): Query<RangeQuery>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> ApiResult {
     let id = ArchiveId(hex32(&id, "archive id")?);
-    answer(state, AuditSubject::Archive(id), q).await
+    answer(state, headers, uri, AuditSubject::Archive(id), q).await
 }
 
 pub async fn accessor(
     State(state): State<Arc<ApiState>>,
     Path(key): Path<String>,
     Query(q): Query<RangeQuery>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> ApiResult {
     let key = PublicKey(hex32(&key, "accessor key")?);
-    answer(state, AuditSubject::Accessor(key), q).await
+    answer(state, headers, uri, AuditSubject::Accessor(key), q).await
 }
 
 pub async fn break_glass(
     State(state): State<Arc<ApiState>>,
     Query(q): Query<RangeQuery>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> ApiResult {
-    answer(state, AuditSubject::BreakGlass, q).await
+    answer(state, headers, uri, AuditSubject::BreakGlass, q).await
 }
 
 #[derive(Deserialize)]

@@ -43,20 +43,33 @@ struct Out {
     stderr: String,
 }
 
-fn cradle(node: &str, key: &Path, args: &[&str]) -> Out {
-    let out = Command::new(bin("cradle").unwrap())
-        .arg("--node")
-        .arg(node)
-        .arg("--key")
-        .arg(key)
-        .args(args)
-        .output()
-        .unwrap();
+fn run(cmd: &mut Command) -> Out {
+    let out = cmd.output().unwrap();
     Out {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).trim().to_string(),
         stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
     }
+}
+
+fn cradle(node: &str, key: &Path, args: &[&str]) -> Out {
+    run(Command::new(bin("cradle").unwrap())
+        .arg("--node")
+        .arg(node)
+        .arg("--key")
+        .arg(key)
+        .args(args))
+}
+
+/// `cradle audit ARGS --verify`, signed with `key`, trusting only `genesis`.
+fn audit_verify(node: &str, key: &Path, genesis: &Path, checkpoint: &Path, args: &[&str]) -> Out {
+    let mut full = vec!["audit"];
+    full.extend_from_slice(args);
+    full.push("--verify");
+    let genesis = genesis.to_str().unwrap();
+    let checkpoint = checkpoint.to_str().unwrap();
+    full.extend_from_slice(&["--genesis", genesis, "--checkpoint", checkpoint]);
+    cradle(node, key, &full)
 }
 
 fn ok(out: Out) -> String {
@@ -618,27 +631,13 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     let genesis = c.dir.path().join("net/genesis.json");
     let checkpoint = work.join("checkpoint.json");
     let audit = |node: usize, format: &str| {
-        let out = Command::new(bin("cradle").unwrap())
-            .args([
-                "--node",
-                &c.nodes[node].api,
-                "audit",
-                "--patient",
-                p_pub_s,
-                "--verify",
-            ])
-            .arg("--genesis")
-            .arg(&genesis)
-            .arg("--checkpoint")
-            .arg(&checkpoint)
-            .args(["--format", format])
-            .output()
-            .unwrap();
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).trim().to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        }
+        audit_verify(
+            &c.nodes[node].api,
+            &p_key,
+            &genesis,
+            &checkpoint,
+            &["--patient", p_pub_s, "--format", format],
+        )
     };
     let history = json(audit(3, "json"));
     let outcomes: Vec<&str> = history["events"]
@@ -693,26 +692,13 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     let remembered = std::fs::read(&checkpoint).unwrap();
     let lying_audit = |lie: Lie| {
         let proxy = LyingProxy::start(&c.nodes[2].api, lie);
-        let out = Command::new(bin("cradle").unwrap())
-            .args([
-                "--node",
-                &proxy.url,
-                "audit",
-                "--patient",
-                p_pub_s,
-                "--verify",
-            ])
-            .arg("--genesis")
-            .arg(&genesis)
-            .arg("--checkpoint")
-            .arg(&checkpoint)
-            .output()
-            .unwrap();
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).trim().to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        }
+        audit_verify(
+            &proxy.url,
+            &p_key,
+            &genesis,
+            &checkpoint,
+            &["--patient", p_pub_s],
+        )
     };
     let cases: [(&str, Lie, &str); 4] = [
         (
@@ -785,6 +771,59 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     let history = json(audit(2, "json"));
     assert_eq!(history["events"].as_array().unwrap().len(), 13);
     assert_ne!(std::fs::read(&checkpoint).unwrap(), remembered);
+
+    // Who read whose records is answered only to whom it concerns, or to a regulator.
+    let elsewhere = work.join("elsewhere-checkpoint.json");
+    refused(
+        audit_verify(
+            &c.nodes[1].api,
+            &b_key,
+            &genesis,
+            &elsewhere,
+            &["--patient", p_pub_s],
+        ),
+        "answered only to the patient herself or a regulator",
+    );
+    refused(
+        audit_verify(
+            &c.nodes[1].api,
+            &p_key,
+            &genesis,
+            &elsewhere,
+            &["--break-glass"],
+        ),
+        "answered only to regulators",
+    );
+    let regulator = c.dir.path().join("net/regulator/regulator.key");
+    let glass = json(audit_verify(
+        &c.nodes[3].api,
+        &regulator,
+        &genesis,
+        &elsewhere,
+        &["--break-glass", "--format", "json"],
+    ));
+    let glass = glass["events"].as_array().unwrap();
+    assert_eq!(glass.len(), 2, "{glass:?}");
+    assert!(
+        glass
+            .iter()
+            .all(|e| e["break_glass"] == true && e["institution"] == "County Hospital 2")
+    );
+    let own = json(audit_verify(
+        &c.nodes[3].api,
+        &b_key,
+        &genesis,
+        &elsewhere,
+        &["--accessor", "County Hospital 2", "--format", "json"],
+    ));
+    let by_b = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["institution"] == "County Hospital 2")
+        .count();
+    assert_eq!(own["events"].as_array().unwrap().len(), by_b);
+    assert_eq!(by_b, 10);
 
     // The FHIR exports of the audit and of the consents pass an independent R4 validator.
     let validator = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lib/fhir_validate.py");

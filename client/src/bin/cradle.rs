@@ -590,6 +590,9 @@ fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
     use cradle_ledger::audit::{AuditEvents, AuditSubject, IndexedEvent};
 
     let api = node(cli)?;
+    // Audit requests are signed: the node answers only whom the history concerns, or a
+    // regulator.
+    let me = key(cli)?;
     let consortium = match &args.genesis {
         Some(path) => a::load_genesis(path)?,
         None => node_consortium(&api)?,
@@ -621,10 +624,10 @@ fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
             Some(p) => p.clone(),
             None => default_checkpoint(&consortium)?,
         };
-        let v = a::audit_verified(&api, &consortium, &checkpoint, &subject, range)?;
+        let v = a::audit_verified(&api, &me, &consortium, &checkpoint, &subject, range)?;
         (v.events.clone(), Some(v))
     } else {
-        let answer = a::fetch_audit(&api, &subject, range)?;
+        let answer = a::fetch_audit(&api, &me, &consortium.chain_id, &subject, range)?;
         let events = match answer.events {
             AuditEvents::Whole(list) => list
                 .into_inner()

@@ -43,7 +43,7 @@ fn unauthorized(e: ApiAuthError) -> ApiError {
 }
 
 /// Checks the signed-request header against this request; returns the signer.
-fn authenticate(
+pub(crate) fn authenticate(
     state: &ApiState,
     headers: &HeaderMap,
     method: &str,
@@ -83,7 +83,7 @@ fn authenticate(
     }
 }
 
-fn path_of(uri: &Uri) -> String {
+pub(crate) fn path_of(uri: &Uri) -> String {
     uri.path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| uri.path().to_string())

@@ -31,6 +31,7 @@ use cradle_client::api::ApiClient;
 use cradle_consensus::{CommitCertificate, Vote, VoteKind};
 use cradle_genesis::Home;
 use cradle_ledger::access::{AccessOutcome, AccessRequest, DenialReason, SignedAccessRequest};
+use cradle_ledger::api_request::{AUTH_HEADER, ApiRequest};
 use cradle_ledger::apply::{self, Executed};
 use cradle_ledger::audit::{AuditAnswer, verify_answer};
 use cradle_ledger::block::{ChainTip, FinalizedBlock};
@@ -579,8 +580,18 @@ fn main() -> anyhow::Result<()> {
             "/v1/audit/patient/{}",
             hex::encode(patients[p as usize].public_key().0)
         );
+        // The patient asks for her own history, as the node requires.
+        let auth = ApiRequest::new(
+            patients[p as usize].public_key(),
+            "GET",
+            &path,
+            crypto::sha256(b""),
+            now_ms(),
+        )?
+        .sign(&patients[p as usize], &consortium.chain_id)
+        .to_header();
         let t = Instant::now();
-        let bytes = api.get_bytes(&path)?;
+        let bytes = api.get_bytes_signed(&path, AUTH_HEADER, &auth)?;
         let latency = t.elapsed().as_secs_f64() * 1000.0;
         let answer = AuditAnswer::decode(&bytes)?;
         let t = Instant::now();

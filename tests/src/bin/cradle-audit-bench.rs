@@ -409,7 +409,7 @@ fn generate(
         for txs in rx {
             done += txs.len() as u64;
             w.commit(txs)?;
-            if w.tip.height % 50 == 0 || done == args.records {
+            if w.tip.height.is_multiple_of(50) || done == args.records {
                 let s = started.elapsed().as_secs_f64();
                 eprintln!(
                     "  {done} access records in {s:.0} s ({:.0}/s), height {}",

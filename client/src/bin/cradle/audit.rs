@@ -1,0 +1,138 @@
+//! `cradle audit`: who read what, verified from genesis on request.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cradle_client::api::ApiClient;
+use cradle_ledger::{ArchiveId, PublicKey};
+use serde_json::json;
+
+use crate::cli::{AuditArgs, Cli, RecordFormat};
+use crate::{key, node, public_identity};
+
+/// The consortium as the node's genesis describes it (for names; a verifying client uses
+/// its own genesis file instead).
+pub(crate) fn node_consortium(api: &ApiClient) -> anyhow::Result<cradle_ledger::Consortium> {
+    let v = api.get_json("/v1/genesis")?;
+    let doc: cradle_genesis::GenesisDoc =
+        serde_json::from_value(v).context("the node's genesis document")?;
+    Ok(doc.consortium()?)
+}
+
+pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
+    use cradle_client::audit as a;
+    use cradle_ledger::audit::{AuditEvents, AuditSubject, IndexedEvent};
+
+    let api = node(cli)?;
+    // Audit requests are signed: the node answers only whom the history concerns, or a
+    // regulator.
+    let me = key(cli)?;
+    let consortium = match &args.genesis {
+        Some(path) => a::load_genesis(path)?,
+        None => node_consortium(&api)?,
+    };
+    let subject = if let Some(p) = &args.patient {
+        AuditSubject::Patient(public_identity(p, None)?.0)
+    } else if let Some(id) = &args.archive {
+        AuditSubject::Archive(
+            ArchiveId::from_hex(id).context("the archive id must be 64 hex digits")?,
+        )
+    } else if let Some(m) = &args.accessor {
+        let key = consortium
+            .members
+            .iter()
+            .find(|x| x.name == *m)
+            .map(|x| x.public_key)
+            .map_or_else(|| PublicKey::from_hex(m), Ok)
+            .with_context(|| format!("{m:?} is neither a member's name nor a public key"))?;
+        AuditSubject::Accessor(key)
+    } else {
+        AuditSubject::BreakGlass
+    };
+    let range = args.from_ms.zip(args.to_ms);
+    let (events, verified): (
+        Vec<IndexedEvent>,
+        Option<cradle_ledger::audit::VerifiedAudit>,
+    ) = if args.verify {
+        let checkpoint = match &args.checkpoint {
+            Some(p) => p.clone(),
+            None => default_checkpoint(&consortium)?,
+        };
+        let v = a::audit_verified(&api, &me, &consortium, &checkpoint, &subject, range)?;
+        (v.events.clone(), Some(v))
+    } else {
+        let answer = a::fetch_audit(&api, &me, &consortium.chain_id, &subject, range)?;
+        let events = match answer.events {
+            AuditEvents::Whole(list) => list
+                .into_inner()
+                .into_iter()
+                .enumerate()
+                .map(|(i, event)| IndexedEvent {
+                    index: i as u64,
+                    event,
+                })
+                .collect(),
+            AuditEvents::Range {
+                from_ms,
+                to_ms,
+                events,
+                ..
+            } => events
+                .into_inner()
+                .into_iter()
+                .filter(|e| (from_ms..=to_ms).contains(&e.event.time_ms))
+                .collect(),
+        };
+        (events, None)
+    };
+    match args.format {
+        RecordFormat::Table => {
+            print!("{}", a::render_table(&events, &consortium));
+            match &verified {
+                Some(v) => println!(
+                    "verified: {} events, complete at height {} (log root {}), certificate and proofs checked from genesis",
+                    events.len(),
+                    v.height,
+                    hex::encode(v.log_root),
+                ),
+                None => println!(
+                    "{} events (not verified: add --verify --genesis FILE)",
+                    events.len()
+                ),
+            }
+        }
+        RecordFormat::Json => match &verified {
+            Some(v) => println!("{}", a::render_json(v, &consortium)),
+            None => {
+                let items: Vec<_> = events
+                    .iter()
+                    .map(|ie| json!({ "index": ie.index, "event": ie.event }))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "verified": false, "events": items }))?
+                );
+            }
+        },
+        RecordFormat::Fhir => {
+            let bundle = cradle_client::fhir::audit_bundle(
+                &events,
+                &consortium,
+                &hex::encode(consortium.chain_id),
+            );
+            println!("{}", serde_json::to_string_pretty(&bundle)?);
+        }
+    }
+    Ok(())
+}
+
+/// `~/.cradle/checkpoint-<chain id prefix>.json`, its directory created.
+fn default_checkpoint(consortium: &cradle_ledger::Consortium) -> anyhow::Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("HOME is not set: give --checkpoint FILE")?;
+    let dir = PathBuf::from(home).join(".cradle");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir.join(format!(
+        "checkpoint-{}.json",
+        &hex::encode(consortium.chain_id)[..16]
+    )))
+}

@@ -1,0 +1,188 @@
+//! The command line: what `cradle` accepts.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use cradle_ledger::tx::{Category, Purpose};
+
+#[derive(Parser)]
+#[command(
+    name = "cradle",
+    version,
+    about = "Cradle: consent-based maternal health records"
+)]
+pub(crate) struct Cli {
+    /// The node's API URL, e.g. http://127.0.0.1:26601.
+    #[arg(long, global = true)]
+    pub(crate) node: Option<String>,
+    /// Your key file (a member's, a patient's or a clinician's).
+    #[arg(long, global = true)]
+    pub(crate) key: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum Format {
+    Table,
+    Json,
+}
+
+/// Output of commands that can also export FHIR R4.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum RecordFormat {
+    Table,
+    Json,
+    Fhir,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Write a new key (a patient's or clinician's) and print its public key.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The node's view of the chain: height, last block, state root, peers.
+    Status {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// A committed block's header.
+    Block {
+        height: u64,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Patients (a member enrols them by their public keys).
+    #[command(subcommand)]
+    Patient(PatientCommand),
+    /// Encrypted archives: put one for a patient, get one you may read.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
+    /// A patient's consent: grant, revoke, list.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
+    /// Who read what: a patient's, an archive's or an institution's access history, or every
+    /// break-glass access; with --verify, checked from genesis without trusting the node.
+    Audit(AuditArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("subject").required(true)))]
+pub(crate) struct AuditArgs {
+    /// A patient's history: her public key (hex) or public key file.
+    #[arg(long, group = "subject")]
+    pub(crate) patient: Option<String>,
+    /// One archive's history.
+    #[arg(long, group = "subject")]
+    pub(crate) archive: Option<String>,
+    /// What one institution accessed: its name in genesis or its public key.
+    #[arg(long, group = "subject")]
+    pub(crate) accessor: Option<String>,
+    /// Every break-glass access.
+    #[arg(long, group = "subject")]
+    pub(crate) break_glass: bool,
+    /// Only events from this time on (milliseconds since the Unix epoch, UTC).
+    #[arg(long, requires = "to_ms")]
+    pub(crate) from_ms: Option<u64>,
+    /// Only events up to this time (inclusive).
+    #[arg(long, requires = "from_ms")]
+    pub(crate) to_ms: Option<u64>,
+    /// Check the commit certificate, the state proof and completeness from genesis, and the
+    /// log's consistency with the last checkpoint this client verified.
+    #[arg(long, requires = "genesis")]
+    pub(crate) verify: bool,
+    /// The genesis document you trust (required with --verify).
+    #[arg(long)]
+    pub(crate) genesis: Option<PathBuf>,
+    /// Where the last verified checkpoint is kept (default ~/.cradle/checkpoint-CHAIN.json).
+    #[arg(long)]
+    pub(crate) checkpoint: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub(crate) format: RecordFormat,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum PatientCommand {
+    /// Enrol a patient: PUBKEY is her public key file (`cradle keygen` wrote FILE.pub) or her
+    /// ed25519 public key in hex with --x25519.
+    Enrol {
+        pubkey: String,
+        /// Her X25519 public key in hex, when PUBKEY is given in hex.
+        #[arg(long)]
+        x25519: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ArchiveCommand {
+    /// Encrypt FILE here, upload it to your node and register it for the patient; prints the
+    /// archive id.
+    Put {
+        file: PathBuf,
+        /// The patient's public key (hex) or public key file.
+        #[arg(long)]
+        patient: String,
+        /// prenatal-visit, ultrasound, lab-results, labour-and-delivery, postpartum,
+        /// newborn-screening, immunization, referral or other.
+        #[arg(long)]
+        category: Category,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Fetch an archive from its custodian (the access is recorded on the ledger first),
+    /// check it against the ledger and decrypt it into --out.
+    Get {
+        id: String,
+        /// HL7 PurposeOfUse: TREAT, ETREAT, HRESCH, PUBHLTH, HOPERAT, HPAYMT, PATRQT, COC, ...
+        #[arg(long)]
+        purpose: Purpose,
+        /// Why emergency (ETREAT) access is needed; required for break-glass.
+        #[arg(long)]
+        justification: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+        /// The custodian's node, when it is not --node.
+        #[arg(long)]
+        custodian: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ConsentCommand {
+    /// Allow a member institution to read your archives; prints the grant id.
+    Grant {
+        /// The member's name as genesis lists it, or its public key in hex.
+        #[arg(long)]
+        grantee: String,
+        /// Purposes, comma-separated (TREAT, ETREAT, HRESCH, ...).
+        #[arg(long, value_delimiter = ',', required = true)]
+        purpose: Vec<Purpose>,
+        /// all, categories:ultrasound,lab-results, or archives:ID,ID
+        #[arg(long, default_value = "all")]
+        scope: String,
+        /// How long the grant lasts: 30d, 12h, 15m or 90s.
+        #[arg(long)]
+        expires: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Withdraw a grant; it stops covering reads from the next block on.
+    Revoke {
+        grant: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Your grants (or a patient's, with --patient), active and past.
+    List {
+        #[arg(long)]
+        patient: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: RecordFormat,
+    },
+}

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::archives::api as archives;
+use crate::archives::records;
 use crate::archives::{ArchiveStore, Custodian, ReplayCache};
 use crate::audit;
 use crate::driver::{Ingress, Status, SubmitError};
@@ -102,26 +103,26 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/nonce/{key}", get(get_nonce))
         .route(
             "/v1/archives/{id}",
-            get(archives::get_archive)
+            get(records::get_archive)
                 .put(archives::put_archive)
                 .layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/archives/{id}/fetch", post(archives::fetch_archive))
-        .route("/v1/patients/{key}", get(archives::get_patient))
+        .route("/v1/patients/{key}", get(records::get_patient))
         .route(
             "/v1/patients/{key}/archives",
-            get(archives::get_patient_archives),
+            get(records::get_patient_archives),
         )
         .route(
             "/v1/patients/{key}/grants",
-            get(archives::get_patient_grants),
+            get(records::get_patient_grants),
         )
-        .route("/v1/grants/{id}", get(archives::get_grant))
+        .route("/v1/grants/{id}", get(records::get_grant))
         .route(
             "/v1/grants/{id}/keys/{archive}",
-            get(archives::get_grant_key),
+            get(records::get_grant_key),
         )
-        .route("/v1/members", get(archives::get_members))
+        .route("/v1/members", get(records::get_members))
         .route("/v1/genesis", get(audit::genesis))
         .route("/v1/audit/patient/{key}", get(audit::patient))
         .route("/v1/audit/archive/{id}", get(audit::archive))

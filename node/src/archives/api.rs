@@ -4,14 +4,10 @@
 //! |---|---|---|
 //! | `PUT /v1/archives/{ciphertext_sha256}` | this node's member, signed | stores an encrypted archive |
 //! | `POST /v1/archives/{archive_id}/fetch` | the accessor, signed | records the access, then streams the ciphertext or answers 403 |
-//! | `GET /v1/archives/{archive_id}` | anyone | the archive's ledger record |
-//! | `GET /v1/patients/{key}` (`/archives`, `/grants`) | anyone | a patient's keys, archives and grants |
-//! | `GET /v1/grants/{grant_id}` (`/keys/{archive_id}`) | anyone | a grant and the keys it carries |
-//! | `GET /v1/members` | anyone | the consortium's members and their public keys |
 //!
-//! The reads serve committed ledger state, which every member replicates and which names
-//! keys and hashes only. A fetch evaluates the access rule on committed state, submits the
-//! access record signed by this custodian, waits until it is committed, and only then streams.
+//! A fetch evaluates the access rule on committed state, submits the access record signed by
+//! this custodian, waits until it is committed, and only then streams. The ledger reads a client
+//! needs around these are in [`super::records`].
 
 use std::sync::Arc;
 
@@ -21,22 +17,21 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use cradle_ledger::access::{self, AccessOutcome, Decision, SignedAccessRequest};
 use cradle_ledger::api_request::{AUTH_HEADER, ApiAuthError, SignedApiRequest};
-use cradle_ledger::state::{GrantRecord, StateExt, StateReader, keys};
+use cradle_ledger::state::{StateExt, StateReader, keys};
 use cradle_ledger::tx::{RecordAccess, Transaction, TxBody, WrappedKey};
-use cradle_ledger::{ArchiveId, GrantId, Hash, PublicKey};
+use cradle_ledger::{ArchiveId, Hash, PublicKey};
 use futures::StreamExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::records::LIST_MAX;
 use super::store::{Piece, VerifiedReader};
 use super::{ReplayError, now_ms};
 use crate::api::{ApiError, ApiResult, ApiState, hex32, submit_bytes, wait_for_commit};
 
 /// Largest access request body.
 const FETCH_BODY_MAX: usize = 4096;
-/// Most grants or archives listed for one patient.
-const LIST_MAX: usize = 4096;
 
 fn unauthorized(e: ApiAuthError) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, e.to_string())
@@ -429,137 +424,4 @@ fn wrapped_hex(w: &WrappedKey) -> String {
     bytes.extend_from_slice(&w.ephemeral.0);
     bytes.extend_from_slice(&w.sealed);
     hex::encode(bytes)
-}
-
-/// `GET /v1/archives/{archive_id}`
-pub async fn get_archive(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
-    let id = ArchiveId(hex32(&id, "archive id")?);
-    let rec = state
-        .store
-        .archive(&id)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found("no such archive on the ledger"))?;
-    let custodian_name = state
-        .consortium
-        .member(&rec.custodian)
-        .map(|m| m.name.clone());
-    Ok(axum::Json(json!({
-        "archive": id,
-        "record": rec,
-        "custodian_name": custodian_name,
-    }))
-    .into_response())
-}
-
-fn patient_key(s: &str) -> Result<PublicKey, ApiError> {
-    Ok(PublicKey(hex32(s, "patient key")?))
-}
-
-/// `GET /v1/patients/{key}`
-pub async fn get_patient(State(state): State<Arc<ApiState>>, Path(key): Path<String>) -> ApiResult {
-    let p = patient_key(&key)?;
-    let rec = state
-        .store
-        .patient(&p)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found("no such patient is enrolled"))?;
-    Ok(axum::Json(json!({ "patient": p, "record": rec })).into_response())
-}
-
-/// `GET /v1/patients/{key}/archives`
-pub async fn get_patient_archives(
-    State(state): State<Arc<ApiState>>,
-    Path(key): Path<String>,
-) -> ApiResult {
-    let p = patient_key(&key)?;
-    let list = state
-        .store
-        .patient_archives(&p, LIST_MAX)
-        .map_err(ApiError::internal)?;
-    let items: Vec<_> = list
-        .into_iter()
-        .map(|(id, rec)| json!({ "archive": id, "record": rec }))
-        .collect();
-    Ok(axum::Json(json!({ "patient": p, "archives": items })).into_response())
-}
-
-/// `GET /v1/patients/{key}/grants`: every grant the patient gave, revoked and expired ones too.
-pub async fn get_patient_grants(
-    State(state): State<Arc<ApiState>>,
-    Path(key): Path<String>,
-) -> ApiResult {
-    let p = patient_key(&key)?;
-    let mut prefix = keys::grants_to(&p, &PublicKey([0; 32]));
-    prefix.truncate(1 + 32);
-    let entries = state
-        .store
-        .scan_prefix(&prefix, LIST_MAX)
-        .map_err(ApiError::internal)?;
-    let mut items = Vec::with_capacity(entries.len());
-    for (k, _) in entries {
-        let Some(id) = k
-            .len()
-            .checked_sub(32)
-            .and_then(|s| <[u8; 32]>::try_from(&k[s..]).ok())
-        else {
-            return Err(ApiError::internal("short grant index key"));
-        };
-        let id = GrantId(id);
-        let grant: GrantRecord = state
-            .store
-            .grant(&id)
-            .map_err(ApiError::internal)?
-            .ok_or_else(|| ApiError::internal("dangling grant index"))?;
-        let grantee_name = state
-            .consortium
-            .member(&grant.grantee)
-            .map(|m| m.name.clone());
-        items.push(json!({ "grant": id, "record": grant, "grantee_name": grantee_name }));
-    }
-    Ok(axum::Json(json!({ "patient": p, "grants": items })).into_response())
-}
-
-/// `GET /v1/grants/{grant_id}`
-pub async fn get_grant(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
-    let id = GrantId(hex32(&id, "grant id")?);
-    let rec = state
-        .store
-        .grant(&id)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found("no such grant on the ledger"))?;
-    Ok(axum::Json(json!({ "grant": id, "record": rec })).into_response())
-}
-
-/// `GET /v1/grants/{grant_id}/keys/{archive_id}`
-pub async fn get_grant_key(
-    State(state): State<Arc<ApiState>>,
-    Path((grant, archive)): Path<(String, String)>,
-) -> ApiResult {
-    let g = GrantId(hex32(&grant, "grant id")?);
-    let a = ArchiveId(hex32(&archive, "archive id")?);
-    let key = state
-        .store
-        .grant_key(&g, &a)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found("the grant carries no key for this archive"))?;
-    Ok(axum::Json(json!({ "grant": g, "archive": a, "key": key })).into_response())
-}
-
-/// `GET /v1/members`
-pub async fn get_members(State(state): State<Arc<ApiState>>) -> ApiResult {
-    let members: Vec<_> = state
-        .consortium
-        .members
-        .iter()
-        .map(|m| {
-            json!({
-                "name": m.name,
-                "role": m.role.as_str(),
-                "public_key": m.public_key,
-                "x25519_public": m.x25519,
-                "voting_power": m.voting_power,
-            })
-        })
-        .collect();
-    Ok(axum::Json(json!({ "members": members })).into_response())
 }

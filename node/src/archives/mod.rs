@@ -2,10 +2,12 @@
 //! the fetch flow that records every access on the ledger before it releases a byte.
 //!
 //! - [`store`]: content-addressed ciphertext on disk, checked on write and on every read;
-//! - [`api`]: the HTTP handlers (upload, fetch, and the ledger reads a client needs to encrypt
-//!   for and decrypt from its counterparts).
+//! - [`api`]: the upload and fetch handlers;
+//! - [`records`]: the ledger reads a client needs to encrypt for and decrypt from its
+//!   counterparts.
 
 pub mod api;
+pub mod records;
 pub mod store;
 
 use std::collections::{HashMap, VecDeque};

@@ -1,0 +1,157 @@
+//! Ledger reads a client needs to encrypt for, and decrypt from, its counterparts.
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `GET /v1/archives/{archive_id}` | the archive's ledger record |
+//! | `GET /v1/patients/{key}` (`/archives`, `/grants`) | a patient's keys, archives and grants |
+//! | `GET /v1/grants/{grant_id}` (`/keys/{archive_id}`) | a grant and the keys it carries |
+//! | `GET /v1/members` | the consortium's members and their public keys |
+//!
+//! They serve committed ledger state, which every member replicates and which names keys,
+//! hashes and wrapped keys only.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use cradle_ledger::state::{GrantRecord, StateExt, StateReader, keys};
+use cradle_ledger::{ArchiveId, GrantId, PublicKey};
+use serde_json::json;
+
+use crate::api::{ApiError, ApiResult, ApiState, hex32};
+
+/// Most grants or archives listed for one patient (and grants read to decide an access).
+pub(crate) const LIST_MAX: usize = 4096;
+
+/// `GET /v1/archives/{archive_id}`
+pub async fn get_archive(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
+    let id = ArchiveId(hex32(&id, "archive id")?);
+    let rec = state
+        .store
+        .archive(&id)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("no such archive on the ledger"))?;
+    let custodian_name = state
+        .consortium
+        .member(&rec.custodian)
+        .map(|m| m.name.clone());
+    Ok(axum::Json(json!({
+        "archive": id,
+        "record": rec,
+        "custodian_name": custodian_name,
+    }))
+    .into_response())
+}
+
+fn patient_key(s: &str) -> Result<PublicKey, ApiError> {
+    Ok(PublicKey(hex32(s, "patient key")?))
+}
+
+/// `GET /v1/patients/{key}`
+pub async fn get_patient(State(state): State<Arc<ApiState>>, Path(key): Path<String>) -> ApiResult {
+    let p = patient_key(&key)?;
+    let rec = state
+        .store
+        .patient(&p)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("no such patient is enrolled"))?;
+    Ok(axum::Json(json!({ "patient": p, "record": rec })).into_response())
+}
+
+/// `GET /v1/patients/{key}/archives`
+pub async fn get_patient_archives(
+    State(state): State<Arc<ApiState>>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    let p = patient_key(&key)?;
+    let list = state
+        .store
+        .patient_archives(&p, LIST_MAX)
+        .map_err(ApiError::internal)?;
+    let items: Vec<_> = list
+        .into_iter()
+        .map(|(id, rec)| json!({ "archive": id, "record": rec }))
+        .collect();
+    Ok(axum::Json(json!({ "patient": p, "archives": items })).into_response())
+}
+
+/// `GET /v1/patients/{key}/grants`: every grant the patient gave, revoked and expired ones too.
+pub async fn get_patient_grants(
+    State(state): State<Arc<ApiState>>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    let p = patient_key(&key)?;
+    let mut prefix = keys::grants_to(&p, &PublicKey([0; 32]));
+    prefix.truncate(1 + 32);
+    let entries = state
+        .store
+        .scan_prefix(&prefix, LIST_MAX)
+        .map_err(ApiError::internal)?;
+    let mut items = Vec::with_capacity(entries.len());
+    for (k, _) in entries {
+        let Some(id) = k
+            .len()
+            .checked_sub(32)
+            .and_then(|s| <[u8; 32]>::try_from(&k[s..]).ok())
+        else {
+            return Err(ApiError::internal("short grant index key"));
+        };
+        let id = GrantId(id);
+        let grant: GrantRecord = state
+            .store
+            .grant(&id)
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::internal("dangling grant index"))?;
+        let grantee_name = state
+            .consortium
+            .member(&grant.grantee)
+            .map(|m| m.name.clone());
+        items.push(json!({ "grant": id, "record": grant, "grantee_name": grantee_name }));
+    }
+    Ok(axum::Json(json!({ "patient": p, "grants": items })).into_response())
+}
+
+/// `GET /v1/grants/{grant_id}`
+pub async fn get_grant(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
+    let id = GrantId(hex32(&id, "grant id")?);
+    let rec = state
+        .store
+        .grant(&id)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("no such grant on the ledger"))?;
+    Ok(axum::Json(json!({ "grant": id, "record": rec })).into_response())
+}
+
+/// `GET /v1/grants/{grant_id}/keys/{archive_id}`
+pub async fn get_grant_key(
+    State(state): State<Arc<ApiState>>,
+    Path((grant, archive)): Path<(String, String)>,
+) -> ApiResult {
+    let g = GrantId(hex32(&grant, "grant id")?);
+    let a = ArchiveId(hex32(&archive, "archive id")?);
+    let key = state
+        .store
+        .grant_key(&g, &a)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("the grant carries no key for this archive"))?;
+    Ok(axum::Json(json!({ "grant": g, "archive": a, "key": key })).into_response())
+}
+
+/// `GET /v1/members`
+pub async fn get_members(State(state): State<Arc<ApiState>>) -> ApiResult {
+    let members: Vec<_> = state
+        .consortium
+        .members
+        .iter()
+        .map(|m| {
+            json!({
+                "name": m.name,
+                "role": m.role.as_str(),
+                "public_key": m.public_key,
+                "x25519_public": m.x25519,
+                "voting_power": m.voting_power,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "members": members })).into_response())
+}

@@ -382,7 +382,7 @@ pub fn ciphertext_digest<R: Read>(
 const PIPELINE_CHUNKS: usize = 3;
 
 /// What the reading side of [`decrypt_to`] hands the decrypting side.
-enum Read2 {
+enum ReadAhead {
     /// The next sealed chunk, read and hashed.
     Chunk(Zeroizing<Vec<u8>>),
     /// The input ended exactly where expected, and its SHA-256 is this.
@@ -416,7 +416,7 @@ pub fn decrypt_to<R: Read + Send, W: Write>(
     }
     let chunks = expected_len.div_ceil(SEALED_CHUNK_BYTES as u64);
     let cipher = key.cipher();
-    let (full_tx, full_rx) = mpsc::sync_channel::<Read2>(PIPELINE_CHUNKS);
+    let (full_tx, full_rx) = mpsc::sync_channel::<ReadAhead>(PIPELINE_CHUNKS);
     let (free_tx, free_rx) = mpsc::sync_channel::<Zeroizing<Vec<u8>>>(PIPELINE_CHUNKS + 2);
     for _ in 0..PIPELINE_CHUNKS + 2 {
         let _ = free_tx.send(Zeroizing::new(vec![0u8; SEALED_CHUNK_BYTES]));
@@ -439,21 +439,21 @@ pub fn decrypt_to<R: Read + Send, W: Write>(
                     Ok(got) if got == want => {
                         read_bytes += want as u64;
                         hasher.update(buf.as_slice());
-                        Read2::Chunk(buf)
+                        ReadAhead::Chunk(buf)
                     }
-                    Ok(_) => Read2::Failed(SealError::Truncated),
-                    Err(e) => Read2::Failed(SealError::Io(e)),
+                    Ok(_) => ReadAhead::Failed(SealError::Truncated),
+                    Err(e) => ReadAhead::Failed(SealError::Io(e)),
                 };
-                let stop = matches!(message, Read2::Failed(_));
+                let stop = matches!(message, ReadAhead::Failed(_));
                 if full_tx.send(message).is_err() || stop {
                     return;
                 }
             }
             let mut one = [0u8; 1];
             let end = match read_full(&mut ciphertext, &mut one) {
-                Ok(0) => Read2::End(hasher.finalize().into()),
-                Ok(_) => Read2::Failed(SealError::TrailingData),
-                Err(e) => Read2::Failed(SealError::Io(e)),
+                Ok(0) => ReadAhead::End(hasher.finalize().into()),
+                Ok(_) => ReadAhead::Failed(SealError::TrailingData),
+                Err(e) => ReadAhead::Failed(SealError::Io(e)),
             };
             let _ = full_tx.send(end);
         });
@@ -464,9 +464,9 @@ pub fn decrypt_to<R: Read + Send, W: Write>(
         for index in 0..chunks {
             let last = index + 1 == chunks;
             let mut buf = match full_rx.recv().map_err(|_| stopped())? {
-                Read2::Chunk(buf) => buf,
-                Read2::Failed(e) => return Err(e),
-                Read2::End(_) => return Err(stopped()),
+                ReadAhead::Chunk(buf) => buf,
+                ReadAhead::Failed(e) => return Err(e),
+                ReadAhead::End(_) => return Err(stopped()),
             };
             let want = buf.len();
             read_bytes += want as u64;
@@ -505,10 +505,10 @@ pub fn decrypt_to<R: Read + Send, W: Write>(
             if last {
                 // The last chunk's plaintext goes out only once the whole input checked out.
                 match full_rx.recv().map_err(|_| stopped())? {
-                    Read2::End(digest) if &digest == expected_sha256 => {}
-                    Read2::End(_) => return Err(SealError::HashMismatch),
-                    Read2::Failed(e) => return Err(e),
-                    Read2::Chunk(_) => return Err(SealError::TrailingData),
+                    ReadAhead::End(digest) if &digest == expected_sha256 => {}
+                    ReadAhead::End(_) => return Err(SealError::HashMismatch),
+                    ReadAhead::Failed(e) => return Err(e),
+                    ReadAhead::Chunk(_) => return Err(SealError::TrailingData),
                 }
             }
             out.write_all(body)?;

@@ -164,14 +164,11 @@ impl Session {
 
     /// Signs `body` with a fresh nonce, submits it and waits for its commit.
     pub fn submit(&self, body: TxBody) -> Result<Receipt, ClientError> {
-        self.submit_with(|_| Ok(body.clone())).map(|(r, _)| r)
+        self.submit_nonce(body).map(|(r, _)| r)
     }
 
-    /// Like [`Session::submit`], with a body that depends on the nonce (a grant's id does).
-    fn submit_with(
-        &self,
-        make: impl Fn(u64) -> Result<TxBody, ClientError>,
-    ) -> Result<(Receipt, u64), ClientError> {
+    /// Like [`Session::submit`], also returning the nonce used (a grant's id derives from it).
+    fn submit_nonce(&self, body: TxBody) -> Result<(Receipt, u64), ClientError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -180,7 +177,7 @@ impl Session {
                 chain_id: self.chain_id,
                 signer: self.key.public_key(),
                 nonce,
-                body: make(nonce)?,
+                body: body.clone(),
             }
             .sign(&self.key);
             match self.api.submit(&tx.encode(), true) {
@@ -459,8 +456,8 @@ impl Session {
             }
             crate::api::Fetched::Stream(s) => s,
         };
-        let wrapped = parse_wrapped(&fetched.wrapped_key_hex)
-            .ok_or_else(|| bad_answer("wrapped key header"))?;
+        let wrapped = WrappedKey::from_hex(&fetched.wrapped_key_hex)
+            .map_err(|_| bad_answer("wrapped key header"))?;
         let key = unwrap_key(&wrapped, &archive, &self.key)?;
         let key = ArchiveKey::from_bytes(&key);
 
@@ -531,18 +528,14 @@ impl Session {
                 key: wrap_key(&key, &id, &grantee.x25519_public)?,
             });
         }
-        let purposes = BoundedVec::new(purposes)?;
-        let archive_keys = BoundedVec::new(archive_keys)?;
-        let (receipt, nonce) = self.submit_with(|_| {
-            Ok(TxBody::GrantConsent(GrantConsent {
-                grantee: grantee.public_key,
-                scope: scope.clone(),
-                purposes: purposes.clone(),
-                valid_from_ms,
-                expires_at_ms,
-                archive_keys: archive_keys.clone(),
-            }))
-        })?;
+        let (receipt, nonce) = self.submit_nonce(TxBody::GrantConsent(GrantConsent {
+            grantee: grantee.public_key,
+            scope,
+            purposes: BoundedVec::new(purposes)?,
+            valid_from_ms,
+            expires_at_ms,
+            archive_keys: BoundedVec::new(archive_keys)?,
+        }))?;
         Ok((grant_id(&me, nonce), receipt))
     }
 
@@ -554,10 +547,6 @@ impl Session {
 fn record<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Result<T, ClientError> {
     serde_json::from_value(v.get("record").cloned().unwrap_or(Value::Null))
         .map_err(|_| bad_answer(what))
-}
-
-fn parse_wrapped(hex_str: &str) -> Option<WrappedKey> {
-    serde_json::from_value(Value::String(hex_str.to_string())).ok()
 }
 
 /// A fresh temporary path in `out`'s directory, so the final rename stays on one filesystem.

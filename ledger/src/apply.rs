@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use borsh::BorshSerialize;
 
-use crate::access::{self, AccessEvent, Decision, EventOutcome, LoggedEvent};
+use crate::access::{self, AccessEvent, AccessRequest, Decision, EventOutcome, LoggedEvent};
 use crate::block::{self, Block, BlockHeader, ChainTip};
 use crate::crypto::{self, ArchiveId, Digest32, GrantId, Hash, PublicKey};
 use crate::error::Error;
@@ -358,6 +358,40 @@ fn revoke_consent<S: StateReader + ?Sized>(
     Ok(())
 }
 
+/// What the access rule decides for `req` on an archive in `state` at `now_ms`, once the
+/// request passed the checks every access record must: made within the policy's request TTL,
+/// and not recorded before. Applying an access record asks this at block time; a custodian asks
+/// it on committed state before it records an access, so both decide alike.
+pub fn decide_access<S: StateReader + ?Sized>(
+    state: &S,
+    c: &Consortium,
+    archive: &ArchiveRecord,
+    req: &AccessRequest,
+    now_ms: u64,
+) -> Result<Decision, Error> {
+    if req.requested_at_ms.abs_diff(now_ms) > c.policy.access_request_ttl_ms {
+        return Err(Error::StaleRequest {
+            requested_at_ms: req.requested_at_ms,
+            now_ms,
+        });
+    }
+    if state
+        .get(&keys::request_seen(&req.accessor, &req.request_id))?
+        .is_some()
+    {
+        return Err(Error::RequestReplayed);
+    }
+    let grants = state.grants_to(
+        &archive.patient,
+        &req.accessor,
+        OPEN_GRANTS_MAX as usize * 4,
+    )?;
+    let role: Option<Role> = c.member(&req.accessor).map(|m| m.role);
+    Ok(access::decide(
+        &c.policy, archive, req, role, &grants, now_ms,
+    ))
+}
+
 fn record_access<S: StateReader + ?Sized>(
     state: &mut Overlay<'_, S>,
     c: &Consortium,
@@ -377,23 +411,8 @@ fn record_access<S: StateReader + ?Sized>(
             signer: *signer,
         });
     }
-    if req.requested_at_ms.abs_diff(ctx.time_ms) > c.policy.access_request_ttl_ms {
-        return Err(Error::StaleRequest {
-            requested_at_ms: req.requested_at_ms,
-            now_ms: ctx.time_ms,
-        });
-    }
+    let decision = decide_access(&*state, c, &archive, req, ctx.time_ms)?;
     let seen = keys::request_seen(&req.accessor, &req.request_id);
-    if state.get(&seen)?.is_some() {
-        return Err(Error::RequestReplayed);
-    }
-    let grants = state.grants_to(
-        &archive.patient,
-        &req.accessor,
-        OPEN_GRANTS_MAX as usize * 4,
-    )?;
-    let role: Option<Role> = c.member(&req.accessor).map(|m| m.role);
-    let decision = access::decide(&c.policy, &archive, req, role, &grants, ctx.time_ms);
     let recorded = EventOutcome::from(&b.outcome);
     let rule = match decision {
         Decision::Permitted(_) => EventOutcome::Permitted,

@@ -108,20 +108,21 @@ pub struct WrappedKey {
     pub sealed: [u8; 48],
 }
 
-impl Serialize for WrappedKey {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl WrappedKey {
+    /// Hex of `ephemeral || sealed`, as JSON and HTTP headers carry it.
+    pub fn to_hex(&self) -> String {
         let mut bytes = [0u8; 80];
         bytes[..32].copy_from_slice(&self.ephemeral.0);
         bytes[32..].copy_from_slice(&self.sealed);
-        s.serialize_str(&hex::encode(bytes))
+        hex::encode(bytes)
     }
-}
 
-impl<'de> Deserialize<'de> for WrappedKey {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <String as Deserialize>::deserialize(d)?;
+    pub fn from_hex(s: &str) -> Result<Self, Error> {
         let mut bytes = [0u8; 80];
-        hex::decode_to_slice(&s, &mut bytes).map_err(serde::de::Error::custom)?;
+        hex::decode_to_slice(s, &mut bytes).map_err(|_| Error::BadHex {
+            what: "wrapped key",
+            len: 80,
+        })?;
         let mut ephemeral = [0u8; 32];
         ephemeral.copy_from_slice(&bytes[..32]);
         let mut sealed = [0u8; 48];
@@ -130,6 +131,19 @@ impl<'de> Deserialize<'de> for WrappedKey {
             ephemeral: X25519Public(ephemeral),
             sealed,
         })
+    }
+}
+
+impl Serialize for WrappedKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for WrappedKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as Deserialize>::deserialize(d)?;
+        Self::from_hex(&s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod archives;
 pub mod audit;
+pub mod clock;
 pub mod driver;
 pub mod mempool;
 pub mod metrics;

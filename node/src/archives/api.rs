@@ -17,7 +17,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use cradle_ledger::access::{self, AccessOutcome, Decision, SignedAccessRequest};
 use cradle_ledger::api_request::{AUTH_HEADER, ApiAuthError, SignedApiRequest};
-use cradle_ledger::state::{StateExt, StateReader, keys};
+use cradle_ledger::apply::decide_access;
+use cradle_ledger::state::StateExt;
 use cradle_ledger::tx::{RecordAccess, Transaction, TxBody, WrappedKey};
 use cradle_ledger::{ArchiveId, Hash, PublicKey};
 use futures::StreamExt;
@@ -25,10 +26,10 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::records::LIST_MAX;
+use super::ReplayError;
 use super::store::{Piece, VerifiedReader};
-use super::{ReplayError, now_ms};
 use crate::api::{ApiError, ApiResult, ApiState, hex32, submit_bytes, wait_for_commit};
+use crate::clock::now_ms;
 
 /// Largest access request body.
 const FETCH_BODY_MAX: usize = 4096;
@@ -259,40 +260,29 @@ pub async fn fetch_archive(
         .map_err(ApiError::internal)?
         .map_or(0, |t| t.time_ms);
     let decide_at = now_ms().max(tip_time + 1);
-    // What the ledger would refuse to record is refused here, at once, rather than submitted
-    // and never committed.
-    let ttl = state.consortium.policy.access_request_ttl_ms;
-    if req.requested_at_ms.abs_diff(decide_at) > ttl {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            format!(
-                "the access request was made at {} ms, more than {ttl} ms from now: sign a new one",
-                req.requested_at_ms
-            ),
-        ));
-    }
-    if store
-        .get(&keys::request_seen(&req.accessor, &req.request_id))
-        .map_err(ApiError::internal)?
-        .is_some()
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "this access request was already recorded: sign a new one",
-        ));
-    }
-    let grants = store
-        .grants_to(&archive.patient, &req.accessor, LIST_MAX)
-        .map_err(ApiError::internal)?;
-    let role = state.consortium.member(&req.accessor).map(|m| m.role);
-    let decision = access::decide(
-        &state.consortium.policy,
-        &archive,
-        req,
-        role,
-        &grants,
-        decide_at,
-    );
+    // The ledger's own decision, with its checks: what it would refuse to record is refused
+    // here, at once, rather than submitted and never committed.
+    let decision = match decide_access(&*store, &state.consortium, &archive, req, decide_at) {
+        Ok(d) => d,
+        Err(cradle_ledger::Error::StaleRequest {
+            requested_at_ms, ..
+        }) => {
+            let ttl = state.consortium.policy.access_request_ttl_ms;
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "the access request was made at {requested_at_ms} ms, more than {ttl} ms from now: sign a new one"
+                ),
+            ));
+        }
+        Err(cradle_ledger::Error::RequestReplayed) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "this access request was already recorded: sign a new one",
+            ));
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    };
     let (outcome, wrapped) = match decision {
         Decision::Permitted(basis) => {
             let key = match basis {
@@ -411,17 +401,10 @@ pub async fn fetch_archive(
     h.insert(header::CONTENT_LENGTH, hv(len.to_string())?);
     h.insert("x-cradle-access-tx", hv(tx_hex)?);
     h.insert("x-cradle-outcome", HeaderValue::from_static(outcome_label));
-    h.insert("x-cradle-wrapped-key", hv(wrapped_hex(&wrapped))?);
+    h.insert("x-cradle-wrapped-key", hv(wrapped.to_hex())?);
     h.insert(
         "x-cradle-ciphertext-sha256",
         hv(hex::encode(archive.ciphertext_sha256))?,
     );
     Ok(response)
-}
-
-fn wrapped_hex(w: &WrappedKey) -> String {
-    let mut bytes = Vec::with_capacity(80);
-    bytes.extend_from_slice(&w.ephemeral.0);
-    bytes.extend_from_slice(&w.sealed);
-    hex::encode(bytes)
 }

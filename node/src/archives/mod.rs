@@ -12,29 +12,16 @@ pub mod store;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use cradle_ledger::{Keypair, PublicKey};
+
+use crate::clock::now_us;
 
 pub use store::{ArchiveStore, ArchiveStoreError};
 
 /// Most signed-request nonces remembered at once; beyond it new requests wait for old ones to
 /// age out rather than weaken replay protection.
 pub const REPLAY_ENTRIES_MAX: usize = 200_000;
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
 
 /// The member institution this node runs as, when it acts as a custodian: it signs access
 /// records. Its nonces follow the clock (in microseconds) so that they stay above the ones the

@@ -20,8 +20,8 @@ use serde_json::json;
 
 use crate::api::{ApiError, ApiResult, ApiState, hex32};
 
-/// Most grants or archives listed for one patient (and grants read to decide an access).
-pub(crate) const LIST_MAX: usize = 4096;
+/// Most grants or archives listed for one patient.
+const LIST_MAX: usize = 4096;
 
 /// `GET /v1/archives/{archive_id}`
 pub async fn get_archive(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {

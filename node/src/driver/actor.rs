@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cradle_consensus::{Core, Effect, Height, Input, PersistedState, Round, Step, Value, ValueId};
 use cradle_ledger::apply::{self, Executed};
@@ -17,18 +17,12 @@ use tracing::{debug, error, info, warn};
 
 use super::ingress::{Ingress, SubmitError, VerifiedTx};
 use super::{DriverConfig, DriverError, DriverParts, Status};
+use crate::clock::now_ms;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
 use crate::network::{NetEvent, NetworkHandle};
 use crate::storage::Store;
 use crate::wire::{NetMessage, TX_BATCH_MAX};
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 pub(super) struct Driver {
     pub(super) config: DriverConfig,

@@ -622,8 +622,16 @@ mod storage {
         println!("crash-child: committing from {from}");
         for (fb, ex) in chain.blocks().iter().zip(&chain.executed).skip(from) {
             store.commit_block(fb, ex).unwrap();
+            println!("crash-child: committed {}", fb.block.header.height);
         }
         println!("crash-child: done");
+    }
+
+    /// The number after `marker` in a line of the child's output (the test harness may have
+    /// printed on the same line before it).
+    fn after(line: &str, marker: &str) -> Option<u64> {
+        let at = line.find(marker)? + marker.len();
+        line[at..].split_whitespace().next()?.parse().ok()
     }
 
     /// Whatever moment a commit is killed at, the store reopens at a tip whose header matches
@@ -660,12 +668,21 @@ mod storage {
                 .spawn()
                 .unwrap();
             let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-            let started = lines
+            let from = lines
                 .by_ref()
                 .map_while(Result::ok)
-                .any(|l| l.contains("crash-child: committing"));
-            assert!(started, "seed {seed}: the child never started committing");
-            let delay_us = next() % 60_000;
+                .find_map(|l| after(&l, "crash-child: committing from "))
+                .unwrap_or_else(|| panic!("seed {seed}: the child never started committing"));
+            // Let it commit a random number of blocks (up to half of what is left, so a kill
+            // always lands while blocks remain, however fast this disk syncs), then kill it a
+            // random moment later: within a commit or between two.
+            let remaining = CRASH_BLOCKS as u64 - from;
+            let target = from + 1 + next() % (remaining / 2).max(1);
+            let _ = lines.by_ref().map_while(Result::ok).any(|l| {
+                l.contains("crash-child: done")
+                    || after(&l, "crash-child: committed ").is_some_and(|h| h >= target)
+            });
+            let delay_us = next() % 2_000;
             std::thread::sleep(Duration::from_micros(delay_us));
             let _ = child.kill();
             let status = child.wait().unwrap();

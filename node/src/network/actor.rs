@@ -22,6 +22,8 @@ use tokio::time::Instant;
 
 /// How often the task looks for members to redial.
 const DIAL_TICK: Duration = Duration::from_millis(100);
+/// A connection that lasted this long resets the redial backoff when it ends.
+const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 
 /// What the swarm task knows about one member.
 struct PeerState {
@@ -30,6 +32,8 @@ struct PeerState {
     writer: Option<AbortHandle>,
     next_dial: Instant,
     backoff: Duration,
+    /// When the current connection (if any) was established.
+    connected_at: Option<Instant>,
 }
 
 struct Actor {
@@ -66,6 +70,7 @@ pub async fn spawn(
                 writer: None,
                 next_dial: now,
                 backoff: Duration::from_millis(REDIAL_BACKOFF_MIN_MS),
+                connected_at: None,
             },
         );
     }
@@ -209,8 +214,8 @@ impl Actor {
                     return;
                 };
                 state.connections += 1;
-                state.backoff = Duration::from_millis(REDIAL_BACKOFF_MIN_MS);
                 if state.connections == 1 {
+                    state.connected_at = Some(Instant::now());
                     let (tx, rx) = mpsc::channel(self.outbound_queue_max);
                     let writer =
                         self.tasks
@@ -242,7 +247,16 @@ impl Actor {
                     if let Some(writer) = state.writer.take() {
                         writer.abort();
                     }
-                    state.backoff = Duration::from_millis(REDIAL_BACKOFF_MIN_MS);
+                    // A connection that lasted is redialed at once; one the peer drops as soon
+                    // as it is up (a peer whose genesis refuses us) keeps its growing backoff,
+                    // so we do not reconnect to it ten times a second.
+                    if state
+                        .connected_at
+                        .take()
+                        .is_some_and(|at| at.elapsed() >= STABLE_CONNECTION)
+                    {
+                        state.backoff = Duration::from_millis(REDIAL_BACKOFF_MIN_MS);
+                    }
                     state.next_dial = Instant::now() + state.backoff;
                     lock(&self.shared.outbound).remove(&peer_id);
                     tracing::info!(peer = %peer_id, cause = ?cause, "member disconnected");

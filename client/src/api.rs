@@ -2,14 +2,22 @@
 
 use std::time::Duration;
 
+use cradle_ledger::contract::{
+    ACCESS_TX_HEADER, ErrorAnswer, ErrorCode, OUTCOME_HEADER, WRAPPED_KEY_HEADER,
+};
 use serde_json::Value;
 
 /// Why a call to a node failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The node answered with an error status and its one-line reason.
+    /// The node answered with an error status, its one-line reason and, from a node that
+    /// speaks the contract, the machine-readable code.
     #[error("{reason} (HTTP {status})")]
-    Refused { status: u16, reason: String },
+    Refused {
+        status: u16,
+        reason: String,
+        code: Option<ErrorCode>,
+    },
     #[error("cannot reach the node: {0}")]
     Transport(String),
     #[error("unexpected answer from the node: {0}")]
@@ -24,6 +32,7 @@ pub enum Fetched {
         reason: String,
         /// The access record of a denial, when the custodian logged one.
         access_tx: Option<String>,
+        code: Option<ErrorCode>,
     },
 }
 
@@ -80,13 +89,28 @@ impl ApiClient {
             .read_to_vec()
             .map_err(|e| ApiError::Transport(e.to_string()))?;
         if status >= 400 {
-            let reason = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
-            return Err(ApiError::Refused { status, reason });
+            return Err(Self::refusal(status, &body));
         }
         Ok(body)
+    }
+
+    /// An error answer: the contract's `{"error", "code"}`, or whatever text came (a proxy's).
+    fn refusal(status: u16, body: &[u8]) -> ApiError {
+        match serde_json::from_slice::<ErrorAnswer>(body) {
+            Ok(a) => ApiError::Refused {
+                status,
+                reason: a.error,
+                code: Some(a.code),
+            },
+            Err(_) => ApiError::Refused {
+                status,
+                reason: serde_json::from_slice::<Value>(body)
+                    .ok()
+                    .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+                    .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string()),
+                code: None,
+            },
+        }
     }
 
     fn json(body: &[u8]) -> Result<Value, ApiError> {
@@ -206,10 +230,14 @@ impl ApiClient {
                 .get("access_tx")
                 .and_then(Value::as_str)
                 .map(str::to_string);
+            let code = v
+                .get("code")
+                .and_then(|c| serde_json::from_value::<ErrorCode>(c.clone()).ok());
             return Ok(Fetched::Refused {
                 status,
                 reason,
                 access_tx,
+                code,
             });
         }
         let header = |name: &str| -> Result<String, ApiError> {
@@ -220,9 +248,9 @@ impl ApiClient {
                 .map(str::to_string)
                 .ok_or_else(|| ApiError::BadAnswer(format!("missing {name} header")))
         };
-        let outcome = header("x-cradle-outcome")?;
-        let access_tx = header("x-cradle-access-tx")?;
-        let wrapped_key_hex = header("x-cradle-wrapped-key")?;
+        let outcome = header(OUTCOME_HEADER)?;
+        let access_tx = header(ACCESS_TX_HEADER)?;
+        let wrapped_key_hex = header(WRAPPED_KEY_HEADER)?;
         Ok(Fetched::Stream(FetchStream {
             outcome,
             access_tx,

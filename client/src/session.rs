@@ -197,6 +197,7 @@ impl Session {
                 Err(ApiError::Refused {
                     status: 409,
                     reason,
+                    ..
                 }) if attempt < NONCE_RETRIES && reason.contains("nonce") => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -448,10 +449,15 @@ impl Session {
                 status,
                 reason,
                 access_tx,
+                code,
             } => {
                 return Err(match access_tx {
                     Some(access_tx) => ClientError::Denied { reason, access_tx },
-                    None => ClientError::Api(ApiError::Refused { status, reason }),
+                    None => ClientError::Api(ApiError::Refused {
+                        status,
+                        reason,
+                        code,
+                    }),
                 });
             }
             crate::api::Fetched::Stream(s) => s,

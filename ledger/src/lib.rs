@@ -6,6 +6,8 @@
 //! - [`state`] and [`apply`]: the key-value state and the deterministic state transition;
 //! - [`audit`]: audit answers proven complete from genesis, and light-client checkpoints;
 //! - [`merkle`]: RFC 6962 logs and the sparse Merkle tree behind the state root;
+//! - [`contract`] and [`api_request`]: the HTTP contract between node and client, and signed
+//!   API requests;
 //! - [`codec`] and [`crypto`]: canonical, bounded encoding and domain-separated signatures;
 //! - [`keywrap`]: archive keys wrapped for one recipient and one archive.
 //!
@@ -18,6 +20,7 @@ pub mod apply;
 pub mod audit;
 pub mod block;
 pub mod codec;
+pub mod contract;
 pub mod crypto;
 pub mod error;
 pub mod identity;

@@ -6,18 +6,24 @@
 //! - [`network`]: libp2p among genesis members; [`wire`]: what nodes say to each other;
 //! - [`driver`]: the consensus driver (timers, write-ahead vote record, commit, catch-up);
 //! - [`mempool`] and [`verify`]: admitting transactions, each verified once;
-//! - [`storage`]: RocksDB; [`api`]: HTTP/JSON; [`metrics`]: Prometheus text;
-//! - [`archives`]: the custodian's encrypted archive store and the log-before-release fetch;
-//! - [`audit`]: audit answers with the proofs a client checks from genesis.
+//! - [`submit`]: the one way into the mempool, with commit receipts from the driver;
+//! - [`storage`]: RocksDB; [`metrics`]: Prometheus text;
+//! - [`custodian`]: the encrypted archive store, uploads, and the log-before-release fetch;
+//! - [`audit`]: audit answers with the proofs a client checks from genesis, and who may read them;
+//! - [`http`]: the HTTP/JSON layer over all of the above, which nothing else imports.
+//!
+//! Dependencies point one way: `http` → `custodian`, `audit`, `submit` → `driver`, `storage`,
+//! `mempool` → `wire`, `clock`.
 
-pub mod api;
-pub mod archives;
 pub mod audit;
 pub mod clock;
+pub mod custodian;
 pub mod driver;
+pub mod http;
 pub mod mempool;
 pub mod metrics;
 pub mod network;
 pub mod storage;
+pub mod submit;
 pub mod verify;
 pub mod wire;

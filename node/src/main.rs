@@ -7,13 +7,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cradle_genesis::Home;
-use cradle_node::api::{self, ApiState};
-use cradle_node::archives::{ArchiveStore, Custodian, ReplayCache};
+use cradle_node::custodian::{ArchiveStore, Custodian};
 use cradle_node::driver::{self, DriverConfig, DriverParts, INGRESS_CAPACITY, Status};
+use cradle_node::http::{self, HttpState, auth::ReplayCache};
 use cradle_node::mempool::MempoolConfig;
 use cradle_node::metrics::Metrics;
 use cradle_node::network::{self, NetworkConfig};
 use cradle_node::storage::Store;
+use cradle_node::submit::Submitter;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
@@ -115,18 +116,28 @@ async fn run(home: Home) -> anyhow::Result<()> {
         )
         .context("opening the archive store")?,
     );
-    let custodian = Arc::new(Custodian::new(cradle_ledger::Keypair::from_secret_parts(
-        &home.keypair.ed25519_seed(),
-        &home.keypair.x25519_secret(),
-    )));
-    let api_state = Arc::new(ApiState {
+    let submitter = Submitter::new(
+        ingress_tx.clone(),
+        consortium.chain_id,
+        consortium.limits.tx_bytes_max as usize,
+    );
+    let custodian = Arc::new(Custodian::new(
+        cradle_ledger::Keypair::from_secret_parts(
+            &home.keypair.ed25519_seed(),
+            &home.keypair.x25519_secret(),
+        ),
+        archives,
+        store.clone(),
+        consortium.clone(),
+        submitter.clone(),
+    ));
+    let api_state = Arc::new(HttpState {
         consortium: consortium.clone(),
         member,
         store: store.clone(),
         metrics: metrics.clone(),
         status: status_rx,
-        ingress: ingress_tx.clone(),
-        archives,
+        submitter,
         custodian,
         replay: std::sync::Mutex::new(ReplayCache::new(2 * archive_config.request_skew_ms)),
         request_skew_ms: archive_config.request_skew_ms,
@@ -137,7 +148,7 @@ async fn run(home: Home) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the API to {listen}"))?;
     info!(%listen, "api listening");
-    let api = tokio::spawn(async move { axum::serve(listener, api::router(api_state)).await });
+    let api = tokio::spawn(async move { axum::serve(listener, http::router(api_state)).await });
 
     let keypair = cradle_ledger::Keypair::from_secret_parts(
         &home.keypair.ed25519_seed(),

@@ -162,6 +162,11 @@ impl Mempool {
         picked.into_iter().map(|e| e.tx.clone()).collect()
     }
 
+    /// A pending transaction.
+    pub fn get(&self, hash: &Hash) -> Option<&SignedTransaction> {
+        self.by_hash.get(hash).map(|e| &e.tx)
+    }
+
     /// Removes a transaction (committed, or refused by the rules).
     pub fn remove(&mut self, hash: &Hash) -> bool {
         let Some(e) = self.by_hash.remove(hash) else {
@@ -181,16 +186,17 @@ impl Mempool {
     }
 
     /// Drops every pending transaction of `signer` whose nonce is at or below `last`, which a
-    /// committed block made stale.
-    pub fn drop_stale(&mut self, signer: &PublicKey, last: u64) {
+    /// committed block made stale; returns their hashes.
+    pub fn drop_stale(&mut self, signer: &PublicKey, last: u64) -> Vec<Hash> {
         let stale: Vec<Hash> = self
             .by_signer_nonce
             .range((*signer, 0)..=(*signer, last))
             .map(|(_, h)| *h)
             .collect();
-        for h in stale {
-            self.remove(&h);
+        for h in &stale {
+            self.remove(h);
         }
+        stale
     }
 }
 

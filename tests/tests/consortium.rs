@@ -119,7 +119,7 @@ fn malformed_oversized_and_badly_signed_api_requests_are_refused_and_nodes_keep_
     let member = c.member_key(0).unwrap();
 
     let refused = |r: Result<serde_json::Value, ApiError>, want: u16| match r {
-        Err(ApiError::Refused { status, reason }) => {
+        Err(ApiError::Refused { status, reason, .. }) => {
             assert_eq!(status, want, "{reason}");
             assert!(!reason.is_empty() && !reason.contains('\n'));
         }

@@ -54,6 +54,17 @@ pub fn build_answer(
     let log_value = state.get(&key)?;
     let committed: LogState = state.log(&key)?;
 
+    // Refuse on the committed size, before a single event is read: a subject's log can be far
+    // larger than any answer may carry.
+    let max = if range.is_some() {
+        AUDIT_LEAVES_MAX
+    } else {
+        AUDIT_EVENTS_MAX
+    };
+    let size = usize::try_from(committed.size()).unwrap_or(usize::MAX);
+    if size > max {
+        return Err(Error::TooMany { len: size, max });
+    }
     let events = src.events(&subject)?;
     let leaves: Vec<_> = events.iter().map(AccessEvent::leaf_hash).collect();
     if leaves.len() as u64 != committed.size() || log::root_of(&leaves) != committed.root() {

@@ -1,28 +1,28 @@
 //! The driver's task loop: network events, timers, submissions and sync answers in; the
-//! core's effects carried out in order.
+//! core's effects carried out in order. Proposing, validating and committing blocks are in
+//! [`super::blocks`]; admitting and gossiping transactions in [`super::txs`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cradle_consensus::{Core, Effect, Height, Input, PersistedState, Round, Step, Value, ValueId};
-use cradle_ledger::apply::{self, Executed};
+use cradle_ledger::apply::Executed;
 use cradle_ledger::block::{Block, ChainTip, FinalizedBlock};
-use cradle_ledger::codec::BoundedVec;
 use cradle_ledger::state::StateExt;
 use cradle_ledger::{Hash, PublicKey};
 use tokio::sync::mpsc;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
-use super::ingress::{Ingress, SubmitError, VerifiedTx};
+use super::ingress::Ingress;
+use super::receipts::Receipts;
 use super::{DriverConfig, DriverError, DriverParts, Status};
-use crate::clock::now_ms;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
 use crate::network::{NetEvent, NetworkHandle};
 use crate::storage::Store;
-use crate::wire::{NetMessage, TX_BATCH_MAX};
+use crate::wire::NetMessage;
 
 pub(super) struct Driver {
     pub(super) config: DriverConfig,
@@ -33,24 +33,28 @@ pub(super) struct Driver {
     pub(super) network: NetworkHandle,
     pub(super) mempool: Mempool,
     pub(super) metrics: Arc<Metrics>,
-    status: tokio::sync::watch::Sender<Status>,
+    pub(super) status: tokio::sync::watch::Sender<Status>,
     pub(super) ingress_tx: mpsc::Sender<Ingress>,
     pub(super) tip: ChainTip,
     /// Timers the core asked for, by deadline.
-    timers: BTreeMap<(Instant, u64), (Height, Round, Step)>,
-    timer_seq: u64,
+    pub(super) timers: BTreeMap<(Instant, u64), (Height, Round, Step)>,
+    pub(super) timer_seq: u64,
     /// Blocks this node executed at the current height (its own or validated), by id.
-    executed: HashMap<ValueId, Executed>,
+    pub(super) executed: HashMap<ValueId, Executed>,
     /// The core asked us to propose: at this height and round, from this moment.
-    propose: Option<(Height, Round, Instant)>,
+    pub(super) propose: Option<(Height, Round, Instant)>,
     pub(super) last_commit: Instant,
     /// When each pending transaction entered this node's mempool, for commit latency.
-    admitted_at: HashMap<Hash, Instant>,
+    pub(super) admitted_at: HashMap<Hash, Instant>,
     /// Transactions to gossip in the next batch.
-    outbox: Vec<Vec<u8>>,
+    pub(super) outbox: Vec<Vec<u8>>,
     /// Heights peers announced.
     pub(super) peer_heights: HashMap<PublicKey, u64>,
     pub(super) sync_in_flight: Option<(PublicKey, Instant)>,
+    /// Who waits to hear whether their transaction committed.
+    pub(super) receipts: Receipts,
+    /// Peer transaction batches being verified on blocking threads right now.
+    pub(super) gossip_verifying: Arc<AtomicUsize>,
 }
 
 /// Runs the driver until the network closes or a fatal error; a fatal error stops the node.
@@ -120,6 +124,8 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         outbox: Vec::new(),
         peer_heights: HashMap::new(),
         sync_in_flight: None,
+        receipts: Receipts::default(),
+        gossip_verifying: Arc::new(AtomicUsize::new(0)),
     };
     d.publish_status()?;
     d.feed(Input::Start)?;
@@ -276,145 +282,6 @@ impl Driver {
         Ok(())
     }
 
-    /// Builds and proposes a block once the block interval has passed, or at once when the
-    /// mempool already holds a full block.
-    fn maybe_propose(&mut self, now: Instant) -> Result<(), DriverError> {
-        let Some((height, round, at)) = self.propose else {
-            return Ok(());
-        };
-        let full = self.mempool.len() >= self.consortium.limits.block_txs_max as usize;
-        if now < at && !full {
-            return Ok(());
-        }
-        self.propose = None;
-        if height != self.core.height() || height != self.tip.height + 1 {
-            return Ok(());
-        }
-        let limits = &self.consortium.limits;
-        let candidates = self.mempool.candidates(
-            limits.block_txs_max as usize,
-            limits.block_bytes_max as usize,
-        );
-        let time_ms = now_ms().max(self.tip.time_ms + 1);
-        let built = apply::build_block(
-            &*self.store,
-            &self.consortium,
-            &self.tip,
-            time_ms,
-            self.me,
-            candidates,
-        )?;
-        for (hash, reason) in &built.rejected {
-            debug!(tx = %hex::encode(hash), %reason, "dropping transaction the rules refuse");
-            self.mempool.remove(hash);
-            self.admitted_at.remove(hash);
-            self.metrics.txs_rejected.fetch_add(1, Ordering::Relaxed);
-        }
-        let block = built.block;
-        debug!(height, round, txs = block.txs.len(), "proposing");
-        self.executed.insert(block.id(), built.executed);
-        self.feed(Input::ProposeValue {
-            height,
-            round,
-            value: block,
-        })
-    }
-
-    /// The ledger's verdict on a proposed block: envelope, time, signatures (those this node
-    /// has not checked already) and the rules, with the header's commitments.
-    fn validate(&mut self, height: Height, block: &Block) -> bool {
-        let id = block.id();
-        if self.executed.contains_key(&id) {
-            return true;
-        }
-        if height != self.tip.height + 1 {
-            return false;
-        }
-        let result = (|| -> Result<Executed, cradle_ledger::Error> {
-            apply::check_envelope(&self.consortium, &self.tip, block)?;
-            let horizon = now_ms() + self.config.clock_drift_ms_max;
-            if block.header.time_ms > horizon {
-                return Err(cradle_ledger::Error::TimeNotIncreasing {
-                    got: block.header.time_ms,
-                    prev: horizon,
-                });
-            }
-            let unchecked: Vec<_> = block
-                .txs
-                .iter()
-                .filter(|t| !self.mempool.contains(&t.hash()))
-                .cloned()
-                .collect();
-            apply::verify_signatures(&unchecked, &self.consortium.chain_id)?;
-            apply::apply_checked_block(&*self.store, &self.consortium, block)
-        })();
-        match result {
-            Ok(executed) => {
-                self.executed.insert(id, executed);
-                true
-            }
-            Err(e) => {
-                warn!(height, error = %e, "refusing proposed block");
-                false
-            }
-        }
-    }
-
-    /// Writes a decided block and its certificate in one synced batch, then moves on.
-    pub(super) fn commit(
-        &mut self,
-        fb: FinalizedBlock,
-        from_sync: bool,
-    ) -> Result<(), DriverError> {
-        let id = fb.block.id();
-        let executed = match self.executed.remove(&id) {
-            Some(e) => e,
-            None => apply::apply_block(&*self.store, &self.consortium, &self.tip, &fb.block)?,
-        };
-        self.store.commit_block(&fb, &executed)?;
-        let header = &fb.block.header;
-        self.tip = ChainTip::of(header);
-        self.executed.clear();
-        self.propose = None;
-        let now = Instant::now();
-        self.metrics
-            .block_time
-            .observe_s(now.duration_since(self.last_commit).as_secs_f64());
-        self.last_commit = now;
-        let mut last_nonce: BTreeMap<PublicKey, u64> = BTreeMap::new();
-        for stx in fb.block.txs.iter() {
-            let hash = stx.hash();
-            self.mempool.remove(&hash);
-            if let Some(t) = self.admitted_at.remove(&hash) {
-                self.metrics
-                    .commit_latency
-                    .observe_s(now.duration_since(t).as_secs_f64());
-            }
-            let n = last_nonce.entry(stx.tx.signer).or_insert(0);
-            *n = (*n).max(stx.tx.nonce);
-        }
-        for (signer, nonce) in last_nonce {
-            self.mempool.drop_stale(&signer, nonce);
-        }
-        self.metrics
-            .txs_committed
-            .fetch_add(fb.block.txs.len() as u64, Ordering::Relaxed);
-        self.metrics
-            .access_events
-            .fetch_add(executed.events.len() as u64, Ordering::Relaxed);
-        self.metrics.height.store(header.height, Ordering::Relaxed);
-        if from_sync {
-            self.metrics.blocks_synced.fetch_add(1, Ordering::Relaxed);
-        }
-        info!(
-            height = header.height,
-            txs = fb.block.txs.len(),
-            hash = %hex::encode(&id.0[..8]),
-            "committed"
-        );
-        self.publish_status()
-    }
-
     pub(super) fn publish_status(&mut self) -> Result<(), DriverError> {
         let log = self.store.access_log()?;
         let state_root = self.store.state_root()?;
@@ -507,81 +374,18 @@ impl Driver {
 
     fn on_ingress(&mut self, msg: Ingress) -> Result<(), DriverError> {
         match msg {
-            Ingress::Submit { tx, reply } => {
-                let result = self.admit(*tx, true);
+            Ingress::Submit { tx, reply, receipt } => {
+                let result = self.admit(*tx, true, receipt);
                 let _ = reply.send(result);
             }
             Ingress::Gossiped { txs } => {
                 for tx in txs {
-                    let _ = self.admit(tx, false);
+                    let _ = self.admit(tx, false, None);
                 }
             }
             Ingress::Synced { from, result } => self.on_synced(from, result)?,
         }
         Ok(())
-    }
-
-    /// Puts a verified transaction in the mempool, gossiping it on if it came from a client.
-    fn admit(&mut self, tx: VerifiedTx, from_client: bool) -> Result<Hash, SubmitError> {
-        let last = self
-            .store
-            .last_nonce(&tx.tx.tx.signer)
-            .map_err(|e| SubmitError::Invalid(format!("state unavailable: {e}")))?;
-        let result = self.mempool.insert(tx.hash, tx.tx, tx.encoded.len(), last);
-        match result {
-            Ok(()) => {
-                self.admitted_at.insert(tx.hash, Instant::now());
-                if from_client {
-                    self.outbox.push(tx.encoded);
-                    if self.outbox.len() >= TX_BATCH_MAX {
-                        self.flush_outbox();
-                    }
-                }
-                Ok(tx.hash)
-            }
-            Err(e) => {
-                self.metrics.txs_rejected.fetch_add(1, Ordering::Relaxed);
-                Err(e.into())
-            }
-        }
-    }
-
-    fn flush_outbox(&mut self) {
-        if self.outbox.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.outbox);
-        match BoundedVec::new(batch) {
-            Ok(batch) => self
-                .network
-                .broadcast(NetMessage::Txs(batch).encode().into()),
-            Err(e) => error!(error = %e, "transaction batch over its bound"),
-        }
-    }
-
-    /// Checks a peer's transaction batch on a blocking thread (signatures cost), then hands
-    /// the good ones back to the driver.
-    fn verify_gossip(&mut self, from: PublicKey, batch: BoundedVec<Vec<u8>, TX_BATCH_MAX>) {
-        // A transaction's hash is the hash of its canonical bytes: skip what we already hold
-        // without decoding or verifying it again.
-        let fresh: Vec<Vec<u8>> = batch
-            .into_inner()
-            .into_iter()
-            .filter(|b| !self.mempool.contains(&cradle_ledger::crypto::sha256(b)))
-            .collect();
-        if fresh.is_empty() {
-            return;
-        }
-        let chain_id = self.consortium.chain_id;
-        let tx_max = self.consortium.limits.tx_bytes_max as usize;
-        let ingress = self.ingress_tx.clone();
-        let metrics = self.metrics.clone();
-        tokio::task::spawn_blocking(move || {
-            let txs = crate::verify::verify_batch(fresh, &chain_id, tx_max, &metrics, &from);
-            if !txs.is_empty() && ingress.try_send(Ingress::Gossiped { txs }).is_err() {
-                warn!(peer = %from, "driver mailbox full: dropping gossiped transactions");
-            }
-        });
     }
 
     /// Sends our own consensus messages again and announces our height: lost messages arrive
@@ -600,6 +404,10 @@ impl Driver {
             .encode()
             .into(),
         );
+        // Bookkeeping of pending transactions never outlives them.
+        self.receipts.prune_closed();
+        let mempool = &self.mempool;
+        self.admitted_at.retain(|h, _| mempool.contains(h));
         let _ = self.publish_status();
     }
 }

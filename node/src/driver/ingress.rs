@@ -4,6 +4,7 @@ use cradle_ledger::Hash;
 use cradle_ledger::tx::SignedTransaction;
 use tokio::sync::oneshot;
 
+use super::receipts::Receipt;
 use crate::mempool::MempoolError;
 use crate::wire::SyncResponse;
 
@@ -23,6 +24,8 @@ pub enum SubmitError {
     Mempool(#[from] MempoolError),
     #[error("node is shutting down")]
     Unavailable,
+    #[error("too many transactions are awaiting their commit; retry shortly")]
+    Busy,
 }
 
 pub enum Ingress {
@@ -30,6 +33,9 @@ pub enum Ingress {
     Submit {
         tx: Box<VerifiedTx>,
         reply: oneshot::Sender<Result<Hash, SubmitError>>,
+        /// Told once, when the transaction commits or is dropped; registered only if it is
+        /// admitted.
+        receipt: Option<oneshot::Sender<Receipt>>,
     },
     /// Transactions gossiped by a peer, verified off the driver's task.
     Gossiped { txs: Vec<VerifiedTx> },

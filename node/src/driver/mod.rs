@@ -8,8 +8,11 @@
 //! certificate) when it falls behind.
 
 mod actor;
+mod blocks;
 mod ingress;
+mod receipts;
 mod sync;
+mod txs;
 
 use std::sync::Arc;
 
@@ -19,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 
 pub use actor::run;
 pub use ingress::{Ingress, SubmitError, VerifiedTx};
+pub use receipts::{Receipt, WAITERS_MAX};
 
 use crate::mempool::MempoolConfig;
 use crate::metrics::Metrics;

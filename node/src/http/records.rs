@@ -1,4 +1,5 @@
-//! Ledger reads a client needs to encrypt for, and decrypt from, its counterparts.
+//! Committed ledger records: what a client needs to encrypt for, and decrypt from, its
+//! counterparts.
 //!
 //! | method and path | what |
 //! |---|---|
@@ -18,19 +19,19 @@ use cradle_ledger::state::{GrantRecord, StateExt, StateReader, keys};
 use cradle_ledger::{ArchiveId, GrantId, PublicKey};
 use serde_json::json;
 
-use crate::api::{ApiError, ApiResult, ApiState, hex32};
+use super::{HttpError, HttpResult, HttpState, hex32};
 
 /// Most grants or archives listed for one patient.
 const LIST_MAX: usize = 4096;
 
 /// `GET /v1/archives/{archive_id}`
-pub async fn get_archive(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
+pub async fn archive(State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> HttpResult {
     let id = ArchiveId(hex32(&id, "archive id")?);
     let rec = state
         .store
         .archive(&id)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found("no such archive on the ledger"))?;
+        .map_err(HttpError::internal)?
+        .ok_or_else(|| HttpError::not_found("no such archive on the ledger"))?;
     let custodian_name = state
         .consortium
         .member(&rec.custodian)
@@ -43,31 +44,31 @@ pub async fn get_archive(State(state): State<Arc<ApiState>>, Path(id): Path<Stri
     .into_response())
 }
 
-fn patient_key(s: &str) -> Result<PublicKey, ApiError> {
+fn patient_key(s: &str) -> Result<PublicKey, HttpError> {
     Ok(PublicKey(hex32(s, "patient key")?))
 }
 
 /// `GET /v1/patients/{key}`
-pub async fn get_patient(State(state): State<Arc<ApiState>>, Path(key): Path<String>) -> ApiResult {
+pub async fn patient(State(state): State<Arc<HttpState>>, Path(key): Path<String>) -> HttpResult {
     let p = patient_key(&key)?;
     let rec = state
         .store
         .patient(&p)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found("no such patient is enrolled"))?;
+        .map_err(HttpError::internal)?
+        .ok_or_else(|| HttpError::not_found("no such patient is enrolled"))?;
     Ok(axum::Json(json!({ "patient": p, "record": rec })).into_response())
 }
 
 /// `GET /v1/patients/{key}/archives`
-pub async fn get_patient_archives(
-    State(state): State<Arc<ApiState>>,
+pub async fn patient_archives(
+    State(state): State<Arc<HttpState>>,
     Path(key): Path<String>,
-) -> ApiResult {
+) -> HttpResult {
     let p = patient_key(&key)?;
     let list = state
         .store
         .patient_archives(&p, LIST_MAX)
-        .map_err(ApiError::internal)?;
+        .map_err(HttpError::internal)?;
     let items: Vec<_> = list
         .into_iter()
         .map(|(id, rec)| json!({ "archive": id, "record": rec }))
@@ -76,17 +77,17 @@ pub async fn get_patient_archives(
 }
 
 /// `GET /v1/patients/{key}/grants`: every grant the patient gave, revoked and expired ones too.
-pub async fn get_patient_grants(
-    State(state): State<Arc<ApiState>>,
+pub async fn patient_grants(
+    State(state): State<Arc<HttpState>>,
     Path(key): Path<String>,
-) -> ApiResult {
+) -> HttpResult {
     let p = patient_key(&key)?;
     let mut prefix = keys::grants_to(&p, &PublicKey([0; 32]));
     prefix.truncate(1 + 32);
     let entries = state
         .store
         .scan_prefix(&prefix, LIST_MAX)
-        .map_err(ApiError::internal)?;
+        .map_err(HttpError::internal)?;
     let mut items = Vec::with_capacity(entries.len());
     for (k, _) in entries {
         let Some(id) = k
@@ -94,14 +95,14 @@ pub async fn get_patient_grants(
             .checked_sub(32)
             .and_then(|s| <[u8; 32]>::try_from(&k[s..]).ok())
         else {
-            return Err(ApiError::internal("short grant index key"));
+            return Err(HttpError::internal("short grant index key"));
         };
         let id = GrantId(id);
         let grant: GrantRecord = state
             .store
             .grant(&id)
-            .map_err(ApiError::internal)?
-            .ok_or_else(|| ApiError::internal("dangling grant index"))?;
+            .map_err(HttpError::internal)?
+            .ok_or_else(|| HttpError::internal("dangling grant index"))?;
         let grantee_name = state
             .consortium
             .member(&grant.grantee)
@@ -112,33 +113,33 @@ pub async fn get_patient_grants(
 }
 
 /// `GET /v1/grants/{grant_id}`
-pub async fn get_grant(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
+pub async fn grant(State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> HttpResult {
     let id = GrantId(hex32(&id, "grant id")?);
     let rec = state
         .store
         .grant(&id)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found("no such grant on the ledger"))?;
+        .map_err(HttpError::internal)?
+        .ok_or_else(|| HttpError::not_found("no such grant on the ledger"))?;
     Ok(axum::Json(json!({ "grant": id, "record": rec })).into_response())
 }
 
 /// `GET /v1/grants/{grant_id}/keys/{archive_id}`
-pub async fn get_grant_key(
-    State(state): State<Arc<ApiState>>,
+pub async fn grant_key(
+    State(state): State<Arc<HttpState>>,
     Path((grant, archive)): Path<(String, String)>,
-) -> ApiResult {
+) -> HttpResult {
     let g = GrantId(hex32(&grant, "grant id")?);
     let a = ArchiveId(hex32(&archive, "archive id")?);
     let key = state
         .store
         .grant_key(&g, &a)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found("the grant carries no key for this archive"))?;
+        .map_err(HttpError::internal)?
+        .ok_or_else(|| HttpError::not_found("the grant carries no key for this archive"))?;
     Ok(axum::Json(json!({ "grant": g, "archive": a, "key": key })).into_response())
 }
 
 /// `GET /v1/members`
-pub async fn get_members(State(state): State<Arc<ApiState>>) -> ApiResult {
+pub async fn members(State(state): State<Arc<HttpState>>) -> HttpResult {
     let members: Vec<_> = state
         .consortium
         .members

@@ -1,0 +1,294 @@
+//! Log before release. [`Custodian::fetch`] reads top to bottom: authenticate the access
+//! request, find the archive and the ciphertext, decide on committed state, build and sign the
+//! access record, submit it and await its commit receipt, then hand back a verified reader (or
+//! the refusal). Not a byte of ciphertext is handed out before the record is committed.
+
+use std::fs::File;
+
+use cradle_ledger::access::{self, AccessOutcome, Decision, DenialReason, SignedAccessRequest};
+use cradle_ledger::apply::decide_access;
+use cradle_ledger::contract::ACCESS_REQUEST_BYTES_MAX;
+use cradle_ledger::state::{ArchiveRecord, StateExt};
+use cradle_ledger::tx::{RecordAccess, Transaction, TxBody, WrappedKey};
+use cradle_ledger::{ArchiveId, Hash, PublicKey};
+use tracing::{info, warn};
+
+use super::Custodian;
+use super::store::VerifiedReader;
+use crate::clock::now_ms;
+use crate::submit::WaitError;
+
+/// A fetch whose access record is committed.
+pub enum FetchOutcome {
+    /// The record says permitted or break-glass: here is the ciphertext.
+    Released(Box<Released>),
+    /// The record says denied, with the rule's reason.
+    Denied {
+        reason: DenialReason,
+        access_tx: Hash,
+        height: u64,
+    },
+}
+
+/// What a released fetch hands back.
+pub struct Released {
+    /// The ciphertext, checked against the ledger's hash as it is read.
+    pub reader: VerifiedReader,
+    pub len: u64,
+    pub ciphertext_sha256: Hash,
+    /// The committed access record and where.
+    pub access_tx: Hash,
+    pub height: u64,
+    /// `permitted` or `break_glass`.
+    pub outcome: &'static str,
+    /// The archive key, wrapped for the accessor.
+    pub wrapped_key: WrappedKey,
+}
+
+/// Why nothing was recorded and nothing released.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("invalid access request: {0}")]
+    Malformed(String),
+    #[error("the access request is not the signer's own")]
+    NotOwnRequest,
+    #[error("the access request names another archive")]
+    OtherArchive,
+    #[error("bad access request signature")]
+    BadSignature,
+    #[error("no such archive on the ledger")]
+    NoSuchArchive,
+    #[error("this node does not hold the archive: ask {holder}'s node")]
+    NotHeld { holder: String },
+    #[error("the custodian does not hold this archive's ciphertext; nothing was recorded")]
+    CiphertextMissing,
+    #[error("the custodian's copy of this archive is damaged; nothing was recorded")]
+    Damaged,
+    #[error(
+        "the access request was made at {requested_at_ms} ms, more than {ttl_ms} ms from now: sign a new one"
+    )]
+    Stale { requested_at_ms: u64, ttl_ms: u64 },
+    #[error("this access request was already recorded: sign a new one")]
+    AlreadyRecorded,
+    #[error("the ledger refused the access record, nothing was released: {reason}")]
+    Refused { reason: String },
+    #[error("could not record the access right now; nothing was released: retry")]
+    NotRecorded,
+    #[error("the access record was not committed within the wait; nothing was released")]
+    Timeout,
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn internal(e: impl std::fmt::Display) -> FetchError {
+    FetchError::Internal(e.to_string())
+}
+
+impl Custodian {
+    /// Records `signer`'s access to `archive_id` (the body is its encoded signed access request),
+    /// waits for the record's commit, and hands back what the record allows.
+    pub async fn fetch(
+        &self,
+        archive_id: ArchiveId,
+        signer: PublicKey,
+        body: &[u8],
+    ) -> Result<FetchOutcome, FetchError> {
+        let request = self.authenticate(archive_id, signer, body)?;
+        let (archive, file, len) = self.held_archive(&archive_id)?;
+        let decision = self.decide(&archive, &request)?;
+        let (outcome, wrapped_key) = self.outcome_of(&decision, &archive, &archive_id, &request)?;
+        let label = outcome_label(&outcome);
+        let denial = match &outcome {
+            AccessOutcome::Denied { reason } => Some(*reason),
+            _ => None,
+        };
+        let record = RecordAccess {
+            grant: decision.grant(),
+            request,
+            outcome,
+        };
+        let accessor = record.request.request.accessor;
+        let purpose = record.request.request.purpose;
+        let committed = self.record(record).await?;
+        info!(
+            archive = %archive_id,
+            %accessor,
+            %purpose,
+            outcome = label,
+            height = committed.height,
+            "access recorded"
+        );
+        if let Some(reason) = denial {
+            return Ok(FetchOutcome::Denied {
+                reason,
+                access_tx: committed.hash,
+                height: committed.height,
+            });
+        }
+        let wrapped_key = wrapped_key
+            .ok_or_else(|| internal("permitted access without a wrapped key for the accessor"))?;
+        Ok(FetchOutcome::Released(Box::new(Released {
+            reader: VerifiedReader::new(file, len, archive.ciphertext_sha256),
+            len,
+            ciphertext_sha256: archive.ciphertext_sha256,
+            access_tx: committed.hash,
+            height: committed.height,
+            outcome: label,
+            wrapped_key,
+        })))
+    }
+
+    /// The access request is well formed, the signer's own, for this archive, and signed.
+    fn authenticate(
+        &self,
+        archive_id: ArchiveId,
+        signer: PublicKey,
+        body: &[u8],
+    ) -> Result<SignedAccessRequest, FetchError> {
+        let request: SignedAccessRequest =
+            cradle_ledger::codec::decode(body, ACCESS_REQUEST_BYTES_MAX)
+                .map_err(|e| FetchError::Malformed(e.to_string()))?;
+        if request.request.accessor != signer {
+            return Err(FetchError::NotOwnRequest);
+        }
+        if request.request.archive != archive_id {
+            return Err(FetchError::OtherArchive);
+        }
+        request
+            .verify(&self.consortium.chain_id)
+            .map_err(|_| FetchError::BadSignature)?;
+        Ok(request)
+    }
+
+    /// The archive's ledger record, and its ciphertext in this node's store with the right
+    /// length: an access is recorded only for what can then be served.
+    fn held_archive(&self, id: &ArchiveId) -> Result<(ArchiveRecord, File, u64), FetchError> {
+        let archive = self
+            .ledger
+            .archive(id)
+            .map_err(internal)?
+            .ok_or(FetchError::NoSuchArchive)?;
+        if archive.custodian != self.public_key() {
+            return Err(FetchError::NotHeld {
+                holder: self.member_name(&archive.custodian),
+            });
+        }
+        let (file, len) = self
+            .archives
+            .open_object(&archive.ciphertext_sha256)
+            .map_err(internal)?
+            .ok_or(FetchError::CiphertextMissing)?;
+        if len != archive.size_bytes {
+            warn!(archive = %id, stored = len, registered = archive.size_bytes, "stored archive has the wrong length");
+            return Err(FetchError::Damaged);
+        }
+        Ok((archive, file, len))
+    }
+
+    /// The ledger's own decision, with its checks, on committed state at the time the next
+    /// block will carry: what it would refuse to record is refused here, at once.
+    fn decide(
+        &self,
+        archive: &ArchiveRecord,
+        request: &SignedAccessRequest,
+    ) -> Result<Decision, FetchError> {
+        let tip_time = self
+            .ledger
+            .tip()
+            .map_err(internal)?
+            .map_or(0, |t| t.time_ms);
+        let at = now_ms().max(tip_time.saturating_add(1));
+        match decide_access(
+            &*self.ledger,
+            &self.consortium,
+            archive,
+            &request.request,
+            at,
+        ) {
+            Ok(d) => Ok(d),
+            Err(cradle_ledger::Error::StaleRequest {
+                requested_at_ms, ..
+            }) => Err(FetchError::Stale {
+                requested_at_ms,
+                ttl_ms: self.consortium.policy.access_request_ttl_ms,
+            }),
+            Err(cradle_ledger::Error::RequestReplayed) => Err(FetchError::AlreadyRecorded),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    /// The record's outcome, and the archive key wrapped for the accessor when it may read.
+    /// Break-glass: the accessor holds no grant, so the custodian wraps the key for it.
+    fn outcome_of(
+        &self,
+        decision: &Decision,
+        archive: &ArchiveRecord,
+        archive_id: &ArchiveId,
+        request: &SignedAccessRequest,
+    ) -> Result<(AccessOutcome, Option<WrappedKey>), FetchError> {
+        match decision {
+            Decision::Permitted(basis) => {
+                let key = match basis {
+                    access::Basis::Patient => Some(archive.key_for_patient),
+                    access::Basis::Custodian => Some(archive.key_for_custodian),
+                    access::Basis::Grant(g) => {
+                        self.ledger.grant_key(g, archive_id).map_err(internal)?
+                    }
+                };
+                Ok((AccessOutcome::Permitted, key))
+            }
+            Decision::Denied(reason) => Ok((AccessOutcome::Denied { reason: *reason }, None)),
+            Decision::BreakGlass => {
+                let member = self
+                    .consortium
+                    .member(&request.request.accessor)
+                    .ok_or_else(|| internal("break-glass decided for a non-member"))?;
+                let key = cradle_ledger::keywrap::unwrap_key(
+                    &archive.key_for_custodian,
+                    archive_id,
+                    &self.key,
+                )
+                .map_err(|e| internal(format!("custodian key unwrap: {e}")))?;
+                let for_accessor =
+                    cradle_ledger::keywrap::wrap_key(&key, archive_id, &member.x25519)
+                        .map_err(internal)?;
+                Ok((
+                    AccessOutcome::BreakGlass {
+                        key_for_accessor: for_accessor,
+                    },
+                    Some(for_accessor),
+                ))
+            }
+        }
+    }
+
+    /// Signs the access record as custodian, submits it, and waits for its receipt.
+    async fn record(&self, record: RecordAccess) -> Result<crate::submit::Committed, FetchError> {
+        let me = self.public_key();
+        let committed_nonce = self.ledger.last_nonce(&me).map_err(internal)?;
+        let tx = Transaction {
+            chain_id: self.consortium.chain_id,
+            signer: me,
+            nonce: self.next_nonce(committed_nonce),
+            body: TxBody::RecordAccess(record),
+        }
+        .sign(&self.key);
+        match self.submitter.submit_own_and_wait(tx).await {
+            Ok(committed) => Ok(committed),
+            Err(WaitError::Rejected { reason, .. }) => Err(FetchError::Refused { reason }),
+            Err(WaitError::Timeout { .. }) => Err(FetchError::Timeout),
+            Err(WaitError::Submit(e)) => {
+                warn!(reason = %e, "could not submit an access record");
+                Err(FetchError::NotRecorded)
+            }
+        }
+    }
+}
+
+fn outcome_label(o: &AccessOutcome) -> &'static str {
+    match o {
+        AccessOutcome::Permitted => "permitted",
+        AccessOutcome::Denied { .. } => "denied",
+        AccessOutcome::BreakGlass { .. } => "break_glass",
+    }
+}

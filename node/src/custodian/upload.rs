@@ -1,0 +1,90 @@
+//! Storing an archive: only this node's own institution uploads, and the ciphertext streams to
+//! disk, checked against the hash its signed request named, without being held in memory.
+
+use bytes::Bytes;
+use cradle_ledger::{Hash, PublicKey};
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::Custodian;
+use super::store::ArchiveStoreError;
+
+/// Why an upload was not stored. Nothing is stored when it fails.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("{name} is not this node's member: upload to your own institution's node")]
+    OtherMember { name: String },
+    #[error("uploads are accepted only from consortium members")]
+    NotMember,
+    #[error(transparent)]
+    Store(#[from] ArchiveStoreError),
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(String),
+    #[error("the archive writer stopped: {0}")]
+    Writer(String),
+}
+
+impl Custodian {
+    /// Stores the ciphertext `body` of `len` bytes that must hash to `expected`, uploaded by
+    /// `signer` (already authenticated). Returns whether it was new to the store.
+    pub async fn upload<S, E>(
+        &self,
+        signer: PublicKey,
+        expected: Hash,
+        len: u64,
+        mut body: S,
+    ) -> Result<bool, UploadError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        if signer != self.public_key() {
+            let refusal = match self.consortium.member(&signer) {
+                Some(m) => UploadError::OtherMember {
+                    name: m.name.clone(),
+                },
+                None => UploadError::NotMember,
+            };
+            warn!(signer = %signer, "archive upload refused: {refusal}");
+            return Err(refusal);
+        }
+        self.archives.admit(len)?;
+
+        // The disk work runs on a blocking thread; a short channel keeps at most a few pieces
+        // in memory.
+        let (pieces, mut rx) = mpsc::channel::<Bytes>(8);
+        let store = self.archives.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut upload = store.begin(expected, len)?;
+            while let Some(piece) = rx.blocking_recv() {
+                upload.write(&piece)?;
+            }
+            upload.finish()
+        });
+        let mut interrupted = None;
+        while let Some(piece) = body.next().await {
+            match piece {
+                Ok(piece) => {
+                    if pieces.send(piece).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    interrupted = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        drop(pieces);
+        let stored = writer
+            .await
+            .map_err(|e| UploadError::Writer(e.to_string()))?;
+        if let Some(reason) = interrupted {
+            return Err(UploadError::Interrupted(reason));
+        }
+        let new = stored?;
+        info!(sha256 = %hex::encode(expected), bytes = len, new, "archive stored");
+        Ok(new)
+    }
+}

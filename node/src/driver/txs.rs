@@ -1,0 +1,108 @@
+//! Transactions: admitting a verified one to the mempool (with its receipt waiter), and
+//! gossiping batches to and from peers.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use cradle_ledger::codec::BoundedVec;
+use cradle_ledger::state::StateExt;
+use cradle_ledger::{Hash, PublicKey};
+use tokio::sync::oneshot;
+use tracing::{debug, error, warn};
+
+use super::actor::Driver;
+use super::ingress::{Ingress, SubmitError, VerifiedTx};
+use super::receipts::Receipt;
+use crate::wire::{NetMessage, TX_BATCH_MAX};
+
+/// Most peer transaction batches verified at once; further ones are dropped until one finishes.
+pub const GOSSIP_VERIFY_TASKS_MAX: usize = 8;
+
+impl Driver {
+    /// Puts a verified transaction in the mempool, gossiping it on if it came from a client.
+    /// A `receipt` waiter is registered in the same step, and only if the mempool takes it.
+    pub(super) fn admit(
+        &mut self,
+        tx: VerifiedTx,
+        from_client: bool,
+        receipt: Option<oneshot::Sender<Receipt>>,
+    ) -> Result<Hash, SubmitError> {
+        if receipt.is_some() && !self.receipts.has_room() {
+            return Err(SubmitError::Busy);
+        }
+        let last = self
+            .store
+            .last_nonce(&tx.tx.tx.signer)
+            .map_err(|e| SubmitError::Invalid(format!("state unavailable: {e}")))?;
+        let result = self.mempool.insert(tx.hash, tx.tx, tx.encoded.len(), last);
+        match result {
+            Ok(()) => {
+                self.admitted_at.insert(tx.hash, Instant::now());
+                if let Some(waiter) = receipt {
+                    self.receipts.register(tx.hash, waiter);
+                }
+                if from_client {
+                    self.outbox.push(tx.encoded);
+                    if self.outbox.len() >= TX_BATCH_MAX {
+                        self.flush_outbox();
+                    }
+                }
+                Ok(tx.hash)
+            }
+            Err(e) => {
+                self.metrics.txs_rejected.fetch_add(1, Ordering::Relaxed);
+                Err(e.into())
+            }
+        }
+    }
+
+    pub(super) fn flush_outbox(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.outbox);
+        match BoundedVec::new(batch) {
+            Ok(batch) => self
+                .network
+                .broadcast(NetMessage::Txs(batch).encode().into()),
+            Err(e) => error!(error = %e, "transaction batch over its bound"),
+        }
+    }
+
+    /// Checks a peer's transaction batch on a blocking thread (signatures cost), then hands
+    /// the good ones back to the driver.
+    pub(super) fn verify_gossip(
+        &mut self,
+        from: PublicKey,
+        batch: BoundedVec<Vec<u8>, TX_BATCH_MAX>,
+    ) {
+        // A transaction's hash is the hash of its canonical bytes: skip what we already hold
+        // without decoding or verifying it again.
+        let fresh: Vec<Vec<u8>> = batch
+            .into_inner()
+            .into_iter()
+            .filter(|b| !self.mempool.contains(&cradle_ledger::crypto::sha256(b)))
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        // Bounded: a peer flooding batches cannot queue unlimited signature work.
+        if self.gossip_verifying.load(Ordering::Acquire) >= GOSSIP_VERIFY_TASKS_MAX {
+            debug!(peer = %from, txs = fresh.len(), "busy verifying gossip: dropping a batch");
+            return;
+        }
+        self.gossip_verifying.fetch_add(1, Ordering::AcqRel);
+        let chain_id = self.consortium.chain_id;
+        let tx_max = self.consortium.limits.tx_bytes_max as usize;
+        let ingress = self.ingress_tx.clone();
+        let metrics = self.metrics.clone();
+        let verifying = self.gossip_verifying.clone();
+        tokio::task::spawn_blocking(move || {
+            let txs = crate::verify::verify_batch(fresh, &chain_id, tx_max, &metrics, &from);
+            verifying.fetch_sub(1, Ordering::AcqRel);
+            if !txs.is_empty() && ingress.try_send(Ingress::Gossiped { txs }).is_err() {
+                warn!(peer = %from, "driver mailbox full: dropping gossiped transactions");
+            }
+        });
+    }
+}

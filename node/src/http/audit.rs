@@ -1,0 +1,137 @@
+//! Audit endpoints.
+//!
+//! | path | answer (`application/octet-stream`, `codec::encode`) |
+//! |---|---|
+//! | `GET /v1/audit/patient/{key}` | an audit answer over the patient's log |
+//! | `GET /v1/audit/archive/{id}` | over the archive's log |
+//! | `GET /v1/audit/accessor/{key}` | over the accessor institution's log |
+//! | `GET /v1/audit/break-glass` | over the break-glass log |
+//! | `GET /v1/audit/consistency?from=SIZE` | a consistency proof of the global log |
+//!
+//! The first four are signed requests and take `?from_ms=..&to_ms=..` (both or neither,
+//! inclusive); who may read which history is [`crate::audit::authorize`]'s to say.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use cradle_ledger::audit::AuditSubject;
+use cradle_ledger::contract::ErrorCode;
+use cradle_ledger::crypto::sha256;
+use cradle_ledger::{ArchiveId, PublicKey};
+use serde::Deserialize;
+
+use super::auth::authenticate;
+use super::{HttpError, HttpResult, HttpState, hex32};
+use crate::audit::{self as service, AuditError};
+
+impl From<AuditError> for HttpError {
+    fn from(e: AuditError) -> Self {
+        let (status, code) = match &e {
+            AuditError::Forbidden { .. } => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            AuditError::NoBlocks => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            AuditError::TooMany(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
+            AuditError::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
+            AuditError::Internal(_) => return HttpError::internal(e),
+        };
+        HttpError::new(status, code, e.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RangeQuery {
+    from_ms: Option<u64>,
+    to_ms: Option<u64>,
+}
+
+impl RangeQuery {
+    fn range(&self) -> Result<Option<(u64, u64)>, HttpError> {
+        match (self.from_ms, self.to_ms) {
+            (None, None) => Ok(None),
+            (Some(f), Some(t)) if f <= t => Ok(Some((f, t))),
+            (Some(_), Some(_)) => Err(HttpError::bad("from_ms must not be after to_ms")),
+            _ => Err(HttpError::bad("give both from_ms and to_ms, or neither")),
+        }
+    }
+}
+
+fn bytes(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response()
+}
+
+async fn answer(
+    state: Arc<HttpState>,
+    headers: HeaderMap,
+    uri: Uri,
+    subject: AuditSubject,
+    q: RangeQuery,
+) -> HttpResult {
+    let signer = authenticate(&state, &headers, "GET", &uri, &sha256(b""))?;
+    service::authorize(&state.store, &state.consortium, &signer, &subject)?;
+    let range = q.range()?;
+    let store = state.store.clone();
+    let answer = tokio::task::spawn_blocking(move || service::answer(&store, subject, range))
+        .await
+        .map_err(HttpError::internal)??;
+    Ok(bytes(answer.encode()))
+}
+
+pub async fn patient(
+    State(state): State<Arc<HttpState>>,
+    Path(key): Path<String>,
+    Query(q): Query<RangeQuery>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
+    let key = PublicKey(hex32(&key, "patient key")?);
+    answer(state, headers, uri, AuditSubject::Patient(key), q).await
+}
+
+pub async fn archive(
+    State(state): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    Query(q): Query<RangeQuery>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
+    let id = ArchiveId(hex32(&id, "archive id")?);
+    answer(state, headers, uri, AuditSubject::Archive(id), q).await
+}
+
+pub async fn accessor(
+    State(state): State<Arc<HttpState>>,
+    Path(key): Path<String>,
+    Query(q): Query<RangeQuery>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
+    let key = PublicKey(hex32(&key, "accessor key")?);
+    answer(state, headers, uri, AuditSubject::Accessor(key), q).await
+}
+
+pub async fn break_glass(
+    State(state): State<Arc<HttpState>>,
+    Query(q): Query<RangeQuery>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
+    answer(state, headers, uri, AuditSubject::BreakGlass, q).await
+}
+
+#[derive(Deserialize)]
+pub struct ConsistencyQuery {
+    from: u64,
+}
+
+/// `GET /v1/audit/consistency?from=SIZE`: hashes only, open to anyone.
+pub async fn consistency(
+    State(state): State<Arc<HttpState>>,
+    Query(q): Query<ConsistencyQuery>,
+) -> HttpResult {
+    let store = state.store.clone();
+    let answer = tokio::task::spawn_blocking(move || service::consistency(&store, q.from))
+        .await
+        .map_err(HttpError::internal)??;
+    Ok(bytes(answer.encode()))
+}

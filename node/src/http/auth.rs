@@ -1,0 +1,143 @@
+//! Signed requests: the `x-cradle-auth` header checked against the request it came with, and
+//! the replay cache that refuses a nonce seen within the allowed clock skew.
+
+use std::collections::{HashMap, VecDeque};
+
+use axum::http::{HeaderMap, StatusCode, Uri};
+use cradle_ledger::api_request::{AUTH_HEADER, ApiAuthError, SignedApiRequest};
+use cradle_ledger::contract::ErrorCode;
+use cradle_ledger::{Hash, PublicKey};
+
+use super::{HttpError, HttpState};
+use crate::clock::now_ms;
+
+/// Most signed-request nonces remembered at once; beyond it new requests wait for old ones to
+/// age out rather than weaken replay protection.
+pub const REPLAY_ENTRIES_MAX: usize = 200_000;
+
+fn unauthorized(e: ApiAuthError) -> HttpError {
+    let code = match e {
+        ApiAuthError::Replayed => ErrorCode::Replayed,
+        _ => ErrorCode::Unauthorized,
+    };
+    HttpError::new(StatusCode::UNAUTHORIZED, code, e.to_string())
+}
+
+/// Checks the signed-request header against this request; returns the signer.
+pub fn authenticate(
+    state: &HttpState,
+    headers: &HeaderMap,
+    method: &str,
+    uri: &Uri,
+    body_sha256: &Hash,
+) -> Result<PublicKey, HttpError> {
+    let value = headers
+        .get(AUTH_HEADER)
+        .ok_or_else(|| unauthorized(ApiAuthError::Missing))?
+        .to_str()
+        .map_err(|_| unauthorized(ApiAuthError::Malformed("not ASCII".into())))?;
+    let signed = SignedApiRequest::from_header(value)
+        .map_err(|e| unauthorized(ApiAuthError::Malformed(e.to_string())))?;
+    let now = now_ms();
+    signed
+        .check(
+            &state.consortium.chain_id,
+            method,
+            &path_of(uri),
+            body_sha256,
+            now,
+            state.request_skew_ms,
+        )
+        .map_err(unauthorized)?;
+    let r = &signed.request;
+    let mut replay = state
+        .replay
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match replay.check_and_insert(r.signer, r.nonce, now) {
+        Ok(()) => Ok(r.signer),
+        Err(ReplayError::Replayed) => Err(unauthorized(ApiAuthError::Replayed)),
+        Err(ReplayError::Busy) => Err(HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Busy,
+            "too many signed requests in flight; retry shortly",
+        )),
+    }
+}
+
+/// The path with its query, as the signer signed it.
+fn path_of(uri: &Uri) -> String {
+    uri.path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| uri.path().to_string())
+}
+
+/// Signed-request nonces seen within the allowed clock skew.
+pub struct ReplayCache {
+    seen: HashMap<(PublicKey, [u8; 16]), u64>,
+    order: VecDeque<(u64, PublicKey, [u8; 16])>,
+    keep_ms: u64,
+}
+
+/// Why a nonce was not accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReplayError {
+    Replayed,
+    Busy,
+}
+
+impl ReplayCache {
+    /// Remembers nonces for `keep_ms` (twice the allowed skew: a request older than that is
+    /// refused as stale anyway).
+    pub fn new(keep_ms: u64) -> Self {
+        Self {
+            seen: HashMap::new(),
+            order: VecDeque::new(),
+            keep_ms,
+        }
+    }
+
+    pub fn check_and_insert(
+        &mut self,
+        signer: PublicKey,
+        nonce: [u8; 16],
+        now_ms: u64,
+    ) -> Result<(), ReplayError> {
+        while let Some(&(expires, k, n)) = self.order.front() {
+            if expires > now_ms {
+                break;
+            }
+            self.order.pop_front();
+            self.seen.remove(&(k, n));
+        }
+        if self.seen.contains_key(&(signer, nonce)) {
+            return Err(ReplayError::Replayed);
+        }
+        if self.seen.len() >= REPLAY_ENTRIES_MAX {
+            return Err(ReplayError::Busy);
+        }
+        let expires = now_ms.saturating_add(self.keep_ms);
+        self.seen.insert((signer, nonce), expires);
+        self.order.push_back((expires, signer, nonce));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_cache_refuses_a_nonce_twice_until_it_ages_out() {
+        let mut c = ReplayCache::new(1_000);
+        let a = PublicKey([1; 32]);
+        let b = PublicKey([2; 32]);
+        assert_eq!(c.check_and_insert(a, [9; 16], 10), Ok(()));
+        assert_eq!(
+            c.check_and_insert(a, [9; 16], 20),
+            Err(ReplayError::Replayed)
+        );
+        assert_eq!(c.check_and_insert(b, [9; 16], 20), Ok(()));
+        assert_eq!(c.check_and_insert(a, [9; 16], 1_011), Ok(()));
+    }
+}

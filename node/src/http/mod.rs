@@ -1,0 +1,196 @@
+//! The HTTP layer: parses requests and formats answers, nothing more.
+//!
+//! Each resource has its module — [`txs`], [`blocks`], [`records`] (committed ledger records),
+//! [`archives`] (upload and fetch), [`audit`], and [`node`] (status, genesis, metrics) — over
+//! the services that know nothing of HTTP: the store, the [`Submitter`], the [`Custodian`] and
+//! [`crate::audit`]. [`auth`] checks signed requests. Every error answer is one [`HttpError`]:
+//! a status, a stable machine-readable `code` and a one-line `error`
+//! (see [`cradle_ledger::contract`]).
+
+pub mod archives;
+pub mod audit;
+pub mod auth;
+pub mod blocks;
+pub mod node;
+pub mod records;
+pub mod txs;
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use cradle_ledger::Consortium;
+use cradle_ledger::contract::{BATCH_BYTES_MAX, ErrorAnswer, ErrorCode};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::custodian::Custodian;
+use crate::driver::{Status, SubmitError};
+use crate::metrics::Metrics;
+use crate::storage::Store;
+use crate::submit::{Submitter, WaitError};
+use auth::ReplayCache;
+
+/// What the handlers share.
+pub struct HttpState {
+    pub consortium: Arc<Consortium>,
+    /// This node's member name.
+    pub member: String,
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub status: watch::Receiver<Status>,
+    pub submitter: Submitter,
+    pub custodian: Arc<Custodian>,
+    /// Nonces of signed requests seen within the allowed skew.
+    pub replay: Mutex<ReplayCache>,
+    /// How far a signed request's time may be from this node's clock.
+    pub request_skew_ms: u64,
+    /// The genesis document, as served at `/v1/genesis`.
+    pub genesis: Value,
+}
+
+/// An error answer: a status, a stable code and a one-line reason.
+#[derive(Debug)]
+pub struct HttpError {
+    status: StatusCode,
+    code: ErrorCode,
+    error: String,
+}
+
+impl HttpError {
+    pub fn new(status: StatusCode, code: ErrorCode, error: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            error: error.into(),
+        }
+    }
+    pub fn bad(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, error)
+    }
+    pub fn not_found(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, error)
+    }
+    pub fn forbidden(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, error)
+    }
+    pub fn unavailable(error: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            error,
+        )
+    }
+    /// A fault inside the node: logged here, and the caller learns only that it happened.
+    pub fn internal(reason: impl std::fmt::Display) -> Self {
+        tracing::error!(%reason, "api internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "internal error",
+        )
+    }
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let answer = ErrorAnswer {
+            error: self.error.replace('\n', " "),
+            code: self.code,
+        };
+        (self.status, axum::Json(answer)).into_response()
+    }
+}
+
+impl From<SubmitError> for HttpError {
+    fn from(e: SubmitError) -> Self {
+        use crate::mempool::MempoolError;
+        let (status, code) = match &e {
+            SubmitError::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidTx),
+            SubmitError::Mempool(MempoolError::Full { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::MempoolFull)
+            }
+            SubmitError::Mempool(_) => (StatusCode::CONFLICT, ErrorCode::TxConflict),
+            SubmitError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            SubmitError::Busy => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Busy),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<WaitError> for HttpError {
+    fn from(e: WaitError) -> Self {
+        match e {
+            WaitError::Submit(e) => e.into(),
+            WaitError::Rejected { .. } => {
+                Self::new(StatusCode::CONFLICT, ErrorCode::TxRejected, e.to_string())
+            }
+            WaitError::Timeout { .. } => Self::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                ErrorCode::CommitTimeout,
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+pub type HttpResult = Result<Response, HttpError>;
+
+/// Every route the node serves.
+pub fn router(state: Arc<HttpState>) -> Router {
+    let body_max = state.consortium.limits.tx_bytes_max as usize;
+    Router::new()
+        .route("/v1/status", get(node::status))
+        .route("/v1/genesis", get(node::genesis))
+        .route("/metrics", get(node::metrics))
+        .route("/v1/txs", post(txs::submit))
+        .route(
+            "/v1/txs/batch",
+            post(txs::submit_batch).layer(DefaultBodyLimit::max(BATCH_BYTES_MAX)),
+        )
+        .route("/v1/txs/{hash}", get(txs::get))
+        .route("/v1/nonce/{key}", get(txs::nonce))
+        .route("/v1/blocks/{height}", get(blocks::get))
+        .route("/v1/blocks/{height}/raw", get(blocks::raw))
+        .route(
+            "/v1/archives/{id}",
+            get(records::archive)
+                .put(archives::put)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/archives/{id}/fetch", post(archives::fetch))
+        .route("/v1/patients/{key}", get(records::patient))
+        .route(
+            "/v1/patients/{key}/archives",
+            get(records::patient_archives),
+        )
+        .route("/v1/patients/{key}/grants", get(records::patient_grants))
+        .route("/v1/grants/{id}", get(records::grant))
+        .route("/v1/grants/{id}/keys/{archive}", get(records::grant_key))
+        .route("/v1/members", get(records::members))
+        .route("/v1/audit/patient/{key}", get(audit::patient))
+        .route("/v1/audit/archive/{id}", get(audit::archive))
+        .route("/v1/audit/accessor/{key}", get(audit::accessor))
+        .route("/v1/audit/break-glass", get(audit::break_glass))
+        .route("/v1/audit/consistency", get(audit::consistency))
+        .fallback(|| async { HttpError::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(body_max))
+        .with_state(state)
+}
+
+/// 32 bytes from 64 hex digits in a path.
+pub fn hex32(s: &str, what: &str) -> Result<[u8; 32], HttpError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out)
+        .map_err(|_| HttpError::bad(format!("{what} must be 64 hex digits")))?;
+    Ok(out)
+}

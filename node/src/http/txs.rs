@@ -1,0 +1,115 @@
+//! Transactions: submit one (optionally waiting for its commit receipt) or a batch, look up a
+//! committed one, and a signer's last committed nonce.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use cradle_ledger::PublicKey;
+use cradle_ledger::codec::BoundedVec;
+use cradle_ledger::contract::{BATCH_BYTES_MAX, BATCH_TXS_MAX, SubmitAnswer};
+use cradle_ledger::state::StateExt;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{HttpError, HttpResult, HttpState, hex32};
+
+#[derive(Deserialize)]
+pub struct SubmitQuery {
+    /// `commit`: answer only once the transaction is in a committed block.
+    wait: Option<String>,
+}
+
+/// `POST /v1/txs[?wait=commit]`: one encoded signed transaction. 202 with its hash; with
+/// `wait=commit`, 200 with its height and index once committed, or 409 with the ledger's reason
+/// the moment it is dropped.
+pub async fn submit(
+    State(state): State<Arc<HttpState>>,
+    Query(q): Query<SubmitQuery>,
+    body: Bytes,
+) -> HttpResult {
+    let wait = match q.wait.as_deref() {
+        None => false,
+        Some("commit") => true,
+        Some(other) => {
+            return Err(HttpError::bad(format!(
+                "unknown wait mode {other:?}: use commit"
+            )));
+        }
+    };
+    if !wait {
+        let hash = state.submitter.submit(body.to_vec()).await?;
+        let answer = SubmitAnswer {
+            hash: hex::encode(hash),
+            height: None,
+            index: None,
+        };
+        return Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response());
+    }
+    let committed = state.submitter.submit_and_wait(body.to_vec()).await?;
+    Ok(axum::Json(SubmitAnswer {
+        hash: hex::encode(committed.hash),
+        height: Some(committed.height),
+        index: Some(committed.index),
+    })
+    .into_response())
+}
+
+/// `POST /v1/txs/batch`: a borsh `Vec<Vec<u8>>` of encoded transactions behind the version byte.
+/// Each is checked and admitted on its own; the answer lists, in order, a hash or an error.
+pub async fn submit_batch(State(state): State<Arc<HttpState>>, body: Bytes) -> HttpResult {
+    let batch: BoundedVec<Vec<u8>, BATCH_TXS_MAX> =
+        cradle_ledger::codec::decode(&body, BATCH_BYTES_MAX)
+            .map_err(|e| HttpError::bad(format!("invalid batch: {e}")))?;
+    let answers: Vec<_> = state
+        .submitter
+        .submit_batch(batch.into_inner())
+        .await?
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(hash) => json!({ "hash": hex::encode(hash) }),
+            Err(e) => json!({ "error": e.to_string() }),
+        })
+        .collect();
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "results": answers })),
+    )
+        .into_response())
+}
+
+/// `GET /v1/txs/{hash}`: a committed transaction, its height and index.
+pub async fn get(State(state): State<Arc<HttpState>>, Path(hash): Path<String>) -> HttpResult {
+    let hash = hex32(&hash, "transaction hash")?;
+    let (height, index) = state
+        .store
+        .tx_location(&hash)
+        .map_err(HttpError::internal)?
+        .ok_or_else(|| HttpError::not_found("no such committed transaction"))?;
+    let fb = state
+        .store
+        .block(height)
+        .map_err(HttpError::internal)?
+        .ok_or_else(|| HttpError::internal("indexed block missing"))?;
+    let tx = usize::try_from(index)
+        .ok()
+        .and_then(|i| fb.block.txs.get(i))
+        .ok_or_else(|| HttpError::internal("indexed transaction missing"))?;
+    Ok(axum::Json(json!({
+        "hash": hex::encode(hash),
+        "height": height,
+        "index": index,
+        "kind": tx.tx.body.kind(),
+        "tx": tx,
+    }))
+    .into_response())
+}
+
+/// `GET /v1/nonce/{public key}`: a signer's last committed nonce.
+pub async fn nonce(State(state): State<Arc<HttpState>>, Path(key): Path<String>) -> HttpResult {
+    let key = PublicKey(hex32(&key, "public key")?);
+    let last = state.store.last_nonce(&key).map_err(HttpError::internal)?;
+    Ok(axum::Json(json!({ "public_key": key, "last_nonce": last })).into_response())
+}

@@ -232,13 +232,22 @@ fn new_genesis(args: NewArgs) -> Result<()> {
     }
     let mut consensus = ConsensusParams::default();
     let overrides = [
-        (args.timeout_propose_ms, &mut consensus.timeout_propose_ms),
-        (args.timeout_prevote_ms, &mut consensus.timeout_prevote_ms),
+        (
+            args.timeout_propose_ms,
+            &mut consensus.timeouts.timeout_propose_ms,
+        ),
+        (
+            args.timeout_prevote_ms,
+            &mut consensus.timeouts.timeout_prevote_ms,
+        ),
         (
             args.timeout_precommit_ms,
-            &mut consensus.timeout_precommit_ms,
+            &mut consensus.timeouts.timeout_precommit_ms,
         ),
-        (args.timeout_delta_ms, &mut consensus.timeout_delta_ms),
+        (
+            args.timeout_delta_ms,
+            &mut consensus.timeouts.timeout_delta_ms,
+        ),
         (args.block_interval_ms, &mut consensus.block_interval_ms),
     ];
     for (value, field) in overrides {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use cradle_ledger::api_request::{ACCESS_TX_HEADER, OUTCOME_HEADER, WRAPPED_KEY_HEADER};
 use serde_json::Value;
 
 /// Why a call to a node failed.
@@ -220,9 +221,9 @@ impl ApiClient {
                 .map(str::to_string)
                 .ok_or_else(|| ApiError::BadAnswer(format!("missing {name} header")))
         };
-        let outcome = header("x-cradle-outcome")?;
-        let access_tx = header("x-cradle-access-tx")?;
-        let wrapped_key_hex = header("x-cradle-wrapped-key")?;
+        let outcome = header(OUTCOME_HEADER)?;
+        let access_tx = header(ACCESS_TX_HEADER)?;
+        let wrapped_key_hex = header(WRAPPED_KEY_HEADER)?;
         Ok(Fetched::Stream(FetchStream {
             outcome,
             access_tx,

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use cradle_genesis::clock::now_ms;
 use cradle_genesis::localnet::{LocalnetOptions, write_localnet};
 use cradle_genesis::{
     ConsensusParams, GenesisDoc, GenesisError, GenesisMember, Home, PublicIdentity,
@@ -179,13 +180,6 @@ fn parse_member_spec(s: &str) -> Result<MemberSpec, String> {
         api: get("api").map(str::to_string),
         power,
     })
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn keygen(out: &Path, seed_hex: Option<&str>) -> Result<()> {

@@ -324,7 +324,7 @@ mod tests {
             accessor: key.public_key(),
             archive: ArchiveId([1; 32]),
             purpose: Purpose::EmergencyTreat,
-            justification: Some(BoundedString::new(&"x".repeat(JUSTIFICATION_BYTES_MAX)).unwrap()),
+            justification: Some(BoundedString::new("x".repeat(JUSTIFICATION_BYTES_MAX)).unwrap()),
             requested_at_ms: u64::MAX,
             request_id: [2; 16],
         };

@@ -145,7 +145,7 @@ pub fn fetch_audit(
         "GET",
         &path,
         sha256(b""),
-        crate::session::now_ms(),
+        cradle_genesis::clock::now_ms(),
     )
     .map_err(AuditClientError::Decode)?
     .sign(key, chain_id)

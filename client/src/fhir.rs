@@ -335,13 +335,16 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cradle_ledger::access::{AccessEvent, DenialReason};
+    use cradle_ledger::access::DenialReason;
     use cradle_ledger::codec::BoundedVec;
     use cradle_ledger::tx::Category;
-    use cradle_ledger::{ArchiveId, Digest32, Keypair, Limits, Member, Policy, Role};
+    use cradle_ledger::{ArchiveId, Digest32, Keypair, Policy};
+    use cradle_testkit::{
+        EVENT_ARCHIVE, GENESIS_MS as T0_MS, TestConsortium, access_event, grant_record,
+        outsider_key, patient_key,
+    };
 
-    const T0_MS: u64 = 1_780_000_000_000;
-
+    /// The test kit's consortium, with the names these tests use, and one patient.
     struct Fixture {
         consortium: Consortium,
         hospital: Keypair,
@@ -350,65 +353,33 @@ mod tests {
         patient: Keypair,
     }
 
-    fn member(name: &str, role: Role, key: &Keypair, power: u64) -> Member {
-        Member {
-            name: name.into(),
-            role,
-            public_key: key.public_key(),
-            x25519: key.x25519_public(),
-            voting_power: power,
-        }
-    }
-
     fn fixture() -> Fixture {
-        let hospital = Keypair::from_seed(&[1; 32]);
-        let clinic = Keypair::from_seed(&[3; 32]);
-        let regulator = Keypair::from_seed(&[4; 32]);
-        let patient = Keypair::from_seed(&[0xaa; 32]);
-        let consortium = Consortium::new(
-            [7; 32],
-            T0_MS,
-            vec![
-                member("County Hospital", Role::Hospital, &hospital, 1),
-                member("Township Clinic", Role::Clinic, &clinic, 1),
-                member("Health Commission", Role::Regulator, &regulator, 0),
-            ],
-            Policy::default(),
-            Limits::default(),
-        )
-        .unwrap();
+        let t = TestConsortium::new(Policy::default());
         Fixture {
-            consortium,
-            hospital,
-            clinic,
-            regulator,
-            patient,
+            consortium: t.consortium,
+            hospital: t.hospital_a,
+            clinic: t.clinic,
+            regulator: t.regulator,
+            patient: patient_key(0),
         }
     }
 
+    /// Event 3 of the log: `accessor` read the patient's ultrasound held by the hospital, at
+    /// height 23, 183.003 s after genesis, by transaction `[3; 32]`.
     fn event(
         f: &Fixture,
         accessor: &Keypair,
         purpose: Purpose,
         outcome: EventOutcome,
     ) -> IndexedEvent {
-        IndexedEvent {
-            index: 3,
-            event: AccessEvent {
-                height: 12,
-                time_ms: T0_MS + 1234,
-                tx_hash: Digest32([0x11; 32]),
-                request_hash: Digest32([0x22; 32]),
-                patient: f.patient.public_key(),
-                archive: ArchiveId([0x33; 32]),
-                category: Category::Ultrasound,
-                custodian: f.hospital.public_key(),
-                accessor: accessor.public_key(),
-                purpose,
-                grant: None,
-                outcome,
-            },
-        }
+        access_event(
+            3,
+            &f.patient.public_key(),
+            &f.hospital.public_key(),
+            &accessor.public_key(),
+            purpose,
+            outcome,
+        )
     }
 
     fn only_event(bundle: &Value) -> &Value {
@@ -471,12 +442,12 @@ mod tests {
         let ev = only_event(&bundle);
 
         assert_eq!(ev["resourceType"], "AuditEvent");
-        assert_eq!(ev["id"], format!("access-{}", "11".repeat(16)));
+        assert_eq!(ev["id"], format!("access-{}", "03".repeat(16)));
         assert_eq!(ev["type"]["system"], SYSTEM_DICOM);
         assert_eq!(ev["type"]["code"], "110110");
         assert_eq!(ev["subtype"][0]["code"], "read");
         assert_eq!(ev["action"], "R");
-        assert_eq!(ev["recorded"], "2026-05-28T20:26:41.234Z");
+        assert_eq!(ev["recorded"], "2026-05-28T20:29:43.003Z");
         assert_eq!(ev["outcome"], "0");
         assert!(ev.get("outcomeDesc").is_none());
         assert!(ev.get("meta").is_none(), "no break-glass label: {ev}");
@@ -520,7 +491,7 @@ mod tests {
             f.patient.public_key().to_hex()
         );
         assert_eq!(entity[0]["role"]["code"], "1");
-        let archive = ArchiveId([0x33; 32]).to_hex();
+        let archive = EVENT_ARCHIVE.to_hex();
         assert_eq!(
             entity[1]["what"]["reference"],
             format!("DocumentReference/{archive}")
@@ -531,10 +502,10 @@ mod tests {
         assert_eq!(entity[2]["what"]["reference"], format!("Consent/{grant}"));
         assert_eq!(
             detail_value(ev, "cradle-tx-hash"),
-            &Digest32([0x11; 32]).to_hex()
+            &Digest32([3; 32]).to_hex()
         );
         assert_eq!(detail_value(ev, "cradle-log-index"), "3");
-        assert_eq!(detail_value(ev, "cradle-block-height"), "12");
+        assert_eq!(detail_value(ev, "cradle-block-height"), "23");
     }
 
     #[test]
@@ -593,7 +564,7 @@ mod tests {
     #[test]
     fn accessors_outside_the_consortium_are_keys_without_names() {
         let f = fixture();
-        let clinician = Keypair::from_seed(&[9; 32]);
+        let clinician = outsider_key();
         let by_clinician = event(&f, &clinician, Purpose::Treat, EventOutcome::Permitted);
         let by_patient = event(
             &f,
@@ -611,19 +582,15 @@ mod tests {
         assert!(who.get("display").is_none());
     }
 
+    /// The patient's grant to the clinic for treatment and care coordination, for 30 days.
     fn grant(f: &Fixture, scope: Scope, revoked_at_ms: Option<u64>) -> GrantRecord {
-        GrantRecord {
-            patient: f.patient.public_key(),
-            grantee: f.clinic.public_key(),
+        grant_record(
+            &f.patient.public_key(),
+            &f.clinic.public_key(),
             scope,
-            purposes: BoundedVec::new(vec![Purpose::Treat, Purpose::CareCoordination]).unwrap(),
-            valid_from_ms: T0_MS,
-            expires_at_ms: T0_MS + 30 * DAY_MS,
-            granted_at_ms: T0_MS,
-            granted_height: 5,
+            &[Purpose::Treat, Purpose::CareCoordination],
             revoked_at_ms,
-            revoked_height: revoked_at_ms.map(|_| 9),
-        }
+        )
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cradle_ledger::access::{AccessRequest, JUSTIFICATION_BYTES_MAX, SignedAccessRequest};
 use cradle_ledger::api_request::{AUTH_HEADER, ApiRequest};
@@ -24,6 +24,7 @@ use cradle_ledger::{ArchiveId, GrantId, Hash, Keypair, PublicKey, X25519Public};
 use serde::Deserialize;
 use serde_json::Value;
 
+use cradle_genesis::clock::{now_ms, now_us};
 use cradle_genesis::durable::FlushingFile;
 
 use crate::api::{ApiClient, ApiError};
@@ -57,20 +58,6 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClientError {
 
 fn bad_answer(what: &str) -> ClientError {
     ClientError::Api(ApiError::BadAnswer(format!("missing or malformed {what}")))
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 /// A member of the consortium as the node lists it.
@@ -440,7 +427,7 @@ impl Session {
             request_id,
         };
         let signature = self.key.sign(TAG_ACCESS_REQUEST, &self.chain_id, &request);
-        let body = cradle_ledger::codec::encode(&SignedAccessRequest { request, signature });
+        let body = SignedAccessRequest { request, signature }.encode();
         let path = format!("/v1/archives/{}/fetch", archive.to_hex());
         let auth = self.auth("POST", &path, sha256(&body))?;
         let fetched = self.api.fetch(&path, &auth, AUTH_HEADER, &body)?;

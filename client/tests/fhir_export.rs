@@ -9,20 +9,20 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use cradle_client::fhir::{audit_bundle, consent_resources};
-use cradle_ledger::access::{AccessEvent, DenialReason, EventOutcome};
+use cradle_ledger::access::{DenialReason, EventOutcome};
 use cradle_ledger::audit::IndexedEvent;
 use cradle_ledger::codec::BoundedVec;
 use cradle_ledger::state::GrantRecord;
 use cradle_ledger::tx::{Category, Purpose, Scope};
-use cradle_ledger::{
-    ArchiveId, Consortium, Digest32, GrantId, Keypair, Limits, Member, Policy, Role,
+use cradle_ledger::{Consortium, GrantId, Keypair, Policy};
+use cradle_testkit::{
+    DAY_MS, EVENT_ARCHIVE, GENESIS_MS as T0_MS, TestConsortium, access_event, grant_record,
+    patient_key,
 };
 use serde_json::{Value, json};
-
-const T0_MS: u64 = 1_780_000_000_000;
-const DAY_MS: u64 = 24 * 3600 * 1000;
 const INSTALL: &str = "python3 -m pip install 'fhir.resources==6.4.0' (or source scripts/lib/env.sh and run cradle_install_fhir_validator)";
 
+/// The test kit's consortium and one patient of the hospital.
 struct World {
     consortium: Consortium,
     hospital: Keypair,
@@ -30,66 +30,35 @@ struct World {
     patient: Keypair,
 }
 
-fn member(name: &str, role: Role, key: &Keypair, power: u64) -> Member {
-    Member {
-        name: name.into(),
-        role,
-        public_key: key.public_key(),
-        x25519: key.x25519_public(),
-        voting_power: power,
-    }
-}
-
 fn world() -> World {
-    let hospital = Keypair::from_seed(&[1; 32]);
-    let clinic = Keypair::from_seed(&[3; 32]);
-    let regulator = Keypair::from_seed(&[4; 32]);
-    let patient = Keypair::from_seed(&[0xaa; 32]);
-    let consortium = Consortium::new(
-        cradle_ledger::crypto::sha256(b"fhir test chain"),
-        T0_MS,
-        vec![
-            member("County Hospital", Role::Hospital, &hospital, 1),
-            member("Township Clinic", Role::Clinic, &clinic, 1),
-            member("Health Commission", Role::Regulator, &regulator, 0),
-        ],
-        Policy::default(),
-        Limits::default(),
-    )
-    .unwrap();
+    let t = TestConsortium::new(Policy::default());
     World {
-        consortium,
-        hospital,
-        clinic,
-        patient,
+        consortium: t.consortium,
+        hospital: t.hospital_a,
+        clinic: t.clinic,
+        patient: patient_key(0),
     }
 }
 
+/// Event `i` of the log: `accessor` read the patient's archive held by the hospital.
 fn event(
     w: &World,
-    i: u64,
+    i: u8,
     accessor: &Keypair,
     purpose: Purpose,
     grant: Option<GrantId>,
     outcome: EventOutcome,
 ) -> IndexedEvent {
-    IndexedEvent {
-        index: i,
-        event: AccessEvent {
-            height: 20 + i,
-            time_ms: T0_MS + i * 61_001,
-            tx_hash: Digest32([i as u8; 32]),
-            request_hash: Digest32([0x80 | i as u8; 32]),
-            patient: w.patient.public_key(),
-            archive: ArchiveId([0x33; 32]),
-            category: Category::LabourAndDelivery,
-            custodian: w.hospital.public_key(),
-            accessor: accessor.public_key(),
-            purpose,
-            grant,
-            outcome,
-        },
-    }
+    let mut logged = access_event(
+        i,
+        &w.patient.public_key(),
+        &w.hospital.public_key(),
+        &accessor.public_key(),
+        purpose,
+        outcome,
+    );
+    logged.event.grant = grant;
+    logged
 }
 
 /// Permitted (by grant and by the patient herself), denied and break-glass reads.
@@ -134,18 +103,13 @@ fn audit(w: &World) -> Value {
 }
 
 fn grant(w: &World, scope: Scope, revoked_at_ms: Option<u64>) -> GrantRecord {
-    GrantRecord {
-        patient: w.patient.public_key(),
-        grantee: w.clinic.public_key(),
+    grant_record(
+        &w.patient.public_key(),
+        &w.clinic.public_key(),
         scope,
-        purposes: BoundedVec::new(vec![Purpose::Treat, Purpose::EmergencyTreat]).unwrap(),
-        valid_from_ms: T0_MS,
-        expires_at_ms: T0_MS + 30 * DAY_MS,
-        granted_at_ms: T0_MS,
-        granted_height: 3,
+        &[Purpose::Treat, Purpose::EmergencyTreat],
         revoked_at_ms,
-        revoked_height: revoked_at_ms.map(|_| 7),
-    }
+    )
 }
 
 /// An active grant by category, a revoked one over everything and an active one by archive id.
@@ -166,7 +130,7 @@ fn consents(w: &World) -> Value {
             GrantId([3; 32]),
             grant(
                 w,
-                Scope::Archives(BoundedVec::new(vec![ArchiveId([0x33; 32])]).unwrap()),
+                Scope::Archives(BoundedVec::new(vec![EVENT_ARCHIVE]).unwrap()),
                 None,
             ),
         ),

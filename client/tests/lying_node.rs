@@ -155,7 +155,7 @@ fn handle_one(stream: TcpStream, snap: &Snapshot, mode: Mode) {
 
 /// Who asks: this test server, like a node, answers from the same snapshot whoever signs.
 fn auditor() -> Keypair {
-    Keypair::from_seed(&[9; 32])
+    cradle_testkit::outsider_key()
 }
 
 fn checkpoint_path(name: &str) -> PathBuf {

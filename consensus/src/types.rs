@@ -64,12 +64,15 @@ pub enum Error {
     },
     #[error("the two messages do not conflict")]
     NotEquivocation,
-    #[error("{field} is {value}, must be in 1..={max}")]
+    #[error("{field} is {value}, must be in {min}..={max}")]
     InvalidConfig {
         field: &'static str,
         value: u64,
+        min: u64,
         max: u64,
     },
+    #[error("timeout_delta_ms {delta_ms} exceeds timeout_propose_ms {propose_ms}")]
+    TimeoutDeltaExceedsPropose { delta_ms: u64, propose_ms: u64 },
     #[error("the signing key is not a validator's")]
     SignerNotValidator,
     #[error("persisted state is at height {persisted}, ahead of the starting height {start}")]

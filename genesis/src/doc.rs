@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use cradle_consensus::config::TIMEOUT_MS_MAX;
 use cradle_ledger::crypto::sha256_parts;
 use cradle_ledger::{Consortium, Hash, Limits, Member, Policy, PublicKey, Role, X25519Public};
 use serde::{Deserialize, Serialize};
@@ -30,11 +31,6 @@ pub const CHAIN_NAME_LEN_MAX: usize = 64;
 pub const MEMBER_NAME_LEN_MAX: usize = 128;
 /// Largest genesis file read, in bytes.
 pub const GENESIS_FILE_BYTES_MAX: u64 = 4 * 1024 * 1024;
-/// Shortest consensus timeout, in milliseconds.
-pub const TIMEOUT_MIN_MS: u64 = 50;
-/// Longest consensus timeout or block interval, in milliseconds.
-pub const TIMEOUT_MAX_MS: u64 = 60_000;
-
 /// A member institution as genesis lists it, with where its node can be reached.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,14 +68,16 @@ impl GenesisMember {
     }
 }
 
-/// How Tendermint is paced. Round `r` waits `timeout_X_ms + r * timeout_delta_ms`.
+/// How Tendermint is paced: the consensus crate's timeouts, and the block interval. Round `r`
+/// waits `timeout_X_ms + r * timeout_delta_ms`.
+///
+/// The timeouts are flattened, so the JSON object and the borsh encoding (hence the chain id)
+/// are those of five plain fields in this order.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsensusParams {
-    pub timeout_propose_ms: u64,
-    pub timeout_prevote_ms: u64,
-    pub timeout_precommit_ms: u64,
-    pub timeout_delta_ms: u64,
+    #[serde(flatten)]
+    pub timeouts: cradle_consensus::Config,
     /// Least time between two blocks; 0 proposes as soon as the previous block is decided.
     pub block_interval_ms: u64,
 }
@@ -87,18 +85,15 @@ pub struct ConsensusParams {
 impl Default for ConsensusParams {
     fn default() -> Self {
         Self {
-            timeout_propose_ms: 3_000,
-            timeout_prevote_ms: 1_000,
-            timeout_precommit_ms: 1_000,
-            timeout_delta_ms: 500,
+            timeouts: cradle_consensus::Config::default(),
             block_interval_ms: 1_000,
         }
     }
 }
 
 impl ConsensusParams {
-    /// Every timeout within [`TIMEOUT_MIN_MS`]..=[`TIMEOUT_MAX_MS`], the delta between 1 ms and
-    /// the propose timeout, the block interval at most [`TIMEOUT_MAX_MS`].
+    /// The timeouts as [`cradle_consensus::Config::problems`] checks them, and the block
+    /// interval at most [`TIMEOUT_MS_MAX`].
     pub fn validate(&self) -> Result<(), GenesisErrors> {
         let mut errs = GenesisErrors::default();
         self.check(&mut errs);
@@ -106,39 +101,15 @@ impl ConsensusParams {
     }
 
     fn check(&self, errs: &mut GenesisErrors) {
-        let bounded = [
-            (
-                "timeout_propose_ms",
-                self.timeout_propose_ms,
-                TIMEOUT_MIN_MS,
-            ),
-            (
-                "timeout_prevote_ms",
-                self.timeout_prevote_ms,
-                TIMEOUT_MIN_MS,
-            ),
-            (
-                "timeout_precommit_ms",
-                self.timeout_precommit_ms,
-                TIMEOUT_MIN_MS,
-            ),
-            ("timeout_delta_ms", self.timeout_delta_ms, 1),
-            ("block_interval_ms", self.block_interval_ms, 0),
-        ];
-        for (name, value_ms, min_ms) in bounded {
-            if !(min_ms..=TIMEOUT_MAX_MS).contains(&value_ms) {
-                errs.push(GenesisError::BadTimeout {
-                    name,
-                    value_ms,
-                    min_ms,
-                    max_ms: TIMEOUT_MAX_MS,
-                });
-            }
+        for problem in self.timeouts.problems() {
+            errs.push(GenesisError::from_consensus_config(problem));
         }
-        if self.timeout_delta_ms > self.timeout_propose_ms {
-            errs.push(GenesisError::DeltaExceedsPropose {
-                delta_ms: self.timeout_delta_ms,
-                propose_ms: self.timeout_propose_ms,
+        if self.block_interval_ms > TIMEOUT_MS_MAX {
+            errs.push(GenesisError::BadTimeout {
+                name: "block_interval_ms",
+                value_ms: self.block_interval_ms,
+                min_ms: 0,
+                max_ms: TIMEOUT_MS_MAX,
             });
         }
     }

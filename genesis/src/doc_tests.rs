@@ -186,7 +186,7 @@ fn regulator_with_voting_power() {
 
 #[test]
 fn timeouts_out_of_bounds() {
-    let e = only_error(|d| d.consensus.timeout_prevote_ms = 10);
+    let e = only_error(|d| d.consensus.timeouts.timeout_prevote_ms = 10);
     assert!(
         matches!(
             e,
@@ -198,7 +198,7 @@ fn timeouts_out_of_bounds() {
         ),
         "{e}"
     );
-    let e = only_error(|d| d.consensus.timeout_precommit_ms = 60_001);
+    let e = only_error(|d| d.consensus.timeouts.timeout_precommit_ms = 60_001);
     assert!(matches!(e, GenesisError::BadTimeout { .. }), "{e}");
     let e = only_error(|d| d.consensus.block_interval_ms = 120_000);
     assert!(
@@ -211,7 +211,7 @@ fn timeouts_out_of_bounds() {
         ),
         "{e}"
     );
-    let e = only_error(|d| d.consensus.timeout_delta_ms = 0);
+    let e = only_error(|d| d.consensus.timeouts.timeout_delta_ms = 0);
     assert!(
         matches!(
             e,
@@ -226,7 +226,9 @@ fn timeouts_out_of_bounds() {
 
 #[test]
 fn delta_above_propose() {
-    let e = only_error(|d| d.consensus.timeout_delta_ms = d.consensus.timeout_propose_ms + 1);
+    let e = only_error(|d| {
+        d.consensus.timeouts.timeout_delta_ms = d.consensus.timeouts.timeout_propose_ms + 1
+    });
     assert!(matches!(e, GenesisError::DeltaExceedsPropose { .. }), "{e}");
 }
 
@@ -242,7 +244,7 @@ fn every_problem_is_reported_at_once() {
     doc.chain_name.clear();
     doc.members[1].name = doc.members[0].name.clone();
     doc.members[3].voting_power = 5;
-    doc.consensus.timeout_propose_ms = 1;
+    doc.consensus.timeouts.timeout_propose_ms = 1;
     // Also: the regulator now validates without a p2p address, and the delta exceeds propose.
     let errs = doc.validate().unwrap_err();
     assert_eq!(errs.len(), 6, "{errs}");
@@ -298,19 +300,19 @@ fn chain_id_changes_when_any_field_changes() {
         ("member order", Box::new(|d| d.members.swap(0, 1))),
         (
             "timeout_propose_ms",
-            Box::new(|d| d.consensus.timeout_propose_ms += 1),
+            Box::new(|d| d.consensus.timeouts.timeout_propose_ms += 1),
         ),
         (
             "timeout_prevote_ms",
-            Box::new(|d| d.consensus.timeout_prevote_ms += 1),
+            Box::new(|d| d.consensus.timeouts.timeout_prevote_ms += 1),
         ),
         (
             "timeout_precommit_ms",
-            Box::new(|d| d.consensus.timeout_precommit_ms += 1),
+            Box::new(|d| d.consensus.timeouts.timeout_precommit_ms += 1),
         ),
         (
             "timeout_delta_ms",
-            Box::new(|d| d.consensus.timeout_delta_ms += 1),
+            Box::new(|d| d.consensus.timeouts.timeout_delta_ms += 1),
         ),
         (
             "block_interval_ms",
@@ -378,4 +380,38 @@ fn lookups_by_key_and_name() {
     );
     assert!(doc.member_by_name("Nobody").is_none());
     assert_eq!(doc.validators().count(), 3);
+}
+
+#[test]
+fn chain_id_of_a_known_document_is_stable() {
+    // Computed before the consensus timeouts moved into `cradle_consensus::Config`: embedding
+    // them must not change the hash of any existing genesis.
+    assert_eq!(
+        valid().chain_id_hex(),
+        "3afcca8666f806fe1e638ce35a4d2a617a2228e0bba0828792d488c0cf866648"
+    );
+    let json: serde_json::Value = serde_json::from_str(&valid().to_json_pretty()).unwrap();
+    assert_eq!(
+        json["consensus"],
+        serde_json::json!({
+            "timeout_propose_ms": 3000,
+            "timeout_prevote_ms": 1000,
+            "timeout_precommit_ms": 1000,
+            "timeout_delta_ms": 500,
+            "block_interval_ms": 1000,
+        })
+    );
+}
+
+#[test]
+fn consensus_params_refuse_unknown_and_missing_fields() {
+    let mut json: serde_json::Value = serde_json::to_value(valid()).unwrap();
+    json["consensus"]["timeout_commit_ms"] = 1000.into();
+    let err = serde_json::from_value::<GenesisDoc>(json.clone()).unwrap_err();
+    assert!(err.to_string().contains("timeout_commit_ms"), "{err}");
+    let consensus = json["consensus"].as_object_mut().unwrap();
+    consensus.remove("timeout_commit_ms");
+    consensus.remove("timeout_delta_ms");
+    let err = serde_json::from_value::<GenesisDoc>(json).unwrap_err();
+    assert!(err.to_string().contains("timeout_delta_ms"), "{err}");
 }

@@ -108,6 +108,9 @@ pub enum GenesisError {
     },
     #[error("consensus timeout_delta_ms {delta_ms} exceeds timeout_propose_ms {propose_ms}")]
     DeltaExceedsPropose { delta_ms: u64, propose_ms: u64 },
+    /// A consensus parameter problem with no genesis-specific variant.
+    #[error("consensus parameters: {0}")]
+    Consensus(cradle_consensus::Error),
     #[error("invalid limits: {0}")]
     InvalidLimits(cradle_ledger::Error),
     #[error("invalid genesis: {0}")]
@@ -146,6 +149,31 @@ pub enum GenesisError {
 }
 
 impl GenesisError {
+    /// A problem [`cradle_consensus::Config::problems`] found, in genesis terms.
+    pub(crate) fn from_consensus_config(problem: cradle_consensus::Error) -> Self {
+        match problem {
+            cradle_consensus::Error::InvalidConfig {
+                field,
+                value,
+                min,
+                max,
+            } => Self::BadTimeout {
+                name: field,
+                value_ms: value,
+                min_ms: min,
+                max_ms: max,
+            },
+            cradle_consensus::Error::TimeoutDeltaExceedsPropose {
+                delta_ms,
+                propose_ms,
+            } => Self::DeltaExceedsPropose {
+                delta_ms,
+                propose_ms,
+            },
+            other => Self::Consensus(other),
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |error| Self::Io { path, error }

@@ -6,11 +6,13 @@
 //! - [`config`]: a node's own parameters ([`NodeConfig`], `config.toml`);
 //! - [`home`]: a node's home directory, loaded and cross-checked ([`Home`]);
 //! - [`localnet`]: a whole loopback consortium in one step;
-//! - [`addr`]: the p2p and API address forms genesis accepts.
+//! - [`addr`]: the p2p and API address forms genesis accepts;
+//! - [`clock`]: the wall clock, for every crate that may read it.
 //!
 //! The library logs with `tracing` and never prints; secrets are never logged.
 
 pub mod addr;
+pub mod clock;
 pub mod config;
 pub mod doc;
 pub mod durable;

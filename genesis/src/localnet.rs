@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use cradle_ledger::crypto::sha256_parts;
 use cradle_ledger::{Hash, Keypair, Limits, Policy, PublicKey, Role};
 
+use crate::clock::now_ms;
 use crate::config::NodeConfig;
 use crate::doc::{ConsensusParams, GenesisDoc, GenesisMember};
 use crate::error::GenesisError;
@@ -104,13 +105,6 @@ pub fn member_name(i: usize) -> (String, Role) {
     } else {
         (format!("Township Clinic {}", i - 1), Role::Clinic)
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn check_out_dir(out: &Path) -> Result<(), GenesisError> {

@@ -217,7 +217,7 @@ fn keygen_then_new_founds_a_consortium() {
     assert_eq!(doc.members[1].voting_power, 2);
     assert_eq!(doc.members[2].voting_power, 0);
     assert!(!doc.policy.break_glass_allowed);
-    assert_eq!(doc.consensus.timeout_propose_ms, 2000);
+    assert_eq!(doc.consensus.timeouts.timeout_propose_ms, 2000);
     assert_eq!(doc.genesis_time_ms, 1_735_689_600_000);
 
     let o = run(d, &["show", "--genesis", "genesis.json"]);
@@ -314,7 +314,7 @@ fn invalid_genesis_exits_1_with_a_one_line_reason() {
     let mut doc = GenesisDoc::load(&path).unwrap();
     doc.chain_name.clear();
     doc.members[1].name = doc.members[0].name.clone();
-    doc.consensus.timeout_prevote_ms = 1;
+    doc.consensus.timeouts.timeout_prevote_ms = 1;
     doc.save(&path).unwrap();
 
     let o = run(d, &["show", "--genesis", "net/genesis.json"]);

@@ -9,7 +9,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
-use crate::codec::BoundedString;
+use crate::codec::{self, BoundedString};
 use crate::crypto::{ArchiveId, GrantId, Hash, PublicKey, Signature, TAG_ACCESS_REQUEST};
 use crate::error::Error;
 use crate::identity::{Policy, Role};
@@ -19,6 +19,10 @@ use crate::tx::{Purpose, WrappedKey};
 /// Longest break-glass justification, in bytes. It is free text chosen by the clinician and
 /// must describe the emergency, never the patient's identity.
 pub const JUSTIFICATION_BYTES_MAX: usize = 512;
+/// Largest encoded [`SignedAccessRequest`] (the body of a fetch) a custodian reads. The
+/// largest request the types allow is under 700 bytes; the bound leaves room to grow and still
+/// refuses a large body before it is buffered.
+pub const ACCESS_REQUEST_BYTES_MAX: usize = 4096;
 
 /// What an accessor asks for, signed by the accessor and embedded in the access record, so the
 /// ledger proves who asked, not only what the custodian says.
@@ -44,6 +48,16 @@ impl SignedAccessRequest {
         self.request
             .accessor
             .verify(TAG_ACCESS_REQUEST, chain_id, &self.request, &self.signature)
+    }
+
+    /// `VERSION || borsh(self)`: the body of a fetch.
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Decodes a fetch body of at most [`ACCESS_REQUEST_BYTES_MAX`] bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        codec::decode(bytes, ACCESS_REQUEST_BYTES_MAX)
     }
 }
 
@@ -296,4 +310,30 @@ pub struct LoggedEvent {
     pub global_index: u64,
     pub patient_index: u64,
     pub event: AccessEvent,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Keypair;
+
+    #[test]
+    fn the_largest_access_request_fits_its_bound() {
+        let key = Keypair::from_seed(&[7; 32]);
+        let request = AccessRequest {
+            accessor: key.public_key(),
+            archive: ArchiveId([1; 32]),
+            purpose: Purpose::EmergencyTreat,
+            justification: Some(BoundedString::new("x".repeat(JUSTIFICATION_BYTES_MAX)).unwrap()),
+            requested_at_ms: u64::MAX,
+            request_id: [2; 16],
+        };
+        let signature = key.sign(TAG_ACCESS_REQUEST, &[3; 32], &request);
+        let signed = SignedAccessRequest { request, signature };
+        let bytes = signed.encode();
+        assert!(bytes.len() < 700, "{} bytes", bytes.len());
+        assert!(bytes.len() <= ACCESS_REQUEST_BYTES_MAX);
+        assert_eq!(SignedAccessRequest::decode(&bytes).unwrap(), signed);
+        assert!(SignedAccessRequest::decode(&vec![0; ACCESS_REQUEST_BYTES_MAX + 1]).is_err());
+    }
 }

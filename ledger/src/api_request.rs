@@ -15,6 +15,14 @@ use crate::error::Error;
 
 /// The HTTP header that carries a hex-encoded [`SignedApiRequest`].
 pub const AUTH_HEADER: &str = "x-cradle-auth";
+/// Header of a permitted fetch's answer: `permitted` or `break_glass`.
+pub const OUTCOME_HEADER: &str = "x-cradle-outcome";
+/// Header of a fetch's answer: the hash of the access record the custodian committed.
+pub const ACCESS_TX_HEADER: &str = "x-cradle-access-tx";
+/// Header of a permitted fetch's answer: the archive key wrapped for the accessor, in hex.
+pub const WRAPPED_KEY_HEADER: &str = "x-cradle-wrapped-key";
+/// Header of a permitted fetch's answer: the SHA-256 of the ciphertext that follows, in hex.
+pub const CIPHERTEXT_SHA256_HEADER: &str = "x-cradle-ciphertext-sha256";
 /// Longest method name signed.
 pub const METHOD_BYTES_MAX: usize = 8;
 /// Longest path (with query) signed.

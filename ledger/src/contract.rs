@@ -2,27 +2,17 @@
 //! the machine-readable error codes, and the JSON answers both parse.
 //!
 //! The transport lives in `cradle-node` (serving) and `cradle-client` (asking); this module only
-//! names what they exchange, so the two can never drift apart.
+//! names what they exchange, so the two can never drift apart. Limits and header names are
+//! defined beside the types they bound and re-exported here.
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::api_request::AUTH_HEADER;
-
-/// On a released fetch: the hash of the committed access record.
-pub const ACCESS_TX_HEADER: &str = "x-cradle-access-tx";
-/// On a released fetch: `permitted` or `break_glass`.
-pub const OUTCOME_HEADER: &str = "x-cradle-outcome";
-/// On a released fetch: the archive key wrapped for the accessor, hex.
-pub const WRAPPED_KEY_HEADER: &str = "x-cradle-wrapped-key";
-/// On a released fetch: the SHA-256 of the ciphertext the body carries, hex.
-pub const CIPHERTEXT_SHA256_HEADER: &str = "x-cradle-ciphertext-sha256";
-
-/// Largest body of `POST /v1/txs/batch`.
-pub const BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
-/// Most transactions in one batch.
-pub const BATCH_TXS_MAX: usize = 4096;
-/// Largest encoded access request, the body of a fetch.
-pub const ACCESS_REQUEST_BYTES_MAX: usize = 4096;
+pub use crate::access::ACCESS_REQUEST_BYTES_MAX;
+pub use crate::api_request::{
+    ACCESS_TX_HEADER, AUTH_HEADER, CIPHERTEXT_SHA256_HEADER, OUTCOME_HEADER, WRAPPED_KEY_HEADER,
+};
+/// `POST /v1/txs/batch`: most transactions, and most bytes, in one batch.
+pub use crate::tx::{TX_BATCH_BYTES_MAX, TX_BATCH_MAX, TxBatch};
 
 /// What went wrong, for programs: stable across releases, unlike the one-line `error` text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

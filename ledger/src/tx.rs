@@ -22,6 +22,14 @@ pub const ARCHIVE_KEYS_MAX: usize = 1024;
 pub const GRANT_CODES_MAX: usize = 16;
 /// Most archive ids one grant's scope can list.
 pub const SCOPE_ARCHIVES_MAX: usize = 256;
+/// Most transactions in one batch: a client's `POST /v1/txs/batch`, or one gossip message
+/// between nodes.
+pub const TX_BATCH_MAX: usize = 4096;
+/// Largest encoded [`TxBatch`] a node reads from a client.
+pub const TX_BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Encoded signed transactions sent together, each checked by the receiver on its own.
+pub type TxBatch = BoundedVec<Vec<u8>, TX_BATCH_MAX>;
 
 macro_rules! code_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $value:expr, $code:expr, $doc:expr;)* }) => {

@@ -13,10 +13,9 @@
 //! - [`http`]: the HTTP/JSON layer over all of the above, which nothing else imports.
 //!
 //! Dependencies point one way: `http` → `custodian`, `audit`, `submit` → `driver`, `storage`,
-//! `mempool` → `wire`, `clock`.
+//! `mempool` → `wire`.
 
 pub mod audit;
-pub mod clock;
 pub mod custodian;
 pub mod driver;
 pub mod http;

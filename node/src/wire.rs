@@ -8,13 +8,15 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use cradle_consensus::{Message, SignedProposal, SignedVote};
 use cradle_ledger::block::Block;
 use cradle_ledger::codec::{self, BoundedVec};
+use cradle_ledger::tx::TxBatch;
 
-/// Most transactions in one gossiped batch.
-pub const TX_BATCH_MAX: usize = 4096;
+/// Most transactions in one gossiped batch: the ledger's one batch bound.
+pub use cradle_ledger::tx::TX_BATCH_MAX;
 /// Most blocks one sync response carries.
 pub const SYNC_BLOCKS_MAX: usize = 64;
-/// Largest message the driver accepts, whatever the transport allows.
-pub const MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Largest message the driver accepts, whatever the transport allows: what the network
+/// delivers with its default configuration.
+pub const MESSAGE_BYTES_MAX: usize = crate::network::MESSAGE_BYTES_MAX_DEFAULT;
 
 /// A broadcast or direct message between members.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -22,7 +24,7 @@ pub enum NetMessage {
     Proposal(Box<SignedProposal<Block>>),
     Vote(SignedVote),
     /// Encoded signed transactions, each verified by the receiver before its mempool takes it.
-    Txs(BoundedVec<Vec<u8>, TX_BATCH_MAX>),
+    Txs(TxBatch),
     /// "I am at this height": lets a peer that is ahead notice that we need blocks, and us
     /// notice that we are behind.
     Status {

@@ -1,11 +1,12 @@
 //! Real swarms on 127.0.0.1: membership, delivery, size cap, stalled peers and redialing.
 //!
-//! Members are built from seeded keys (`Keypair::from_seed(&[i; 32])`) rather than genesis
-//! files. Every wait is bounded; a failing test says what it saw and what it wanted.
+//! Members are built from the test kit's seeded keys (member `i` has `seeded_key(i)`, as in its
+//! test consortium) rather than genesis files. Every wait is bounded; a failing test says what it saw and what it wanted.
 
 use bytes::Bytes;
 use cradle_ledger::{Keypair, PublicKey};
 use cradle_node::network::{NetEvent, NetworkConfig, NetworkHandle, Peer, peer_id_of, start};
+use cradle_testkit::seeded_key as key;
 use libp2p::{Multiaddr, StreamProtocol};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,10 +14,6 @@ use tokio::sync::mpsc::Receiver;
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn key(i: u8) -> Keypair {
-    Keypair::from_seed(&[i; 32])
-}
 
 fn pk(i: u8) -> PublicKey {
     key(i).public_key()

@@ -8,10 +8,7 @@ use cradle_ledger::{Hash, Keypair};
 /// Nonces only have to grow: microseconds since the epoch, made unique per process.
 pub fn fresh_nonce() -> u64 {
     static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0);
+    let now = cradle_genesis::clock::now_us();
     let mut prev = LAST.load(Ordering::SeqCst);
     loop {
         let next = now.max(prev + 1);

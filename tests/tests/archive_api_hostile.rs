@@ -17,7 +17,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cradle_client::session::{Quiet, Session, now_ms};
+use cradle_client::session::{Quiet, Session};
+use cradle_genesis::clock::now_ms;
 use cradle_genesis::config::NodeConfig;
 use cradle_ledger::access::{AccessRequest, SignedAccessRequest};
 use cradle_ledger::api_request::{AUTH_HEADER, ApiRequest};

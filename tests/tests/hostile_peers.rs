@@ -152,7 +152,7 @@ fn malformed_oversized_and_badly_signed_peer_messages_change_nothing() {
         net.broadcast(vec![0xff; 64].into());
         // A vote with a forged signature, for the current height.
         let height = 1 + c.height(0).unwrap();
-        let other = Keypair::from_seed(&[9; 32]);
+        let other = cradle_testkit::outsider_key();
         let vote = Vote {
             kind: VoteKind::Prevote,
             height,

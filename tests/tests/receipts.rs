@@ -1,5 +1,6 @@
 //! Commit receipts on real processes: a fetch whose access record the ledger refuses answers
 //! at once with the ledger's reason, and nothing is released without a committed record.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -25,6 +25,7 @@
 //! 5. When a peer sends messages for a height below ours, send it that height's block and
 //!    certificate; when we receive one for our height, verify, apply, and feed `Committed`.
 
+mod inputs;
 mod io;
 mod rules;
 
@@ -35,7 +36,7 @@ use ed25519_dalek::SigningKey;
 pub use io::{Effect, Input, PersistedState};
 
 use crate::config::{Config, Step};
-use crate::keeper::{AddOutcome, ROUNDS_AHEAD_MAX, ROUNDS_BEHIND_MAX, VoteKeeper};
+use crate::keeper::{ROUNDS_BEHIND_MAX, VoteKeeper};
 use crate::proposal::{Equivocation, Message, SignedProposal, Value};
 use crate::proposer::ProposerSchedule;
 use crate::types::{Error, Height, Round, SignedVote, ValidatorIndex, ValidatorSet, ValueId};
@@ -100,6 +101,8 @@ pub struct Core<V: Value> {
     flags: RoundFlags,
     next_height: Vec<Message<V>>,
     evidence: Vec<Equivocation>,
+    /// Height of the last decision this core emitted, to assert that heights only grow.
+    decided: Option<Height>,
     now_ms: u64,
     timers: Vec<Timer>,
     #[cfg(feature = "sim")]
@@ -150,6 +153,7 @@ impl<V: Value> Core<V> {
             flags: RoundFlags::default(),
             next_height: Vec::new(),
             evidence: Vec::new(),
+            decided: None,
             now_ms: 0,
             timers: Vec::new(),
             #[cfg(feature = "sim")]
@@ -169,21 +173,51 @@ impl<V: Value> Core<V> {
         Ok(core)
     }
 
+    /// Takes up `state` after checking it is one this core could have persisted: its own
+    /// messages of this height from the kept rounds, at most one per round and step, and no
+    /// lock or valid value from a later round.
     fn restore(&mut self, state: PersistedState<V>) -> Result<(), Error> {
+        let corrupt = |reason| Err(Error::CorruptPersistedState { reason });
         let me = self.signer.as_ref().map(|(i, _)| *i);
-        for v in &state.own_votes {
+        let kept = state.round.saturating_sub(ROUNDS_BEHIND_MAX)..=state.round;
+        for (i, v) in state.own_votes.iter().enumerate() {
             if Some(v.vote.validator) != me || v.vote.height != state.height {
-                return Err(Error::CorruptPersistedState {
-                    reason: "vote of another validator or height",
-                });
+                return corrupt("vote of another validator or height");
+            }
+            if !kept.contains(&v.vote.round) {
+                return corrupt("vote from a round outside the kept window");
+            }
+            let slot = (v.vote.round, v.vote.kind);
+            if state.own_votes[..i]
+                .iter()
+                .any(|w| (w.vote.round, w.vote.kind) == slot)
+            {
+                return corrupt("two own votes for one round and step");
             }
         }
-        for p in &state.own_proposals {
+        for (i, p) in state.own_proposals.iter().enumerate() {
             if Some(p.proposal.proposer) != me || p.proposal.height != state.height {
-                return Err(Error::CorruptPersistedState {
-                    reason: "proposal of another validator or height",
-                });
+                return corrupt("proposal of another validator or height");
             }
+            if !kept.contains(&p.proposal.round) {
+                return corrupt("proposal from a round outside the kept window");
+            }
+            if state.own_proposals[..i]
+                .iter()
+                .any(|q| q.proposal.round == p.proposal.round)
+            {
+                return corrupt("two own proposals for one round");
+            }
+        }
+        let round_of = |x: &Option<(Round, V)>| x.as_ref().map(|(r, _)| *r);
+        let (locked, valid) = (round_of(&state.locked), round_of(&state.valid));
+        // Only L36 sets them, from the prevote step on, to the round of that moment.
+        let latest = match state.step {
+            Step::Propose => state.round.checked_sub(1),
+            Step::Prevote | Step::Precommit => Some(state.round),
+        };
+        if locked > valid || valid > latest {
+            return corrupt("lock or valid value out of order");
         }
         self.round = state.round;
         self.step = state.step;
@@ -217,6 +251,7 @@ impl<V: Value> Core<V> {
 
     /// Applies one input and returns the effects to carry out, in order.
     pub fn handle(&mut self, input: Input<V>) -> Result<Vec<Effect<V>>, Error> {
+        let before = (self.height, self.round);
         let mut fx = Vec::new();
         match input {
             Input::Start => self.on_start(&mut fx),
@@ -254,171 +289,16 @@ impl<V: Value> Core<V> {
             }
             Input::Tick { now_ms } => self.on_tick(now_ms, &mut fx),
         }
+        // Tuples order by height, then round: the round may fall back only to a new height's 0.
+        assert!(
+            (self.height, self.round) >= before,
+            "height and round only move forward: ({}, {}) became ({}, {})",
+            before.0,
+            before.1,
+            self.height,
+            self.round
+        );
         Ok(fx)
-    }
-
-    fn on_start(&mut self, fx: &mut Vec<Effect<V>>) {
-        if self.started {
-            return;
-        }
-        self.started = true;
-        if self.restored && self.step != Step::Propose {
-            // Resume mid-round: send again what was signed, and let the rules re-arm timeouts
-            // as votes come back in.
-            for v in self.own_votes.iter().filter(|v| v.vote.round == self.round) {
-                fx.push(Effect::Broadcast(Message::Vote(*v)));
-            }
-        } else {
-            self.start_round(self.round, fx); // L10: upon start do StartRound(0)
-        }
-        self.process(fx);
-    }
-
-    fn on_proposal(&mut self, p: SignedProposal<V>, fx: &mut Vec<Effect<V>>) -> Result<(), Error> {
-        let (height, round) = (p.proposal.height, p.proposal.round);
-        if height != self.height {
-            self.buffer_next(height, Message::Proposal(p));
-            return Ok(());
-        }
-        if !self.round_in_window(round) {
-            return Ok(());
-        }
-        let expected = self.schedule.proposer(height, round);
-        if p.proposal.proposer != expected {
-            return Err(Error::WrongProposer {
-                height,
-                round,
-                got: p.proposal.proposer,
-            });
-        }
-        if let Some(first) = self.proposals.get(&round)
-            && first.header() == p.header()
-        {
-            return Ok(()); // A re-send of the proposal we hold.
-        }
-        p.verify(&self.chain_id, &self.validators)?;
-        if let Some(first) = self.proposals.get(&round) {
-            let evidence = Equivocation::Proposal {
-                first: first.header(),
-                second: p.header(),
-            };
-            self.record_evidence(evidence, fx);
-            return Ok(());
-        }
-        let id = p.proposal.value;
-        if !self.validity.contains_key(&id) && self.validation_requested.insert(id) {
-            fx.push(Effect::ValidateValue {
-                height,
-                round,
-                value: p.value.clone(),
-            });
-        }
-        self.proposals.insert(round, p);
-        if self.started {
-            self.process(fx);
-        }
-        Ok(())
-    }
-
-    fn on_vote(&mut self, v: SignedVote, fx: &mut Vec<Effect<V>>) -> Result<(), Error> {
-        if v.vote.height != self.height {
-            self.buffer_next(v.vote.height, Message::Vote(v));
-            return Ok(());
-        }
-        match self
-            .keeper
-            .add(v, self.round, &self.chain_id, &self.validators)?
-        {
-            AddOutcome::Duplicate =>
-            {
-                #[cfg(feature = "sim")]
-                if self.defects.count_duplicate_votes && self.started {
-                    self.process(fx);
-                }
-            }
-            AddOutcome::Equivocation(evidence) => {
-                self.record_evidence(*evidence, fx);
-                if self.started {
-                    self.process(fx);
-                }
-            }
-            AddOutcome::Added | AddOutcome::OutOfWindow => {
-                if self.started {
-                    self.process(fx);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn on_propose_value(
-        &mut self,
-        height: Height,
-        round: Round,
-        value: V,
-        fx: &mut Vec<Effect<V>>,
-    ) {
-        let already = self.own_proposals.iter().any(|p| p.proposal.round == round);
-        if height == self.height
-            && round == self.round
-            && self.step == Step::Propose
-            && self.is_proposer(round)
-            && !already
-        {
-            self.propose(value, None, fx); // L18-L19: proposal ← getValue(); broadcast
-            self.process(fx);
-        }
-    }
-
-    fn on_tick(&mut self, now_ms: u64, fx: &mut Vec<Effect<V>>) {
-        self.now_ms = self.now_ms.max(now_ms);
-        self.timers.sort_by_key(|t| t.deadline_ms);
-        while let Some(t) = self.timers.first().copied() {
-            if t.deadline_ms > self.now_ms {
-                break;
-            }
-            self.timers.remove(0);
-            self.on_timeout(t.height, t.round, t.step, fx);
-        }
-    }
-
-    /// Keeps a bounded number of messages for the next height; drops everything else.
-    fn buffer_next(&mut self, height: Height, message: Message<V>) {
-        if height == self.height.saturating_add(1)
-            && self.next_height.len() < NEXT_HEIGHT_BUFFER_MAX
-            && !self.next_height.contains(&message)
-        {
-            self.next_height.push(message);
-        }
-    }
-
-    fn round_in_window(&self, round: Round) -> bool {
-        round <= self.round.saturating_add(ROUNDS_AHEAD_MAX)
-            && round >= self.round.saturating_sub(ROUNDS_BEHIND_MAX)
-    }
-
-    fn record_evidence(&mut self, evidence: Equivocation, fx: &mut Vec<Effect<V>>) {
-        let key = |e: &Equivocation| match e {
-            Equivocation::Vote { first, .. } => (
-                first.vote.validator,
-                first.vote.round,
-                first.vote.kind as u8,
-            ),
-            Equivocation::Proposal { first, .. } => {
-                (first.proposal.proposer, first.proposal.round, 0)
-            }
-        };
-        let k = key(&evidence);
-        if self.evidence.len() < EVIDENCE_MAX && !self.evidence.iter().any(|e| key(e) == k) {
-            self.evidence.push(evidence.clone());
-            fx.push(Effect::Evidence(Box::new(evidence)));
-        }
-    }
-
-    fn is_proposer(&self, round: Round) -> bool {
-        self.signer
-            .as_ref()
-            .is_some_and(|(i, _)| *i == self.schedule.proposer(self.height, round))
     }
 
     /// The state a driver must persist now (also carried by every `PersistAndBroadcast…`).

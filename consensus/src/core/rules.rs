@@ -14,7 +14,17 @@ use crate::types::{CommitCertificate, Height, Round, ValueId, Vote, VoteKind};
 impl<V: Value> Core<V> {
     /// L11: Function StartRound(round).
     pub(super) fn start_round(&mut self, round: Round, fx: &mut Vec<Effect<V>>) {
-        debug_assert!(round >= self.round, "rounds only move forward");
+        assert!(
+            round >= self.round,
+            "rounds only move forward within a height: height {} round {} asked to start round {round}",
+            self.height,
+            self.round
+        );
+        assert!(
+            self.own_votes.iter().all(|v| v.vote.height == self.height),
+            "own votes of another height kept at height {}",
+            self.height
+        );
         self.round = round; // L12
         self.step = Step::Propose; // L13
         self.flags = RoundFlags::default();
@@ -58,14 +68,20 @@ impl<V: Value> Core<V> {
         let Some((index, key)) = &self.signer else {
             return;
         };
-        if self
-            .own_proposals
-            .iter()
-            .any(|p| p.proposal.round == self.round)
-        {
-            debug_assert!(false, "never sign two proposals for one round");
-            return;
-        }
+        assert!(
+            !self
+                .own_proposals
+                .iter()
+                .any(|p| p.proposal.round == self.round),
+            "never sign two proposals for one height and round: height {} round {}",
+            self.height,
+            self.round
+        );
+        assert!(
+            valid_round.is_none_or(|vr| vr < self.round),
+            "a proposal's valid round {valid_round:?} must precede its round {}",
+            self.round
+        );
         let id = value.id();
         let proposal = Proposal {
             height: self.height,
@@ -98,15 +114,27 @@ impl<V: Value> Core<V> {
             return;
         };
         let (height, round) = (self.height, self.round);
+        let step = match kind {
+            VoteKind::Prevote => Step::Prevote,
+            VoteKind::Precommit => Step::Precommit,
+        };
+        assert_eq!(
+            self.step, step,
+            "a {kind:?} is cast only in its own step (height {height} round {round})"
+        );
+        // `own_votes` is the record every `PersistAndBroadcast…` effect persists, restored
+        // after a restart, so this check holds across crashes too.
         if let Some(first) = self
             .own_votes
             .iter()
-            .find(|v| v.vote.round == round && v.vote.kind == kind)
+            .find(|v| (v.vote.height, v.vote.round, v.vote.kind) == (height, round, kind))
         {
-            debug_assert_eq!(first.vote.value, value, "never two votes for one step");
-            if first.vote.value == value {
-                fx.push(Effect::Broadcast(Message::Vote(*first)));
-            }
+            assert_eq!(
+                first.vote.value, value,
+                "never two different votes for one (height, round, step): {kind:?} at height \
+                 {height} round {round}"
+            );
+            fx.push(Effect::Broadcast(Message::Vote(*first)));
             return;
         }
         let vote = Vote {
@@ -130,6 +158,7 @@ impl<V: Value> Core<V> {
         let (height, round) = (self.height, self.round);
         self.timers
             .retain(|t| (t.height, t.round) >= (height, round.saturating_sub(1)));
+        assert!(duration_ms > 0, "a zero timeout would end {step:?} at once");
         if self.timers.len() >= TIMERS_MAX {
             self.timers.remove(0);
         }
@@ -139,6 +168,7 @@ impl<V: Value> Core<V> {
             round,
             step,
         });
+        assert!(self.timers.len() <= TIMERS_MAX, "timers exceed their bound");
         fx.push(Effect::ScheduleTimeout {
             height,
             round,
@@ -204,6 +234,11 @@ impl<V: Value> Core<V> {
 
     /// L22 and L28, while step_p = propose.
     fn try_prevote_on_proposal(&mut self, fx: &mut Vec<Effect<V>>) -> bool {
+        assert_eq!(
+            self.step,
+            Step::Propose,
+            "L22/L28 fire only in the propose step"
+        );
         let Some(p) = self.proposals.get(&self.round) else {
             return false;
         };
@@ -243,12 +278,17 @@ impl<V: Value> Core<V> {
         self.step = Step::Prevote; // L27 / L33
         // L24 / L30: broadcast ⟨PREVOTE, h_p, round_p, id(v)⟩, else (L26 / L32) nil.
         self.cast_vote(VoteKind::Prevote, accept.then_some(id), fx);
+        assert_eq!(self.step, Step::Prevote, "casting a prevote moved the step");
         true
     }
 
     /// L36: upon ⟨PROPOSAL, h_p, round_p, v, ∗⟩ from proposer(h_p, round_p) AND
     /// 2f+1 ⟨PREVOTE, h_p, round_p, id(v)⟩ while valid(v) ∧ step_p ≥ prevote for the first time.
     fn try_lock(&mut self, fx: &mut Vec<Effect<V>>) -> bool {
+        assert!(
+            self.step >= Step::Prevote,
+            "L36 fires only from the prevote step"
+        );
         let Some(p) = self.proposals.get(&self.round) else {
             return false;
         };
@@ -274,6 +314,13 @@ impl<V: Value> Core<V> {
             self.step = Step::Precommit;
             self.cast_vote(VoteKind::Precommit, Some(id), fx);
         }
+        // The lock never runs ahead of the valid value: both move to this round together.
+        assert!(
+            self.locked_round() <= self.valid_round(),
+            "locked round {:?} after valid round {:?}",
+            self.locked_round(),
+            self.valid_round()
+        );
         true
     }
 
@@ -300,6 +347,17 @@ impl<V: Value> Core<V> {
             id,
             self.keeper.votes_for(round, VoteKind::Precommit, id),
         );
+        assert!(
+            self.decided.is_none_or(|d| d < self.height),
+            "decided heights strictly increase: decided {:?}, now deciding {}",
+            self.decided,
+            self.height
+        );
+        debug_assert!(
+            certificate.verify(&self.chain_id, &self.validators).is_ok(),
+            "the core's own commit certificate must verify"
+        );
+        self.decided = Some(self.height);
         // L51: decision_p[h_p] = v
         fx.push(Effect::Decide {
             height: self.height,
@@ -348,6 +406,11 @@ impl<V: Value> Core<V> {
     /// L52-L54: move to `height` with fresh per-height state, start round 0, and replay the
     /// buffered messages of that height.
     pub(super) fn enter_height(&mut self, height: Height, fx: &mut Vec<Effect<V>>) {
+        assert!(
+            height > self.height,
+            "heights only move forward: at {} asked to enter {height}",
+            self.height
+        );
         self.height = height;
         self.round = 0;
         self.step = Step::Propose;

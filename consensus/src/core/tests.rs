@@ -211,6 +211,62 @@ fn restored_validator_never_signs_a_different_vote_for_the_same_step() {
 }
 
 #[test]
+fn persisted_state_this_core_could_not_have_written_is_refused() {
+    let ks = keys(4);
+    let proposer = usize::from(core(&ks, 0).proposer(1, 0));
+    let me = (proposer + 1) % 4;
+    let mut c = core(&ks, me);
+    c.handle(Input::Start).unwrap();
+    c.handle(Input::TimeoutElapsed {
+        height: 1,
+        round: 0,
+        step: Step::Propose,
+    })
+    .unwrap();
+    let good = c.persisted_state();
+    assert_eq!(good.own_votes.len(), 1, "one nil prevote: {good:?}");
+    let restore = |state: PersistedState<Block>| {
+        Core::new(
+            Config::default(),
+            set(&ks),
+            CHAIN,
+            Some(ks[me].clone()),
+            1,
+            Some(state),
+        )
+        .map(|_| ())
+    };
+    restore(good.clone()).unwrap();
+
+    let mut two_prevotes = good.clone();
+    let mut other = two_prevotes.own_votes[0].vote;
+    other.value = Some(Block(9).id());
+    two_prevotes.own_votes.push(other.sign(&CHAIN, &ks[me]));
+    assert_eq!(
+        restore(two_prevotes),
+        Err(Error::CorruptPersistedState {
+            reason: "two own votes for one round and step"
+        })
+    );
+
+    let mut valid_too_early = good.clone();
+    valid_too_early.step = Step::Propose;
+    valid_too_early.valid = Some((0, Block(9)));
+    assert!(matches!(
+        restore(valid_too_early),
+        Err(Error::CorruptPersistedState { .. })
+    ));
+
+    let mut vote_ahead = good;
+    vote_ahead.round = 0;
+    vote_ahead.own_votes[0].vote.round = 1;
+    assert!(matches!(
+        restore(vote_ahead),
+        Err(Error::CorruptPersistedState { .. })
+    ));
+}
+
+#[test]
 fn vote_with_bad_signature_is_rejected_and_changes_nothing() {
     let ks = keys(4);
     let mut c = core(&ks, 0);

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use cradle_genesis::clock::now_ms;
 use cradle_genesis::localnet::{LocalnetOptions, write_localnet};
 use cradle_genesis::{
     ConsensusParams, GenesisDoc, GenesisError, GenesisMember, Home, PublicIdentity,
@@ -181,13 +182,6 @@ fn parse_member_spec(s: &str) -> Result<MemberSpec, String> {
     })
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn keygen(out: &Path, seed_hex: Option<&str>) -> Result<()> {
     let keypair = match seed_hex {
         Some(hex_seed) => {
@@ -232,13 +226,22 @@ fn new_genesis(args: NewArgs) -> Result<()> {
     }
     let mut consensus = ConsensusParams::default();
     let overrides = [
-        (args.timeout_propose_ms, &mut consensus.timeout_propose_ms),
-        (args.timeout_prevote_ms, &mut consensus.timeout_prevote_ms),
+        (
+            args.timeout_propose_ms,
+            &mut consensus.timeouts.timeout_propose_ms,
+        ),
+        (
+            args.timeout_prevote_ms,
+            &mut consensus.timeouts.timeout_prevote_ms,
+        ),
         (
             args.timeout_precommit_ms,
-            &mut consensus.timeout_precommit_ms,
+            &mut consensus.timeouts.timeout_precommit_ms,
         ),
-        (args.timeout_delta_ms, &mut consensus.timeout_delta_ms),
+        (
+            args.timeout_delta_ms,
+            &mut consensus.timeouts.timeout_delta_ms,
+        ),
         (args.block_interval_ms, &mut consensus.block_interval_ms),
     ];
     for (value, field) in overrides {

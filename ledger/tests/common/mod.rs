@@ -34,29 +34,7 @@ pub struct World {
     pub events: Vec<cradle_ledger::access::AccessEvent>,
 }
 
-pub fn member(name: &str, role: Role, key: &Keypair, power: u64) -> Member {
-    Member {
-        name: name.into(),
-        role,
-        public_key: key.public_key(),
-        x25519: key.x25519_public(),
-        voting_power: power,
-    }
-}
-
-pub fn wrapped(tag: u8) -> WrappedKey {
-    WrappedKey {
-        ephemeral: X25519Public([tag; 32]),
-        sealed: [tag; 48],
-    }
-}
-
-pub fn patient_key(i: u64) -> Keypair {
-    let mut seed = [0u8; 32];
-    seed[..8].copy_from_slice(&i.to_le_bytes());
-    seed[31] = 0xaa;
-    Keypair::from_seed(&seed)
-}
+pub use cradle_testkit::{member, patient_key, wrapped};
 
 impl World {
     pub fn new(policy: Policy) -> Self {

@@ -7,7 +7,6 @@ use std::fs::File;
 
 use cradle_ledger::access::{self, AccessOutcome, Decision, DenialReason, SignedAccessRequest};
 use cradle_ledger::apply::decide_access;
-use cradle_ledger::contract::ACCESS_REQUEST_BYTES_MAX;
 use cradle_ledger::state::{ArchiveRecord, StateExt};
 use cradle_ledger::tx::{RecordAccess, Transaction, TxBody, WrappedKey};
 use cradle_ledger::{ArchiveId, Hash, PublicKey};
@@ -15,8 +14,8 @@ use tracing::{info, warn};
 
 use super::Custodian;
 use super::store::VerifiedReader;
-use crate::clock::now_ms;
 use crate::submit::WaitError;
+use cradle_genesis::clock::now_ms;
 
 /// A fetch whose access record is committed.
 pub enum FetchOutcome {
@@ -145,9 +144,8 @@ impl Custodian {
         signer: PublicKey,
         body: &[u8],
     ) -> Result<SignedAccessRequest, FetchError> {
-        let request: SignedAccessRequest =
-            cradle_ledger::codec::decode(body, ACCESS_REQUEST_BYTES_MAX)
-                .map_err(|e| FetchError::Malformed(e.to_string()))?;
+        let request =
+            SignedAccessRequest::decode(body).map_err(|e| FetchError::Malformed(e.to_string()))?;
         if request.request.accessor != signer {
             return Err(FetchError::NotOwnRequest);
         }

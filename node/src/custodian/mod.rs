@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use cradle_ledger::{Consortium, Keypair, PublicKey};
 
-use crate::clock::now_us;
 use crate::storage::Store;
 use crate::submit::Submitter;
+use cradle_genesis::clock::now_us;
 
 pub use fetch::{FetchError, FetchOutcome, Released};
 pub use store::{ArchiveStore, ArchiveStoreError};

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use super::DriverError;
 use super::actor::Driver;
 use super::receipts::Receipt;
-use crate::clock::now_ms;
+use cradle_genesis::clock::now_ms;
 
 impl Driver {
     /// Builds and proposes a block once the block interval has passed, or at once when the

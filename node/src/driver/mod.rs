@@ -47,12 +47,7 @@ pub struct DriverConfig {
 impl DriverConfig {
     pub fn from_genesis(params: &cradle_genesis::ConsensusParams, mempool: MempoolConfig) -> Self {
         Self {
-            consensus: cradle_consensus::Config {
-                timeout_propose_ms: params.timeout_propose_ms,
-                timeout_prevote_ms: params.timeout_prevote_ms,
-                timeout_precommit_ms: params.timeout_precommit_ms,
-                timeout_delta_ms: params.timeout_delta_ms,
-            },
+            consensus: params.timeouts,
             block_interval_ms: params.block_interval_ms,
             clock_drift_ms_max: 2_000,
             gossip_interval_ms: 1_000,

@@ -9,7 +9,7 @@ use cradle_ledger::contract::ErrorCode;
 use cradle_ledger::{Hash, PublicKey};
 
 use super::{HttpError, HttpState};
-use crate::clock::now_ms;
+use cradle_genesis::clock::now_ms;
 
 /// Most signed-request nonces remembered at once; beyond it new requests wait for old ones to
 /// age out rather than weaken replay protection.

@@ -23,7 +23,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cradle_ledger::Consortium;
-use cradle_ledger::contract::{BATCH_BYTES_MAX, ErrorAnswer, ErrorCode};
+use cradle_ledger::contract::{ErrorAnswer, ErrorCode, TX_BATCH_BYTES_MAX};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -155,7 +155,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/txs", post(txs::submit))
         .route(
             "/v1/txs/batch",
-            post(txs::submit_batch).layer(DefaultBodyLimit::max(BATCH_BYTES_MAX)),
+            post(txs::submit_batch).layer(DefaultBodyLimit::max(TX_BATCH_BYTES_MAX)),
         )
         .route("/v1/txs/{hash}", get(txs::get))
         .route("/v1/nonce/{key}", get(txs::nonce))

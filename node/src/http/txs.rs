@@ -8,8 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use cradle_ledger::PublicKey;
-use cradle_ledger::codec::BoundedVec;
-use cradle_ledger::contract::{BATCH_BYTES_MAX, BATCH_TXS_MAX, SubmitAnswer};
+use cradle_ledger::contract::{SubmitAnswer, TX_BATCH_BYTES_MAX, TxBatch};
 use cradle_ledger::state::StateExt;
 use serde::Deserialize;
 use serde_json::json;
@@ -60,9 +59,8 @@ pub async fn submit(
 /// `POST /v1/txs/batch`: a borsh `Vec<Vec<u8>>` of encoded transactions behind the version byte.
 /// Each is checked and admitted on its own; the answer lists, in order, a hash or an error.
 pub async fn submit_batch(State(state): State<Arc<HttpState>>, body: Bytes) -> HttpResult {
-    let batch: BoundedVec<Vec<u8>, BATCH_TXS_MAX> =
-        cradle_ledger::codec::decode(&body, BATCH_BYTES_MAX)
-            .map_err(|e| HttpError::bad(format!("invalid batch: {e}")))?;
+    let batch: TxBatch = cradle_ledger::codec::decode(&body, TX_BATCH_BYTES_MAX)
+        .map_err(|e| HttpError::bad(format!("invalid batch: {e}")))?;
     let answers: Vec<_> = state
         .submitter
         .submit_batch(batch.into_inner())

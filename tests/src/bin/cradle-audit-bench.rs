@@ -30,6 +30,7 @@ use anyhow::{Context, bail};
 use cradle_client::api::ApiClient;
 use cradle_consensus::{CommitCertificate, Vote, VoteKind};
 use cradle_genesis::Home;
+use cradle_genesis::clock::now_ms;
 use cradle_ledger::access::{AccessOutcome, AccessRequest, DenialReason, SignedAccessRequest};
 use cradle_ledger::api_request::{AUTH_HEADER, ApiRequest};
 use cradle_ledger::apply::{self, Executed};
@@ -313,13 +314,6 @@ impl Writer<'_> {
         self.tip = tip;
         Ok(built.executed)
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Writes the whole history into the store at `path`; returns the tip and each patient's count

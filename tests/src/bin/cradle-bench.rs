@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cradle_client::api::ApiClient;
+use cradle_genesis::clock::now_ms;
 use cradle_ledger::access::{AccessOutcome, AccessRequest, SignedAccessRequest};
 use cradle_ledger::codec::{self, BoundedVec};
 use cradle_ledger::crypto::{self, TAG_ACCESS_REQUEST};
@@ -59,13 +60,6 @@ fn wrapped(tag: u8) -> WrappedKey {
         ephemeral: X25519Public([tag; 32]),
         sealed: [tag; 48],
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 struct Member {
@@ -119,7 +113,7 @@ fn archive_of(run: u64, p: u64) -> ArchiveId {
 fn submit_all(api: &ApiClient, txs: &[Vec<u8>]) -> anyhow::Result<usize> {
     let mut errors = 0;
     for chunk in txs.chunks(1024) {
-        let batch = BoundedVec::<Vec<u8>, 4096>::new(chunk.to_vec())?;
+        let batch = TxBatch::new(chunk.to_vec())?;
         let answer = api.post_bytes("/v1/txs/batch", &codec::encode(&batch))?;
         errors += answer["results"]
             .as_array()

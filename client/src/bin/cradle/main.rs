@@ -221,7 +221,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             let s = session(&cli)?;
             let member = s.member(grantee)?;
-            let now = cradle_client::session::now_ms();
+            let now = cradle_genesis::clock::now_ms();
             let expires_at = now + parse_duration_ms(expires)?;
             let (id, r) = s.grant(
                 &member,
@@ -258,7 +258,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => s.key.public_key(),
             };
             let grants = s.grants(&patient)?;
-            let now = cradle_client::session::now_ms();
+            let now = cradle_genesis::clock::now_ms();
             match format {
                 RecordFormat::Fhir => {
                     let consortium = audit::node_consortium(&s.api)?;

@@ -7,8 +7,14 @@ use cradle_ledger::{Error, Hash, PublicKey};
 use std::sync::atomic::Ordering;
 use tracing::warn;
 
-use crate::driver::VerifiedTx;
 use crate::metrics::Metrics;
+
+/// A transaction whose encoding, chain id and signatures were already checked.
+pub struct VerifiedTx {
+    pub hash: Hash,
+    pub tx: SignedTransaction,
+    pub encoded: Vec<u8>,
+}
 
 /// Decodes and verifies one client transaction.
 pub fn verify_one(

@@ -1,19 +1,12 @@
 //! The driver's mailbox: what the API and helper tasks send it.
 
 use cradle_ledger::Hash;
-use cradle_ledger::tx::SignedTransaction;
 use tokio::sync::oneshot;
 
 use super::receipts::Receipt;
 use crate::mempool::MempoolError;
+pub use crate::verify::VerifiedTx;
 use crate::wire::SyncResponse;
-
-/// A transaction whose encoding, chain id and signatures were already checked.
-pub struct VerifiedTx {
-    pub hash: Hash,
-    pub tx: SignedTransaction,
-    pub encoded: Vec<u8>,
-}
 
 /// Why a submitted transaction was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

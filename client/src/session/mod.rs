@@ -4,10 +4,8 @@
 //! Everything secret happens here, on the client: archive keys are made here, archives are
 //! encrypted here before upload and decrypted here after download, and archive keys leave only
 //! wrapped for their recipients. The node sees ciphertext, hashes and wrapped keys.
+//! Putting and getting archives is in [`archives`].
 
-use std::fs::File;
-use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cradle_ledger::access::{AccessRequest, JUSTIFICATION_BYTES_MAX, SignedAccessRequest};
@@ -29,6 +27,8 @@ use cradle_genesis::durable::FlushingFile;
 
 use crate::api::{ApiClient, ApiError};
 use crate::seal::{self, ArchiveKey, SealError};
+
+mod archives;
 
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -106,20 +106,6 @@ pub trait Progress {
 pub struct Quiet;
 impl Progress for Quiet {}
 
-/// A reader that reports what passed through it.
-struct Counting<'p, R> {
-    inner: R,
-    progress: &'p dyn Progress,
-}
-
-impl<R: Read> Read for Counting<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.advance(n as u64);
-        Ok(n)
-    }
-}
-
 /// A key holder talking to one node.
 pub struct Session {
     pub api: ApiClient,
@@ -146,7 +132,17 @@ impl Session {
 
     fn next_nonce(&self) -> Result<u64, ClientError> {
         let last = self.api.last_nonce(&self.key.public_key().to_hex())?;
-        Ok(now_us().max(last.map_or(0, |l| l + 1)))
+        // A nonce from the node is outside input: at the top of the range this key can sign
+        // nothing more, which is an error to report, not an overflow.
+        let next = match last {
+            None => 0,
+            Some(l) => l.checked_add(1).ok_or_else(|| {
+                ClientError::Invalid(
+                    "this key's nonce is exhausted on the ledger: it can sign nothing more".into(),
+                )
+            })?,
+        };
+        Ok(now_us().max(next))
     }
 
     /// Signs `body` with a fresh nonce, submits it and waits for its commit.
@@ -300,204 +296,6 @@ impl Session {
         self.submit(TxBody::EnrolPatient(EnrolPatient { patient, x25519 }))
     }
 
-    /// A custodian encrypts `file`, uploads the ciphertext to its own node and registers the
-    /// archive for `patient`, wrapping its key for her, for itself and for every active grant
-    /// of hers that covers it.
-    pub fn put_archive(
-        &self,
-        file: &Path,
-        patient: PublicKey,
-        category: Category,
-        progress: &dyn Progress,
-    ) -> Result<PutReceipt, ClientError> {
-        let patient_rec = self.patient(&patient)?;
-        let mut id = [0u8; 32];
-        getrandom::fill(&mut id)
-            .map_err(|e| ClientError::Invalid(format!("random source failed: {e}")))?;
-        let archive = ArchiveId(id);
-        let key = ArchiveKey::generate()?;
-        let open = |what: &str| -> Result<BufReader<File>, ClientError> {
-            let f = File::open(file).map_err(io(format!("{what} {}", file.display())))?;
-            Ok(BufReader::with_capacity(1 << 20, f))
-        };
-        let plaintext_len = std::fs::metadata(file)
-            .map_err(io(format!("reading {}", file.display())))?
-            .len();
-
-        // Pass one: the ciphertext's hash, which the upload's signature and the ledger carry.
-        progress.start("encrypting", plaintext_len);
-        let summary = seal::ciphertext_digest(
-            &key,
-            &archive,
-            Counting {
-                inner: open("reading")?,
-                progress,
-            },
-        )?;
-        progress.finish();
-
-        // Pass two: encrypt again (deterministic for this key) straight into the upload.
-        let path = format!("/v1/archives/{}", hex::encode(summary.ciphertext_sha256));
-        let auth = self.auth("PUT", &path, summary.ciphertext_sha256)?;
-        progress.start("uploading", summary.ciphertext_bytes);
-        let reader = seal::EncryptingReader::without_digest(&key, &archive, open("reading")?);
-        let mut body = Counting {
-            inner: reader,
-            progress,
-        };
-        self.api.put_reader(
-            &path,
-            &auth,
-            AUTH_HEADER,
-            summary.ciphertext_bytes,
-            &mut body,
-        )?;
-        progress.finish();
-
-        let now = now_ms();
-        let members = self.members()?;
-        let mut grant_keys = Vec::new();
-        for (grant, rec, _) in self.grants(&patient)? {
-            if rec.revoked_at_ms.is_some()
-                || rec.expires_at_ms <= now
-                || !rec.scope.covers(&archive, category)
-            {
-                continue;
-            }
-            let Some(grantee) = members.iter().find(|m| m.public_key == rec.grantee) else {
-                continue;
-            };
-            grant_keys.push(GrantKey {
-                grant,
-                key: wrap_key(key.as_bytes(), &archive, &grantee.x25519_public)?,
-            });
-        }
-        let grants_covered = grant_keys.len();
-        let body = TxBody::RegisterArchive(RegisterArchive {
-            archive,
-            patient,
-            ciphertext_sha256: summary.ciphertext_sha256,
-            size_bytes: summary.ciphertext_bytes,
-            category,
-            key_for_patient: wrap_key(key.as_bytes(), &archive, &patient_rec.x25519)?,
-            key_for_custodian: wrap_key(key.as_bytes(), &archive, &self.key.x25519_public())?,
-            grant_keys: BoundedVec::new(grant_keys)?,
-        });
-        let tx = self.submit(body)?;
-        Ok(PutReceipt {
-            archive,
-            ciphertext_sha256: summary.ciphertext_sha256,
-            ciphertext_bytes: summary.ciphertext_bytes,
-            plaintext_bytes: summary.plaintext_bytes,
-            grants_covered,
-            tx,
-        })
-    }
-
-    /// Asks the archive's custodian for it. The custodian records the access on the ledger
-    /// first; then the ciphertext is checked against the ledger's hash and decrypted into a
-    /// temporary file beside `out`, which becomes `out` only if every check passed.
-    pub fn get_archive(
-        &self,
-        archive: ArchiveId,
-        purpose: Purpose,
-        justification: Option<&str>,
-        out: &Path,
-        progress: &dyn Progress,
-    ) -> Result<GetReceipt, ClientError> {
-        let record = self.archive_record(&archive)?;
-        let justification = justification
-            .map(|j| {
-                BoundedString::<JUSTIFICATION_BYTES_MAX>::new(j.to_string()).map_err(|_| {
-                    ClientError::Invalid(format!(
-                        "the justification is longer than {JUSTIFICATION_BYTES_MAX} bytes"
-                    ))
-                })
-            })
-            .transpose()?;
-        let mut request_id = [0u8; 16];
-        getrandom::fill(&mut request_id)
-            .map_err(|e| ClientError::Invalid(format!("random source failed: {e}")))?;
-        let request = AccessRequest {
-            accessor: self.key.public_key(),
-            archive,
-            purpose,
-            justification,
-            requested_at_ms: now_ms(),
-            request_id,
-        };
-        let signature = self.key.sign(TAG_ACCESS_REQUEST, &self.chain_id, &request);
-        let body = SignedAccessRequest { request, signature }.encode();
-        let path = format!("/v1/archives/{}/fetch", archive.to_hex());
-        let auth = self.auth("POST", &path, sha256(&body))?;
-        let fetched = self.api.fetch(&path, &auth, AUTH_HEADER, &body)?;
-        let fetched = match fetched {
-            crate::api::Fetched::Refused {
-                status,
-                reason,
-                access_tx,
-                code,
-            } => {
-                return Err(match access_tx {
-                    Some(access_tx) => ClientError::Denied { reason, access_tx },
-                    None => ClientError::Api(ApiError::Refused {
-                        status,
-                        reason,
-                        code,
-                    }),
-                });
-            }
-            crate::api::Fetched::Stream(s) => s,
-        };
-        let wrapped = WrappedKey::from_hex(&fetched.wrapped_key_hex)
-            .map_err(|_| bad_answer("wrapped key header"))?;
-        let key = unwrap_key(&wrapped, &archive, &self.key)?;
-        let key = ArchiveKey::from_bytes(&key);
-
-        let tmp = temp_beside(out)?;
-        let result = (|| {
-            let file = File::create_new(&tmp)
-                .and_then(FlushingFile::new)
-                .map_err(io(format!("creating {}", tmp.display())))?;
-            let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
-            progress.start("downloading", record.size_bytes);
-            let mut seen = 0u64;
-            let n = seal::decrypt_to(
-                &key,
-                &archive,
-                &record.ciphertext_sha256,
-                record.size_bytes,
-                fetched.body,
-                &mut writer,
-                &mut |total| {
-                    progress.advance(total - seen);
-                    seen = total;
-                },
-            )?;
-            progress.finish();
-            let file = writer.into_inner().map_err(|e| ClientError::Io {
-                what: format!("writing {}", tmp.display()),
-                source: e.into_error(),
-            })?;
-            file.sync_all()
-                .map_err(io(format!("syncing {}", tmp.display())))?;
-            Ok::<u64, ClientError>(n)
-        })();
-        let n = match result {
-            Ok(n) => n,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
-        std::fs::rename(&tmp, out).map_err(io(format!("writing {}", out.display())))?;
-        Ok(GetReceipt {
-            plaintext_bytes: n,
-            outcome: fetched.outcome,
-            access_tx: fetched.access_tx,
-        })
-    }
-
     /// The patient grants `grantee` access to the archives `scope` covers, for `purposes`,
     /// from `valid_from_ms` until `expires_at_ms`; the keys of every covered archive that
     /// exists now are unwrapped here and wrapped for the grantee.
@@ -540,20 +338,4 @@ impl Session {
 fn record<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Result<T, ClientError> {
     serde_json::from_value(v.get("record").cloned().unwrap_or(Value::Null))
         .map_err(|_| bad_answer(what))
-}
-
-/// A fresh temporary path in `out`'s directory, so the final rename stays on one filesystem.
-fn temp_beside(out: &Path) -> Result<PathBuf, ClientError> {
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "archive".into());
-    let mut r = [0u8; 6];
-    getrandom::fill(&mut r)
-        .map_err(|e| ClientError::Invalid(format!("random source failed: {e}")))?;
-    Ok(dir.join(format!(".{name}.{}.partial", hex::encode(r))))
 }

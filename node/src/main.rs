@@ -130,6 +130,7 @@ async fn run(home: Home) -> anyhow::Result<()> {
         store.clone(),
         consortium.clone(),
         submitter.clone(),
+        metrics.clone(),
     ));
     let api_state = Arc::new(HttpState {
         consortium: consortium.clone(),

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub blocks_synced: AtomicU64,
     pub messages_invalid: AtomicU64,
     pub equivocations: AtomicU64,
+    /// Fetches refused because the signer could not be entitled (no member, not the patient).
+    pub fetches_refused_strangers: AtomicU64,
     /// From a transaction's admission to this node's mempool to the commit of its block.
     pub commit_latency: Histogram,
     /// From entering a height to committing its block.
@@ -150,6 +152,13 @@ impl Metrics {
             "counter",
             "Equivocation evidence collected.",
             &self.equivocations,
+        );
+        gauge(
+            &mut out,
+            "cradle_fetches_refused_strangers_total",
+            "counter",
+            "Archive fetches refused, off the ledger, to keys that are neither a member nor the patient.",
+            &self.fetches_refused_strangers,
         );
         self.commit_latency.render(
             &mut out,

@@ -516,6 +516,27 @@ fn hostile_archive_requests_are_refused_with_a_reason_and_change_nothing() {
     // --- fetch: which archive, and which node ---
     let unknown = ArchiveId([0x5e; 32]);
     let unknown_path = fetch_path(&unknown);
+    // A member learns that the archive does not exist; a patient, for whom it is not hers,
+    // gets the refusal a stranger gets.
+    let unknown_body = access_body(&chain, &other_member, unknown, Purpose::Treat);
+    refused(
+        &post(
+            &api,
+            &unknown_path,
+            Some(&auth(
+                &chain,
+                &other_member,
+                "POST",
+                &unknown_path,
+                sha256(&unknown_body),
+                now_ms(),
+            )),
+            &unknown_body,
+        ),
+        404,
+        "no such archive on the ledger",
+        "a member's fetch of an archive the ledger does not know",
+    );
     let unknown_body = access_body(&chain, &patient, unknown, Purpose::PatientRequest);
     refused(
         &post(
@@ -531,9 +552,9 @@ fn hostile_archive_requests_are_refused_with_a_reason_and_change_nothing() {
             )),
             &unknown_body,
         ),
-        404,
-        "no such archive on the ledger",
-        "fetch of an archive the ledger does not know",
+        403,
+        "only member institutions and the archive's patient may ask for an archive",
+        "a patient's fetch of an archive the ledger does not know",
     );
     refused(
         &post(
@@ -735,6 +756,33 @@ fn hostile_archive_requests_are_refused_with_a_reason_and_change_nothing() {
     assert_eq!(
         std::fs::read(objects.join(hex::encode(blob_hash))).unwrap(),
         blob
+    );
+
+    // A key that is neither a member nor the archive's patient is refused off the ledger, with
+    // the same answer whether or not the archive exists: no denial lands in her history.
+    let unknown = ArchiveId([0x5a; 32]);
+    for (target, case) in [
+        (archive, "a stranger's fetch of her archive"),
+        (
+            unknown,
+            "a stranger's fetch of an archive that does not exist",
+        ),
+    ] {
+        let path = fetch_path(&target);
+        let body = access_body(&chain, &stranger, target, Purpose::Treat);
+        let signed = auth(&chain, &stranger, "POST", &path, sha256(&body), now_ms());
+        refused(
+            &post(&api, &path, Some(&signed), &body),
+            403,
+            "only member institutions and the archive's patient may ask for an archive",
+            case,
+        );
+    }
+    let metrics = String::from_utf8(c.client(0).get_bytes("/metrics").unwrap()).unwrap();
+    assert!(
+        // These two, and the patient's fetch of an archive that is not hers above.
+        metrics.contains("cradle_fetches_refused_strangers_total 3\n"),
+        "strangers' refusals are counted: {metrics}"
     );
 
     // Only the permitted fetch was recorded, and the patient still gets her record.

@@ -4,6 +4,7 @@
 //! the refusal). Not a byte of ciphertext is handed out before the record is committed.
 
 use std::fs::File;
+use std::sync::atomic::Ordering;
 
 use cradle_ledger::access::{self, AccessOutcome, Decision, DenialReason, SignedAccessRequest};
 use cradle_ledger::apply::decide_access;
@@ -55,6 +56,8 @@ pub enum FetchError {
     OtherArchive,
     #[error("bad access request signature")]
     BadSignature,
+    #[error("only member institutions and the archive's patient may ask for an archive")]
+    NotEntitled,
     #[error("no such archive on the ledger")]
     NoSuchArchive,
     #[error("this node does not hold the archive: ask {holder}'s node")]
@@ -93,6 +96,7 @@ impl Custodian {
         body: &[u8],
     ) -> Result<FetchOutcome, FetchError> {
         let request = self.authenticate(archive_id, signer, body)?;
+        self.entitled(&archive_id, &signer)?;
         let (archive, file, len) = self.held_archive(&archive_id)?;
         let decision = self.decide(&archive, &request)?;
         let (outcome, wrapped_key) = self.outcome_of(&decision, &archive, &archive_id, &request)?;
@@ -156,6 +160,28 @@ impl Custodian {
             .verify(&self.consortium.chain_id)
             .map_err(|_| FetchError::BadSignature)?;
         Ok(request)
+    }
+
+    /// Only a party that could be entitled — a member institution, or the archive's own
+    /// patient — has its access recorded. A stranger's request is refused and counted here, off
+    /// the ledger, so no one can fill a mother's history with noise; the refusal is the same
+    /// whether or not the archive exists.
+    fn entitled(&self, archive_id: &ArchiveId, signer: &PublicKey) -> Result<(), FetchError> {
+        if self.consortium.member(signer).is_some() {
+            return Ok(());
+        }
+        let patient = self
+            .ledger
+            .archive(archive_id)
+            .map_err(internal)?
+            .map(|a| a.patient);
+        if patient.as_ref() == Some(signer) {
+            return Ok(());
+        }
+        self.metrics
+            .fetches_refused_strangers
+            .fetch_add(1, Ordering::Relaxed);
+        Err(FetchError::NotEntitled)
     }
 
     /// The archive's ledger record, and its ciphertext in this node's store with the right

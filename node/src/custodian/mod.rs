@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use cradle_ledger::{Consortium, Keypair, PublicKey};
 
+use crate::metrics::Metrics;
 use crate::storage::Store;
 use crate::submit::Submitter;
 use cradle_genesis::clock::now_us;
@@ -34,6 +35,7 @@ pub struct Custodian {
     ledger: Arc<Store>,
     consortium: Arc<Consortium>,
     submitter: Submitter,
+    metrics: Arc<Metrics>,
 }
 
 impl Custodian {
@@ -43,6 +45,7 @@ impl Custodian {
         ledger: Arc<Store>,
         consortium: Arc<Consortium>,
         submitter: Submitter,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             key,
@@ -51,6 +54,7 @@ impl Custodian {
             ledger,
             consortium,
             submitter,
+            metrics,
         }
     }
 

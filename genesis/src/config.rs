@@ -48,7 +48,44 @@ pub struct P2pConfig {
 pub struct ApiConfig {
     /// `IP:PORT` to listen on.
     pub listen: String,
+    /// Most client connections open at once; further ones are closed on accept.
+    #[serde(default = "default_connections_max")]
+    pub connections_max: usize,
+    /// Most client connections open at once from one IP address.
+    #[serde(default = "default_connections_per_ip_max")]
+    pub connections_per_ip_max: usize,
+    /// How long a client has to send a request's headers, and how long an idle connection is
+    /// kept between requests, in milliseconds.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
 }
+
+impl ApiConfig {
+    /// Listening on `listen`, with the default connection limits.
+    pub fn new(listen: impl Into<String>) -> Self {
+        Self {
+            listen: listen.into(),
+            connections_max: default_connections_max(),
+            connections_per_ip_max: default_connections_per_ip_max(),
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+        }
+    }
+}
+
+/// Defaults well under a common 1,024 open-file limit, leaving room for RocksDB and peers.
+fn default_connections_max() -> usize {
+    512
+}
+fn default_connections_per_ip_max() -> usize {
+    64
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+
+/// Bounds of the API's connection limits, for `validate`.
+pub const API_CONNECTIONS_MAX: usize = 65_536;
+pub const API_HEADER_READ_TIMEOUT_MS_MAX: u64 = 300_000;
 
 /// Bounds on pending transactions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,9 +163,7 @@ impl Default for NodeConfig {
             p2p: P2pConfig {
                 listen: "/ip4/127.0.0.1/tcp/26600".into(),
             },
-            api: ApiConfig {
-                listen: "127.0.0.1:8600".into(),
-            },
+            api: ApiConfig::new("127.0.0.1:8600"),
             mempool: MempoolConfig::default(),
             archives: ArchivesConfig::default(),
         }
@@ -150,6 +185,34 @@ impl NodeConfig {
         }
         P2pAddr::parse(&self.p2p.listen).map_err(|r| bad("p2p.listen", r))?;
         parse_api_addr(&self.api.listen).map_err(|r| bad("api.listen", r))?;
+        let api = &self.api;
+        if !(1..=API_CONNECTIONS_MAX).contains(&api.connections_max) {
+            return Err(bad(
+                "api.connections_max",
+                format!(
+                    "{} is outside 1..={API_CONNECTIONS_MAX}",
+                    api.connections_max
+                ),
+            ));
+        }
+        if !(1..=api.connections_max).contains(&api.connections_per_ip_max) {
+            return Err(bad(
+                "api.connections_per_ip_max",
+                format!(
+                    "{} is outside 1..=api.connections_max ({})",
+                    api.connections_per_ip_max, api.connections_max
+                ),
+            ));
+        }
+        if !(100..=API_HEADER_READ_TIMEOUT_MS_MAX).contains(&api.header_read_timeout_ms) {
+            return Err(bad(
+                "api.header_read_timeout_ms",
+                format!(
+                    "{} is outside 100..={API_HEADER_READ_TIMEOUT_MS_MAX}",
+                    api.header_read_timeout_ms
+                ),
+            ));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(bad("data_dir", "empty"));
         }

@@ -208,9 +208,7 @@ pub fn write_localnet(opts: &LocalnetOptions) -> Result<Localnet, GenesisError> 
             p2p: crate::config::P2pConfig {
                 listen: m.p2p_addr.clone().unwrap_or_default(),
             },
-            api: crate::config::ApiConfig {
-                listen: api.clone(),
-            },
+            api: crate::config::ApiConfig::new(api.clone()),
             ..NodeConfig::default()
         };
         config.validate()?;

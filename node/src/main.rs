@@ -145,11 +145,15 @@ async fn run(home: Home) -> anyhow::Result<()> {
         genesis: serde_json::to_value(&home.genesis).context("genesis as JSON")?,
     });
     let listen = home.config.api_listen().context("api address")?;
+    let limits = http::serve::ServeLimits::from_config(&home.config.api);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the API to {listen}"))?;
     info!(%listen, "api listening");
-    let api = tokio::spawn(async move { axum::serve(listener, http::router(api_state)).await });
+    let api =
+        tokio::spawn(
+            async move { http::serve::serve(listener, http::router(api_state), limits).await },
+        );
 
     let keypair = cradle_ledger::Keypair::from_secret_parts(
         &home.keypair.ed25519_seed(),

@@ -78,9 +78,7 @@ fn a_node_whose_key_is_not_in_genesis_cannot_join() {
         p2p: cradle_genesis::config::P2pConfig {
             listen: p2p.clone(),
         },
-        api: cradle_genesis::config::ApiConfig {
-            listen: api.clone(),
-        },
+        api: cradle_genesis::config::ApiConfig::new(api.clone()),
         ..Default::default()
     };
     config.save(dir.join("config.toml")).unwrap();

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod blocks;
 pub mod node;
 pub mod records;
+pub mod serve;
 pub mod txs;
 
 use std::sync::{Arc, Mutex};

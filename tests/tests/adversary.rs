@@ -1,0 +1,175 @@
+//! Attacks on real processes, each with the promise it must not break: while the attack runs, a
+//! patient's own fetch and the node's status still answer within 2 s.
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cradle_tests::Cluster;
+use cradle_tests::cluster::bin;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use tokio::net::TcpSocket;
+
+const WAIT: Duration = Duration::from_secs(60);
+const PROMISE: Duration = Duration::from_secs(2);
+/// Half-sent requests the attacker holds open: above a common 1,024 open-file limit.
+const HALF_SENT: usize = 1_100;
+
+fn record() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/testdata/fhir-prenatal/Karla_Kessler_eb2955c7-1c46-47bd-bffc-bae94824b629.json");
+    assert!(p.is_file(), "{} is missing", p.display());
+    p
+}
+
+fn cradle(node: &str, key: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin("cradle").unwrap())
+        .arg("--node")
+        .arg(node)
+        .arg("--key")
+        .arg(key)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        out.status.success(),
+        "cradle failed: stdout {stdout:?} stderr {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A connection from `source` (another loopback address than the patient's) that sends the
+/// start of a request and never finishes it; `None` when the node closed it on accept.
+async fn half_sent(source: &str, node: std::net::SocketAddr) -> Option<TcpStream> {
+    let socket = TcpSocket::new_v4().ok()?;
+    socket.bind(format!("{source}:0").parse().ok()?).ok()?;
+    let stream = socket.connect(node).await.ok()?.into_std().ok()?;
+    stream.set_nonblocking(false).ok()?;
+    (&stream)
+        .write_all(b"GET /v1/status HTTP/1.1\r\nHost: cradle\r\nX-Slow: ")
+        .ok()?;
+    Some(stream)
+}
+
+#[test]
+fn half_sent_requests_above_the_file_limit_do_not_stop_a_fetch() {
+    let c = Cluster::start(4, &[]).unwrap();
+    for i in 0..4 {
+        c.wait_height(i, 1, WAIT).unwrap();
+    }
+    let work = c.dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let url = c.nodes[0].api.clone();
+    let custodian = c.nodes[0].home.join("node.key");
+    let p_key = work.join("patient.key");
+    ok(Command::new(bin("cradle").unwrap())
+        .args(["keygen", "--out"])
+        .arg(&p_key)
+        .output()
+        .unwrap());
+    let p_pub = work.join("patient.key.pub");
+    let p_pub = p_pub.to_str().unwrap();
+    ok(cradle(&url, &custodian, &["patient", "enrol", p_pub]));
+    let rec = record();
+    let put: Value = serde_json::from_str(&ok(cradle(
+        &url,
+        &custodian,
+        &[
+            "archive",
+            "put",
+            rec.to_str().unwrap(),
+            "--patient",
+            p_pub,
+            "--category",
+            "prenatal-visit",
+            "--format",
+            "json",
+        ],
+    )))
+    .unwrap();
+    let archive = put["archive"].as_str().unwrap().to_string();
+
+    let node: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // The attacker opens its half-sent requests and keeps them.
+    let held: Vec<TcpStream> = runtime.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..HALF_SENT {
+            if let Some(s) = half_sent("127.0.0.2", node).await {
+                held.push(s);
+            }
+        }
+        held
+    });
+    eprintln!("attacker holds {} connections", held.len());
+
+    // Meanwhile the node answers its status and the patient reads her record, promptly.
+    let started = Instant::now();
+    let status = c.client(0).status().unwrap();
+    assert!(status["height"].as_u64().unwrap() >= 1);
+    assert!(
+        started.elapsed() <= PROMISE,
+        "status took {:?}",
+        started.elapsed()
+    );
+    let out = work.join("mine.json");
+    let started = Instant::now();
+    ok(cradle(
+        &url,
+        &p_key,
+        &[
+            "archive",
+            "get",
+            &archive,
+            "--purpose",
+            "PATRQT",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ));
+    let took = started.elapsed();
+    assert!(
+        took <= PROMISE,
+        "the patient's fetch took {took:?} under the attack"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&rec).unwrap());
+
+    // The node keeps none of them past its header deadline (10 s by default).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for mut s in held {
+        let mut buf = [0u8; 256];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "a half-sent request was kept open past the deadline"
+            );
+            s.set_read_timeout(Some(left)).unwrap();
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    panic!("a half-sent request was kept open past the deadline")
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    assert!(c.client(0).status().is_ok());
+}

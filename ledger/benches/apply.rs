@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use cradle_ledger::access::{AccessOutcome, DenialReason};
-use cradle_ledger::apply;
 use cradle_ledger::tx::{Category, Purpose, Scope};
 use cradle_ledger::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -113,7 +112,7 @@ fn bench_apply(c: &mut Criterion) {
     for i in 0..200usize {
         txs.push(w.revoke(&patients[2 * i + 1], grants[2 * i + 1]));
     }
-    let built = apply::build_block(
+    let built = block::build_block(
         &w.store,
         &w.consortium,
         &w.tip,
@@ -134,7 +133,10 @@ fn bench_apply(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1000));
     group.sample_size(20);
     group.bench_function("txs=1000", |bench| {
-        bench.iter(|| apply::apply_block(&w.store, &w.consortium, &w.tip, &block).expect("valid"))
+        bench.iter(|| {
+            let checked = block::check_block(&w.consortium, &w.tip, &block).expect("checks");
+            block::execute(&w.store, &w.consortium, checked).expect("valid")
+        })
     });
     group.finish();
 }

@@ -2,8 +2,10 @@
 //!
 //! - [`identity`]: member institutions, roles and the consortium's policy (from genesis);
 //! - [`tx`] and [`access`]: the five transactions and the access rule;
-//! - [`block`]: headers, blocks and their commit certificates;
-//! - [`state`] and [`apply`]: the key-value state and the deterministic state transition;
+//! - [`rules`]: what each transaction may do to state, one module per kind;
+//! - [`block`]: headers, blocks and their commit certificates, and the block pipeline: envelope,
+//!   batched signatures, execution (which takes proof that signatures were checked), building;
+//! - [`state`]: the key-value state and the overlay a block's changes accumulate in;
 //! - [`audit`]: audit answers proven complete from genesis, and light-client checkpoints;
 //! - [`merkle`]: RFC 6962 logs and the sparse Merkle tree behind the state root;
 //! - [`contract`] and [`api_request`]: the HTTP contract between node and client, and signed
@@ -16,7 +18,6 @@
 
 pub mod access;
 pub mod api_request;
-pub mod apply;
 pub mod audit;
 pub mod block;
 pub mod codec;
@@ -26,6 +27,7 @@ pub mod error;
 pub mod identity;
 pub mod keywrap;
 pub mod merkle;
+pub mod rules;
 pub mod state;
 pub mod tx;
 

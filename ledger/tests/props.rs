@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use cradle_ledger::access::{AccessEvent, AccessOutcome, DenialReason};
-use cradle_ledger::apply;
 use cradle_ledger::block::{Block, ChainTip, FinalizedBlock};
 use cradle_ledger::codec::{self, BoundedVec};
 use cradle_ledger::state::{MemoryStore, StateExt};
@@ -145,7 +144,8 @@ proptest! {
         let mut tip = ChainTip::genesis(&first.0.consortium);
         for (fb, root) in first.0.blocks.iter().zip(&first.1) {
             fb.verify_certificate(&first.0.consortium).unwrap();
-            let ex = apply::apply_block(&store, &first.0.consortium, &tip, &fb.block).unwrap();
+            let checked = block::check_block(&first.0.consortium, &tip, &fb.block).unwrap();
+            let ex = block::execute(&store, &first.0.consortium, checked).unwrap();
             store.commit(&ex.writes);
             tip = ChainTip::of(&fb.block.header);
             prop_assert_eq!(&store.state_root().unwrap(), root);

@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use cradle_ledger::access::{AccessOutcome, DenialReason, EventOutcome};
-use cradle_ledger::apply;
 use cradle_ledger::block::ChainTip;
 use cradle_ledger::codec::BoundedVec;
 use cradle_ledger::crypto::Digest32;
@@ -162,7 +161,7 @@ fn wrong_chain_bad_signature_and_oversize_are_refused() {
     tx.signature.0[3] ^= 1;
     assert_eq!(tx.verify(&w.chain_id()), Err(Error::BadSignature));
     assert_eq!(
-        apply::verify_signatures(std::slice::from_ref(&tx), &w.chain_id()),
+        block::verify_signatures(std::slice::from_ref(&tx), &w.chain_id()),
         Err(Error::InvalidTx {
             index: 0,
             source: Box::new(Error::BadSignature)
@@ -624,7 +623,7 @@ fn only_the_custodian_records_fresh_unreplayed_requests() {
     );
     assert_eq!(tx.verify(&w.chain_id()), Err(Error::BadSignature));
     assert_eq!(
-        apply::verify_signatures(&[tx], &w.chain_id()),
+        block::verify_signatures(&[tx], &w.chain_id()),
         Err(Error::InvalidTx {
             index: 0,
             source: Box::new(Error::BadSignature)
@@ -642,7 +641,7 @@ fn blocks_must_extend_the_tip_and_match_their_header() {
     let a = w.hospital_a.clone_key();
     let tx = w.enrol(&a, &patient_key(2));
     let dup = w.enrol(&a, &p);
-    let built = apply::build_block(
+    let built = block::build_block(
         &w.store,
         &w.consortium,
         &w.tip,
@@ -654,7 +653,11 @@ fn blocks_must_extend_the_tip_and_match_their_header() {
     let good = built.block;
     let root = w.root();
     let check = |block: &block::Block, tip: &ChainTip| {
-        apply::apply_block(&w.store, &w.consortium, tip, block)
+        block::execute(
+            &w.store,
+            &w.consortium,
+            block::check_block(&w.consortium, tip, block)?,
+        )
     };
 
     let mut b = good.clone();
@@ -709,6 +712,66 @@ fn blocks_must_extend_the_tip_and_match_their_header() {
     );
     assert_eq!(w.root(), root);
     check(&good, &w.tip).unwrap();
+}
+
+#[test]
+fn signatures_verified_on_admission_are_skipped_and_a_bad_one_is_named_by_block_index() {
+    let mut w = World::new(Policy::default());
+    let a = w.hospital_a.clone_key();
+    let txs: Vec<_> = (1..=3).map(|i| w.enrol(&a, &patient_key(i))).collect();
+    let built = block::build_block(
+        &w.store,
+        &w.consortium,
+        &w.tip,
+        w.now_ms + 1000,
+        a.public_key(),
+        txs,
+    )
+    .unwrap();
+    let mut bad = built.block.clone();
+    let mut txs = bad.txs.to_vec();
+    txs[0].signature.0[3] ^= 1;
+    txs[2].signature.0[3] ^= 1;
+    let (first, last) = (txs[0].hash(), txs[2].hash());
+    bad.txs = BoundedVec::new(txs).unwrap();
+    bad.header.tx_root = Digest32(block::tx_root(&bad.txs));
+    let chain_id = w.chain_id();
+    let envelope = || block::check_envelope(&w.consortium, &w.tip, &bad).unwrap();
+
+    assert_eq!(
+        envelope().verify_signatures(&chain_id).err(),
+        Some(Error::InvalidTx {
+            index: 0,
+            source: Box::new(Error::BadSignature)
+        })
+    );
+    // The first was "admitted" to a mempool, so only the third is checked, and named as the
+    // block's third transaction.
+    assert_eq!(
+        envelope()
+            .verify_signatures_except(&chain_id, |h| *h == first)
+            .err(),
+        Some(Error::InvalidTx {
+            index: 2,
+            source: Box::new(Error::BadSignature)
+        })
+    );
+    // Whoever vouches for a transaction owns that promise: nothing checks it again.
+    let checked = envelope()
+        .verify_signatures_except(&chain_id, |h| *h == first || *h == last)
+        .unwrap();
+    assert!(std::ptr::eq(checked.block(), &bad));
+
+    // A block whose transactions were all admitted executes as if fully checked.
+    let good = &built.block;
+    let all = block::check_envelope(&w.consortium, &w.tip, good)
+        .unwrap()
+        .verify_signatures_except(&chain_id, |_| true)
+        .unwrap();
+    assert_eq!(
+        block::execute(&w.store, &w.consortium, all).unwrap(),
+        built.executed
+    );
 }
 
 #[test]

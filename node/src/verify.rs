@@ -1,7 +1,7 @@
 //! Checking transactions from outside before they reach the mempool: bounded decode, chain id,
 //! and signatures, batched.
 
-use cradle_ledger::apply;
+use cradle_ledger::block;
 use cradle_ledger::tx::SignedTransaction;
 use cradle_ledger::{Error, Hash, PublicKey};
 use std::sync::atomic::Ordering;
@@ -55,7 +55,7 @@ pub fn verify_batch(
         }
     }
     let txs: Vec<SignedTransaction> = decoded.iter().map(|v| v.tx.clone()).collect();
-    if apply::verify_signatures(&txs, chain_id).is_ok() {
+    if block::verify_signatures(&txs, chain_id).is_ok() {
         return decoded;
     }
     decoded

@@ -15,8 +15,7 @@ mod storage {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use cradle_ledger::access::{AccessOutcome, DenialReason, LoggedEvent};
-    use cradle_ledger::apply::{self, Executed};
-    use cradle_ledger::block::{ChainTip, FinalizedBlock};
+    use cradle_ledger::block::{self, ChainTip, Executed, FinalizedBlock};
     use cradle_ledger::merkle::log::{
         consistency_proof, inclusion_proof, root_at, verify_consistency, verify_inclusion,
     };
@@ -155,8 +154,8 @@ mod storage {
         let gid = chain.grant;
         let on_memory = access_block(&mut chain.world, 100, &patient_key(1), gid);
         let next = chain.world.blocks.last().unwrap();
-        let on_rocks =
-            apply::apply_block(&store, &chain.world.consortium, &tip, &next.block).unwrap();
+        let checked = block::check_block(&chain.world.consortium, &tip, &next.block).unwrap();
+        let on_rocks = block::execute(&store, &chain.world.consortium, checked).unwrap();
         assert_eq!(on_rocks, on_memory);
         store.commit_block(next, &on_rocks).unwrap();
         assert_eq!(store.state_root().unwrap(), chain.world.root());

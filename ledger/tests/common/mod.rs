@@ -8,8 +8,7 @@ use std::collections::HashMap;
 
 use cradle_consensus::{CommitCertificate, Vote, VoteKind};
 use cradle_ledger::access::{AccessOutcome, AccessRequest, SignedAccessRequest};
-use cradle_ledger::apply::{self, Executed};
-use cradle_ledger::block::{ChainTip, FinalizedBlock};
+use cradle_ledger::block::{self, ChainTip, Executed, FinalizedBlock};
 use cradle_ledger::codec::{BoundedString, BoundedVec};
 use cradle_ledger::crypto::{self, TAG_ACCESS_REQUEST};
 use cradle_ledger::state::{MemoryStore, StateExt};
@@ -92,7 +91,7 @@ impl World {
     /// Applies `txs` as one block at the next time step; on error nothing changes.
     pub fn commit(&mut self, txs: Vec<SignedTransaction>) -> Result<Executed, Error> {
         let time = self.now_ms + 1000;
-        let built = apply::build_block(
+        let built = block::build_block(
             &self.store,
             &self.consortium,
             &self.tip,
@@ -104,7 +103,8 @@ impl World {
             return Err(e);
         }
         // Every block is re-checked the way a validator would check a proposal.
-        let executed = apply::apply_block(&self.store, &self.consortium, &self.tip, &built.block)?;
+        let checked = block::check_block(&self.consortium, &self.tip, &built.block)?;
+        let executed = block::execute(&self.store, &self.consortium, checked)?;
         assert_eq!(executed, built.executed, "proposer and validator disagree");
         self.store.commit(&executed.writes);
         self.events

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::sync::atomic::Ordering;
 
 use cradle_ledger::access::{self, AccessOutcome, Decision, DenialReason, SignedAccessRequest};
-use cradle_ledger::apply::decide_access;
+use cradle_ledger::rules::decide_access;
 use cradle_ledger::state::{ArchiveRecord, StateExt};
 use cradle_ledger::tx::{RecordAccess, Transaction, TxBody, WrappedKey};
 use cradle_ledger::{ArchiveId, Hash, PublicKey};

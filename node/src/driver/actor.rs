@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cradle_consensus::{Core, Effect, Height, Input, PersistedState, Round, Step, Value, ValueId};
-use cradle_ledger::apply::Executed;
-use cradle_ledger::block::{Block, ChainTip, FinalizedBlock};
+use cradle_ledger::block::{Block, ChainTip, Executed, FinalizedBlock};
 use cradle_ledger::state::StateExt;
 use cradle_ledger::{Hash, PublicKey};
 use tokio::sync::mpsc;

@@ -8,8 +8,7 @@ use std::time::Instant;
 use cradle_consensus::{Height, Input, Value};
 use cradle_ledger::Hash;
 use cradle_ledger::PublicKey;
-use cradle_ledger::apply::{self, Executed};
-use cradle_ledger::block::{Block, ChainTip, FinalizedBlock};
+use cradle_ledger::block::{self, Block, ChainTip, Executed, FinalizedBlock};
 use cradle_ledger::tx::TxBody;
 use tracing::{debug, info, warn};
 
@@ -39,7 +38,7 @@ impl Driver {
             limits.block_bytes_max as usize,
         );
         let time_ms = now_ms().max(self.tip.time_ms + 1);
-        let built = apply::build_block(
+        let built = block::build_block(
             &*self.store,
             &self.consortium,
             &self.tip,
@@ -71,7 +70,7 @@ impl Driver {
             return false;
         }
         let result = (|| -> Result<Executed, cradle_ledger::Error> {
-            apply::check_envelope(&self.consortium, &self.tip, block)?;
+            let envelope = block::check_envelope(&self.consortium, &self.tip, block)?;
             let horizon = now_ms() + self.config.clock_drift_ms_max;
             if block.header.time_ms > horizon {
                 return Err(cradle_ledger::Error::TimeNotIncreasing {
@@ -79,14 +78,11 @@ impl Driver {
                     prev: horizon,
                 });
             }
-            let unchecked: Vec<_> = block
-                .txs
-                .iter()
-                .filter(|t| !self.mempool.contains(&t.hash()))
-                .cloned()
-                .collect();
-            apply::verify_signatures(&unchecked, &self.consortium.chain_id)?;
-            apply::apply_checked_block(&*self.store, &self.consortium, block)
+            // The mempool admits a transaction only once its signatures are checked.
+            let checked = envelope.verify_signatures_except(&self.consortium.chain_id, |hash| {
+                self.mempool.contains(hash)
+            })?;
+            block::execute(&*self.store, &self.consortium, checked)
         })();
         match result {
             Ok(executed) => {
@@ -123,7 +119,10 @@ impl Driver {
         }
         let executed = match self.executed.remove(&id) {
             Some(e) => e,
-            None => apply::apply_block(&*self.store, &self.consortium, &self.tip, &fb.block)?,
+            None => {
+                let checked = block::check_block(&self.consortium, &self.tip, &fb.block)?;
+                block::execute(&*self.store, &self.consortium, checked)?
+            }
         };
         self.store.commit_block(&fb, &executed)?;
         let header = &fb.block.header;
@@ -216,7 +215,7 @@ impl Driver {
         }
         waited.sort_by_key(|t| (t.tx.signer, t.tx.nonce));
         let time_ms = now_ms().max(self.tip.time_ms + 1);
-        let dry = apply::build_block(
+        let dry = block::build_block(
             &*self.store,
             &self.consortium,
             &self.tip,

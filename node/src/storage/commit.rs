@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 use rocksdb::{WriteBatch, WriteOptions};
 
 use cradle_ledger::access::LoggedEvent;
-use cradle_ledger::apply::Executed;
-use cradle_ledger::block::{ChainTip, FinalizedBlock};
+use cradle_ledger::block::{ChainTip, Executed, FinalizedBlock};
 use cradle_ledger::codec;
 use cradle_ledger::crypto::{Digest32, PublicKey};
 use cradle_ledger::merkle::log::Frontier;

@@ -33,9 +33,8 @@ use cradle_genesis::Home;
 use cradle_genesis::clock::now_ms;
 use cradle_ledger::access::{AccessOutcome, AccessRequest, DenialReason, SignedAccessRequest};
 use cradle_ledger::api_request::{AUTH_HEADER, ApiRequest};
-use cradle_ledger::apply::{self, Executed};
 use cradle_ledger::audit::{AuditAnswer, verify_answer};
-use cradle_ledger::block::{ChainTip, FinalizedBlock};
+use cradle_ledger::block::{self, ChainTip, Executed, FinalizedBlock};
 use cradle_ledger::codec::BoundedVec;
 use cradle_ledger::crypto::{self, TAG_ACCESS_REQUEST};
 use cradle_ledger::tx::*;
@@ -277,7 +276,7 @@ impl Writer<'_> {
 
     fn commit(&mut self, txs: Vec<SignedTransaction>) -> anyhow::Result<Executed> {
         let n = txs.len();
-        let built = apply::build_block(
+        let built = block::build_block(
             self.store,
             self.consortium,
             &self.tip,

@@ -1,9 +1,22 @@
-//! Blocks, their headers and their commit certificates.
+//! Blocks, their headers and their commit certificates, and the pipeline a block goes through.
 //!
 //! A header commits to the block's transactions (an RFC 6962 root over their canonical bytes),
 //! to the state after applying them (the sparse Merkle root) and to the global access log (its
 //! size and RFC 6962 root). Its hash is the value consensus decides, so a commit certificate
 //! on the hash makes every one of those commitments final.
+//!
+//! A block someone else proposed goes through three steps, each taking what the one before
+//! returned: [`check_envelope`] (chain, height, parent, time, proposer, sizes, tx root), then
+//! [`EnvelopeChecked::verify_signatures`] (one ed25519 batch), then [`execute()`] (the rules, the
+//! state root, the header's commitments). [`execute()`] takes a [`SignaturesChecked`], which only
+//! the signature step makes, so no block is executed with unchecked signatures.
+//! [`check_block`] runs the first two steps at once. A proposer builds its own block with
+//! [`build_block`].
+
+mod build;
+mod envelope;
+mod execute;
+mod signatures;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cradle_consensus::{CommitCertificate, ValueId};
@@ -15,6 +28,11 @@ use crate::error::Error;
 use crate::identity::Consortium;
 use crate::merkle::log;
 use crate::tx::SignedTransaction;
+
+pub use build::{BuiltBlock, build_block};
+pub use envelope::{EnvelopeChecked, check_envelope};
+pub use execute::{Executed, execute};
+pub use signatures::{SignaturesChecked, check_block, verify_signatures};
 
 /// Hard bound on transactions per block, whatever genesis says.
 pub const BLOCK_TXS_HARD_MAX: usize = 100_000;

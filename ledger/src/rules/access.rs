@@ -1,0 +1,125 @@
+//! Access records: a custodian records every access to an archive it holds, permitted,
+//! break-glass or denied, and the outcome must be the access rule's. Each record appends one
+//! event to the global log, the patient's, the archive's, the accessor's and, for break-glass,
+//! the break-glass log.
+
+use crate::access::{self, AccessEvent, AccessRequest, Decision, EventOutcome, LoggedEvent};
+use crate::crypto::{self, Digest32, Hash, PublicKey};
+use crate::error::Error;
+use crate::identity::{Consortium, Role};
+use crate::state::{ArchiveRecord, Overlay, StateExt, StateReader, keys};
+use crate::tx::RecordAccess;
+
+use super::{BlockContext, OPEN_GRANTS_MAX};
+
+/// What the access rule decides for `req` on an archive in `state` at `now_ms`, once the
+/// request passed the checks every access record must: made within the policy's request TTL,
+/// and not recorded before. Applying an access record asks this at block time; a custodian asks
+/// it on committed state before it records an access, so both decide alike.
+pub fn decide_access<S: StateReader + ?Sized>(
+    state: &S,
+    c: &Consortium,
+    archive: &ArchiveRecord,
+    req: &AccessRequest,
+    now_ms: u64,
+) -> Result<Decision, Error> {
+    if req.requested_at_ms.abs_diff(now_ms) > c.policy.access_request_ttl_ms {
+        return Err(Error::StaleRequest {
+            requested_at_ms: req.requested_at_ms,
+            now_ms,
+        });
+    }
+    if state
+        .get(&keys::request_seen(&req.accessor, &req.request_id))?
+        .is_some()
+    {
+        return Err(Error::RequestReplayed);
+    }
+    let grants = state.grants_to(
+        &archive.patient,
+        &req.accessor,
+        OPEN_GRANTS_MAX as usize * 4,
+    )?;
+    let role: Option<Role> = c.member(&req.accessor).map(|m| m.role);
+    Ok(access::decide(
+        &c.policy, archive, req, role, &grants, now_ms,
+    ))
+}
+
+pub(super) fn record_access<S: StateReader + ?Sized>(
+    state: &mut Overlay<'_, S>,
+    c: &Consortium,
+    ctx: BlockContext,
+    signer: &PublicKey,
+    tx_hash: &Hash,
+    b: &RecordAccess,
+    events: &mut Vec<LoggedEvent>,
+) -> Result<(), Error> {
+    let req = &b.request.request;
+    let archive = state
+        .archive(&req.archive)?
+        .ok_or(Error::UnknownArchive(req.archive))?;
+    if &archive.custodian != signer {
+        return Err(Error::NotAuthorized {
+            action: "record access to another custodian's archive",
+            signer: *signer,
+        });
+    }
+    let decision = decide_access(&*state, c, &archive, req, ctx.time_ms)?;
+    let seen = keys::request_seen(&req.accessor, &req.request_id);
+    let recorded = EventOutcome::from(&b.outcome);
+    let rule = match decision {
+        Decision::Permitted(_) => EventOutcome::Permitted,
+        Decision::BreakGlass => EventOutcome::BreakGlass,
+        Decision::Denied(reason) => EventOutcome::Denied { reason },
+    };
+    if recorded != rule || b.grant != decision.grant() {
+        return Err(Error::OutcomeMismatch {
+            recorded: format!("{recorded:?} via {:?}", b.grant),
+            rule: format!("{rule:?} via {:?}", decision.grant()),
+        });
+    }
+    state.put(seen, &());
+
+    let mut global = state.access_log()?;
+    let mut own = state.patient_log(&archive.patient)?;
+    let event = AccessEvent {
+        height: ctx.height,
+        time_ms: ctx.time_ms,
+        tx_hash: Digest32(*tx_hash),
+        request_hash: Digest32(crypto::sha256(&crate::codec::encode(&b.request))),
+        patient: archive.patient,
+        archive: req.archive,
+        category: archive.category,
+        custodian: archive.custodian,
+        accessor: req.accessor,
+        purpose: req.purpose,
+        grant: b.grant,
+        outcome: rule,
+    };
+    let leaf = event.leaf_hash();
+    let logged = LoggedEvent {
+        global_index: global.size(),
+        patient_index: own.size(),
+        event,
+    };
+    global.frontier.append(leaf);
+    own.frontier.append(leaf);
+    state.put(keys::access_log(), &global);
+    state.put(keys::patient_log(&archive.patient), &own);
+    // Every audit subject has its own committed log, so an answer about it proves completeness.
+    let mut subject_logs = vec![
+        keys::archive_log(&req.archive),
+        keys::accessor_log(&req.accessor),
+    ];
+    if rule.is_break_glass() {
+        subject_logs.push(keys::break_glass_log());
+    }
+    for key in subject_logs {
+        let mut log = state.log(&key)?;
+        log.frontier.append(leaf);
+        state.put(key, &log);
+    }
+    events.push(logged);
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! Enrolling a patient: a care-providing member records a patient's keys, once.
+
+use crate::crypto::PublicKey;
+use crate::error::Error;
+use crate::identity::Consortium;
+use crate::state::{Overlay, PatientRecord, StateExt, StateReader, keys};
+use crate::tx::EnrolPatient;
+
+use super::{BlockContext, care_provider};
+
+pub(super) fn enrol_patient<S: StateReader + ?Sized>(
+    state: &mut Overlay<'_, S>,
+    c: &Consortium,
+    ctx: BlockContext,
+    signer: &PublicKey,
+    b: &EnrolPatient,
+) -> Result<(), Error> {
+    care_provider(c, signer, "enrol patients")?;
+    if c.member(&b.patient).is_some() {
+        return Err(Error::PatientIsMember);
+    }
+    b.patient.verifying_key()?;
+    if state.patient(&b.patient)?.is_some() {
+        return Err(Error::AlreadyEnrolled(b.patient));
+    }
+    let record = PatientRecord {
+        x25519: b.x25519,
+        enrolled_by: *signer,
+        enrolled_at_ms: ctx.time_ms,
+        archives: 0,
+        open_grants: 0,
+    };
+    state.put(keys::patient(&b.patient), &record);
+    Ok(())
+}

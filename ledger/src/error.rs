@@ -55,6 +55,10 @@ pub enum Error {
     // Transaction rules.
     #[error("nonce {got} is not above the signer's last nonce {last}")]
     StaleNonce { got: u64, last: u64 },
+    #[error(
+        "nonce {got} is beyond the block time's horizon {max}: nonces follow the clock in microseconds"
+    )]
+    NonceTooFar { got: u64, max: u64 },
     #[error("{signer} may not {action}")]
     NotAuthorized {
         action: &'static str,

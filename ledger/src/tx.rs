@@ -24,6 +24,10 @@ pub const GRANT_CODES_MAX: usize = 16;
 pub const SCOPE_ARCHIVES_MAX: usize = 256;
 /// Most transactions in one batch: a client's `POST /v1/txs/batch`, or one gossip message
 /// between nodes.
+/// How far ahead of its block's time (in microseconds) a transaction's nonce may be: a day.
+/// Clients and custodians take nonces from the clock, so an honest nonce is never near it.
+pub const NONCE_AHEAD_MAX_US: u64 = 24 * 3600 * 1_000_000;
+
 pub const TX_BATCH_MAX: usize = 4096;
 /// Largest encoded [`TxBatch`] a node reads from a client.
 pub const TX_BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;

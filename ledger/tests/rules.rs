@@ -475,7 +475,8 @@ fn access_follows_the_consent_lifecycle_and_every_outcome_is_logged() {
         },
     );
     w.commit_one(tx).unwrap();
-    // A patient is no member: she cannot break the glass into someone else's file.
+    // Another patient is neither a member nor this archive's patient: her request is no one's
+    // to record, so not even a denial of it enters this mother's history.
     let q = patient_key(3);
     let req = w.request(&q, archive, Purpose::EmergencyTreat, Some("x"), 9);
     let tx = w.record(
@@ -486,10 +487,10 @@ fn access_follows_the_consent_lifecycle_and_every_outcome_is_logged() {
             reason: DenialReason::BreakGlassNotMember,
         },
     );
-    w.commit_one(tx).unwrap();
+    assert!(matches!(w.commit_one(tx), Err(Error::NotAuthorized { .. })));
 
-    assert_eq!(w.patient_log_size(&p), 9);
-    assert_eq!(w.store.access_log().unwrap().size(), 9);
+    assert_eq!(w.patient_log_size(&p), 8);
+    assert_eq!(w.store.access_log().unwrap().size(), 8);
 }
 
 #[test]

@@ -173,3 +173,48 @@ fn half_sent_requests_above_the_file_limit_do_not_stop_a_fetch() {
     }
     assert!(c.client(0).status().is_ok());
 }
+
+/// A member's transaction with nonce 2^64 − 1 would lock the institution out for good (no nonce
+/// above it): it is refused at once, and the institution keeps working.
+#[test]
+fn a_nonce_at_the_top_of_the_range_is_refused_and_the_institution_keeps_working() {
+    use cradle_ledger::tx::{EnrolPatient, Transaction, TxBody};
+    let c = Cluster::start(4, &[]).unwrap();
+    c.wait_height(0, 1, WAIT).unwrap();
+    let key = c.member_key(0).unwrap();
+    let patient = cradle_tests::txs::patient(4242);
+    let tx = Transaction {
+        chain_id: c.chain_id(),
+        signer: key.public_key(),
+        nonce: u64::MAX,
+        body: TxBody::EnrolPatient(EnrolPatient {
+            patient: patient.public_key(),
+            x25519: patient.x25519_public(),
+        }),
+    }
+    .sign(&key);
+    match c.client(0).submit(&tx.encode(), true) {
+        Err(cradle_client::api::ApiError::Refused { status, reason, .. }) => {
+            assert_eq!(status, 400, "{reason}");
+            assert!(reason.contains("nonce"), "{reason}");
+        }
+        other => panic!("a nonce of 2^64 - 1 was not refused: {other:?}"),
+    }
+    let last = c.client(0).last_nonce(&key.public_key().to_hex()).unwrap();
+    assert!(last.unwrap_or(0) < u64::MAX, "committed nonce {last:?}");
+    // The institution still enrols a patient, with an ordinary nonce.
+    let work = c.dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let p_key = work.join("patient.key");
+    ok(Command::new(bin("cradle").unwrap())
+        .args(["keygen", "--out"])
+        .arg(&p_key)
+        .output()
+        .unwrap());
+    let p_pub = work.join("patient.key.pub");
+    ok(cradle(
+        &c.nodes[0].api,
+        &c.nodes[0].home.join("node.key"),
+        &["patient", "enrol", p_pub.to_str().unwrap()],
+    ));
+}

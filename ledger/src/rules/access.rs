@@ -65,6 +65,15 @@ pub(super) fn record_access<S: StateReader + ?Sized>(
             signer: *signer,
         });
     }
+    // Only a party that could be entitled has an access recorded: a member institution or the
+    // archive's own patient. A stranger's request is refused by the custodian off the ledger;
+    // refusing it here too keeps a custodian from writing noise into a mother's history.
+    if c.member(&req.accessor).is_none() && req.accessor != archive.patient {
+        return Err(Error::NotAuthorized {
+            action: "record an access by a key that is neither a member nor the archive's patient",
+            signer: *signer,
+        });
+    }
     let decision = decide_access(&*state, c, &archive, req, ctx.time_ms)?;
     let seen = keys::request_seen(&req.accessor, &req.request_id);
     let recorded = EventOutcome::from(&b.outcome);

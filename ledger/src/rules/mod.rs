@@ -81,6 +81,18 @@ fn dispatch<S: StateReader + ?Sized>(
             last,
         });
     }
+    // Nonces follow the clock in microseconds; one far beyond the block's time would let a
+    // signer (or a thief of its key) exhaust the key's nonces for good.
+    let horizon = ctx
+        .time_ms
+        .saturating_mul(1_000)
+        .saturating_add(crate::tx::NONCE_AHEAD_MAX_US);
+    if tx.nonce > horizon {
+        return Err(Error::NonceTooFar {
+            got: tx.nonce,
+            max: horizon,
+        });
+    }
     match &tx.body {
         TxBody::EnrolPatient(b) => enrol::enrol_patient(state, c, ctx, &tx.signer, b)?,
         TxBody::RegisterArchive(b) => archive::register_archive(state, c, ctx, &tx.signer, b)?,

@@ -4,8 +4,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use cradle_genesis::clock::now_us;
 use cradle_ledger::codec::BoundedVec;
 use cradle_ledger::state::StateExt;
+use cradle_ledger::tx::NONCE_AHEAD_MAX_US;
 use cradle_ledger::{Hash, PublicKey};
 use tokio::sync::oneshot;
 use tracing::{debug, error, warn};
@@ -29,6 +31,16 @@ impl Driver {
     ) -> Result<Hash, SubmitError> {
         if receipt.is_some() && !self.receipts.has_room() {
             return Err(SubmitError::Busy);
+        }
+        // The ledger refuses a nonce far beyond its block's time; refuse it here before it takes
+        // space (with the same bound against this node's clock).
+        let horizon = now_us().saturating_add(NONCE_AHEAD_MAX_US);
+        if tx.tx.tx.nonce > horizon {
+            self.metrics.txs_rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(SubmitError::Invalid(format!(
+                "nonce {} is beyond {horizon}: nonces follow the clock in microseconds",
+                tx.tx.tx.nonce
+            )));
         }
         let last = self
             .store

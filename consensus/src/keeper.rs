@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::proposal::Equivocation;
+use crate::evidence::Equivocation;
 use crate::types::{Error, Height, Round, SignedVote, ValidatorSet, ValueId, VoteKind};
 
 /// Rounds ahead of the current one whose votes are stored.

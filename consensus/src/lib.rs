@@ -8,13 +8,15 @@
 //! - [`types`]: the wire-level vocabulary other crates rely on (votes, their signing bytes,
 //!   validator sets and commit certificates). Its signing format is a stable contract: the
 //!   ledger verifies the commit certificates that this crate produces.
-//! - [`proposal`]: proposals, the [`Value`] trait, messages and equivocation evidence.
+//! - [`proposal`]: proposals, the [`Value`] trait and messages; [`evidence`]: equivocation
+//!   evidence, checkable from the validator set alone.
 //! - [`config`]: timeouts; [`proposer`]: weighted round-robin; [`keeper`]: the vote keeper.
 //! - [`core`]: the state machine the node drives.
 //! - `sim` (feature `sim`): a seeded whole-cluster simulator with Byzantine actors and a checker.
 
 pub mod config;
 pub mod core;
+pub mod evidence;
 pub mod keeper;
 pub mod proposal;
 pub mod proposer;
@@ -24,7 +26,8 @@ pub mod types;
 
 pub use config::{Config, Step};
 pub use core::{Core, Effect, Input, PersistedState};
-pub use proposal::{Equivocation, Message, Proposal, SignedProposal, SignedProposalHeader, Value};
+pub use evidence::{Equivocation, EvidenceKind, EvidenceSlot};
+pub use proposal::{Message, Proposal, SignedProposal, SignedProposalHeader, Value};
 pub use types::{
     CommitCertificate, CommitSig, Error, Height, Round, SignedVote, Validator, ValidatorIndex,
     ValidatorSet, ValueId, Vote, VoteKind,

@@ -1,8 +1,8 @@
-//! Proposals, the values they carry, the messages validators exchange, and equivocation evidence.
+//! Proposals, the values they carry, and the messages validators exchange.
 //!
 //! A proposal's signature covers its header only (height, round, value id, valid round,
 //! proposer), never the value body, so evidence of a proposer's equivocation stays small and can
-//! be checked without the blocks themselves. Votes are in [`crate::types`].
+//! be checked without the blocks themselves ([`crate::evidence`]). Votes are in [`crate::types`].
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use ed25519_dalek::{Signature, Signer, SigningKey};
@@ -130,63 +130,6 @@ impl<V> Message<V> {
         match self {
             Message::Proposal(p) => p.proposal.height,
             Message::Vote(v) => v.vote.height,
-        }
-    }
-}
-
-/// Proof that a validator signed two conflicting messages for one height, round and step.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub enum Equivocation {
-    /// Two votes of one kind, height and round, for different values.
-    Vote {
-        first: SignedVote,
-        second: SignedVote,
-    },
-    /// Two different proposals from one proposer for one height and round.
-    Proposal {
-        first: SignedProposalHeader,
-        second: SignedProposalHeader,
-    },
-}
-
-impl Equivocation {
-    /// The validator the evidence accuses.
-    pub fn offender(&self) -> ValidatorIndex {
-        match self {
-            Equivocation::Vote { first, .. } => first.vote.validator,
-            Equivocation::Proposal { first, .. } => first.proposal.proposer,
-        }
-    }
-
-    /// Checks that both messages are signed by one validator and really conflict, so a regulator
-    /// can check the evidence with only the genesis validator set.
-    pub fn verify(&self, chain_id: &[u8; 32], validators: &ValidatorSet) -> Result<(), Error> {
-        let conflicting = match self {
-            Equivocation::Vote { first, second } => {
-                let (a, b) = (first.vote, second.vote);
-                a.validator == b.validator
-                    && a.kind == b.kind
-                    && a.height == b.height
-                    && a.round == b.round
-                    && a.value != b.value
-            }
-            Equivocation::Proposal { first, second } => {
-                let (a, b) = (first.proposal, second.proposal);
-                a.proposer == b.proposer && a.height == b.height && a.round == b.round && a != b
-            }
-        };
-        if !conflicting {
-            return Err(Error::NotEquivocation);
-        }
-        match self {
-            Equivocation::Vote { first, second } => {
-                first.verify(chain_id, validators)?;
-                second.verify(chain_id, validators)
-            }
-            Equivocation::Proposal { first, second } => {
-                first.verify(chain_id, validators)?;
-                second.verify(chain_id, validators)
-            }
         }
     }
 }

@@ -5,8 +5,9 @@
 use super::{Core, EVIDENCE_MAX, NEXT_HEIGHT_BUFFER_MAX, TIMERS_MAX};
 use crate::config::Step;
 use crate::core::io::Effect;
+use crate::evidence::Equivocation;
 use crate::keeper::{AddOutcome, ROUNDS_AHEAD_MAX, ROUNDS_BEHIND_MAX};
-use crate::proposal::{Equivocation, Message, SignedProposal, Value};
+use crate::proposal::{Message, SignedProposal, Value};
 use crate::types::{Error, Height, Round, SignedVote};
 
 impl<V: Value> Core<V> {

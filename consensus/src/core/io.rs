@@ -3,7 +3,8 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::config::Step;
-use crate::proposal::{Equivocation, Message, SignedProposal};
+use crate::evidence::Equivocation;
+use crate::proposal::{Message, SignedProposal};
 use crate::types::{CommitCertificate, Height, Round, SignedVote, ValueId};
 
 /// Everything that can happen to a validator. The driver feeds inputs one at a time.

@@ -36,8 +36,9 @@ use ed25519_dalek::SigningKey;
 pub use io::{Effect, Input, PersistedState};
 
 use crate::config::{Config, Step};
+use crate::evidence::Equivocation;
 use crate::keeper::{ROUNDS_BEHIND_MAX, VoteKeeper};
-use crate::proposal::{Equivocation, Message, SignedProposal, Value};
+use crate::proposal::{Message, SignedProposal, Value};
 use crate::proposer::ProposerSchedule;
 use crate::types::{Error, Height, Round, SignedVote, ValidatorIndex, ValidatorSet, ValueId};
 

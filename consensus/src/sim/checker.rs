@@ -10,7 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::proposal::{Equivocation, Value};
+use crate::evidence::Equivocation;
+use crate::proposal::Value;
 use crate::types::{CommitCertificate, Height, ValidatorIndex, ValidatorSet, ValueId};
 
 use super::value::{SimValue, validate};

@@ -15,11 +15,15 @@
 //! over an RFC 6962 consistency proof of the global access log ([`advance_checkpoint`]), so a
 //! node cannot later show it a history that forgets what it has already seen.
 //!
+//! Equivocation evidence ([`EvidenceAnswer`]) is audited too, but proves itself item by item
+//! from the genesis validator set ([`verify_evidence`]): it is not on the ledger.
+//!
 //! What it owns: the wire types (canonical, bounded encoding), the answer builder over a small
 //! [`AuditSource`] the node implements on a storage snapshot, and the verifiers. Pure: no I/O.
 
 mod build;
 mod checkpoint;
+mod evidence;
 mod verify;
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -28,6 +32,10 @@ use serde::{Deserialize, Serialize};
 pub use build::{AuditSource, build_answer, build_consistency};
 pub use checkpoint::{Checkpoint, ConsistencyAnswer, advance_checkpoint};
 pub use cradle_consensus::CommitCertificate;
+pub use evidence::{
+    EVIDENCE_ANSWER_BYTES_MAX, EVIDENCE_PAGE_MAX, Equivocation, EvidenceAnswer, EvidenceItem,
+    EvidenceKind, EvidenceSlot, describe, verify_evidence,
+};
 pub use verify::{VerifiedAudit, verify_answer};
 
 use crate::access::AccessEvent;
@@ -175,6 +183,8 @@ pub enum AuditError {
     MissingConsistencyProof { from_size: u64, to_size: u64 },
     #[error("inconsistent with the remembered checkpoint: {0}")]
     InconsistentCheckpoint(String),
+    #[error("evidence item {index} does not verify: {reason}")]
+    BadEvidence { index: usize, reason: String },
 }
 
 impl From<Error> for AuditError {

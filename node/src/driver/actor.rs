@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cradle_consensus::{Core, Effect, Height, Input, PersistedState, Round, Step, Value, ValueId};
+use cradle_consensus::{
+    Core, Effect, Equivocation, Height, Input, PersistedState, Round, Step, Value, ValueId,
+};
 use cradle_ledger::block::{Block, ChainTip, Executed, FinalizedBlock};
 use cradle_ledger::state::StateExt;
 use cradle_ledger::{Hash, PublicKey};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::ingress::Ingress;
 use super::receipts::Receipts;
@@ -20,7 +22,7 @@ use super::{DriverConfig, DriverError, DriverParts, Status};
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
 use crate::network::{NetEvent, NetworkHandle};
-use crate::storage::Store;
+use crate::storage::{EvidenceStored, Store};
 use crate::wire::NetMessage;
 
 pub(super) struct Driver {
@@ -255,15 +257,40 @@ impl Driver {
                     false,
                 )?;
             }
-            Effect::Evidence(evidence) => {
-                self.metrics.equivocations.fetch_add(1, Ordering::Relaxed);
-                warn!(
-                    ?evidence,
-                    "equivocation: a validator signed two conflicting messages"
-                );
-            }
+            Effect::Evidence(evidence) => self.keep_evidence(&evidence)?,
         }
         Ok(None)
+    }
+
+    /// Stores evidence for regulators. The store checks it again and keeps one entry per
+    /// offence up to its bound; a refusal is logged, a failed write stops the node.
+    fn keep_evidence(&mut self, evidence: &Equivocation) -> Result<(), DriverError> {
+        self.metrics.equivocations.fetch_add(1, Ordering::Relaxed);
+        let slot = evidence.slot();
+        warn!(
+            height = slot.height,
+            round = slot.round,
+            kind = slot.kind.as_str(),
+            validator = slot.validator,
+            ?evidence,
+            "equivocation: a validator signed two conflicting messages"
+        );
+        let consortium = &self.consortium;
+        match self
+            .store
+            .put_evidence(evidence, &consortium.chain_id, consortium.validators())?
+        {
+            EvidenceStored::Stored => info!(validator = slot.validator, "evidence stored"),
+            EvidenceStored::Duplicate => debug!("evidence of this offence is already stored"),
+            EvidenceStored::Full { stored } => warn!(
+                stored,
+                "evidence store is full: this evidence is logged but not kept"
+            ),
+            EvidenceStored::Invalid(e) => {
+                error!(error = %e, "the consensus core reported evidence that does not verify")
+            }
+        }
+        Ok(())
     }
 
     fn fire_timers(&mut self, now: Instant) -> Result<(), DriverError> {

@@ -5,7 +5,8 @@
 //! key-value state (sparse Merkle nodes included), every access event by global index with
 //! secondary indexes by patient, archive and accessor, the RFC 6962 perfect-subtree hashes of
 //! the global access log and of each patient's log (so inclusion and consistency proofs can be
-//! served from disk), the chain tip, and the consensus core's write-ahead state.
+//! served from disk), the chain tip, the consensus core's write-ahead state, and the
+//! equivocation evidence the core collected ([`evidence`]: verified, once per offence, bounded).
 //!
 //! What it promises:
 //! - [`Store::commit_block`] writes everything a block changes in one `WriteBatch`, synced to
@@ -24,6 +25,7 @@
 
 mod commit;
 mod error;
+pub mod evidence;
 mod read;
 pub mod schema;
 
@@ -35,6 +37,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, WriteOptions};
 use cradle_ledger::state::{Entry, StateReader};
 
 pub use error::StorageError;
+pub use evidence::{EVIDENCE_STORED_MAX, EvidencePage, EvidenceStored};
 use read::View;
 pub use read::{EVENTS_PAGE_MAX, LogNodes, StoreSnapshot};
 use schema::*;
@@ -47,6 +50,10 @@ pub struct Store {
     /// commits cannot both build on one tip.
     commit_lock: Mutex<()>,
     path: PathBuf,
+    /// How many pieces of evidence are stored; held across an evidence write's checks.
+    evidence_count: Mutex<u64>,
+    /// At most this many are kept ([`EVIDENCE_STORED_MAX`]; less in tests).
+    evidence_max: u64,
 }
 
 const _: () = {
@@ -201,16 +208,20 @@ impl Store {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, tuning.cf_options()));
         let db = DB::open_cf_descriptors(&tuning.db_options(), path, cfs)?;
+        let evidence_stored = evidence::count(&db)?;
         let store = Self {
             db,
             commit_lock: Mutex::new(()),
             path: path.to_path_buf(),
+            evidence_count: Mutex::new(evidence_stored),
+            evidence_max: EVIDENCE_STORED_MAX,
         };
         store.check_schema()?;
         let tip = store.tip()?;
         tracing::info!(
             path = %path.display(),
             tip_height = tip.map(|t| t.height),
+            evidence_stored,
             block_cache_bytes = BLOCK_CACHE_BYTES,
             write_buffers_total_bytes = WRITE_BUFFERS_TOTAL_BYTES,
             background_jobs = BACKGROUND_JOBS,

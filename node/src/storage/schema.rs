@@ -37,11 +37,16 @@ pub const CF_IDX_ACCESSOR: &str = "idx_accessor";
 pub const CF_CONSENSUS: &str = "consensus";
 /// Break-glass events: [`BREAK_GLASS_ID`] ‖ global index → ().
 pub const CF_IDX_BREAK_GLASS: &str = "idx_break_glass";
+/// Equivocation evidence: `EvidenceSlot::key` (height ‖ round ‖ step ‖ validator) → the encoded
+/// [`cradle_consensus::Equivocation`]. Not part of any block: what this node's core saw.
+pub const CF_EVIDENCE: &str = "evidence";
 /// The one id the break-glass index is kept under.
 pub const BREAK_GLASS_ID: [u8; 32] = [0; 32];
 
 /// Every column family the store opens (RocksDB's `default` is opened too, and left empty).
-pub const COLUMN_FAMILIES: [&str; 13] = [
+/// A column family added later is created when an older store is opened
+/// (`create_missing_column_families`), so existing data directories keep working.
+pub const COLUMN_FAMILIES: [&str; 14] = [
     CF_META,
     CF_BLOCKS,
     CF_BLOCK_HASHES,
@@ -55,6 +60,7 @@ pub const COLUMN_FAMILIES: [&str; 13] = [
     CF_IDX_ACCESSOR,
     CF_CONSENSUS,
     CF_IDX_BREAK_GLASS,
+    CF_EVIDENCE,
 ];
 
 /// `meta` key of the last committed block's [`cradle_ledger::block::ChainTip`].
@@ -72,6 +78,8 @@ pub const CONSENSUS_STATE: &[u8] = b"state";
 pub const BLOCK_VALUE_BYTES_MAX: usize = BLOCK_BYTES_HARD_MAX as usize + 8 * 1024 * 1024;
 /// Largest stored access event (a few hundred bytes in practice).
 pub const EVENT_VALUE_BYTES_MAX: usize = 4096;
+/// Largest stored piece of evidence (two signed headers or votes: about 260 bytes).
+pub const EVIDENCE_VALUE_BYTES_MAX: usize = 1024;
 /// Largest stored chain tip.
 pub const TIP_VALUE_BYTES_MAX: usize = 256;
 

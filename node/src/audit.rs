@@ -5,13 +5,18 @@
 //! history is answered to a regulator, and otherwise only to whom it concerns — a patient's to
 //! the patient, an archive's to its patient and its custodian, an institution's accesses to the
 //! institution. The break-glass log is for regulators. A consistency proof holds hashes only.
+//!
+//! Equivocation evidence (two conflicting messages a validator signed) is for regulators too.
+//! It is not on the ledger and needs no proof against a header: each item carries the
+//! offender's signatures, which the client checks from genesis.
 
 use cradle_ledger::access::AccessEvent;
 use cradle_ledger::audit::{
-    AuditAnswer, AuditSource, AuditSubject, CommitCertificate, ConsistencyAnswer, build_answer,
-    build_consistency,
+    AuditAnswer, AuditSource, AuditSubject, CommitCertificate, ConsistencyAnswer,
+    EVIDENCE_PAGE_MAX, EvidenceAnswer, build_answer, build_consistency,
 };
 use cradle_ledger::block::BlockHeader;
+use cradle_ledger::codec::BoundedVec;
 use cradle_ledger::state::StateExt;
 use cradle_ledger::{Consortium, Error, PublicKey, Role};
 
@@ -49,10 +54,7 @@ pub fn authorize(
     signer: &PublicKey,
     subject: &AuditSubject,
 ) -> Result<(), AuditError> {
-    if consortium
-        .member(signer)
-        .is_some_and(|m| m.role == Role::Regulator)
-    {
+    if is_regulator(consortium, signer) {
         return Ok(());
     }
     let (allowed, who) = match subject {
@@ -74,6 +76,35 @@ pub fn authorize(
     } else {
         Err(AuditError::Forbidden { who })
     }
+}
+
+fn is_regulator(consortium: &Consortium, signer: &PublicKey) -> bool {
+    consortium
+        .member(signer)
+        .is_some_and(|m| m.role == Role::Regulator)
+}
+
+/// Whether `signer` may read the equivocation evidence: regulators only.
+pub fn authorize_evidence(consortium: &Consortium, signer: &PublicKey) -> Result<(), AuditError> {
+    if is_regulator(consortium, signer) {
+        Ok(())
+    } else {
+        Err(AuditError::Forbidden { who: "regulators" })
+    }
+}
+
+/// Up to [`EVIDENCE_PAGE_MAX`] pieces of the evidence this node stored, from position
+/// `offset` on. Blocking: run it off the async runtime.
+pub fn evidence(store: &Store, offset: u64) -> Result<EvidenceAnswer, AuditError> {
+    let page = store
+        .evidence(offset, EVIDENCE_PAGE_MAX)
+        .map_err(|e| AuditError::Internal(e.to_string()))?;
+    let items = BoundedVec::new(page.items).map_err(|e| AuditError::Internal(e.to_string()))?;
+    Ok(EvidenceAnswer {
+        total: page.total,
+        offset,
+        items,
+    })
 }
 
 /// The answer about `subject`, over its whole history or the events in `range` (inclusive

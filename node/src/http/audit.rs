@@ -7,9 +7,11 @@
 //! | `GET /v1/audit/accessor/{key}` | over the accessor institution's log |
 //! | `GET /v1/audit/break-glass` | over the break-glass log |
 //! | `GET /v1/audit/consistency?from=SIZE` | a consistency proof of the global log |
+//! | `GET /v1/audit/evidence[?offset=N]` | a page of the equivocation evidence this node holds |
 //!
 //! The first four are signed requests and take `?from_ms=..&to_ms=..` (both or neither,
-//! inclusive); who may read which history is [`crate::audit::authorize`]'s to say.
+//! inclusive); who may read which history is [`crate::audit::authorize`]'s to say. The evidence
+//! is signed too, and answered to regulators only.
 
 use std::sync::Arc;
 
@@ -131,6 +133,28 @@ pub async fn consistency(
 ) -> HttpResult {
     let store = state.store.clone();
     let answer = tokio::task::spawn_blocking(move || service::consistency(&store, q.from))
+        .await
+        .map_err(HttpError::internal)??;
+    Ok(bytes(answer.encode()))
+}
+
+#[derive(Deserialize)]
+pub struct EvidenceQuery {
+    #[serde(default)]
+    offset: u64,
+}
+
+/// `GET /v1/audit/evidence[?offset=N]`: signed, regulators only.
+pub async fn evidence(
+    State(state): State<Arc<HttpState>>,
+    Query(q): Query<EvidenceQuery>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
+    let signer = authenticate(&state, &headers, "GET", &uri, &sha256(b""))?;
+    service::authorize_evidence(&state.consortium, &signer)?;
+    let store = state.store.clone();
+    let answer = tokio::task::spawn_blocking(move || service::evidence(&store, q.offset))
         .await
         .map_err(HttpError::internal)??;
     Ok(bytes(answer.encode()))

@@ -183,6 +183,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/audit/accessor/{key}", get(audit::accessor))
         .route("/v1/audit/break-glass", get(audit::break_glass))
         .route("/v1/audit/consistency", get(audit::consistency))
+        .route("/v1/audit/evidence", get(audit::evidence))
         .fallback(|| async { HttpError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(body_max))
         .with_state(state)

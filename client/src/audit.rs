@@ -139,19 +139,29 @@ pub fn fetch_audit(
     subject: &AuditSubject,
     range: Option<(u64, u64)>,
 ) -> Result<AuditAnswer, AuditClientError> {
-    let path = audit_path(subject, range);
+    let bytes = signed_get(api, key, chain_id, &audit_path(subject, range))?;
+    AuditAnswer::decode(&bytes).map_err(AuditClientError::Decode)
+}
+
+/// A GET signed with `key` for this chain (audit requests are answered only to whom they
+/// concern, or a regulator).
+pub(crate) fn signed_get(
+    api: &ApiClient,
+    key: &Keypair,
+    chain_id: &Hash,
+    path: &str,
+) -> Result<Vec<u8>, AuditClientError> {
     let auth = ApiRequest::new(
         key.public_key(),
         "GET",
-        &path,
+        path,
         sha256(b""),
         cradle_genesis::clock::now_ms(),
     )
     .map_err(AuditClientError::Decode)?
     .sign(key, chain_id)
     .to_header();
-    let bytes = api.get_bytes_signed(&path, AUTH_HEADER, &auth)?;
-    AuditAnswer::decode(&bytes).map_err(AuditClientError::Decode)
+    Ok(api.get_bytes_signed(path, AUTH_HEADER, &auth)?)
 }
 
 /// Fetches a consistency proof of the global access log from `from_size` to the node's tip
@@ -244,11 +254,11 @@ pub fn render_table(events: &[IndexedEvent], consortium: &Consortium) -> String 
         "OUTCOME",
         "FLAG",
     ];
-    let rows: Vec<[String; 6]> = events
+    let rows: Vec<Vec<String>> = events
         .iter()
         .map(|ie| {
             let e = &ie.event;
-            [
+            vec![
                 iso8601_utc(e.time_ms),
                 institution(consortium, &e.accessor),
                 e.category.code().to_string(),
@@ -262,8 +272,13 @@ pub fn render_table(events: &[IndexedEvent], consortium: &Consortium) -> String 
             ]
         })
         .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
+    columns(&header, &rows)
+}
+
+/// A plain-text table: the header, then one line per row, columns padded to their widest cell.
+pub(crate) fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -271,7 +286,7 @@ pub fn render_table(events: &[IndexedEvent], consortium: &Consortium) -> String 
     let mut out = String::new();
     let mut line = |cells: &[&str]| {
         let mut l = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
             if i > 0 {
                 l.push_str("  ");
             }
@@ -280,9 +295,9 @@ pub fn render_table(events: &[IndexedEvent], consortium: &Consortium) -> String 
         out.push_str(l.trim_end());
         out.push('\n');
     };
-    line(&header);
-    for row in &rows {
-        line(&row.each_ref().map(String::as_str));
+    line(header);
+    for row in rows {
+        line(&row.iter().map(String::as_str).collect::<Vec<_>>());
     }
     out
 }

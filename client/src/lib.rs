@@ -4,11 +4,13 @@
 //! - [`session`]: enrol, put, get, grant, revoke and list through a node, with the archive
 //!   keys made, wrapped and unwrapped here;
 //! - [`audit`]: light verification of audit answers from genesis, with a remembered checkpoint;
+//! - [`evidence`]: equivocation evidence for regulators, each item checked from genesis;
 //! - [`fhir`]: FHIR R4 exports of the access log (AuditEvent) and of consents (Consent);
 //! - [`api`]: the blocking HTTP client for a node's API.
 
 pub mod api;
 pub mod audit;
+pub mod evidence;
 pub mod fhir;
 pub mod seal;
 pub mod session;

@@ -1,4 +1,5 @@
-//! `cradle audit`: who read what, verified from genesis on request.
+//! `cradle audit`: who read what, and which validators equivocated; verified from genesis on
+//! request.
 
 use std::path::PathBuf;
 
@@ -31,6 +32,9 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
         Some(path) => a::load_genesis(path)?,
         None => node_consortium(&api)?,
     };
+    if args.evidence {
+        return evidence(&api, &me, &consortium, args);
+    }
     let subject = if let Some(p) = &args.patient {
         AuditSubject::Patient(public_identity(p, None)?.0)
     } else if let Some(id) = &args.archive {
@@ -121,6 +125,45 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
                 &hex::encode(consortium.chain_id),
             );
             println!("{}", serde_json::to_string_pretty(&bundle)?);
+        }
+    }
+    Ok(())
+}
+
+/// `cradle audit --evidence`: every item checked from genesis with --verify, the whole answer
+/// refused if one fails.
+fn evidence(
+    api: &ApiClient,
+    me: &cradle_ledger::Keypair,
+    consortium: &cradle_ledger::Consortium,
+    args: &AuditArgs,
+) -> anyhow::Result<()> {
+    use cradle_client::evidence as e;
+    if args.format == RecordFormat::Fhir {
+        anyhow::bail!("equivocation evidence has no FHIR form: use --format table or json");
+    }
+    let items = if args.verify {
+        e::evidence_verified(api, me, consortium)?
+    } else {
+        e::evidence_unverified(api, me, consortium)?
+    };
+    match args.format {
+        RecordFormat::Table => {
+            print!("{}", e::render_evidence_table(&items));
+            if args.verify {
+                println!(
+                    "verified: {} pieces of evidence, every signature checked from genesis",
+                    items.len()
+                );
+            } else {
+                println!(
+                    "{} pieces of evidence (not verified: add --verify --genesis FILE)",
+                    items.len()
+                );
+            }
+        }
+        RecordFormat::Json | RecordFormat::Fhir => {
+            println!("{}", e::render_evidence_json(&items, args.verify));
         }
     }
     Ok(())

@@ -64,7 +64,8 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Consent(ConsentCommand),
     /// Who read what: a patient's, an archive's or an institution's access history, or every
-    /// break-glass access; with --verify, checked from genesis without trusting the node.
+    /// break-glass access; or (for regulators) the validators caught equivocating. With
+    /// --verify, checked from genesis without trusting the node.
     Audit(AuditArgs),
 }
 
@@ -83,6 +84,10 @@ pub(crate) struct AuditArgs {
     /// Every break-glass access.
     #[arg(long, group = "subject")]
     pub(crate) break_glass: bool,
+    /// The equivocation evidence the node holds: validators that signed two conflicting
+    /// messages for one height, round and step (regulators only).
+    #[arg(long, group = "subject", conflicts_with_all = ["from_ms", "checkpoint"])]
+    pub(crate) evidence: bool,
     /// Only events from this time on (milliseconds since the Unix epoch, UTC).
     #[arg(long, requires = "to_ms")]
     pub(crate) from_ms: Option<u64>,

@@ -1,13 +1,16 @@
-//! Peers that should not be trusted: a process whose key is not in genesis, and a member's key
-//! used to send malformed, oversized and badly signed messages.
+//! Peers that should not be trusted: a process whose key is not in genesis, a member's key used
+//! to send malformed, oversized and badly signed messages, and one used to equivocate.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cradle_consensus::{Vote, VoteKind};
+use cradle_client::api::ApiError;
+use cradle_consensus::{ValueId, Vote, VoteKind};
 use cradle_ledger::Keypair;
+use cradle_ledger::contract::ErrorCode;
 use cradle_node::network::{self, NetworkConfig, Peer};
 use cradle_node::wire::NetMessage;
 use cradle_tests::Cluster;
@@ -190,4 +193,155 @@ fn malformed_oversized_and_badly_signed_peer_messages_change_nothing() {
         c.block_at(3, target).unwrap(),
         c.block_at(0, target).unwrap()
     );
+}
+
+/// `cradle --node NODE --key KEY ARGS`: exit code, stdout, stderr.
+fn cradle(node: &str, key: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin("cradle").unwrap())
+        .arg("--node")
+        .arg(node)
+        .arg("--key")
+        .arg(key)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The evidence a regulator sees on `node`, checked from genesis by the CLI.
+fn regulator_evidence(c: &Cluster, node: usize) -> Vec<serde_json::Value> {
+    let net = c.dir.path().join("net");
+    let genesis = net.join("genesis.json");
+    let (code, stdout, stderr) = cradle(
+        &c.nodes[node].api,
+        &net.join("regulator/regulator.key"),
+        &[
+            "audit",
+            "--evidence",
+            "--verify",
+            "--genesis",
+            genesis.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "regulator's audit --evidence: {stdout} {stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["verified"], true, "{doc}");
+    doc["evidence"].as_array().unwrap().clone()
+}
+
+#[test]
+fn an_equivocating_validator_is_caught_and_regulators_see_the_evidence_across_restarts() {
+    let mut c = Cluster::start(4, &[]).unwrap();
+    for i in 0..4 {
+        c.wait_height(i, 1, WAIT).unwrap();
+    }
+    // Node 3's key, used by a hostile program that prevotes twice for different blocks.
+    c.kill(3);
+    let key: Keypair = c.member_key(3).unwrap();
+    let chain = c.chain_id();
+    let genesis = c.genesis.clone();
+    let offender = genesis
+        .consortium()
+        .unwrap()
+        .validators()
+        .index_of(&key.public_key().0)
+        .unwrap();
+    let (one, two) = (ValueId([0xa1; 32]), ValueId([0xb2; 32]));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let caught = runtime.block_on(async {
+        let listen = genesis.members[3].p2p_addr.clone().unwrap();
+        let mut config = NetworkConfig::from_genesis(&genesis, &key, &listen).unwrap();
+        config
+            .peers
+            .retain(|p: &Peer| p.public_key != key.public_key());
+        let (net, _events) = network::start(config).await.unwrap();
+        let deadline = Instant::now() + WAIT;
+        while net.connected_peers().len() < 3 {
+            assert!(Instant::now() < deadline, "hostile program never connected");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The nodes move on every second: sign for the height they work on and the next one
+        // (which they hold until they get there), until node 0 has the evidence.
+        let mut caught = Vec::new();
+        while caught.is_empty() && Instant::now() < deadline {
+            let next = 1 + c.height(0).unwrap();
+            for height in [next, next + 1] {
+                for value in [one, two] {
+                    let vote = Vote {
+                        kind: VoteKind::Prevote,
+                        height,
+                        round: 0,
+                        value: Some(value),
+                        validator: offender,
+                    }
+                    .sign(&chain, key.signing_key());
+                    net.broadcast(NetMessage::Vote(vote).encode().into());
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            caught = regulator_evidence(&c, 0);
+        }
+        net.shutdown().await;
+        caught
+    });
+    let name = &genesis.members[3].name;
+    let hex = |v: ValueId| hex::encode(v.0);
+    let check = |items: &[serde_json::Value]| {
+        assert!(!items.is_empty(), "no evidence within {WAIT:?}");
+        for item in items {
+            assert_eq!(item["validator"], offender, "{item}");
+            assert_eq!(item["member"], name.as_str(), "{item}");
+            assert_eq!(item["kind"], "prevote", "{item}");
+            assert_eq!(item["round"], 0, "{item}");
+            let mut values = [
+                item["first_value"].as_str().unwrap().to_string(),
+                item["second_value"].as_str().unwrap().to_string(),
+            ];
+            values.sort();
+            assert_eq!(values, [hex(one), hex(two)], "{item}");
+        }
+    };
+    check(&caught);
+
+    // Evidence is for regulators: a hospital's signed request is refused, an unsigned one too.
+    let (code, stdout, stderr) = cradle(
+        &c.nodes[0].api,
+        &c.nodes[1].home.join("node.key"),
+        &["audit", "--evidence"],
+    );
+    assert_eq!(code, 1, "a hospital got the evidence: {stdout}");
+    assert!(
+        stderr.contains("answered only to regulators") && stderr.contains("HTTP 403"),
+        "{stderr}"
+    );
+    match c.client(0).get_bytes("/v1/audit/evidence") {
+        Err(ApiError::Refused { status, code, .. }) => {
+            assert_eq!((status, code), (401, Some(ErrorCode::Unauthorized)));
+        }
+        other => panic!("an unsigned request got {:?}", other.map(|b| b.len())),
+    }
+
+    // Node 0 restarts and still serves what it stored; the others kept it too.
+    let height = c.height(0).unwrap();
+    c.kill(0);
+    c.start_node(0).unwrap();
+    c.wait_height(0, height + 1, WAIT).unwrap();
+    let after = regulator_evidence(&c, 0);
+    check(&after);
+    assert!(
+        caught.iter().all(|e| after.contains(e)),
+        "before {caught:?}, after the restart {after:?}"
+    );
+    check(&regulator_evidence(&c, 1));
+    keeps_committing(&c, &[0, 1, 2]);
 }

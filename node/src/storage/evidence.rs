@@ -135,28 +135,20 @@ impl Store {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use cradle_consensus::{SignedVote, Validator, ValueId, Vote, VoteKind};
-    use ed25519_dalek::SigningKey;
+    use cradle_consensus::{SignedVote, ValueId, Vote, VoteKind};
+    use cradle_ledger::{Keypair, Policy};
+    use cradle_testkit::TestConsortium;
 
     use super::*;
 
     const CHAIN: [u8; 32] = [3; 32];
 
-    fn setup() -> (Vec<SigningKey>, ValidatorSet) {
-        let keys: Vec<_> = (1..=4u8)
-            .map(|i| SigningKey::from_bytes(&[i; 32]))
-            .collect();
-        let set = keys
-            .iter()
-            .map(|k| Validator {
-                public_key: k.verifying_key().to_bytes(),
-                voting_power: 1,
-            })
-            .collect();
-        (keys, ValidatorSet::new(set).unwrap())
+    /// The test consortium: three validators (indices 0 to 2) and a regulator.
+    fn setup() -> TestConsortium {
+        TestConsortium::new(Policy::default())
     }
 
-    fn vote(key: &SigningKey, who: u16, height: u64, value: u8) -> SignedVote {
+    fn vote(key: &Keypair, who: u16, height: u64, value: u8) -> SignedVote {
         Vote {
             kind: VoteKind::Prevote,
             height,
@@ -164,11 +156,11 @@ mod tests {
             value: Some(ValueId([value; 32])),
             validator: who,
         }
-        .sign(&CHAIN, key)
+        .sign(&CHAIN, key.signing_key())
     }
 
-    fn equivocation(keys: &[SigningKey], who: u16, height: u64, a: u8, b: u8) -> Equivocation {
-        let key = &keys[usize::from(who)];
+    fn equivocation(keys: &[&Keypair], who: u16, height: u64, a: u8, b: u8) -> Equivocation {
+        let key = keys[usize::from(who)];
         Equivocation::Vote {
             first: vote(key, who, height, a),
             second: vote(key, who, height, b),
@@ -178,21 +170,22 @@ mod tests {
     #[test]
     fn evidence_is_stored_once_per_offence_and_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let (keys, set) = setup();
+        let t = setup();
+        let (keys, set) = (t.validators(), t.consortium.validators());
         let store = Store::open(dir.path()).unwrap();
-        let ev = equivocation(&keys, 3, 7, 1, 2);
+        let ev = equivocation(&keys, 2, 7, 1, 2);
         assert_eq!(
-            store.put_evidence(&ev, &CHAIN, &set).unwrap(),
+            store.put_evidence(&ev, &CHAIN, set).unwrap(),
             EvidenceStored::Stored
         );
         assert_eq!(
-            store.put_evidence(&ev, &CHAIN, &set).unwrap(),
+            store.put_evidence(&ev, &CHAIN, set).unwrap(),
             EvidenceStored::Duplicate
         );
         // Another pair of votes proving the same offence is the same entry.
-        let again = equivocation(&keys, 3, 7, 2, 9);
+        let again = equivocation(&keys, 2, 7, 2, 9);
         assert_eq!(
-            store.put_evidence(&again, &CHAIN, &set).unwrap(),
+            store.put_evidence(&again, &CHAIN, set).unwrap(),
             EvidenceStored::Duplicate
         );
         // Evidence that does not verify is never stored.
@@ -201,11 +194,11 @@ mod tests {
             second.signature[0] ^= 1;
         }
         assert!(matches!(
-            store.put_evidence(&forged, &CHAIN, &set).unwrap(),
+            store.put_evidence(&forged, &CHAIN, set).unwrap(),
             EvidenceStored::Invalid(_)
         ));
         let earlier = equivocation(&keys, 0, 2, 5, 6);
-        store.put_evidence(&earlier, &CHAIN, &set).unwrap();
+        store.put_evidence(&earlier, &CHAIN, set).unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         let page = store.evidence(0, 100).unwrap();
@@ -217,25 +210,26 @@ mod tests {
     #[test]
     fn a_full_evidence_store_refuses_new_evidence_and_keeps_the_old() {
         let dir = tempfile::tempdir().unwrap();
-        let (keys, set) = setup();
+        let t = setup();
+        let (keys, set) = (t.validators(), t.consortium.validators());
         let mut store = Store::open(dir.path()).unwrap();
         store.evidence_max = 5;
         for height in 1..=5 {
             let ev = equivocation(&keys, 2, height, 1, 2);
             assert_eq!(
-                store.put_evidence(&ev, &CHAIN, &set).unwrap(),
+                store.put_evidence(&ev, &CHAIN, set).unwrap(),
                 EvidenceStored::Stored
             );
         }
         let more = equivocation(&keys, 2, 6, 1, 2);
         assert_eq!(
-            store.put_evidence(&more, &CHAIN, &set).unwrap(),
+            store.put_evidence(&more, &CHAIN, set).unwrap(),
             EvidenceStored::Full { stored: 5 }
         );
         // A duplicate of stored evidence is still recognised as such when full.
         let old = equivocation(&keys, 2, 1, 1, 2);
         assert_eq!(
-            store.put_evidence(&old, &CHAIN, &set).unwrap(),
+            store.put_evidence(&old, &CHAIN, set).unwrap(),
             EvidenceStored::Duplicate
         );
         let page = store.evidence(0, usize::MAX).unwrap();
@@ -260,12 +254,13 @@ mod tests {
             let db = rocksdb::DB::open_cf(&opts, dir.path(), old).unwrap();
             assert!(db.cf_handle(CF_EVIDENCE).is_none());
         }
-        let (keys, set) = setup();
+        let t = setup();
+        let (keys, set) = (t.validators(), t.consortium.validators());
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.evidence(0, 10).unwrap().total, 0);
         let ev = equivocation(&keys, 0, 1, 1, 2);
         assert_eq!(
-            store.put_evidence(&ev, &CHAIN, &set).unwrap(),
+            store.put_evidence(&ev, &CHAIN, set).unwrap(),
             EvidenceStored::Stored
         );
     }

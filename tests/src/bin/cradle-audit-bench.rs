@@ -49,7 +49,9 @@ const PROBE_EVENTS: u64 = 200;
 const QUIET_PATIENTS: u64 = 16;
 const QUIET_EVENTS: u64 = 5;
 /// Clinicians outside the consortium whose requests the rule denies.
-const OUTSIDERS: u64 = 8;
+/// Accessors that are denied: members without a grant (the regulator, the one member besides
+/// the custodian here). Only a member or the archive's patient can have an access recorded.
+const OUTSIDERS: u64 = 1;
 const HOUR_MS: u64 = 3600 * 1000;
 
 struct Args {
@@ -321,6 +323,7 @@ fn generate(
     path: &Path,
     consortium: &Consortium,
     member: &Keypair,
+    denied: Keypair,
     args: &Args,
 ) -> anyhow::Result<(ChainTip, Vec<u64>)> {
     let store = Store::open(path)?;
@@ -332,7 +335,7 @@ fn generate(
         records: args.records,
     };
     let patients: Vec<Keypair> = (0..args.patients).map(|p| seeded(0x5a, p)).collect();
-    let outsiders: Vec<Keypair> = (0..OUTSIDERS).map(|k| seeded(0x0c, k)).collect();
+    let outsiders: Vec<Keypair> = vec![denied];
     let mut counts = vec![0u64; args.patients as usize];
     for i in 0..args.records {
         counts[plan.patient_of(i) as usize] += 1;
@@ -540,7 +543,11 @@ fn main() -> anyhow::Result<()> {
     let ledger = home.data_dir().join("ledger");
 
     let started = Instant::now();
-    let (tip, counts) = generate(&ledger, &consortium, &home.keypair, &args)?;
+    let regulator = cradle_genesis::keyfile::read_key_file(
+        net.join(cradle_genesis::localnet::REGULATOR_DIR)
+            .join("regulator.key"),
+    )?;
+    let (tip, counts) = generate(&ledger, &consortium, &home.keypair, regulator, &args)?;
     let generation_s = started.elapsed().as_secs_f64();
     let store_mb = dir_bytes(&ledger) as f64 / 1e6;
     eprintln!(

@@ -4,6 +4,7 @@
 //! `cradle-node` process per member from the built release binaries, and talks to them over
 //! their HTTP APIs. Processes are killed when the cluster is dropped.
 
+pub mod cli;
 pub mod cluster;
 pub mod txs;
 

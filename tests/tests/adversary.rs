@@ -2,50 +2,20 @@
 //! patient's own fetch and the node's status still answer within 2 s.
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cradle_tests::Cluster;
+use cradle_tests::cli::{cradle, mother_with_archive, ok, shared_record};
 use cradle_tests::cluster::bin;
-use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
 use tokio::net::TcpSocket;
 
 const WAIT: Duration = Duration::from_secs(60);
 const PROMISE: Duration = Duration::from_secs(2);
 /// Half-sent requests the attacker holds open: above a common 1,024 open-file limit.
 const HALF_SENT: usize = 1_100;
-
-fn record() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/testdata/fhir-prenatal/Karla_Kessler_eb2955c7-1c46-47bd-bffc-bae94824b629.json");
-    assert!(p.is_file(), "{} is missing", p.display());
-    p
-}
-
-fn cradle(node: &str, key: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(bin("cradle").unwrap())
-        .arg("--node")
-        .arg(node)
-        .arg("--key")
-        .arg(key)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: std::process::Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(
-        out.status.success(),
-        "cradle failed: stdout {stdout:?} stderr {:?}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 /// A connection from `source` (another loopback address than the patient's) that sends the
 /// start of a request and never finishes it; `None` when the node closed it on accept.
@@ -67,36 +37,10 @@ fn half_sent_requests_above_the_file_limit_do_not_stop_a_fetch() {
         c.wait_height(i, 1, WAIT).unwrap();
     }
     let work = c.dir.path().join("work");
-    std::fs::create_dir_all(&work).unwrap();
     let url = c.nodes[0].api.clone();
-    let custodian = c.nodes[0].home.join("node.key");
-    let p_key = work.join("patient.key");
-    ok(Command::new(bin("cradle").unwrap())
-        .args(["keygen", "--out"])
-        .arg(&p_key)
-        .output()
-        .unwrap());
-    let p_pub = work.join("patient.key.pub");
-    let p_pub = p_pub.to_str().unwrap();
-    ok(cradle(&url, &custodian, &["patient", "enrol", p_pub]));
-    let rec = record();
-    let put: Value = serde_json::from_str(&ok(cradle(
-        &url,
-        &custodian,
-        &[
-            "archive",
-            "put",
-            rec.to_str().unwrap(),
-            "--patient",
-            p_pub,
-            "--category",
-            "prenatal-visit",
-            "--format",
-            "json",
-        ],
-    )))
-    .unwrap();
-    let archive = put["archive"].as_str().unwrap().to_string();
+    let rec = shared_record("Karla_Kessler_eb2955c7-1c46-47bd-bffc-bae94824b629.json");
+    let mother = mother_with_archive(&c, &work, 0, &rec);
+    let (p_key, archive) = (mother.key, mother.archive);
 
     let node: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -2,45 +2,14 @@
 //! at once with the ledger's reason, and nothing is released without a committed record.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cradle_tests::Cluster;
-use cradle_tests::cluster::bin;
-use serde_json::Value;
+use cradle_tests::cli::{cradle, mother_with_archive, ok, shared_record};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// The promise under test: every racing fetch ends within this, released or refused.
 const FETCH_BOUND: Duration = Duration::from_secs(5);
-
-fn record() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/testdata/fhir-prenatal/Karla_Kessler_eb2955c7-1c46-47bd-bffc-bae94824b629.json");
-    assert!(p.is_file(), "{} is missing", p.display());
-    p
-}
-
-fn cradle(node: &str, key: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(bin("cradle").unwrap())
-        .arg("--node")
-        .arg(node)
-        .arg("--key")
-        .arg(key)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: std::process::Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(
-        out.status.success(),
-        "cradle failed: stdout {stdout:?} stderr {:?}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 /// The committed access record's outcome, read from another member's node.
 fn recorded_outcome(c: &Cluster, tx: &str) -> String {
@@ -59,37 +28,11 @@ fn fetches_racing_a_revocation_each_end_within_5s_released_only_when_logged() {
         c.wait_height(i, 1, WAIT).unwrap();
     }
     let work = c.dir.path().join("work");
-    std::fs::create_dir_all(&work).unwrap();
     let a_url = c.nodes[0].api.clone();
-    let a_key = c.nodes[0].home.join("node.key");
     let b_key = c.nodes[1].home.join("node.key");
-    let p_key = work.join("patient.key");
-    ok(Command::new(bin("cradle").unwrap())
-        .args(["keygen", "--out"])
-        .arg(&p_key)
-        .output()
-        .unwrap());
-    let p_pub = work.join("patient.key.pub");
-    let p_pub = p_pub.to_str().unwrap();
-    ok(cradle(&a_url, &a_key, &["patient", "enrol", p_pub]));
-    let rec = record();
-    let put: Value = serde_json::from_str(&ok(cradle(
-        &a_url,
-        &a_key,
-        &[
-            "archive",
-            "put",
-            rec.to_str().unwrap(),
-            "--patient",
-            p_pub,
-            "--category",
-            "prenatal-visit",
-            "--format",
-            "json",
-        ],
-    )))
-    .unwrap();
-    let archive = put["archive"].as_str().unwrap().to_string();
+    let rec = shared_record("Karla_Kessler_eb2955c7-1c46-47bd-bffc-bae94824b629.json");
+    let mother = mother_with_archive(&c, &work, 0, &rec);
+    let (p_key, archive) = (mother.key, mother.archive);
     let grant = ok(cradle(
         &a_url,
         &p_key,
@@ -160,7 +103,7 @@ fn fetches_racing_a_revocation_each_end_within_5s_released_only_when_logged() {
                     "a fetch begun after the revocation committed was released"
                 );
                 // Released: the file is the record, and its access record is committed.
-                let got: Value = serde_json::from_str(stdout.trim()).unwrap();
+                let got: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
                 assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&rec).unwrap());
                 assert_eq!(
                     recorded_outcome(&c, got["access_tx"].as_str().unwrap()),

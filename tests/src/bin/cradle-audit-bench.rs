@@ -49,9 +49,6 @@ const PROBE_EVENTS: u64 = 200;
 const QUIET_PATIENTS: u64 = 16;
 const QUIET_EVENTS: u64 = 5;
 /// Clinicians outside the consortium whose requests the rule denies.
-/// Accessors that are denied: members without a grant (the regulator, the one member besides
-/// the custodian here). Only a member or the archive's patient can have an access recorded.
-const OUTSIDERS: u64 = 1;
 const HOUR_MS: u64 = 3600 * 1000;
 
 struct Args {
@@ -153,7 +150,9 @@ impl Plan {
         match mix(i ^ 0xacce55) % 10 {
             0..=5 => Accessor::Custodian,
             6..=8 => Accessor::Patient,
-            _ => Accessor::Outsider(mix(i) % OUTSIDERS),
+            // Denied: a member without a grant (the regulator, the one member besides the
+            // custodian here); only a member or the archive's patient has an access recorded.
+            _ => Accessor::Outsider(0),
         }
     }
 }

@@ -1,0 +1,97 @@
+//! The `cradle` CLI as the black-box tests drive it, and the setup most of them share: a mother
+//! enrolled by a hospital with one prenatal record registered in its custody.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::Cluster;
+use crate::cluster::bin;
+
+/// `cradle --node NODE --key KEY ARGS`.
+pub fn cradle(node: &str, key: &Path, args: &[&str]) -> Output {
+    Command::new(bin("cradle").expect("the cradle binary is built"))
+        .arg("--node")
+        .arg(node)
+        .arg("--key")
+        .arg(key)
+        .args(args)
+        .output()
+        .expect("running cradle")
+}
+
+/// The stdout of a command that must succeed; fails the test with what it printed otherwise.
+pub fn ok(out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        out.status.success(),
+        "cradle failed: stdout {stdout:?} stderr {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A synthetic prenatal record from the shared test data beside the repository.
+pub fn shared_record(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/testdata/fhir-prenatal")
+        .join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: the shared test data must sit beside the repository",
+        p.display()
+    );
+    p
+}
+
+/// A mother's key files and the archive a hospital registered for her.
+pub struct Mother {
+    pub key: PathBuf,
+    pub public: PathBuf,
+    pub archive: String,
+}
+
+/// Makes a mother's key in `work`, has member `custodian` enrol her and register `record` as
+/// her prenatal-visit archive.
+pub fn mother_with_archive(c: &Cluster, work: &Path, custodian: usize, record: &Path) -> Mother {
+    std::fs::create_dir_all(work).expect("work directory");
+    let key = work.join("patient.key");
+    ok(
+        Command::new(bin("cradle").expect("the cradle binary is built"))
+            .args(["keygen", "--out"])
+            .arg(&key)
+            .output()
+            .expect("running cradle keygen"),
+    );
+    let public = work.join("patient.key.pub");
+    let url = &c.nodes[custodian].api;
+    let member = c.nodes[custodian].home.join("node.key");
+    let public_s = public.to_str().expect("UTF-8 path");
+    ok(cradle(url, &member, &["patient", "enrol", public_s]));
+    let put: Value = serde_json::from_str(&ok(cradle(
+        url,
+        &member,
+        &[
+            "archive",
+            "put",
+            record.to_str().expect("UTF-8 path"),
+            "--patient",
+            public_s,
+            "--category",
+            "prenatal-visit",
+            "--format",
+            "json",
+        ],
+    )))
+    .expect("archive put answers JSON");
+    let archive = put["archive"]
+        .as_str()
+        .expect("archive put names the archive")
+        .to_string();
+    Mother {
+        key,
+        public,
+        archive,
+    }
+}

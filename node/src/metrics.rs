@@ -61,6 +61,8 @@ pub struct Metrics {
     pub equivocations: AtomicU64,
     /// Fetches refused because the signer could not be entitled (no member, not the patient).
     pub fetches_refused_strangers: AtomicU64,
+    /// Signed requests refused because the key is neither a member nor an enrolled patient.
+    pub requests_refused_unknown: AtomicU64,
     /// From a transaction's admission to this node's mempool to the commit of its block.
     pub commit_latency: Histogram,
     /// From entering a height to committing its block.
@@ -159,6 +161,13 @@ impl Metrics {
             "counter",
             "Archive fetches refused, off the ledger, to keys that are neither a member nor the patient.",
             &self.fetches_refused_strangers,
+        );
+        gauge(
+            &mut out,
+            "cradle_requests_refused_unknown_total",
+            "counter",
+            "Signed API requests refused, before the replay cache, from keys neither a member nor an enrolled patient.",
+            &self.requests_refused_unknown,
         );
         self.commit_latency.render(
             &mut out,

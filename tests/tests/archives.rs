@@ -539,7 +539,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     };
     refused(
         upload(&stranger),
-        "uploads are accepted only from consortium members",
+        "neither a member nor an enrolled patient",
     );
     refused(upload(&b_key), "upload to your own institution's node");
 

@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use cradle_ledger::api_request::{AUTH_HEADER, ApiAuthError, SignedApiRequest};
 use cradle_ledger::contract::ErrorCode;
+use cradle_ledger::state::StateExt;
 use cradle_ledger::{Hash, PublicKey};
 
 use super::{HttpError, HttpState};
@@ -14,6 +15,8 @@ use cradle_genesis::clock::now_ms;
 /// Most signed-request nonces remembered at once; beyond it new requests wait for old ones to
 /// age out rather than weaken replay protection.
 pub const REPLAY_ENTRIES_MAX: usize = 200_000;
+/// Most nonces remembered for one signer: one busy key cannot take the whole cache.
+pub const REPLAY_PER_SIGNER_MAX: usize = 20_000;
 
 fn unauthorized(e: ApiAuthError) -> HttpError {
     let code = match e {
@@ -50,6 +53,23 @@ pub fn authenticate(
         )
         .map_err(unauthorized)?;
     let r = &signed.request;
+    // Only a known key (a member, or an enrolled patient) may take a slot in the replay cache:
+    // throwaway keys cannot fill it and lock everyone else out.
+    let known = state.consortium.member(&r.signer).is_some()
+        || state
+            .store
+            .patient(&r.signer)
+            .map_err(HttpError::internal)?
+            .is_some();
+    if !known {
+        state
+            .metrics
+            .requests_refused_unknown
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(HttpError::forbidden(
+            "the request is signed by a key that is neither a member nor an enrolled patient",
+        ));
+    }
     let mut replay = state
         .replay
         .lock()
@@ -75,6 +95,7 @@ fn path_of(uri: &Uri) -> String {
 /// Signed-request nonces seen within the allowed clock skew.
 pub struct ReplayCache {
     seen: HashMap<(PublicKey, [u8; 16]), u64>,
+    per_signer: HashMap<PublicKey, usize>,
     order: VecDeque<(u64, PublicKey, [u8; 16])>,
     keep_ms: u64,
 }
@@ -92,6 +113,7 @@ impl ReplayCache {
     pub fn new(keep_ms: u64) -> Self {
         Self {
             seen: HashMap::new(),
+            per_signer: HashMap::new(),
             order: VecDeque::new(),
             keep_ms,
         }
@@ -109,13 +131,21 @@ impl ReplayCache {
             }
             self.order.pop_front();
             self.seen.remove(&(k, n));
+            if let Some(c) = self.per_signer.get_mut(&k) {
+                *c = c.saturating_sub(1);
+                if *c == 0 {
+                    self.per_signer.remove(&k);
+                }
+            }
         }
         if self.seen.contains_key(&(signer, nonce)) {
             return Err(ReplayError::Replayed);
         }
-        if self.seen.len() >= REPLAY_ENTRIES_MAX {
+        let mine = self.per_signer.get(&signer).copied().unwrap_or(0);
+        if self.seen.len() >= REPLAY_ENTRIES_MAX || mine >= REPLAY_PER_SIGNER_MAX {
             return Err(ReplayError::Busy);
         }
+        self.per_signer.insert(signer, mine + 1);
         let expires = now_ms.saturating_add(self.keep_ms);
         self.seen.insert((signer, nonce), expires);
         self.order.push_back((expires, signer, nonce));
@@ -139,5 +169,23 @@ mod tests {
         );
         assert_eq!(c.check_and_insert(b, [9; 16], 20), Ok(()));
         assert_eq!(c.check_and_insert(a, [9; 16], 1_011), Ok(()));
+    }
+
+    #[test]
+    fn one_signer_cannot_take_the_whole_cache() {
+        let mut c = ReplayCache::new(1_000_000);
+        let (busy, other) = (PublicKey([1; 32]), PublicKey([2; 32]));
+        for i in 0..REPLAY_PER_SIGNER_MAX as u64 {
+            let mut n = [0u8; 16];
+            n[..8].copy_from_slice(&i.to_le_bytes());
+            assert_eq!(c.check_and_insert(busy, n, 10), Ok(()));
+        }
+        assert_eq!(
+            c.check_and_insert(busy, [0xff; 16], 10),
+            Err(ReplayError::Busy)
+        );
+        assert_eq!(c.check_and_insert(other, [0xff; 16], 10), Ok(()));
+        // Once the busy signer's nonces age out, it is served again.
+        assert_eq!(c.check_and_insert(busy, [0xff; 16], 2_000_000), Ok(()));
     }
 }

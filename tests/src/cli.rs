@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 
 use crate::Cluster;
@@ -93,5 +95,23 @@ pub fn mother_with_archive(c: &Cluster, work: &Path, custodian: usize, record: &
         key,
         public,
         archive,
+    }
+}
+
+/// A committed transaction as member `node` has it (`GET /v1/txs/{tx}`). The node that answered
+/// a client may be a block ahead of this one, so it is given up to `wait` to commit it.
+pub fn committed_tx(c: &Cluster, node: usize, tx: &str, wait: Duration) -> Value {
+    let deadline = Instant::now() + wait;
+    loop {
+        match c.client(node).get_json(&format!("/v1/txs/{tx}")) {
+            Ok(v) => return v,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "node {node} never committed transaction {tx}: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
 }

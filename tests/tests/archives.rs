@@ -112,9 +112,11 @@ fn access_tx_of(stderr: &str) -> String {
         .collect()
 }
 
-/// The committed access record's outcome: `permitted`, `denied:<reason>` or `break_glass`.
+/// The committed access record's outcome: `permitted`, `denied:<reason>` or `break_glass`, as
+/// `node` has it. Another replica may be a block behind the custodian that answered, so it is
+/// given until `WAIT` to commit the record.
 fn recorded_outcome(c: &Cluster, node: usize, tx: &str) -> String {
-    let v = c.client(node).get_json(&format!("/v1/txs/{tx}")).unwrap();
+    let v = cradle_tests::cli::committed_tx(c, node, tx, WAIT);
     assert_eq!(v["kind"], "record_access", "{v}");
     let outcome = &v["tx"]["tx"]["body"]["outcome"];
     match outcome["outcome"].as_str().unwrap() {

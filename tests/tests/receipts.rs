@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use cradle_tests::Cluster;
-use cradle_tests::cli::{cradle, mother_with_archive, ok, shared_record};
+use cradle_tests::cli::{committed_tx, cradle, mother_with_archive, ok, shared_record};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// The promise under test: every racing fetch ends within this, released or refused.
@@ -13,7 +13,7 @@ const FETCH_BOUND: Duration = Duration::from_secs(5);
 
 /// The committed access record's outcome, read from another member's node.
 fn recorded_outcome(c: &Cluster, tx: &str) -> String {
-    let v = c.client(2).get_json(&format!("/v1/txs/{tx}")).unwrap();
+    let v = committed_tx(c, 2, tx, WAIT);
     assert_eq!(v["kind"], "record_access", "{v}");
     v["tx"]["tx"]["body"]["outcome"]["outcome"]
         .as_str()

@@ -860,3 +860,32 @@ fn every_access_grows_the_patient_archive_accessor_and_break_glass_logs() {
     assert_eq!(bg.root(), merkle::log::root_of(&[leaf]));
     assert_eq!(w.store.access_log().unwrap().size(), 3);
 }
+
+#[test]
+fn expired_grants_do_not_count_toward_the_open_grant_cap() {
+    let (mut w, p, archive) = with_patient_and_archive();
+    let b = w.hospital_b.clone_key();
+    let max = cradle_ledger::rules::OPEN_GRANTS_MAX;
+    for _ in 0..max {
+        let (tx, _) = w.grant(&p, &b, Scope::All, &[Purpose::Treat], 1, &[archive]);
+        w.commit_one(tx).unwrap();
+    }
+    // At the cap while they are all in force.
+    let (tx, _) = w.grant(&p, &b, Scope::All, &[Purpose::Treat], 1, &[archive]);
+    assert!(matches!(
+        w.commit_one(tx),
+        Err(Error::TooManyGrants { open, .. }) if open == max
+    ));
+    // Once they expired, she can grant again, and the count is only what is in force.
+    w.advance(2 * DAY_MS);
+    let (tx, _) = w.grant(&p, &b, Scope::All, &[Purpose::Treat], 1, &[archive]);
+    w.commit_one(tx).unwrap();
+    assert_eq!(
+        w.store
+            .patient(&p.public_key())
+            .unwrap()
+            .unwrap()
+            .open_grants,
+        1
+    );
+}

@@ -55,6 +55,16 @@ pub(super) fn grant_consent<S: StateReader + ?Sized>(
         tx::Scope::Categories(_) | tx::Scope::Archives(_) => {}
     }
     if patient.open_grants >= OPEN_GRANTS_MAX {
+        // Expired grants no longer count: close them, so a mother whose past grants ran out can
+        // grant again. Bounded by the cap; undone with everything else if the grant fails.
+        for (id, g) in state.open_grants(signer, OPEN_GRANTS_MAX as usize)? {
+            if g.expires_at_ms <= ctx.time_ms {
+                state.delete(keys::patient_open_grant(signer, &id));
+                patient.open_grants = patient.open_grants.saturating_sub(1);
+            }
+        }
+    }
+    if patient.open_grants >= OPEN_GRANTS_MAX {
         return Err(Error::TooManyGrants {
             open: patient.open_grants,
             max: OPEN_GRANTS_MAX,

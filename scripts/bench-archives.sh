@@ -44,6 +44,8 @@ cradle="$CARGO_TARGET_DIR/release/cradle"
 
 work="$(mktemp -d)"
 net="$work/localnet"
+# Every cradle command trusts this genesis: member keys and each node's TLS identity.
+export CRADLE_GENESIS="$net/genesis.json"
 export LOCALNET_DIR="$net" LOCALNET_SKIP_BUILD=1 LOCALNET_BASE_PORT="${LOCALNET_BASE_PORT:-28600}"
 ok=0
 cleanup() {
@@ -97,7 +99,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {m=int((NR+1)/2); 
 join() { local IFS=,; echo "$*"; }
 
 "$repo/scripts/localnet.sh" up >&2
-url_of() { echo "http://$(sed -n '/^\[api\]/,/^\[/s/^listen *= *"\(.*\)"/\1/p' "$net/node$1/config.toml" | head -1)"; }
+url_of() { echo "https://$(sed -n '/^\[api\]/,/^\[/s/^listen *= *"\(.*\)"/\1/p' "$net/node$1/config.toml" | head -1)"; }
 node_a="$(url_of 0)"
 key_a="$net/node0/node.key"
 key_b="$net/node1/node.key"

@@ -22,13 +22,15 @@ die() { echo "demo: $*" >&2; exit 1; }
 [ -f "$dir/genesis.json" ] || die "no localnet in $dir: run scripts/localnet.sh up first"
 [ -f "$record" ] || die "no record at $record"
 
-api() { sed -n '/^\[api\]/,/^\[/s/^listen *= *"\(.*\)"/http:\/\/\1/p' "$dir/$1/config.toml" | head -1; }
+api() { sed -n '/^\[api\]/,/^\[/s/^listen *= *"\(.*\)"/https:\/\/\1/p' "$dir/$1/config.toml" | head -1; }
 A=$(api node0)     # County Hospital 1, the custodian
 B_NODE=$(api node1)
 HA="$dir/node0/node.key"
 HB="$dir/node1/node.key"
 REG="$dir/regulator/regulator.key"
 GEN="$dir/genesis.json"
+# The genesis every command trusts: member keys and each node's TLS identity come from it.
+export CRADLE_GENESIS="$GEN"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -12,9 +12,17 @@ use cradle_ledger::tx::{Category, Purpose};
     about = "Cradle: consent-based maternal health records"
 )]
 pub(crate) struct Cli {
-    /// The node's API URL, e.g. http://127.0.0.1:26601.
+    /// The node's API URL, e.g. https://127.0.0.1:26601 (the address genesis gives it).
     #[arg(long, global = true)]
     pub(crate) node: Option<String>,
+    /// The genesis document you trust: the chain, the members' keys and each node's TLS
+    /// identity come from it, never from a node's answer.
+    #[arg(long, global = true, env = "CRADLE_GENESIS")]
+    pub(crate) genesis: Option<PathBuf>,
+    /// Talk plain HTTP to a node whose operator turned TLS off (`api.plaintext`): nothing it
+    /// answers is authenticated, and anyone on the way can read what you send.
+    #[arg(long, global = true)]
+    pub(crate) insecure_plaintext: bool,
     /// Your key file (a member's, a patient's or a clinician's).
     #[arg(long, global = true)]
     pub(crate) key: Option<PathBuf>,
@@ -96,11 +104,8 @@ pub(crate) struct AuditArgs {
     pub(crate) to_ms: Option<u64>,
     /// Check the commit certificate, the state proof and completeness from genesis, and the
     /// log's consistency with the last checkpoint this client verified.
-    #[arg(long, requires = "genesis")]
-    pub(crate) verify: bool,
-    /// The genesis document you trust (required with --verify).
     #[arg(long)]
-    pub(crate) genesis: Option<PathBuf>,
+    pub(crate) verify: bool,
     /// Where the last verified checkpoint is kept (default ~/.cradle/checkpoint-CHAIN.json).
     #[arg(long)]
     pub(crate) checkpoint: Option<PathBuf>,

@@ -8,6 +8,10 @@ use cradle_ledger::contract::{
 use serde_json::Value;
 
 use crate::tls::Pins;
+use cradle_ledger::api_request::{AUTH_HEADER, ApiRequest};
+use cradle_ledger::crypto::sha256;
+use cradle_ledger::{Hash, Keypair, PublicKey};
+use std::sync::{Arc, OnceLock};
 
 /// Why a call to a node failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,16 @@ pub struct ApiClient {
     upload_agent: ureq::Agent,
     /// The genesis keys this node may present; `None` for a plain-HTTP node.
     pins: Option<Pins>,
+    /// Signs every request when set.
+    signer: Option<Signer>,
+    /// The member key of the node, once learned: signed requests name it.
+    node_key: OnceLock<PublicKey>,
+}
+
+/// A key that signs a client's requests, for one chain.
+struct Signer {
+    key: Arc<Keypair>,
+    chain_id: Hash,
 }
 
 impl ApiClient {
@@ -82,7 +96,97 @@ impl ApiClient {
             agent: tls(Self::agent_config())?,
             upload_agent: tls(Self::upload_config())?,
             pins: Some(pins),
+            signer: None,
+            node_key: OnceLock::new(),
         })
+    }
+
+    /// Signs every request from now on with `key`, for the chain `chain_id`: a node answers most
+    /// reads only to whom they concern (see the node's `http::policy`).
+    pub fn signed_by(mut self, key: &Keypair, chain_id: Hash) -> Self {
+        self.signer = Some(Signer {
+            key: Arc::new(Keypair::from_secret_parts(
+                &key.ed25519_seed(),
+                &key.x25519_secret(),
+            )),
+            chain_id,
+        });
+        self
+    }
+
+    /// The member key of the node behind this client: from genesis or the TLS handshake (a
+    /// first unsigned status request makes the handshake if none was made yet); from a
+    /// plain-HTTP node, its own word.
+    pub fn node_key(&self) -> Result<PublicKey, ApiError> {
+        if let Some(k) = self.node_key.get() {
+            return Ok(*k);
+        }
+        let key = match self.node_member() {
+            Some((_, k)) => k,
+            None => {
+                let url = format!("{}/v1/status", self.base);
+                let status = Self::json(&Self::answer(self.agent.get(&url).call())?)?;
+                match self.node_member() {
+                    Some((_, k)) => k,
+                    None if self.pins.is_none() => status
+                        .get("node_key")
+                        .and_then(Value::as_str)
+                        .and_then(|h| PublicKey::from_hex(h).ok())
+                        .ok_or_else(|| ApiError::BadAnswer("the node names no key".into()))?,
+                    None => {
+                        return Err(ApiError::Transport(
+                            "the node's TLS identity is unknown".into(),
+                        ));
+                    }
+                }
+            }
+        };
+        Ok(*self.node_key.get_or_init(|| key))
+    }
+
+    /// The signed-request header for `method path` with a body hashing to `body_sha256`,
+    /// signed by `key` for this node.
+    pub fn auth_with(
+        &self,
+        key: &Keypair,
+        chain_id: &Hash,
+        method: &str,
+        path: &str,
+        body_sha256: Hash,
+    ) -> Result<String, ApiError> {
+        let request = ApiRequest::new(
+            key.public_key(),
+            self.node_key()?,
+            method,
+            path,
+            body_sha256,
+            cradle_genesis::clock::now_ms(),
+        )
+        .map_err(|e| ApiError::BadAnswer(format!("cannot sign the request: {e}")))?;
+        Ok(request.sign(key, chain_id).to_header())
+    }
+
+    /// The header for a request signed by this client's signer, if it has one.
+    fn auth(
+        &self,
+        method: &str,
+        path: &str,
+        body_sha256: Hash,
+    ) -> Result<Option<String>, ApiError> {
+        self.signer
+            .as_ref()
+            .map(|s| self.auth_with(&s.key, &s.chain_id, method, path, body_sha256))
+            .transpose()
+    }
+
+    /// `GET path`, signed when this client has a signer.
+    fn get(&self, path: &str) -> Result<Vec<u8>, ApiError> {
+        let url = format!("{}{}", self.base, path);
+        let mut request = self.agent.get(&url);
+        if let Some(auth) = self.auth("GET", path, sha256(b""))? {
+            request = request.header(AUTH_HEADER, auth);
+        }
+        Self::answer(request.call())
     }
 
     /// A client for a node that serves plain HTTP because its operator said so
@@ -93,6 +197,8 @@ impl ApiClient {
             agent: Self::agent_config().into(),
             upload_agent: Self::upload_config().into(),
             pins: None,
+            signer: None,
+            node_key: OnceLock::new(),
         }
     }
 
@@ -160,14 +266,14 @@ impl ApiClient {
         serde_json::from_slice(body).map_err(|e| ApiError::BadAnswer(e.to_string()))
     }
 
+    /// `GET path` as JSON, signed when this client has a signer.
     pub fn get_json(&self, path: &str) -> Result<Value, ApiError> {
-        let url = format!("{}{}", self.base, path);
-        Self::json(&Self::answer(self.agent.get(&url).call())?)
+        Self::json(&self.get(path)?)
     }
 
+    /// `GET path` as bytes, signed when this client has a signer.
     pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ApiError> {
-        let url = format!("{}{}", self.base, path);
-        Self::answer(self.agent.get(&url).call())
+        self.get(path)
     }
 
     /// `GET path` with a signed-request header.

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use cradle_genesis::{GenesisDoc, GenesisError};
 use cradle_ledger::access::EventOutcome;
-use cradle_ledger::api_request::{AUTH_HEADER, ApiRequest};
+use cradle_ledger::api_request::AUTH_HEADER;
 use cradle_ledger::audit::{
     AuditAnswer, AuditError, AuditSubject, Checkpoint, ConsistencyAnswer, IndexedEvent,
     VerifiedAudit, advance_checkpoint, verify_answer,
@@ -151,26 +151,20 @@ pub(crate) fn signed_get(
     chain_id: &Hash,
     path: &str,
 ) -> Result<Vec<u8>, AuditClientError> {
-    let auth = ApiRequest::new(
-        key.public_key(),
-        "GET",
-        path,
-        sha256(b""),
-        cradle_genesis::clock::now_ms(),
-    )
-    .map_err(AuditClientError::Decode)?
-    .sign(key, chain_id)
-    .to_header();
+    let auth = api.auth_with(key, chain_id, "GET", path, sha256(b""))?;
     Ok(api.get_bytes_signed(path, AUTH_HEADER, &auth)?)
 }
 
 /// Fetches a consistency proof of the global access log from `from_size` to the node's tip
-/// (unverified).
+/// (unverified), asking as `key`.
 pub fn fetch_consistency(
     api: &ApiClient,
+    key: &Keypair,
+    chain_id: &Hash,
     from_size: u64,
 ) -> Result<ConsistencyAnswer, AuditClientError> {
-    let bytes = api.get_bytes(&format!("/v1/audit/consistency?from={from_size}"))?;
+    let path = format!("/v1/audit/consistency?from={from_size}");
+    let bytes = signed_get(api, key, chain_id, &path)?;
     ConsistencyAnswer::decode(&bytes).map_err(AuditClientError::Decode)
 }
 
@@ -206,7 +200,8 @@ pub fn audit_verified(
     });
     let new = match old.as_ref() {
         Some(cp) if needs_proof => {
-            let consistency = fetch_consistency(api, cp.access_log_size)?;
+            let consistency =
+                fetch_consistency(api, key, &consortium.chain_id, cp.access_log_size)?;
             let newer = consistency.header.height > header.height;
             if !newer && consistency.header != *header {
                 return Err(AuditError::InconsistentCheckpoint(

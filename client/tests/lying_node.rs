@@ -72,6 +72,11 @@ fn parse(path: &str) -> (String, Option<Query>, Option<u64>) {
 
 fn answer(snap: &Snapshot, mode: Mode, path: &str) -> (u16, Vec<u8>) {
     let (route, query, from) = parse(path);
+    if route == "/v1/status" {
+        // A plain-HTTP node names its own key, which signed requests then name.
+        let key = cradle_testkit::outsider_key().public_key().to_hex();
+        return (200, format!("{{\"node_key\":\"{key}\"}}").into_bytes());
+    }
     if route == "/v1/audit/consistency" {
         let from = from.unwrap();
         return match build_consistency(snap, &snap.global_log(), from) {
@@ -113,8 +118,10 @@ fn serve(snap: Snapshot, mode: Mode, requests: usize) -> (String, JoinHandle<()>
         while served < requests && Instant::now() < deadline {
             match listener.accept() {
                 Ok((stream, _)) => {
-                    handle_one(stream, &snap, mode);
-                    served += 1;
+                    // The status a client asks once for the node's key does not count.
+                    if !handle_one(stream, &snap, mode) {
+                        served += 1;
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(5));
@@ -126,7 +133,8 @@ fn serve(snap: Snapshot, mode: Mode, requests: usize) -> (String, JoinHandle<()>
     (base, handle)
 }
 
-fn handle_one(stream: TcpStream, snap: &Snapshot, mode: Mode) {
+/// Answers one request; true if it was for the status.
+fn handle_one(stream: TcpStream, snap: &Snapshot, mode: Mode) -> bool {
     stream.set_nonblocking(false).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -151,6 +159,7 @@ fn handle_one(stream: TcpStream, snap: &Snapshot, mode: Mode) {
     .unwrap();
     stream.write_all(&body).unwrap();
     stream.flush().unwrap();
+    path == "/v1/status"
 }
 
 /// Who asks: this test server, like a node, answers from the same snapshot whoever signs.

@@ -63,6 +63,10 @@ pub struct ApiConfig {
     /// signed requests sent to it can be read on the way. Never set in a localnet.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub plaintext: bool,
+    /// `IP:PORT` of the operator's metrics endpoint (`GET /metrics`, plain HTTP), kept off the
+    /// API's address; keep it on loopback or a management network. None: no metrics served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
 }
 
 impl ApiConfig {
@@ -74,6 +78,7 @@ impl ApiConfig {
             connections_per_ip_max: default_connections_per_ip_max(),
             header_read_timeout_ms: default_header_read_timeout_ms(),
             plaintext: false,
+            metrics_listen: None,
         }
     }
 }
@@ -264,6 +269,15 @@ impl NodeConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The metrics listen address, parsed, if there is one.
+    pub fn metrics_listen(&self) -> Result<Option<std::net::SocketAddr>, GenesisError> {
+        self.api
+            .metrics_listen
+            .as_deref()
+            .map(|a| parse_api_addr(a).map_err(|r| bad("api.metrics_listen", r)))
+            .transpose()
     }
 
     /// The API listen address, parsed (valid after [`NodeConfig::validate`]).

@@ -133,7 +133,8 @@ pub fn write_localnet(opts: &LocalnetOptions) -> Result<Localnet, GenesisError> 
             max: LOCALNET_MEMBERS_MAX as u64,
         });
     }
-    let port_max = u64::from(u16::MAX) - 2 * n as u64 + 1;
+    // Member i: p2p on base + 2i, API on base + 2i + 1, metrics on base + 2n + i.
+    let port_max = u64::from(u16::MAX) - 3 * n as u64 + 1;
     if !(1024..=port_max).contains(&u64::from(opts.base_port)) {
         return Err(GenesisError::BadLocalnet {
             what: "base port",
@@ -208,7 +209,13 @@ pub fn write_localnet(opts: &LocalnetOptions) -> Result<Localnet, GenesisError> 
             p2p: crate::config::P2pConfig {
                 listen: m.p2p_addr.clone().unwrap_or_default(),
             },
-            api: crate::config::ApiConfig::new(api.clone()),
+            api: crate::config::ApiConfig {
+                metrics_listen: Some(format!(
+                    "127.0.0.1:{}",
+                    u32::from(opts.base_port) + 2 * n as u32 + i as u32
+                )),
+                ..crate::config::ApiConfig::new(api.clone())
+            },
             ..NodeConfig::default()
         };
         config.validate()?;

@@ -1,11 +1,12 @@
 //! Signed client requests to a node's archive endpoints.
 //!
-//! A request that uploads or fetches an archive carries, in the `x-cradle-auth` header, the
-//! requester's signature over the method, the path with its query, the SHA-256 of the body, the
-//! time and a random nonce: `TAG_API_REQUEST || chain_id || borsh(ApiRequest)`. The node checks
-//! the signature, that method, path and body are the ones signed, that the time is within its
-//! allowed skew, and that it has not seen the nonce before, so a captured request cannot be
-//! replayed, redirected or given another body.
+//! A signed request carries, in the `x-cradle-auth` header, the requester's signature over the
+//! node it is for (that node's member key), the method, the path with its query, the SHA-256 of
+//! the body, the time and a random nonce: `TAG_API_REQUEST || chain_id || borsh(ApiRequest)`.
+//! The node checks the signature, that it is the node named, that method, path and body are the
+//! ones signed, that the time is within its allowed skew, and that it has not seen the nonce
+//! before, so a captured request cannot be replayed (to this node or another), redirected or
+//! given another body.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
@@ -29,12 +30,14 @@ pub const METHOD_BYTES_MAX: usize = 8;
 pub const PATH_BYTES_MAX: usize = 1024;
 /// Largest encoded signed request.
 pub const SIGNED_BYTES_MAX: usize =
-    1 + 32 + 4 + METHOD_BYTES_MAX + 4 + PATH_BYTES_MAX + 32 + 8 + 16 + 64;
+    1 + 32 + 32 + 4 + METHOD_BYTES_MAX + 4 + PATH_BYTES_MAX + 32 + 8 + 16 + 64;
 
 /// What the requester signs.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct ApiRequest {
     pub signer: PublicKey,
+    /// The member key of the node the request is for.
+    pub node: PublicKey,
     pub method: BoundedString<METHOD_BYTES_MAX>,
     /// The path and query exactly as sent, e.g. `/v1/archives/ab12.../fetch`.
     pub path: BoundedString<PATH_BYTES_MAX>,
@@ -51,9 +54,10 @@ pub struct SignedApiRequest {
 }
 
 impl ApiRequest {
-    /// A request signed now with a fresh random nonce.
+    /// A request for the node of member key `node`, with a fresh random nonce.
     pub fn new(
         signer: PublicKey,
+        node: PublicKey,
         method: &str,
         path: &str,
         body_sha256: Hash,
@@ -63,6 +67,7 @@ impl ApiRequest {
         getrandom::fill(&mut nonce).map_err(|e| Error::Random(e.to_string()))?;
         Ok(Self {
             signer,
+            node,
             method: BoundedString::new(method.to_string())?,
             path: BoundedString::new(path.to_string())?,
             body_sha256,
@@ -101,11 +106,13 @@ impl SignedApiRequest {
         codec::decode(&bytes, SIGNED_BYTES_MAX)
     }
 
-    /// Checks the signature and that it signs this method, path and body hash, at a time within
-    /// `skew_ms` of `now_ms`. The caller checks the nonce for replays.
+    /// Checks the signature and that it signs this node, method, path and body hash, at a time
+    /// within `skew_ms` of `now_ms`. The caller checks the nonce for replays.
+    #[allow(clippy::too_many_arguments)]
     pub fn check(
         &self,
         chain_id: &Hash,
+        node: &PublicKey,
         method: &str,
         path: &str,
         body_sha256: &Hash,
@@ -113,6 +120,9 @@ impl SignedApiRequest {
         skew_ms: u64,
     ) -> Result<(), ApiAuthError> {
         let r = &self.request;
+        if &r.node != node {
+            return Err(ApiAuthError::WrongNode);
+        }
         if r.method.as_str() != method || r.path.as_str() != path {
             return Err(ApiAuthError::WrongTarget);
         }
@@ -140,6 +150,8 @@ pub enum ApiAuthError {
     Malformed(String),
     #[error("the signature is for another method or path")]
     WrongTarget,
+    #[error("the request was signed for another node")]
+    WrongNode,
     #[error("the body is not the one that was signed")]
     BodyMismatch,
     #[error("the request was signed at {time_ms} ms but the node's clock says {now_ms} ms")]
@@ -160,32 +172,53 @@ mod tests {
         let key = Keypair::from_seed(&[7; 32]);
         let chain = [1u8; 32];
         let body = sha256(b"body");
-        let signed = ApiRequest::new(key.public_key(), "POST", "/v1/x", body, 1_000)
+        let node = Keypair::from_seed(&[8; 32]).public_key();
+        let signed = ApiRequest::new(key.public_key(), node, "POST", "/v1/x", body, 1_000)
             .unwrap()
             .sign(&key, &chain);
         let parsed = SignedApiRequest::from_header(&signed.to_header()).unwrap();
         assert_eq!(parsed, signed);
         parsed
-            .check(&chain, "POST", "/v1/x", &body, 1_500, 1_000)
+            .check(&chain, &node, "POST", "/v1/x", &body, 1_500, 1_000)
             .unwrap();
         assert_eq!(
-            parsed.check(&chain, "GET", "/v1/x", &body, 1_500, 1_000),
+            parsed.check(
+                &chain,
+                &key.public_key(),
+                "POST",
+                "/v1/x",
+                &body,
+                1_500,
+                1_000
+            ),
+            Err(ApiAuthError::WrongNode)
+        );
+        assert_eq!(
+            parsed.check(&chain, &node, "GET", "/v1/x", &body, 1_500, 1_000),
             Err(ApiAuthError::WrongTarget)
         );
         assert_eq!(
-            parsed.check(&chain, "POST", "/v1/y", &body, 1_500, 1_000),
+            parsed.check(&chain, &node, "POST", "/v1/y", &body, 1_500, 1_000),
             Err(ApiAuthError::WrongTarget)
         );
         assert_eq!(
-            parsed.check(&chain, "POST", "/v1/x", &sha256(b"other"), 1_500, 1_000),
+            parsed.check(
+                &chain,
+                &node,
+                "POST",
+                "/v1/x",
+                &sha256(b"other"),
+                1_500,
+                1_000
+            ),
             Err(ApiAuthError::BodyMismatch)
         );
         assert!(matches!(
-            parsed.check(&chain, "POST", "/v1/x", &body, 5_000, 1_000),
+            parsed.check(&chain, &node, "POST", "/v1/x", &body, 5_000, 1_000),
             Err(ApiAuthError::Stale { .. })
         ));
         assert_eq!(
-            parsed.check(&[2; 32], "POST", "/v1/x", &body, 1_500, 1_000),
+            parsed.check(&[2; 32], &node, "POST", "/v1/x", &body, 1_500, 1_000),
             Err(ApiAuthError::BadSignature)
         );
         assert!(SignedApiRequest::from_header("zz").is_err());

@@ -1,15 +1,16 @@
-//! Audit answers with their proofs, served from one RocksDB snapshot, and who may have them.
+//! Audit answers with their proofs, served from one RocksDB snapshot.
 //!
 //! Every answer is proven against the tip's header and commit certificate, so the client checks
-//! it from genesis and need not trust this node. Who read whose records is itself private: a
-//! history is answered to a regulator, and otherwise only to whom it concerns — a patient's to
-//! the patient, an archive's to its patient and its custodian, an institution's accesses to the
-//! institution. The break-glass log is for regulators. A consistency proof holds hashes only.
+//! it from genesis and need not trust this node. Who read whose records is itself private: who
+//! may have which history is `http::policy::audit`'s to say (a patient's to the patient, an
+//! archive's to its patient and its custodian, an institution's accesses to the institution,
+//! the break-glass log and everything else to regulators).
 //!
 //! Equivocation evidence (two conflicting messages a validator signed) is for regulators too.
 //! It is not on the ledger and needs no proof against a header: each item carries the
 //! offender's signatures, which the client checks from genesis.
 
+use cradle_ledger::Error;
 use cradle_ledger::access::AccessEvent;
 use cradle_ledger::audit::{
     AuditAnswer, AuditSource, AuditSubject, CommitCertificate, ConsistencyAnswer,
@@ -17,16 +18,12 @@ use cradle_ledger::audit::{
 };
 use cradle_ledger::block::BlockHeader;
 use cradle_ledger::codec::BoundedVec;
-use cradle_ledger::state::StateExt;
-use cradle_ledger::{Consortium, Error, PublicKey, Role};
 
 use crate::storage::{EVENTS_PAGE_MAX, StorageError, Store, StoreSnapshot};
 
 /// Why an audit answer was not given.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    #[error("this history is answered only to {who}")]
-    Forbidden { who: &'static str },
     #[error("no block is committed yet: nothing to prove against")]
     NoBlocks,
     #[error("{0}: ask for a time range")]
@@ -44,52 +41,6 @@ impl From<Error> for AuditError {
             Error::TooMany { .. } => Self::TooMany(e.to_string()),
             other => Self::Internal(other.to_string()),
         }
-    }
-}
-
-/// Whether `signer` may read `subject`'s history (see the module docs).
-pub fn authorize(
-    store: &Store,
-    consortium: &Consortium,
-    signer: &PublicKey,
-    subject: &AuditSubject,
-) -> Result<(), AuditError> {
-    if is_regulator(consortium, signer) {
-        return Ok(());
-    }
-    let (allowed, who) = match subject {
-        AuditSubject::Patient(p) => (p == signer, "the patient herself or a regulator"),
-        AuditSubject::Accessor(a) => (a == signer, "the institution itself or a regulator"),
-        AuditSubject::Archive(id) => {
-            let record = store
-                .archive(id)
-                .map_err(|e| AuditError::Internal(e.to_string()))?;
-            (
-                record.is_some_and(|r| &r.patient == signer || &r.custodian == signer),
-                "the archive's patient, its custodian or a regulator",
-            )
-        }
-        AuditSubject::BreakGlass => (false, "regulators"),
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(AuditError::Forbidden { who })
-    }
-}
-
-fn is_regulator(consortium: &Consortium, signer: &PublicKey) -> bool {
-    consortium
-        .member(signer)
-        .is_some_and(|m| m.role == Role::Regulator)
-}
-
-/// Whether `signer` may read the equivocation evidence: regulators only.
-pub fn authorize_evidence(consortium: &Consortium, signer: &PublicKey) -> Result<(), AuditError> {
-    if is_regulator(consortium, signer) {
-        Ok(())
-    } else {
-        Err(AuditError::Forbidden { who: "regulators" })
     }
 }
 

@@ -142,6 +142,8 @@ async fn run(home: Home) -> anyhow::Result<()> {
         custodian,
         replay: std::sync::Mutex::new(ReplayCache::new(2 * archive_config.request_skew_ms)),
         request_skew_ms: archive_config.request_skew_ms,
+        node_key: home.keypair.public_key(),
+        started_ms: cradle_genesis::clock::now_ms(),
         genesis: serde_json::to_value(&home.genesis).context("genesis as JSON")?,
     });
     let listen = home.config.api_listen().context("api address")?;
@@ -163,6 +165,14 @@ async fn run(home: Home) -> anyhow::Result<()> {
         Some(tokio_rustls::TlsAcceptor::from(config))
     };
     info!(%listen, tls = tls.is_some(), "api listening");
+    if let Some(metrics_listen) = home.config.metrics_listen().context("metrics address")? {
+        let listener = tokio::net::TcpListener::bind(metrics_listen)
+            .await
+            .with_context(|| format!("binding the metrics endpoint to {metrics_listen}"))?;
+        info!(%metrics_listen, "metrics listening");
+        let router = http::metrics_router(api_state.clone());
+        tokio::spawn(async move { http::serve::serve(listener, router, limits, None).await });
+    }
     let api = tokio::spawn(async move {
         http::serve::serve(listener, http::router(api_state), limits, tls).await
     });

@@ -38,7 +38,8 @@ pub fn bin(name: &str) -> anyhow::Result<PathBuf> {
 /// node never finds its port taken by some client's connection.
 fn next_base_port(members: u16) -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let offset = NEXT.fetch_add(members * 2 + 2, Ordering::SeqCst);
+    // Each member takes three ports: p2p, API and metrics.
+    let offset = NEXT.fetch_add(members * 3 + 2, Ordering::SeqCst);
     20_000 + (std::process::id() % 120) as u16 * 100 + offset
 }
 
@@ -168,8 +169,26 @@ impl Cluster {
         }
     }
 
-    /// An HTTPS client for member `i`, pinned from the cluster's genesis.
+    /// An HTTPS client for member `i`, pinned from the cluster's genesis, signing as member `i`.
     pub fn client(&self, i: usize) -> ApiClient {
+        let key = self.member_key(i).expect("the member's key file");
+        self.anonymous(i).signed_by(&key, self.genesis.chain_id())
+    }
+
+    /// Member `i`'s Prometheus metrics, from its operator-only metrics address.
+    pub fn metrics(&self, i: usize) -> anyhow::Result<String> {
+        let config =
+            cradle_genesis::config::NodeConfig::load(self.nodes[i].home.join("config.toml"))?;
+        let addr = config
+            .api
+            .metrics_listen
+            .context("the localnet gives every member a metrics address")?;
+        let bytes = ApiClient::plaintext(&format!("http://{addr}")).get_bytes("/metrics")?;
+        Ok(String::from_utf8(bytes)?)
+    }
+
+    /// An HTTPS client for member `i` that signs nothing.
+    pub fn anonymous(&self, i: usize) -> ApiClient {
         ApiClient::new(&self.nodes[i].api, &self.genesis).expect("an https:// URL")
     }
 

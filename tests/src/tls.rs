@@ -41,6 +41,35 @@ pub fn connect(api: &str, read_timeout: Duration) -> anyhow::Result<TlsStream> {
     Ok(tls)
 }
 
+/// Reads the node's whole answer until it closes the connection, without writing anything
+/// more (a node that refused a request early may have stopped reading what was still being
+/// sent). An answer cut short after some bytes arrived is still what arrived.
+pub fn read_answer(tls: &mut TlsStream) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match tls.conn.read_tls(&mut tls.sock) {
+            Ok(n) => n,
+            Err(_) if !raw.is_empty() => return Ok(raw),
+            Err(e) => return Err(e),
+        };
+        let state = tls
+            .conn
+            .process_new_packets()
+            .map_err(std::io::Error::other)?;
+        let mut pending = state.plaintext_bytes_to_read();
+        while pending > 0 {
+            let got = tls.conn.reader().read(&mut buf)?;
+            raw.extend_from_slice(&buf[..got]);
+            pending = pending.saturating_sub(got);
+        }
+        if n == 0 || state.peer_has_closed() {
+            return Ok(raw);
+        }
+    }
+}
+
 /// Ends the writing side, as a client that hangs up mid-upload would.
 pub fn half_close(tls: &mut TlsStream) {
     tls.conn.send_close_notify();

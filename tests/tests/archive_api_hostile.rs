@@ -11,7 +11,7 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -74,17 +74,8 @@ fn send_within(api: &str, head: &str, body: &[u8], half_close: bool, wait: Durat
     if half_close {
         cradle_tests::tls::half_close(&mut conn);
     }
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match conn.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            // A reset after the answer arrived still leaves the answer.
-            Err(e) if !raw.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("no answer to {head:?} within {wait:?}: {e}"),
-        }
-    }
+    let raw = cradle_tests::tls::read_answer(&mut conn)
+        .unwrap_or_else(|e| panic!("no answer to {head:?} within {wait:?}: {e}"));
     parse_reply(&raw, head)
 }
 
@@ -192,6 +183,10 @@ fn access_body(chain: &Hash, who: &Keypair, archive: ArchiveId, purpose: Purpose
 
 /// The `x-cradle-auth` value: `key` signs `method path`, a body hashing to `body_sha256`, at
 /// `time_ms`, with a fresh nonce.
+/// The member key of node 0, whom every request here is for (the localnet's keys are
+/// deterministic, so every scene's node 0 has the same).
+static NODE0: std::sync::OnceLock<cradle_ledger::PublicKey> = std::sync::OnceLock::new();
+
 fn auth(
     chain: &Hash,
     key: &Keypair,
@@ -200,7 +195,21 @@ fn auth(
     body_sha256: Hash,
     time_ms: u64,
 ) -> String {
-    ApiRequest::new(key.public_key(), method, path, body_sha256, time_ms)
+    let node = *NODE0.get().expect("a scene was set up");
+    auth_to(&node, chain, key, method, path, body_sha256, time_ms)
+}
+
+/// [`auth`] for the node of member key `node`.
+fn auth_to(
+    node: &cradle_ledger::PublicKey,
+    chain: &Hash,
+    key: &Keypair,
+    method: &str,
+    path: &str,
+    body_sha256: Hash,
+    time_ms: u64,
+) -> String {
+    ApiRequest::new(key.public_key(), *node, method, path, body_sha256, time_ms)
         .unwrap()
         .sign(key, chain)
         .to_header()
@@ -300,6 +309,7 @@ fn scene() -> Scene {
         c.wait_height(i, 1, WAIT).unwrap();
     }
     let api = c.nodes[0].api.clone();
+    NODE0.get_or_init(|| c.genesis.members[0].public_key);
     let patient = Keypair::from_seed(&PATIENT_SEED);
     let work = c.dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
@@ -563,9 +573,25 @@ fn hostile_archive_requests_are_refused_with_a_reason_and_change_nothing() {
         "archive id must be 64 hex digits",
         "fetch with an archive id that is not hex",
     );
-    let custodian_name = c.genesis.members[0].name.clone();
-    let reason = refused(
+    // A request signed for the custodian cannot be replayed to another node.
+    refused(
         &post(&other_api, &path, Some(&good(&body)), &body),
+        421,
+        "the request was signed for another node",
+        "a fetch signed for node 0 replayed to node 1",
+    );
+    let custodian_name = c.genesis.members[0].name.clone();
+    let for_other = auth_to(
+        &c.genesis.members[1].public_key,
+        &chain,
+        &patient,
+        "POST",
+        &path,
+        sha256(&body),
+        now_ms(),
+    );
+    let reason = refused(
+        &post(&other_api, &path, Some(&for_other), &body),
         421,
         "this node does not hold the archive",
         "fetch sent to a node that is not the custodian",
@@ -774,7 +800,7 @@ fn hostile_archive_requests_are_refused_with_a_reason_and_change_nothing() {
             case,
         );
     }
-    let metrics = String::from_utf8(c.client(0).get_bytes("/metrics").unwrap()).unwrap();
+    let metrics = c.metrics(0).unwrap();
     assert!(
         // The patient's fetch of an archive that is not hers, above: she is known, so the
         // custodian refuses it; the strangers are refused before the replay cache.

@@ -104,9 +104,11 @@ fn a_node_whose_key_is_not_in_genesis_cannot_join() {
     }
     // Its API is pinned from its own genesis, which the real consortium's clients never trust.
     let intruder_genesis = cradle_genesis::GenesisDoc::load(dir.join("genesis.json")).unwrap();
+    let intruder_key = cradle_genesis::keyfile::read_key_file(&key_path).unwrap();
     let intruder_status =
         cradle_client::api::ApiClient::new(&format!("https://{api}"), &intruder_genesis)
             .unwrap()
+            .signed_by(&intruder_key, intruder_genesis.chain_id())
             .status()
             .unwrap();
     assert!(
@@ -185,7 +187,7 @@ fn malformed_oversized_and_badly_signed_peer_messages_change_nothing() {
         net.shutdown().await;
     });
     keeps_committing(&c, &[0, 1, 2]);
-    let metrics = String::from_utf8(c.client(0).get_bytes("/metrics").unwrap()).unwrap();
+    let metrics = c.metrics(0).unwrap();
     let invalid: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("cradle_messages_invalid_total "))
@@ -329,7 +331,7 @@ fn an_equivocating_validator_is_caught_and_regulators_see_the_evidence_across_re
         stderr.contains("answered only to regulators") && stderr.contains("HTTP 403"),
         "{stderr}"
     );
-    match c.client(0).get_bytes("/v1/audit/evidence") {
+    match c.anonymous(0).get_bytes("/v1/audit/evidence") {
         Err(ApiError::Refused { status, code, .. }) => {
             assert_eq!((status, code), (401, Some(ErrorCode::Unauthorized)));
         }

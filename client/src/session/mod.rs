@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use cradle_ledger::access::{AccessRequest, JUSTIFICATION_BYTES_MAX, SignedAccessRequest};
-use cradle_ledger::api_request::{AUTH_HEADER, ApiRequest};
+use cradle_ledger::api_request::AUTH_HEADER;
 use cradle_ledger::codec::{BoundedString, BoundedVec};
 use cradle_ledger::crypto::{TAG_ACCESS_REQUEST, sha256};
 use cradle_ledger::keywrap::{unwrap_key, wrap_key};
@@ -130,10 +130,11 @@ impl Session {
 
     /// A session over a client already made (a plain-HTTP node, or one pinned by hand).
     pub fn over(api: ApiClient, genesis: GenesisDoc, key: Keypair) -> Self {
+        let chain_id = genesis.chain_id();
         Self {
-            api,
+            api: api.signed_by(&key, chain_id),
             key,
-            chain_id: genesis.chain_id(),
+            chain_id,
             genesis,
         }
     }
@@ -199,11 +200,9 @@ impl Session {
 
     /// The signed-request header for `method path` with a body hashing to `body_sha256`.
     fn auth(&self, method: &str, path: &str, body_sha256: Hash) -> Result<String, ClientError> {
-        Ok(
-            ApiRequest::new(self.key.public_key(), method, path, body_sha256, now_ms())?
-                .sign(&self.key, &self.chain_id)
-                .to_header(),
-        )
+        Ok(self
+            .api
+            .auth_with(&self.key, &self.chain_id, method, path, body_sha256)?)
     }
 
     /// The consortium's members, from the trusted genesis file.

@@ -10,28 +10,27 @@
 //! | `GET /v1/audit/evidence[?offset=N]` | a page of the equivocation evidence this node holds |
 //!
 //! The first four are signed requests and take `?from_ms=..&to_ms=..` (both or neither,
-//! inclusive); who may read which history is [`crate::audit::authorize`]'s to say. The evidence
+//! inclusive); who may read which history is [`super::policy::audit`]'s to say. The evidence
 //! is signed too, and answered to regulators only.
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cradle_ledger::audit::AuditSubject;
 use cradle_ledger::contract::ErrorCode;
-use cradle_ledger::crypto::sha256;
 use cradle_ledger::{ArchiveId, PublicKey};
 use serde::Deserialize;
 
-use super::auth::authenticate;
+use super::policy::{self, Caller};
 use super::{HttpError, HttpResult, HttpState, hex32};
 use crate::audit::{self as service, AuditError};
 
 impl From<AuditError> for HttpError {
     fn from(e: AuditError) -> Self {
         let (status, code) = match &e {
-            AuditError::Forbidden { .. } => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
             AuditError::NoBlocks => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
             AuditError::TooMany(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
             AuditError::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
@@ -64,13 +63,11 @@ fn bytes(body: Vec<u8>) -> Response {
 
 async fn answer(
     state: Arc<HttpState>,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     subject: AuditSubject,
     q: RangeQuery,
 ) -> HttpResult {
-    let signer = authenticate(&state, &headers, "GET", &uri, &sha256(b""))?;
-    service::authorize(&state.store, &state.consortium, &signer, &subject)?;
+    policy::audit(&state, &caller, &subject)?;
     let range = q.range()?;
     let store = state.store.clone();
     let answer = tokio::task::spawn_blocking(move || service::answer(&store, subject, range))
@@ -83,42 +80,38 @@ pub async fn patient(
     State(state): State<Arc<HttpState>>,
     Path(key): Path<String>,
     Query(q): Query<RangeQuery>,
-    uri: Uri,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> HttpResult {
     let key = PublicKey(hex32(&key, "patient key")?);
-    answer(state, headers, uri, AuditSubject::Patient(key), q).await
+    answer(state, caller, AuditSubject::Patient(key), q).await
 }
 
 pub async fn archive(
     State(state): State<Arc<HttpState>>,
     Path(id): Path<String>,
     Query(q): Query<RangeQuery>,
-    uri: Uri,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> HttpResult {
     let id = ArchiveId(hex32(&id, "archive id")?);
-    answer(state, headers, uri, AuditSubject::Archive(id), q).await
+    answer(state, caller, AuditSubject::Archive(id), q).await
 }
 
 pub async fn accessor(
     State(state): State<Arc<HttpState>>,
     Path(key): Path<String>,
     Query(q): Query<RangeQuery>,
-    uri: Uri,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> HttpResult {
     let key = PublicKey(hex32(&key, "accessor key")?);
-    answer(state, headers, uri, AuditSubject::Accessor(key), q).await
+    answer(state, caller, AuditSubject::Accessor(key), q).await
 }
 
 pub async fn break_glass(
     State(state): State<Arc<HttpState>>,
     Query(q): Query<RangeQuery>,
-    uri: Uri,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> HttpResult {
-    answer(state, headers, uri, AuditSubject::BreakGlass, q).await
+    answer(state, caller, AuditSubject::BreakGlass, q).await
 }
 
 #[derive(Deserialize)]
@@ -126,11 +119,13 @@ pub struct ConsistencyQuery {
     from: u64,
 }
 
-/// `GET /v1/audit/consistency?from=SIZE`: hashes only, open to anyone.
+/// `GET /v1/audit/consistency?from=SIZE`: hashes only, to anyone the ledger knows.
 pub async fn consistency(
     State(state): State<Arc<HttpState>>,
     Query(q): Query<ConsistencyQuery>,
+    Extension(caller): Extension<Caller>,
 ) -> HttpResult {
+    policy::known(&caller)?;
     let store = state.store.clone();
     let answer = tokio::task::spawn_blocking(move || service::consistency(&store, q.from))
         .await
@@ -148,11 +143,9 @@ pub struct EvidenceQuery {
 pub async fn evidence(
     State(state): State<Arc<HttpState>>,
     Query(q): Query<EvidenceQuery>,
-    uri: Uri,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> HttpResult {
-    let signer = authenticate(&state, &headers, "GET", &uri, &sha256(b""))?;
-    service::authorize_evidence(&state.consortium, &signer)?;
+    policy::regulators(&caller)?;
     let store = state.store.clone();
     let answer = tokio::task::spawn_blocking(move || service::evidence(&store, q.offset))
         .await

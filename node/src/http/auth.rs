@@ -19,11 +19,13 @@ pub const REPLAY_ENTRIES_MAX: usize = 200_000;
 pub const REPLAY_PER_SIGNER_MAX: usize = 20_000;
 
 fn unauthorized(e: ApiAuthError) -> HttpError {
-    let code = match e {
-        ApiAuthError::Replayed => ErrorCode::Replayed,
-        _ => ErrorCode::Unauthorized,
+    let (status, code) = match e {
+        ApiAuthError::Replayed => (StatusCode::UNAUTHORIZED, ErrorCode::Replayed),
+        ApiAuthError::Stale { .. } => (StatusCode::UNAUTHORIZED, ErrorCode::StaleRequest),
+        ApiAuthError::WrongNode => (StatusCode::MISDIRECTED_REQUEST, ErrorCode::Misdirected),
+        _ => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
     };
-    HttpError::new(StatusCode::UNAUTHORIZED, code, e.to_string())
+    HttpError::new(status, code, e.to_string())
 }
 
 /// Checks the signed-request header against this request; returns the signer.
@@ -45,6 +47,7 @@ pub fn authenticate(
     signed
         .check(
             &state.consortium.chain_id,
+            &state.node_key,
             method,
             &path_of(uri),
             body_sha256,
@@ -53,6 +56,14 @@ pub fn authenticate(
         )
         .map_err(unauthorized)?;
     let r = &signed.request;
+    // The replay cache starts empty at each start: a request signed before this start could
+    // have been seen by the previous run, so it is refused rather than remembered.
+    if r.time_ms < state.started_ms {
+        return Err(unauthorized(ApiAuthError::Stale {
+            time_ms: r.time_ms,
+            now_ms: now,
+        }));
+    }
     // Only a known key (a member, or an enrolled patient) may take a slot in the replay cache:
     // throwaway keys cannot fill it and lock everyone else out.
     let known = state.consortium.member(&r.signer).is_some()

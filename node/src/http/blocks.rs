@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use cradle_ledger::block::FinalizedBlock;
 use serde_json::{Value, json};
 
+use super::policy::{self, Caller};
 use super::{HttpError, HttpResult, HttpState};
 
 fn parse_height(s: &str) -> Result<u64, HttpError> {
@@ -38,8 +40,13 @@ fn block_json(fb: &FinalizedBlock) -> Value {
     })
 }
 
-/// `GET /v1/blocks/{height}`
-pub async fn get(State(state): State<Arc<HttpState>>, Path(height): Path<String>) -> HttpResult {
+/// `GET /v1/blocks/{height}`: members and regulators.
+pub async fn get(
+    State(state): State<Arc<HttpState>>,
+    Path(height): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> HttpResult {
+    policy::members(&caller)?;
     let height = parse_height(&height)?;
     let fb = state
         .store
@@ -49,8 +56,13 @@ pub async fn get(State(state): State<Arc<HttpState>>, Path(height): Path<String>
     Ok(axum::Json(block_json(&fb)).into_response())
 }
 
-/// `GET /v1/blocks/{height}/raw`
-pub async fn raw(State(state): State<Arc<HttpState>>, Path(height): Path<String>) -> HttpResult {
+/// `GET /v1/blocks/{height}/raw`: members and regulators.
+pub async fn raw(
+    State(state): State<Arc<HttpState>>,
+    Path(height): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> HttpResult {
+    policy::members(&caller)?;
     let height = parse_height(&height)?;
     let bytes = state
         .store

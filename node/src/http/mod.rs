@@ -3,7 +3,8 @@
 //! Each resource has its module — [`txs`], [`blocks`], [`records`] (committed ledger records),
 //! [`archives`] (upload and fetch), [`audit`], and [`node`] (status, genesis, metrics) — over
 //! the services that know nothing of HTTP: the store, the [`Submitter`], the [`Custodian`] and
-//! [`crate::audit`]. [`auth`] checks signed requests. Every error answer is one [`HttpError`]:
+//! [`crate::audit`]. [`auth`] checks signed requests, [`policy`] says who may read what, and
+//! [`serve`] and [`tls`] carry it over TLS with connection limits. Every error answer is one [`HttpError`]:
 //! a status, a stable machine-readable `code` and a one-line `error`
 //! (see [`cradle_ledger::contract`]).
 
@@ -12,6 +13,7 @@ pub mod audit;
 pub mod auth;
 pub mod blocks;
 pub mod node;
+pub mod policy;
 pub mod records;
 pub mod serve;
 pub mod tls;
@@ -23,9 +25,9 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use cradle_ledger::Consortium;
+use axum::routing::{MethodRouter, get, post};
 use cradle_ledger::contract::{ErrorAnswer, ErrorCode, TX_BATCH_BYTES_MAX};
+use cradle_ledger::{Consortium, PublicKey};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -50,6 +52,11 @@ pub struct HttpState {
     pub replay: Mutex<ReplayCache>,
     /// How far a signed request's time may be from this node's clock.
     pub request_skew_ms: u64,
+    /// This node's member key: signed requests must name it.
+    pub node_key: PublicKey,
+    /// When this process started: requests signed before it are refused (the replay cache
+    /// does not survive a restart).
+    pub started_ms: u64,
     /// The genesis document, as served at `/v1/genesis`.
     pub genesis: Value,
 }
@@ -147,46 +154,101 @@ impl From<WaitError> for HttpError {
 
 pub type HttpResult = Result<Response, HttpError>;
 
-/// Every route the node serves.
-pub fn router(state: Arc<HttpState>) -> Router {
-    let body_max = state.consortium.limits.tx_bytes_max as usize;
-    Router::new()
-        .route("/v1/status", get(node::status))
-        .route("/v1/genesis", get(node::genesis))
-        .route("/metrics", get(node::metrics))
-        .route("/v1/txs", post(txs::submit))
-        .route(
+/// One route: its path, the methods it answers, and its handlers.
+pub struct Route {
+    pub path: &'static str,
+    pub methods: &'static [&'static str],
+    handler: MethodRouter<Arc<HttpState>>,
+}
+
+fn route(
+    path: &'static str,
+    methods: &'static [&'static str],
+    handler: MethodRouter<Arc<HttpState>>,
+) -> Route {
+    Route {
+        path,
+        methods,
+        handler,
+    }
+}
+
+/// Every route of the API, the one list the router is built from (and that the authorization
+/// test walks, so no route escapes it). Each `GET` goes through [`policy::identify`] and its
+/// handler asks [`policy`] before it reads anything.
+pub fn routes() -> Vec<Route> {
+    vec![
+        route("/healthz", &["GET"], get(node::healthz)),
+        route("/v1/status", &["GET"], get(node::status)),
+        route("/v1/genesis", &["GET"], get(node::genesis)),
+        route("/v1/txs", &["POST"], post(txs::submit)),
+        route(
             "/v1/txs/batch",
+            &["POST"],
             post(txs::submit_batch).layer(DefaultBodyLimit::max(TX_BATCH_BYTES_MAX)),
-        )
-        .route("/v1/txs/{hash}", get(txs::get))
-        .route("/v1/nonce/{key}", get(txs::nonce))
-        .route("/v1/blocks/{height}", get(blocks::get))
-        .route("/v1/blocks/{height}/raw", get(blocks::raw))
-        .route(
+        ),
+        route("/v1/txs/{hash}", &["GET"], get(txs::get)),
+        route("/v1/nonce/{key}", &["GET"], get(txs::nonce)),
+        route("/v1/blocks/{height}", &["GET"], get(blocks::get)),
+        route("/v1/blocks/{height}/raw", &["GET"], get(blocks::raw)),
+        route(
             "/v1/archives/{id}",
+            &["GET", "PUT"],
             get(records::archive)
                 .put(archives::put)
                 .layer(DefaultBodyLimit::disable()),
-        )
-        .route("/v1/archives/{id}/fetch", post(archives::fetch))
-        .route("/v1/patients/{key}", get(records::patient))
-        .route(
+        ),
+        route("/v1/archives/{id}/fetch", &["POST"], post(archives::fetch)),
+        route("/v1/patients/{key}", &["GET"], get(records::patient)),
+        route(
             "/v1/patients/{key}/archives",
+            &["GET"],
             get(records::patient_archives),
-        )
-        .route("/v1/patients/{key}/grants", get(records::patient_grants))
-        .route("/v1/grants/{id}", get(records::grant))
-        .route("/v1/grants/{id}/keys/{archive}", get(records::grant_key))
-        .route("/v1/members", get(records::members))
-        .route("/v1/audit/patient/{key}", get(audit::patient))
-        .route("/v1/audit/archive/{id}", get(audit::archive))
-        .route("/v1/audit/accessor/{key}", get(audit::accessor))
-        .route("/v1/audit/break-glass", get(audit::break_glass))
-        .route("/v1/audit/consistency", get(audit::consistency))
-        .route("/v1/audit/evidence", get(audit::evidence))
+        ),
+        route(
+            "/v1/patients/{key}/grants",
+            &["GET"],
+            get(records::patient_grants),
+        ),
+        route("/v1/grants/{id}", &["GET"], get(records::grant)),
+        route(
+            "/v1/grants/{id}/keys/{archive}",
+            &["GET"],
+            get(records::grant_key),
+        ),
+        route("/v1/members", &["GET"], get(records::members)),
+        route("/v1/audit/patient/{key}", &["GET"], get(audit::patient)),
+        route("/v1/audit/archive/{id}", &["GET"], get(audit::archive)),
+        route("/v1/audit/accessor/{key}", &["GET"], get(audit::accessor)),
+        route("/v1/audit/break-glass", &["GET"], get(audit::break_glass)),
+        route("/v1/audit/consistency", &["GET"], get(audit::consistency)),
+        route("/v1/audit/evidence", &["GET"], get(audit::evidence)),
+    ]
+}
+
+/// The API's router, built from [`routes`].
+pub fn router(state: Arc<HttpState>) -> Router {
+    let body_max = state.consortium.limits.tx_bytes_max as usize;
+    let mut router = Router::new();
+    for r in routes() {
+        router = router.route(r.path, r.handler);
+    }
+    router
         .fallback(|| async { HttpError::not_found("no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            policy::identify,
+        ))
         .layer(DefaultBodyLimit::max(body_max))
+        .with_state(state)
+}
+
+/// The operator's own endpoint: Prometheus metrics, on `api.metrics_listen` (loopback by
+/// default), never on the API's address.
+pub fn metrics_router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/metrics", get(node::metrics))
+        .fallback(|| async { HttpError::not_found("no such endpoint") })
         .with_state(state)
 }
 

@@ -8,30 +8,41 @@
 //! | `GET /v1/grants/{grant_id}` (`/keys/{archive_id}`) | a grant and the keys it carries |
 //! | `GET /v1/members` | the consortium's members and their public keys |
 //!
-//! They serve committed ledger state, which every member replicates and which names keys,
-//! hashes and wrapped keys only.
+//! They serve committed ledger state, which names keys, hashes and wrapped keys only, to the
+//! parties [`super::policy`] allows; a party who may not read a record learns nothing of it, not
+//! even whether it exists.
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use cradle_ledger::state::{GrantRecord, StateExt, StateReader, keys};
 use cradle_ledger::{ArchiveId, GrantId, PublicKey};
 use serde_json::json;
 
+use super::policy::{self, Caller};
 use super::{HttpError, HttpResult, HttpState, hex32};
 
 /// Most grants or archives listed for one patient.
 const LIST_MAX: usize = 4096;
 
 /// `GET /v1/archives/{archive_id}`
-pub async fn archive(State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> HttpResult {
+pub async fn archive(
+    State(state): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> HttpResult {
+    policy::known(&caller)?;
     let id = ArchiveId(hex32(&id, "archive id")?);
-    let rec = state
-        .store
-        .archive(&id)
-        .map_err(HttpError::internal)?
-        .ok_or_else(|| HttpError::not_found("no such archive on the ledger"))?;
+    let rec = state.store.archive(&id).map_err(HttpError::internal)?;
+    // A patient learns nothing of archives that are not hers, not even that they exist.
+    let patient = rec
+        .as_ref()
+        .map(|r| r.patient)
+        .unwrap_or(PublicKey([0; 32]));
+    policy::archive_record(&caller, &patient)?;
+    let rec = rec.ok_or_else(|| HttpError::not_found("no such archive on the ledger"))?;
     let custodian_name = state
         .consortium
         .member(&rec.custodian)
@@ -49,8 +60,14 @@ fn patient_key(s: &str) -> Result<PublicKey, HttpError> {
 }
 
 /// `GET /v1/patients/{key}`
-pub async fn patient(State(state): State<Arc<HttpState>>, Path(key): Path<String>) -> HttpResult {
+pub async fn patient(
+    State(state): State<Arc<HttpState>>,
+    Path(key): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> HttpResult {
+    policy::known(&caller)?;
     let p = patient_key(&key)?;
+    policy::patient_record(&caller, &p)?;
     let rec = state
         .store
         .patient(&p)
@@ -63,8 +80,11 @@ pub async fn patient(State(state): State<Arc<HttpState>>, Path(key): Path<String
 pub async fn patient_archives(
     State(state): State<Arc<HttpState>>,
     Path(key): Path<String>,
+    Extension(caller): Extension<Caller>,
 ) -> HttpResult {
+    policy::known(&caller)?;
     let p = patient_key(&key)?;
+    policy::patient_listing(&state, &caller, &p)?;
     let list = state
         .store
         .patient_archives(&p, LIST_MAX)
@@ -80,8 +100,11 @@ pub async fn patient_archives(
 pub async fn patient_grants(
     State(state): State<Arc<HttpState>>,
     Path(key): Path<String>,
+    Extension(caller): Extension<Caller>,
 ) -> HttpResult {
+    policy::known(&caller)?;
     let p = patient_key(&key)?;
+    policy::patient_grants(&caller, &p)?;
     let mut prefix = keys::grants_to(&p, &PublicKey([0; 32]));
     prefix.truncate(1 + 32);
     let entries = state
@@ -113,23 +136,44 @@ pub async fn patient_grants(
 }
 
 /// `GET /v1/grants/{grant_id}`
-pub async fn grant(State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> HttpResult {
+pub async fn grant(
+    State(state): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> HttpResult {
+    policy::known(&caller)?;
     let id = GrantId(hex32(&id, "grant id")?);
-    let rec = state
-        .store
-        .grant(&id)
-        .map_err(HttpError::internal)?
-        .ok_or_else(|| HttpError::not_found("no such grant on the ledger"))?;
+    let rec = grant_for(&state, &caller, &id)?;
     Ok(axum::Json(json!({ "grant": id, "record": rec })).into_response())
+}
+
+/// The grant `id` if `caller` may read it; a party who may not learns nothing, not even that
+/// it exists (403 either way).
+fn grant_for(state: &HttpState, caller: &Caller, id: &GrantId) -> Result<GrantRecord, HttpError> {
+    let rec = state.store.grant(id).map_err(HttpError::internal)?;
+    match rec {
+        Some(rec) => {
+            policy::grant(caller, &rec)?;
+            Ok(rec)
+        }
+        None => {
+            policy::regulators(caller)
+                .map_err(|_| HttpError::forbidden("this is answered only to the patient who gave the grant, its grantee and regulators"))?;
+            Err(HttpError::not_found("no such grant on the ledger"))
+        }
+    }
 }
 
 /// `GET /v1/grants/{grant_id}/keys/{archive_id}`
 pub async fn grant_key(
     State(state): State<Arc<HttpState>>,
     Path((grant, archive)): Path<(String, String)>,
+    Extension(caller): Extension<Caller>,
 ) -> HttpResult {
+    policy::known(&caller)?;
     let g = GrantId(hex32(&grant, "grant id")?);
     let a = ArchiveId(hex32(&archive, "archive id")?);
+    grant_for(&state, &caller, &g)?;
     let key = state
         .store
         .grant_key(&g, &a)
@@ -139,7 +183,11 @@ pub async fn grant_key(
 }
 
 /// `GET /v1/members`
-pub async fn members(State(state): State<Arc<HttpState>>) -> HttpResult {
+pub async fn members(
+    State(state): State<Arc<HttpState>>,
+    Extension(caller): Extension<Caller>,
+) -> HttpResult {
+    policy::known(&caller)?;
     let members: Vec<_> = state
         .consortium
         .members

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -13,6 +14,7 @@ use cradle_ledger::state::StateExt;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::policy::{self, Caller};
 use super::{HttpError, HttpResult, HttpState, hex32};
 
 #[derive(Deserialize)]
@@ -78,8 +80,14 @@ pub async fn submit_batch(State(state): State<Arc<HttpState>>, body: Bytes) -> H
         .into_response())
 }
 
-/// `GET /v1/txs/{hash}`: a committed transaction, its height and index.
-pub async fn get(State(state): State<Arc<HttpState>>, Path(hash): Path<String>) -> HttpResult {
+/// `GET /v1/txs/{hash}`: a committed transaction, its height and index; members and
+/// regulators.
+pub async fn get(
+    State(state): State<Arc<HttpState>>,
+    Path(hash): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> HttpResult {
+    policy::members(&caller)?;
     let hash = hex32(&hash, "transaction hash")?;
     let (height, index) = state
         .store
@@ -105,9 +113,15 @@ pub async fn get(State(state): State<Arc<HttpState>>, Path(hash): Path<String>) 
     .into_response())
 }
 
-/// `GET /v1/nonce/{public key}`: a signer's last committed nonce.
-pub async fn nonce(State(state): State<Arc<HttpState>>, Path(key): Path<String>) -> HttpResult {
+/// `GET /v1/nonce/{public key}`: a signer's last committed nonce; to the key itself, members
+/// and regulators.
+pub async fn nonce(
+    State(state): State<Arc<HttpState>>,
+    Path(key): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> HttpResult {
     let key = PublicKey(hex32(&key, "public key")?);
+    policy::nonce(&caller, &key)?;
     let last = state.store.last_nonce(&key).map_err(HttpError::internal)?;
     Ok(axum::Json(json!({ "public_key": key, "last_nonce": last })).into_response())
 }

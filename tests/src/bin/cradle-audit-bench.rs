@@ -32,7 +32,7 @@ use cradle_consensus::{CommitCertificate, Vote, VoteKind};
 use cradle_genesis::Home;
 use cradle_genesis::clock::now_ms;
 use cradle_ledger::access::{AccessOutcome, AccessRequest, DenialReason, SignedAccessRequest};
-use cradle_ledger::api_request::{AUTH_HEADER, ApiRequest};
+use cradle_ledger::api_request::AUTH_HEADER;
 use cradle_ledger::audit::{AuditAnswer, verify_answer};
 use cradle_ledger::block::{self, ChainTip, Executed, FinalizedBlock};
 use cradle_ledger::codec::BoundedVec;
@@ -583,15 +583,13 @@ fn main() -> anyhow::Result<()> {
             hex::encode(patients[p as usize].public_key().0)
         );
         // The patient asks for her own history, as the node requires.
-        let auth = ApiRequest::new(
-            patients[p as usize].public_key(),
+        let auth = api.auth_with(
+            &patients[p as usize],
+            &consortium.chain_id,
             "GET",
             &path,
             crypto::sha256(b""),
-            now_ms(),
-        )?
-        .sign(&patients[p as usize], &consortium.chain_id)
-        .to_header();
+        )?;
         let t = Instant::now();
         let bytes = api.get_bytes_signed(&path, AUTH_HEADER, &auth)?;
         let latency = t.elapsed().as_secs_f64() * 1000.0;

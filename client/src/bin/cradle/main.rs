@@ -91,13 +91,19 @@ pub(crate) fn node_with(cli: &Cli, genesis: &GenesisDoc) -> anyhow::Result<ApiCl
     let Some(url) = &cli.node else {
         bail!("--node URL is required for this command");
     };
-    if cli.insecure_plaintext {
+    let api = if cli.insecure_plaintext {
         if !url.starts_with("http://") {
             bail!("--insecure-plaintext is for http:// URLs");
         }
-        return Ok(ApiClient::plaintext(url));
-    }
-    Ok(ApiClient::new(url, genesis)?)
+        ApiClient::plaintext(url)
+    } else {
+        ApiClient::new(url, genesis)?
+    };
+    // With a key, every read is signed: a node answers most of them only to whom they concern.
+    Ok(match &cli.key {
+        Some(_) => api.signed_by(&key(cli)?, genesis.chain_id()),
+        None => api,
+    })
 }
 
 fn print_object(v: &Value, format: Format, fields: &[&str]) -> anyhow::Result<()> {
@@ -212,11 +218,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let id = ArchiveId::from_hex(id).context("the archive id must be 64 hex digits")?;
             let mut s = session(&cli)?;
             if let Some(url) = custodian {
-                s.api = if cli.insecure_plaintext {
+                let api = if cli.insecure_plaintext {
                     ApiClient::plaintext(url)
                 } else {
                     ApiClient::new(url, &s.genesis)?
                 };
+                s.api = api.signed_by(&s.key, s.chain_id);
             }
             let r = s.get_archive(id, *purpose, justification.as_deref(), out, &Bar::new())?;
             emit(

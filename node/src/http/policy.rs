@@ -1,0 +1,243 @@
+//! Who may read what: the one authorization policy of the API.
+//!
+//! Every `GET` passes through [`identify`], which checks a signed request (the `x-cradle-auth`
+//! header, see [`super::auth`]) and leaves the [`Caller`] for the handler; every handler then
+//! asks one function here before it reads anything. Writes are authorized elsewhere: a
+//! transaction by its own signature and the ledger's rules, an upload and a fetch by their
+//! signed requests in [`super::archives`].
+//!
+//! | caller | may read |
+//! |---|---|
+//! | anyone | `/healthz`, and `/v1/status` as height and block hash only |
+//! | a patient | her own patient record, archives, grants and access history; the member list |
+//! | a hospital or clinic | blocks and transactions (it validates them); patient keys, archive records and a patient's grants (to register archives for her, refer her and, in an emergency, reach an archive); her list of archives once she granted it something or it holds one of them; grants it got; its own accesses; the histories of archives it holds |
+//! | a regulator | everything, including every break-glass access and the equivocation evidence |
+//!
+//! A request without a signature gets 401 `unauthorized`, a signed one from the wrong party
+//! 403 `forbidden`; neither learns whether the thing asked for exists.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use cradle_ledger::api_request::AUTH_HEADER;
+use cradle_ledger::audit::AuditSubject;
+use cradle_ledger::contract::ErrorCode;
+use cradle_ledger::crypto::sha256;
+use cradle_ledger::identity::Role;
+use cradle_ledger::state::{GrantRecord, StateExt, StateReader, keys};
+use cradle_ledger::{ArchiveId, PublicKey};
+
+use super::auth::authenticate;
+use super::{HttpError, HttpState};
+
+/// Most of a patient's archives scanned to find whether a member holds one of them.
+const CUSTODY_SCAN_MAX: usize = 4096;
+
+/// Who signed the request, as the ledger knows them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Anonymous,
+    /// A hospital or clinic.
+    Institution(PublicKey),
+    Regulator(PublicKey),
+    /// An enrolled patient.
+    Patient(PublicKey),
+}
+
+impl Caller {
+    fn of(state: &HttpState, key: PublicKey) -> Self {
+        match state.consortium.member(&key).map(|m| m.role) {
+            Some(Role::Regulator) => Self::Regulator(key),
+            Some(_) => Self::Institution(key),
+            // `authenticate` admits only members and enrolled patients.
+            None => Self::Patient(key),
+        }
+    }
+
+    fn key(&self) -> Option<&PublicKey> {
+        match self {
+            Self::Anonymous => None,
+            Self::Institution(k) | Self::Regulator(k) | Self::Patient(k) => Some(k),
+        }
+    }
+}
+
+/// Checks the signature of a `GET` that carries one and records who made it; a `GET` without
+/// one is [`Caller::Anonymous`]. Other methods authenticate with their body in their handlers.
+pub async fn identify(
+    State(state): State<Arc<HttpState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let caller = if request.method() == Method::GET && request.headers().contains_key(AUTH_HEADER) {
+        match authenticate(
+            &state,
+            request.headers(),
+            "GET",
+            request.uri(),
+            &sha256(b""),
+        ) {
+            Ok(key) => Caller::of(&state, key),
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        Caller::Anonymous
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+fn unsigned() -> HttpError {
+    HttpError::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized,
+        format!("sign this request ({AUTH_HEADER}): it is answered only to whom it concerns"),
+    )
+}
+
+fn refuse(who: &str) -> HttpError {
+    HttpError::forbidden(format!("this is answered only to {who}"))
+}
+
+/// Anyone the ledger knows: the member list, the genesis, consistency proofs.
+pub fn known(caller: &Caller) -> Result<(), HttpError> {
+    caller.key().map(|_| ()).ok_or_else(unsigned)
+}
+
+/// The full status, blocks and transactions: members (they validate them) and regulators.
+pub fn members(caller: &Caller) -> Result<(), HttpError> {
+    match caller {
+        Caller::Anonymous => Err(unsigned()),
+        Caller::Institution(_) | Caller::Regulator(_) => Ok(()),
+        Caller::Patient(_) => Err(refuse("members and regulators")),
+    }
+}
+
+/// A signer's last nonce: the signer itself, members and regulators.
+pub fn nonce(caller: &Caller, of: &PublicKey) -> Result<(), HttpError> {
+    match caller {
+        Caller::Patient(k) if k == of => Ok(()),
+        Caller::Patient(_) => Err(refuse("the key itself, members and regulators")),
+        _ => members(caller),
+    }
+}
+
+/// A patient's record (her public keys): herself, members and regulators.
+pub fn patient_record(caller: &Caller, patient: &PublicKey) -> Result<(), HttpError> {
+    match caller {
+        Caller::Patient(k) if k == patient => Ok(()),
+        Caller::Patient(_) => Err(refuse("the patient herself, members and regulators")),
+        _ => members(caller),
+    }
+}
+
+/// An archive's record: its patient, members and regulators.
+pub fn archive_record(caller: &Caller, patient: &PublicKey) -> Result<(), HttpError> {
+    match caller {
+        Caller::Patient(k) if k == patient => Ok(()),
+        Caller::Patient(_) => Err(refuse("the archive's patient, members and regulators")),
+        _ => members(caller),
+    }
+}
+
+/// A patient's grants: herself, members (a custodian registering her archive wraps its key
+/// for each grant that covers it) and regulators.
+pub fn patient_grants(caller: &Caller, patient: &PublicKey) -> Result<(), HttpError> {
+    match caller {
+        Caller::Patient(k) if k == patient => Ok(()),
+        Caller::Patient(_) => Err(refuse("the patient herself, members and regulators")),
+        _ => members(caller),
+    }
+}
+
+/// A patient's archives: herself, regulators, and an institution she granted something or
+/// that holds one of her archives.
+pub fn patient_listing(
+    state: &HttpState,
+    caller: &Caller,
+    patient: &PublicKey,
+) -> Result<(), HttpError> {
+    let who = "the patient herself, an institution she granted or whose care she is in, \
+               and regulators";
+    match caller {
+        Caller::Anonymous => Err(unsigned()),
+        Caller::Regulator(_) => Ok(()),
+        Caller::Patient(k) if k == patient => Ok(()),
+        Caller::Patient(_) => Err(refuse(who)),
+        Caller::Institution(member) => {
+            let granted = !state
+                .store
+                .scan_prefix(&keys::grants_to(patient, member), 1)
+                .map_err(HttpError::internal)?
+                .is_empty();
+            let holds = granted
+                || state
+                    .store
+                    .patient_archives(patient, CUSTODY_SCAN_MAX)
+                    .map_err(HttpError::internal)?
+                    .iter()
+                    .any(|(_, rec)| rec.custodian == *member);
+            if holds { Ok(()) } else { Err(refuse(who)) }
+        }
+    }
+}
+
+/// A grant and the keys it carries: the patient who gave it, the grantee, regulators.
+pub fn grant(caller: &Caller, grant: &GrantRecord) -> Result<(), HttpError> {
+    match caller {
+        Caller::Anonymous => Err(unsigned()),
+        Caller::Regulator(_) => Ok(()),
+        Caller::Patient(k) | Caller::Institution(k)
+            if *k == grant.patient || *k == grant.grantee =>
+        {
+            Ok(())
+        }
+        _ => Err(refuse(
+            "the patient who gave the grant, its grantee and regulators",
+        )),
+    }
+}
+
+/// An access history: the patient's to her; an archive's to its patient and custodian; an
+/// institution's to itself; any (break-glass included) to regulators.
+pub fn audit(state: &HttpState, caller: &Caller, subject: &AuditSubject) -> Result<(), HttpError> {
+    let signer = match caller {
+        Caller::Anonymous => return Err(unsigned()),
+        Caller::Regulator(_) => return Ok(()),
+        Caller::Institution(k) | Caller::Patient(k) => k,
+    };
+    let (allowed, who) = match subject {
+        AuditSubject::Patient(p) => (p == signer, "the patient herself or a regulator"),
+        AuditSubject::Accessor(a) => (a == signer, "the institution itself or a regulator"),
+        AuditSubject::Archive(id) => (
+            archive_parties(state, id)?.is_some_and(|(p, c)| p == *signer || c == *signer),
+            "the archive's patient, its custodian or a regulator",
+        ),
+        AuditSubject::BreakGlass => (false, "regulators"),
+    };
+    if allowed { Ok(()) } else { Err(refuse(who)) }
+}
+
+/// The equivocation evidence: regulators.
+pub fn regulators(caller: &Caller) -> Result<(), HttpError> {
+    match caller {
+        Caller::Anonymous => Err(unsigned()),
+        Caller::Regulator(_) => Ok(()),
+        _ => Err(refuse("regulators")),
+    }
+}
+
+/// An archive's patient and custodian, if it is on the ledger.
+fn archive_parties(
+    state: &HttpState,
+    id: &ArchiveId,
+) -> Result<Option<(PublicKey, PublicKey)>, HttpError> {
+    Ok(state
+        .store
+        .archive(id)
+        .map_err(HttpError::internal)?
+        .map(|r| (r.patient, r.custodian)))
+}

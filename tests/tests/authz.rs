@@ -1,0 +1,227 @@
+//! Every route of the API, asked by someone it does not concern: an anonymous caller gets 401,
+//! an enrolled patient asking about another mother gets 403, and neither learns anything about
+//! her. The routes come from the node's own route table, so a new route without a policy
+//! fails here.
+
+use std::time::Duration;
+
+use cradle_client::api::{ApiClient, ApiError};
+use cradle_tests::Cluster;
+use cradle_tests::cli::{cradle, mother_with_archive, ok, shared_record};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// Anyone: health, and the status as height and block hash.
+    Open,
+    /// Anyone the ledger knows (a member or an enrolled patient): nothing about a patient.
+    Known,
+    /// Authorized by the signed transaction in the body and the ledger's rules.
+    TxSigned,
+    /// Only the parties a record concerns, members or regulators as the policy says.
+    Restricted,
+}
+
+fn class(path: &str) -> Class {
+    match path {
+        "/healthz" | "/v1/status" => Class::Open,
+        "/v1/genesis" | "/v1/members" | "/v1/audit/consistency" => Class::Known,
+        "/v1/txs" | "/v1/txs/batch" => Class::TxSigned,
+        _ => Class::Restricted,
+    }
+}
+
+/// The route's path with real identifiers of the mother's records.
+struct Ids {
+    mother: String,
+    archive: String,
+    grant: String,
+    tx: String,
+}
+
+fn fill(path: &str, ids: &Ids) -> String {
+    let id = if path.starts_with("/v1/grants/") {
+        &ids.grant
+    } else {
+        &ids.archive
+    };
+    let filled = path
+        .replace("{height}", "1")
+        .replace("{hash}", &ids.tx)
+        .replace("{key}", &ids.mother)
+        .replace("{archive}", &ids.archive)
+        .replace("{id}", id);
+    if filled == "/v1/audit/consistency" {
+        format!("{filled}?from=0")
+    } else {
+        filled
+    }
+}
+
+/// The status and body of a call, whatever it answered.
+fn call(api: &ApiClient, method: &str, path: &str) -> (u16, String) {
+    let got = match method {
+        "GET" => api
+            .get_bytes(path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        "POST" => api
+            .post_bytes(path, b"not a transaction")
+            .map(|v| v.to_string()),
+        "PUT" => {
+            let mut body: &[u8] = b"ciphertext";
+            api.put_reader(path, "", "x-not-signed", 10, &mut body)
+                .map(|v| v.to_string())
+        }
+        other => panic!("no test for method {other}"),
+    };
+    match got {
+        Ok(body) => (200, body),
+        Err(ApiError::Refused { status, reason, .. }) => (status, reason),
+        Err(e) => panic!("{method} {path}: {e}"),
+    }
+}
+
+#[test]
+fn every_route_refuses_whom_it_does_not_concern_and_tells_them_nothing() {
+    let c = Cluster::start(4, &[]).unwrap();
+    for i in 0..4 {
+        c.wait_height(i, 1, WAIT).unwrap();
+    }
+    let work = c.dir.path().join("work");
+    let record = shared_record("Karla_Kessler_eb2955c7-1c46-47bd-bffc-bae94824b629.json");
+    let mother = mother_with_archive(&c, &work.join("mother"), 0, &record);
+    let other = mother_with_archive(&c, &work.join("other"), 1, &record);
+    let grantee = c.genesis.members[1].name.clone();
+    let granted: Value = serde_json::from_str(&ok(cradle(
+        &c.nodes[0].api,
+        &mother.key,
+        &[
+            "consent",
+            "grant",
+            "--grantee",
+            &grantee,
+            "--purpose",
+            "TREAT",
+            "--expires",
+            "30d",
+            "--format",
+            "json",
+        ],
+    )))
+    .unwrap();
+    let mother_key = cradle_genesis::keyfile::read_key_file(&mother.key).unwrap();
+    let other_key = cradle_genesis::keyfile::read_key_file(&other.key).unwrap();
+    let ids = Ids {
+        mother: mother_key.public_key().to_hex(),
+        archive: mother.archive.clone(),
+        grant: granted["grant"].as_str().unwrap().to_string(),
+        tx: granted["tx"].as_str().unwrap().to_string(),
+    };
+    let height = granted["height"].as_u64().unwrap();
+    c.wait_height(0, height, WAIT).unwrap();
+    let chain = c.genesis.chain_id();
+    let anonymous = c.anonymous(0);
+    let stranger = c.anonymous(0).signed_by(&other_key, chain);
+    let secrets = [&ids.mother, &ids.archive, &ids.grant];
+
+    let routes = cradle_node::http::routes();
+    assert!(routes.len() >= 20, "the route table lost routes");
+    for route in &routes {
+        let path = fill(route.path, &ids);
+        for method in route.methods {
+            let class = class(route.path);
+            let (status, body) = call(&anonymous, method, &path);
+            let expected: &[u16] = match (class, *method) {
+                (Class::Open, _) => &[200],
+                (Class::TxSigned, _) => &[400],
+                _ => &[401],
+            };
+            assert!(
+                expected.contains(&status),
+                "anonymous {method} {path}: {status} {body}"
+            );
+            for s in secrets {
+                assert!(
+                    !body.contains(s.as_str()),
+                    "anonymous {method} {path} learnt {s}: {body}"
+                );
+            }
+            if class == Class::Restricted && *method == "GET" {
+                let (status, body) = call(&stranger, method, &path);
+                assert_eq!(status, 403, "another patient {method} {path}: {body}");
+                for s in secrets {
+                    assert!(
+                        !body.contains(s.as_str()),
+                        "another patient learnt {s} from {path}"
+                    );
+                }
+            }
+        }
+    }
+    // The anonymous status says how far the chain is, nothing more.
+    let status = anonymous.status().unwrap();
+    let mut fields: Vec<&str> = status
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort();
+    assert_eq!(fields, ["block_hash", "height", "node_key"]);
+
+    // The parties it concerns are answered: the refusals above are the policy, not an outage.
+    let mother_api = c.anonymous(0).signed_by(&mother_key, chain);
+    for path in [
+        format!("/v1/patients/{}", ids.mother),
+        format!("/v1/patients/{}/archives", ids.mother),
+        format!("/v1/patients/{}/grants", ids.mother),
+        format!("/v1/archives/{}", ids.archive),
+        format!("/v1/grants/{}", ids.grant),
+        format!("/v1/nonce/{}", ids.mother),
+        format!("/v1/audit/patient/{}", ids.mother),
+    ] {
+        assert_eq!(
+            call(&mother_api, "GET", &path).0,
+            200,
+            "the mother reading {path}"
+        );
+    }
+    let grantee_api = c.client(1);
+    for path in [
+        format!("/v1/grants/{}", ids.grant),
+        format!("/v1/patients/{}/archives", ids.mother),
+        format!("/v1/blocks/{height}"),
+        format!("/v1/txs/{}", ids.tx),
+    ] {
+        assert_eq!(
+            call(&grantee_api, "GET", &path).0,
+            200,
+            "the grantee reading {path}"
+        );
+    }
+    // A member she never granted and whose care she is not in does not get her list.
+    assert_eq!(
+        call(
+            &c.client(2),
+            "GET",
+            &format!("/v1/patients/{}/archives", ids.mother)
+        )
+        .0,
+        403
+    );
+    let regulator =
+        cradle_genesis::keyfile::read_key_file(c.dir.path().join("net/regulator/regulator.key"))
+            .unwrap();
+    let regulator_api = c.anonymous(0).signed_by(&regulator, chain);
+    for path in ["/v1/audit/break-glass", "/v1/audit/evidence"] {
+        assert_eq!(
+            call(&regulator_api, "GET", path).0,
+            200,
+            "the regulator reading {path}"
+        );
+    }
+    assert_eq!(call(&mother_api, "GET", "/v1/audit/break-glass").0, 403);
+}

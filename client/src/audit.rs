@@ -58,6 +58,15 @@ pub enum AuditClientError {
     NotAsked(&'static str),
     #[error("checkpoint file {path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
+    #[error(
+        "stale node: its newest proven block (height {height}) is {age_ms} ms old, more than \
+         the {max_age_ms} ms allowed (--max-age); ask another node"
+    )]
+    StaleNode {
+        height: u64,
+        age_ms: u64,
+        max_age_ms: u64,
+    },
 }
 
 /// Reads and validates the genesis document and returns the consortium it founds.
@@ -170,7 +179,8 @@ pub fn fetch_consistency(
 
 /// Fetches and verifies an audit answer, and moves the checkpoint at `checkpoint_path` to it.
 ///
-/// The answer must be about `subject` and `range`, and verify from genesis. With a remembered
+/// The answer must be about `subject` and `range`, verify from genesis, and (with
+/// `max_age_ms`) be proven against a header no older than that. With a remembered
 /// checkpoint, an older header is refused, one at the same height must be the same block, and a
 /// newer one whose access log grew needs the node's consistency proof from the checkpoint; the
 /// proof's header must be the answer's or newer (both are finalised by the genesis validators).
@@ -182,6 +192,7 @@ pub fn audit_verified(
     checkpoint_path: &Path,
     subject: &AuditSubject,
     range: Option<(u64, u64)>,
+    max_age_ms: Option<u64>,
 ) -> Result<VerifiedAudit, AuditClientError> {
     let answer = fetch_audit(api, key, &consortium.chain_id, subject, range)?;
     if answer.subject != *subject {
@@ -191,6 +202,18 @@ pub fn audit_verified(
         return Err(AuditClientError::NotAsked("another time range"));
     }
     let verified = verify_answer(consortium, &answer)?;
+    // A genuine but old certified answer proves only that history up to then: a node that
+    // stopped (or a proxy replaying what it saw) could hide every access since.
+    if let Some(max_age_ms) = max_age_ms {
+        let age_ms = cradle_genesis::clock::now_ms().saturating_sub(answer.header.time_ms);
+        if age_ms > max_age_ms {
+            return Err(AuditClientError::StaleNode {
+                height: answer.header.height,
+                age_ms,
+                max_age_ms,
+            });
+        }
+    }
     let old = load_checkpoint(checkpoint_path)?;
     let header = &answer.header;
     let needs_proof = old.as_ref().is_some_and(|cp| {

@@ -183,20 +183,20 @@ fn honest_answers_are_accepted_and_move_the_checkpoint() {
 
     let (base, server) = serve(Snapshot::of(&s.world), Mode::Honest, 3);
     let api = ApiClient::plaintext(&base);
-    let v = audit_verified(&api, &s.p, &c, &cp, &p, None).unwrap();
+    let v = audit_verified(&api, &s.p, &c, &cp, &p, None, None).unwrap();
     assert_eq!(v.events.len(), 6);
     assert_eq!(
         load_checkpoint(&cp).unwrap().unwrap().height,
         s.world.tip.height
     );
     let times: Vec<u64> = s.world.events.iter().map(|e| e.time_ms).collect();
-    let v = audit_verified(&api, &s.p, &c, &cp, &p, Some((times[1], times[4]))).unwrap();
+    let v = audit_verified(&api, &s.p, &c, &cp, &p, Some((times[1], times[4])), None).unwrap();
     assert_eq!(v.events.len(), 4);
     let table = render_table(&v.events, &c);
     assert!(table.contains("City Hospital"), "{table}");
     assert!(table.contains("BREAK-GLASS"), "{table}");
     assert!(render_json(&v, &c).contains("\"break_glass\": true"));
-    let v = audit_verified(&api, &s.p, &c, &cp, &AuditSubject::BreakGlass, None).unwrap();
+    let v = audit_verified(&api, &s.p, &c, &cp, &AuditSubject::BreakGlass, None, None).unwrap();
     assert_eq!(v.events.len(), 1);
     drop(api);
     server.join().unwrap();
@@ -216,6 +216,7 @@ fn a_newer_honest_answer_moves_the_checkpoint_over_a_consistency_proof() {
         &cp,
         &subject,
         None,
+        None,
     )
     .unwrap();
     server.join().unwrap();
@@ -230,6 +231,7 @@ fn a_newer_honest_answer_moves_the_checkpoint_over_a_consistency_proof() {
         &c,
         &cp,
         &subject,
+        None,
         None,
     )
     .unwrap();
@@ -266,7 +268,15 @@ fn every_lie_is_refused_with_its_own_error() {
     for (mode, want) in cases {
         let cp = checkpoint_path(&format!("{mode:?}"));
         let (base, server) = serve(Snapshot::of(&s.world), mode, 1);
-        let got = audit_verified(&ApiClient::plaintext(&base), &auditor(), &c, &cp, &p, None);
+        let got = audit_verified(
+            &ApiClient::plaintext(&base),
+            &auditor(),
+            &c,
+            &cp,
+            &p,
+            None,
+            None,
+        );
         server.join().unwrap();
         match got {
             Err(AuditClientError::Verify(e)) if want(&e) => {}
@@ -295,6 +305,7 @@ fn a_history_inconsistent_with_the_checkpoint_is_refused() {
         &cp,
         &subject,
         None,
+        None,
     )
     .unwrap();
     server.join().unwrap();
@@ -312,6 +323,7 @@ fn a_history_inconsistent_with_the_checkpoint_is_refused() {
         &c,
         &cp,
         &subject,
+        None,
         None,
     );
     server.join().unwrap();
@@ -335,6 +347,7 @@ fn a_history_inconsistent_with_the_checkpoint_is_refused() {
         &c,
         &cp,
         &subject,
+        None,
         None,
     );
     server.join().unwrap();

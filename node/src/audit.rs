@@ -69,6 +69,15 @@ pub fn answer(
     Ok(build_answer(&src, subject, range)?)
 }
 
+/// The record at state `key` proven against the tip. Blocking.
+pub fn record(
+    store: &Store,
+    key: Vec<u8>,
+) -> Result<cradle_ledger::audit::RecordAnswer, AuditError> {
+    let src = SnapshotSource::new(store.snapshot());
+    Ok(cradle_ledger::audit::build_record(&src, key)?)
+}
+
 /// A consistency proof of the global access log from `from` entries to the tip. Blocking.
 pub fn consistency(store: &Store, from: u64) -> Result<ConsistencyAnswer, AuditError> {
     let src = SnapshotSource::new(store.snapshot());

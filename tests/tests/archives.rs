@@ -135,6 +135,38 @@ fn same_bytes(a: &Path, b: &Path) {
 /// Changes a response body on its way back: the path asked for, and the body.
 type Lie = fn(&str, &mut Vec<u8>);
 
+/// What a proxy records and plays back instead of asking the node: the whole answer to the
+/// first request whose path contains the pattern, replayed for later ones once `replaying`.
+struct Tape {
+    pattern: &'static str,
+    replaying: bool,
+    answer: Option<Vec<u8>>,
+}
+
+static TAPE: std::sync::Mutex<Option<Tape>> = std::sync::Mutex::new(None);
+
+fn tape_record(pattern: &'static str) {
+    *TAPE.lock().unwrap() = Some(Tape {
+        pattern,
+        replaying: false,
+        answer: None,
+    });
+}
+
+fn replay() {
+    let mut tape = TAPE.lock().unwrap();
+    let tape = tape.as_mut().unwrap();
+    assert!(
+        tape.answer.is_some(),
+        "nothing was recorded for {}",
+        tape.pattern
+    );
+    tape.replaying = true;
+}
+
+/// Passes every answer on unchanged.
+fn honest(_: &str, _: &mut Vec<u8>) {}
+
 /// A node that lies: a proxy holding the member's own key (so the client's TLS pin is
 /// satisfied, as it is for a compromised custodian) in front of the real node, passing every
 /// request on and telling one kind of lie in the answers: altered ciphertext, or doctored
@@ -231,6 +263,16 @@ impl LyingProxy {
             }
         }
         new_head.push_str("Connection: close\r\n\r\n");
+        let taped = TAPE.lock().unwrap().as_ref().and_then(|t| {
+            (t.replaying && path.contains(t.pattern))
+                .then(|| t.answer.clone())
+                .flatten()
+        });
+        if let Some(answer) = taped {
+            conn.write_all(&answer)?;
+            conn.conn.send_close_notify();
+            return conn.flush();
+        }
         let mut up = cradle_tests::tls::connect(upstream, Duration::from_secs(30))
             .map_err(std::io::Error::other)?;
         up.write_all(new_head.as_bytes())?;
@@ -242,18 +284,33 @@ impl LyingProxy {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
             Err(e) => return Err(e),
         }
+        if let Some(t) = TAPE.lock().unwrap().as_mut()
+            && !t.replaying
+            && t.answer.is_none()
+            && path.contains(t.pattern)
+        {
+            t.answer = Some(resp.clone());
+        }
         let Some(i) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
             return conn.write_all(&resp);
         };
         let (resp_head, body) = resp.split_at(i + 4);
         let resp_head = String::from_utf8_lossy(resp_head).to_string();
-        let mut body = body.to_vec();
+        let chunked = resp_head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        let mut body = if chunked {
+            dechunk(body)
+        } else {
+            body.to_vec()
+        };
         if resp_head.starts_with("HTTP/1.1 200") {
             lie(&path, &mut body);
         }
         let mut out = String::new();
         for line in resp_head.trim_end().lines() {
-            if !line.to_ascii_lowercase().starts_with("content-length:") {
+            let lower = line.to_ascii_lowercase();
+            if !lower.starts_with("content-length:") && !lower.starts_with("transfer-encoding:") {
                 out.push_str(line);
                 out.push_str("\r\n");
             }
@@ -264,6 +321,25 @@ impl LyingProxy {
         conn.conn.send_close_notify();
         conn.flush()
     }
+}
+
+/// The body of a chunked HTTP/1.1 answer, without its framing.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&raw[..eol])
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        body.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
+        raw = &raw[eol + 2 + size + 2..];
+    }
+    body
 }
 
 /// Flips one ciphertext byte of a permitted fetch.
@@ -636,7 +712,8 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
         })
         .unwrap();
     let object = c.nodes[0].home.join("data/archives/objects").join(&sha);
-    let mut bytes = std::fs::read(&object).unwrap();
+    let original = std::fs::read(&object).unwrap();
+    let mut bytes = original.clone();
     bytes[10] ^= 0x80;
     std::fs::write(&object, bytes).unwrap();
     let damaged = work.join("damaged.json");
@@ -860,6 +937,93 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
         .count();
     assert_eq!(own["events"].as_array().unwrap().len(), by_b);
     assert_eq!(by_b, 10);
+
+    // The custodian's operator restores the damaged object from a backup.
+    std::fs::write(&object, &original).unwrap();
+
+    // A node that answers with a genuine but old certified history, after a newer access, is
+    // refused as stale by a client that has never seen it before.
+    let fresh = work.join("fresh-checkpoint.json");
+    let stale_proxy = LyingProxy::start(&c, 3, honest);
+    tape_record("/v1/audit/patient/");
+    let before = json(audit_verify(
+        &stale_proxy.url,
+        &p_key,
+        &genesis,
+        &fresh,
+        &["--patient", p_pub_s, "--format", "json"],
+    ));
+    let newer = work.join("newer.json");
+    ok(get(
+        &b_key,
+        "ETREAT",
+        &newer,
+        &["--justification", "cord prolapse"],
+    ));
+    std::thread::sleep(Duration::from_millis(2_500));
+    replay();
+    let _ = std::fs::remove_file(&fresh);
+    let stale = audit_verify(
+        &stale_proxy.url,
+        &p_key,
+        &genesis,
+        &fresh,
+        &["--patient", p_pub_s, "--max-age", "2"],
+    );
+    refused(stale, "stale node");
+    assert!(!fresh.exists(), "a stale answer moved the checkpoint");
+    let now = json(audit(3, "json"));
+    assert_eq!(
+        now["events"].as_array().unwrap().len(),
+        before["events"].as_array().unwrap().len() + 1,
+        "the honest node shows the newer access"
+    );
+    drop(stale_proxy);
+
+    // A custodian that releases an archive without logging the access first: the proxy holds
+    // the custodian's key and replays an earlier genuine release (real ciphertext, a key
+    // wrapped for B) instead of passing the new request on. B decrypts it, but no committed
+    // access record carries this request, so nothing is written.
+    let custodian = LyingProxy::start(&c, 0, honest);
+    tape_record("/fetch");
+    let first = work.join("first.json");
+    ok(get(
+        &b_key,
+        "ETREAT",
+        &first,
+        &["--justification", "sepsis", "--custodian", &custodian.url],
+    ));
+    same_bytes(&record, &first);
+    replay();
+    let unlogged = work.join("unlogged.json");
+    let out = get(
+        &b_key,
+        "ETREAT",
+        &unlogged,
+        &["--justification", "sepsis", "--custodian", &custodian.url],
+    );
+    refused(out, "is not on the ledger; nothing was written");
+    assert!(!unlogged.exists());
+    *TAPE.lock().unwrap() = None;
+    drop(custodian);
+
+    // A record the node forges (its proof altered) is refused before anything is asked.
+    let forging = LyingProxy::start(&c, 0, |path, body| {
+        if path.ends_with("/proof") {
+            let last = body.len() - 1;
+            body[last] ^= 0x01;
+        }
+    });
+    let forged = work.join("forged.json");
+    let out = get(
+        &b_key,
+        "ETREAT",
+        &forged,
+        &["--justification", "sepsis", "--custodian", &forging.url],
+    );
+    refused(out, "not proven");
+    assert!(!forged.exists());
+    drop(forging);
 
     // The FHIR exports of the audit and of the consents pass an independent R4 validator.
     let validator = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lib/fhir_validate.py");

@@ -136,8 +136,10 @@ impl Session {
             requested_at_ms: now_ms(),
             request_id,
         };
+        let requested_at_ms = request.requested_at_ms;
         let signature = self.key.sign(TAG_ACCESS_REQUEST, &self.chain_id, &request);
         let body = SignedAccessRequest { request, signature }.encode();
+        let request_hash = sha256(&body);
         let path = format!("/v1/archives/{}/fetch", archive.to_hex());
         let auth = self.auth("POST", &path, sha256(&body))?;
         let fetched = self.api.fetch(&path, &auth, AUTH_HEADER, &body)?;
@@ -193,6 +195,12 @@ impl Session {
                 .map_err(io(format!("syncing {}", tmp.display())))?;
             Ok::<u64, ClientError>(n)
         })();
+        // Written out only once this very access is proven committed, from genesis alone: a
+        // node that streams without logging first is caught here.
+        let result = result.and_then(|n| {
+            self.check_logged(&request_hash, &fetched.access_tx, requested_at_ms)
+                .map(|()| n)
+        });
         let n = match result {
             Ok(n) => n,
             Err(e) => {
@@ -206,6 +214,48 @@ impl Session {
             outcome: fetched.outcome,
             access_tx: fetched.access_tx,
         })
+    }
+}
+
+/// How far around the request's time the committed access is looked for: the block's time is
+/// its proposer's clock, not the client's.
+const LOGGED_WINDOW_MS: u64 = 5 * 60 * 1000;
+
+impl Session {
+    /// Proves, from genesis alone, that the access this client just made is committed: a
+    /// verified answer over this accessor's own log, around `requested_at_ms`, holds an event
+    /// for exactly the signed request that hashes to `request_hash`, in transaction
+    /// `access_tx`.
+    fn check_logged(
+        &self,
+        request_hash: &Hash,
+        access_tx: &str,
+        requested_at_ms: u64,
+    ) -> Result<(), ClientError> {
+        let unproven = |e: &dyn std::fmt::Display| ClientError::Unproven(e.to_string());
+        let subject = AuditSubject::Accessor(self.key.public_key());
+        let range = (
+            requested_at_ms.saturating_sub(LOGGED_WINDOW_MS),
+            now_ms().saturating_add(LOGGED_WINDOW_MS),
+        );
+        let answer =
+            crate::audit::fetch_audit(&self.api, &self.key, &self.chain_id, &subject, Some(range))
+                .map_err(|e| unproven(&e))?;
+        if answer.subject != subject || answer.range() != Some(range) {
+            return Err(unproven(&"the answer is not about this access"));
+        }
+        let verified = verify_answer(&self.consortium, &answer).map_err(|e| unproven(&e))?;
+        let logged = verified.events.iter().any(|e| {
+            e.event.request_hash.0 == *request_hash && hex::encode(e.event.tx_hash.0) == access_tx
+        });
+        if logged {
+            Ok(())
+        } else {
+            Err(ClientError::Unproven(format!(
+                "the custodian sent the archive but its access record {access_tx} is not on \
+                 the ledger; nothing was written"
+            )))
+        }
     }
 }
 

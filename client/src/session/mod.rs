@@ -25,6 +25,9 @@ use serde_json::Value;
 use cradle_genesis::GenesisDoc;
 use cradle_genesis::clock::{now_ms, now_us};
 use cradle_genesis::durable::FlushingFile;
+use cradle_ledger::audit::{
+    AuditSubject, RecordAnswer, verify_answer, verify_archive, verify_patient,
+};
 
 use crate::api::{ApiClient, ApiError};
 use crate::seal::{self, ArchiveKey, SealError};
@@ -50,6 +53,9 @@ pub enum ClientError {
     Denied { reason: String, access_tx: String },
     #[error("{0}")]
     Invalid(String),
+    /// A node's answer did not prove what it claimed, from genesis.
+    #[error("the node's answer is not proven: {0}")]
+    Unproven(String),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClientError {
@@ -115,6 +121,8 @@ pub struct Session {
     /// The consortium as the genesis file this client trusts describes it: member keys come
     /// from here, never from a node's answer.
     pub genesis: GenesisDoc,
+    /// The same, as the ledger's rules and proofs see it.
+    pub consortium: cradle_ledger::Consortium,
 }
 
 /// How many times a transaction is re-signed when its nonce lost a race.
@@ -125,18 +133,22 @@ impl Session {
     /// keys and the node's TLS identity.
     pub fn connect(node_url: &str, genesis: GenesisDoc, key: Keypair) -> Result<Self, ClientError> {
         let api = ApiClient::new(node_url, &genesis)?;
-        Ok(Self::over(api, genesis, key))
+        Self::over(api, genesis, key)
     }
 
     /// A session over a client already made (a plain-HTTP node, or one pinned by hand).
-    pub fn over(api: ApiClient, genesis: GenesisDoc, key: Keypair) -> Self {
+    pub fn over(api: ApiClient, genesis: GenesisDoc, key: Keypair) -> Result<Self, ClientError> {
         let chain_id = genesis.chain_id();
-        Self {
+        let consortium = genesis
+            .consortium()
+            .map_err(|e| ClientError::Invalid(format!("genesis: {e}")))?;
+        Ok(Self {
             api: api.signed_by(&key, chain_id),
             key,
             chain_id,
             genesis,
-        }
+            consortium,
+        })
     }
 
     fn next_nonce(&self) -> Result<u64, ClientError> {
@@ -239,18 +251,29 @@ impl Session {
             })
     }
 
+    /// A patient's record (her keys), proven from genesis against a certified header.
     pub fn patient(&self, patient: &PublicKey) -> Result<PatientRecord, ClientError> {
-        let v = self
+        let bytes = self
             .api
-            .get_json(&format!("/v1/patients/{}", patient.to_hex()))?;
-        record(&v, "patient record")
+            .get_bytes(&format!("/v1/patients/{}/proof", patient.to_hex()))?;
+        let answer =
+            RecordAnswer::decode(&bytes).map_err(|e| ClientError::Unproven(e.to_string()))?;
+        let (rec, _) = verify_patient(&self.consortium, &answer, patient)
+            .map_err(|e| ClientError::Unproven(e.to_string()))?;
+        rec.ok_or_else(|| ClientError::Invalid("no such patient is enrolled".into()))
     }
 
+    /// An archive's record, proven from genesis against a certified header: the hash a
+    /// download is checked against cannot come from one node's word.
     pub fn archive_record(&self, id: &ArchiveId) -> Result<ArchiveRecord, ClientError> {
-        let v = self
+        let bytes = self
             .api
-            .get_json(&format!("/v1/archives/{}", id.to_hex()))?;
-        record(&v, "archive record")
+            .get_bytes(&format!("/v1/archives/{}/proof", id.to_hex()))?;
+        let answer =
+            RecordAnswer::decode(&bytes).map_err(|e| ClientError::Unproven(e.to_string()))?;
+        let (rec, _) = verify_archive(&self.consortium, &answer, id)
+            .map_err(|e| ClientError::Unproven(e.to_string()))?;
+        rec.ok_or_else(|| ClientError::Invalid("no such archive on the ledger".into()))
     }
 
     pub fn patient_archives(

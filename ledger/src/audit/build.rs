@@ -29,7 +29,7 @@ pub trait AuditSource {
     fn events(&self, subject: &AuditSubject) -> Result<Vec<AccessEvent>, Error>;
 }
 
-fn tip_of(src: &impl AuditSource) -> Result<(BlockHeader, CommitCertificate), Error> {
+pub(super) fn tip_of(src: &impl AuditSource) -> Result<(BlockHeader, CommitCertificate), Error> {
     let (header, certificate) = src.tip()?.ok_or(Error::NoBlocks)?;
     let root = src.state().state_root_dyn()?;
     if root != header.state_root.0 {

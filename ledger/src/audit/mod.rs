@@ -24,6 +24,7 @@
 mod build;
 mod checkpoint;
 mod evidence;
+mod record;
 mod verify;
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -35,6 +36,10 @@ pub use cradle_consensus::CommitCertificate;
 pub use evidence::{
     EVIDENCE_ANSWER_BYTES_MAX, EVIDENCE_PAGE_MAX, Equivocation, EvidenceAnswer, EvidenceItem,
     EvidenceKind, EvidenceSlot, describe, verify_evidence,
+};
+pub use record::{
+    RECORD_ANSWER_BYTES_MAX, RecordAnswer, build_record, verify_archive, verify_patient,
+    verify_record,
 };
 pub use verify::{VerifiedAudit, verify_answer};
 

@@ -199,6 +199,16 @@ pub fn routes() -> Vec<Route> {
                 .layer(DefaultBodyLimit::disable()),
         ),
         route("/v1/archives/{id}/fetch", &["POST"], post(archives::fetch)),
+        route(
+            "/v1/archives/{id}/proof",
+            &["GET"],
+            get(records::archive_proof),
+        ),
+        route(
+            "/v1/patients/{key}/proof",
+            &["GET"],
+            get(records::patient_proof),
+        ),
         route("/v1/patients/{key}", &["GET"], get(records::patient)),
         route(
             "/v1/patients/{key}/archives",

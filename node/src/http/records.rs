@@ -7,6 +7,7 @@
 //! | `GET /v1/patients/{key}` (`/archives`, `/grants`) | a patient's keys, archives and grants |
 //! | `GET /v1/grants/{grant_id}` (`/keys/{archive_id}`) | a grant and the keys it carries |
 //! | `GET /v1/members` | the consortium's members and their public keys |
+//! | `GET /v1/archives/{archive_id}/proof`, `GET /v1/patients/{key}/proof` | the record proven against the tip's certified header (binary) |
 //!
 //! They serve committed ledger state, which names keys, hashes and wrapped keys only, to the
 //! parties [`super::policy`] allows; a party who may not read a record learns nothing of it, not
@@ -57,6 +58,49 @@ pub async fn archive(
 
 fn patient_key(s: &str) -> Result<PublicKey, HttpError> {
     Ok(PublicKey(hex32(s, "patient key")?))
+}
+
+/// The record at `key` with its state proof against the tip (binary, `codec::encode`).
+async fn proven(state: &HttpState, key: Vec<u8>) -> HttpResult {
+    let store = state.store.clone();
+    let answer = tokio::task::spawn_blocking(move || crate::audit::record(&store, key))
+        .await
+        .map_err(HttpError::internal)??;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        answer.encode(),
+    )
+        .into_response())
+}
+
+/// `GET /v1/archives/{archive_id}/proof`: the archive's record proven against the tip, for a
+/// client that trusts only genesis (who may read it as for the record itself).
+pub async fn archive_proof(
+    State(state): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> HttpResult {
+    policy::known(&caller)?;
+    let id = ArchiveId(hex32(&id, "archive id")?);
+    let rec = state.store.archive(&id).map_err(HttpError::internal)?;
+    let patient = rec
+        .as_ref()
+        .map(|r| r.patient)
+        .unwrap_or(PublicKey([0; 32]));
+    policy::archive_record(&caller, &patient)?;
+    proven(&state, keys::archive(&id)).await
+}
+
+/// `GET /v1/patients/{key}/proof`: her record (her keys) proven against the tip.
+pub async fn patient_proof(
+    State(state): State<Arc<HttpState>>,
+    Path(key): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> HttpResult {
+    policy::known(&caller)?;
+    let p = patient_key(&key)?;
+    policy::patient_record(&caller, &p)?;
+    proven(&state, keys::patient(&p)).await
 }
 
 /// `GET /v1/patients/{key}`

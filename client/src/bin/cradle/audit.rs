@@ -51,7 +51,19 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
             Some(p) => p.clone(),
             None => default_checkpoint(&consortium)?,
         };
-        let v = a::audit_verified(&api, &me, &consortium, &checkpoint, &subject, range)?;
+        let max_age_ms = match args.max_age {
+            Some(s) => s.saturating_mul(1000),
+            None => genesis.consensus.block_interval_ms.saturating_add(5_000),
+        };
+        let v = a::audit_verified(
+            &api,
+            &me,
+            &consortium,
+            &checkpoint,
+            &subject,
+            range,
+            Some(max_age_ms),
+        )?;
         (v.events.clone(), Some(v))
     } else {
         let answer = a::fetch_audit(&api, &me, &consortium.chain_id, &subject, range)?;
@@ -83,15 +95,13 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
             print!("{}", a::render_table(&events, &consortium));
             match &verified {
                 Some(v) => println!(
-                    "verified: {} events, complete at height {} (log root {}), certificate and proofs checked from genesis",
+                    "verified: {} events, complete at height {} of {} (log root {}), certificate and proofs checked from genesis",
                     events.len(),
                     v.height,
+                    a::iso8601_utc(v.time_ms),
                     hex::encode(v.log_root),
                 ),
-                None => println!(
-                    "{} events (not verified: add --verify --genesis FILE)",
-                    events.len()
-                ),
+                None => println!("{} events (not verified: add --verify)", events.len()),
             }
         }
         RecordFormat::Json => match &verified {
@@ -146,7 +156,7 @@ fn evidence(
                 );
             } else {
                 println!(
-                    "{} pieces of evidence (not verified: add --verify --genesis FILE)",
+                    "{} pieces of evidence (not verified: add --verify)",
                     items.len()
                 );
             }

@@ -106,6 +106,10 @@ pub(crate) struct AuditArgs {
     /// log's consistency with the last checkpoint this client verified.
     #[arg(long)]
     pub(crate) verify: bool,
+    /// With --verify, refuse an answer proven against a block older than this many seconds: a
+    /// stale node could hide every access since (default: genesis's block interval plus 5 s).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) max_age: Option<u64>,
     /// Where the last verified checkpoint is kept (default ~/.cradle/checkpoint-CHAIN.json).
     #[arg(long)]
     pub(crate) checkpoint: Option<PathBuf>,

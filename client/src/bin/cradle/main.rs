@@ -62,7 +62,11 @@ pub(crate) fn genesis(cli: &Cli) -> anyhow::Result<GenesisDoc> {
 
 fn session(cli: &Cli) -> anyhow::Result<Session> {
     let genesis = genesis(cli)?;
-    Ok(Session::over(node_with(cli, &genesis)?, genesis, key(cli)?))
+    Ok(Session::over(
+        node_with(cli, &genesis)?,
+        genesis,
+        key(cli)?,
+    )?)
 }
 
 /// A public identity from a key file or hex (with the X25519 key given separately).

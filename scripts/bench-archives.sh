@@ -105,7 +105,7 @@ name_b="$(sed -n 's/^member *= *"\(.*\)"/\1/p' "$net/node1/config.toml" | head -
 [ -n "$name_b" ] || die "no member name in $net/node1/config.toml"
 node_a_pid="$(cat "$net/node0/node.pid")"
 
-"$cradle" keygen --out "$work/patient.key" >"$work/keygen.log" 2>&1 || die "keygen failed: $(cat "$work/keygen.log")"
+"$cradle" keygen --out "$work/patient.key" --genesis "$net/genesis.json" >"$work/keygen.log" 2>&1 || die "keygen failed: $(cat "$work/keygen.log")"
 "$cradle" --node "$node_a" --key "$key_a" patient enrol "$work/patient.key.pub" --format json \
     >"$work/enrol.log" 2>&1 || die "enrol failed: $(tail -3 "$work/enrol.log")"
 

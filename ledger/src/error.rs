@@ -66,6 +66,10 @@ pub enum Error {
     },
     #[error("patient {0} is already enrolled")]
     AlreadyEnrolled(PublicKey),
+    #[error(
+        "patient {0} did not sign this enrolment of her keys for this chain: she makes the proof with her own key"
+    )]
+    BadEnrolmentProof(PublicKey),
     #[error("a member key cannot be enrolled as a patient")]
     PatientIsMember,
     #[error("patient {0} is not enrolled")]

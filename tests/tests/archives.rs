@@ -290,6 +290,8 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     let out = Command::new(bin("cradle").unwrap())
         .args(["keygen", "--out"])
         .arg(&p_key)
+        .arg("--genesis")
+        .arg(c.nodes[0].home.join("genesis.json"))
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -875,6 +877,8 @@ fn break_glass_is_denied_when_genesis_forbids_it() {
         Command::new(bin("cradle").unwrap())
             .args(["keygen", "--out"])
             .arg(&p_key)
+            .arg("--genesis")
+            .arg(c.nodes[0].home.join("genesis.json"))
             .output()
             .unwrap()
             .status

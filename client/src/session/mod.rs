@@ -4,7 +4,8 @@
 //! Everything secret happens here, on the client: archive keys are made here, archives are
 //! encrypted here before upload and decrypted here after download, and archive keys leave only
 //! wrapped for their recipients. The node sees ciphertext, hashes and wrapped keys.
-//! Putting and getting archives is in [`archives`].
+//! Putting and getting archives is in [`archives`]; a patient's public key file with her proof
+//! for enrolment in [`enrolment`].
 
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ use crate::api::{ApiClient, ApiError};
 use crate::seal::{self, ArchiveKey, SealError};
 
 mod archives;
+pub mod enrolment;
 
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -287,13 +289,11 @@ impl Session {
             .collect()
     }
 
-    /// A member enrols a patient by her public keys.
-    pub fn enrol_patient(
-        &self,
-        patient: PublicKey,
-        x25519: X25519Public,
-    ) -> Result<Receipt, ClientError> {
-        self.submit(TxBody::EnrolPatient(EnrolPatient { patient, x25519 }))
+    /// A member enrols a patient by her public keys, with the proof she made for this chain
+    /// ([`EnrolPatient::prove`]); the proof is checked here before anything is sent.
+    pub fn enrol_patient(&self, enrolment: EnrolPatient) -> Result<Receipt, ClientError> {
+        enrolment.verify_proof(&self.chain_id)?;
+        self.submit(TxBody::EnrolPatient(enrolment))
     }
 
     /// The patient grants `grantee` access to the archives `scope` covers, for `purposes`,

@@ -153,14 +153,10 @@ impl World {
         self.store.state_root().unwrap()
     }
 
+    /// `by` enrols `patient` with her own proof for this chain.
     pub fn enrol(&mut self, by: &Keypair, patient: &Keypair) -> SignedTransaction {
-        self.sign(
-            by,
-            TxBody::EnrolPatient(EnrolPatient {
-                patient: patient.public_key(),
-                x25519: patient.x25519_public(),
-            }),
-        )
+        let body = EnrolPatient::prove(patient, &self.chain_id());
+        self.sign(by, TxBody::EnrolPatient(body))
     }
 
     pub fn register(

@@ -38,10 +38,15 @@ pub(crate) enum RecordFormat {
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
-    /// Write a new key (a patient's or clinician's) and print its public key.
+    /// Write a new key (a patient's or clinician's) and print its public key. FILE.pub is
+    /// public; given the consortium (--genesis, or --node), a patient's FILE.pub also carries
+    /// her proof that she holds both keys, which a member needs to enrol her.
     Keygen {
         #[arg(long)]
         out: PathBuf,
+        /// The consortium's genesis document, for the enrolment proof.
+        #[arg(long)]
+        genesis: Option<PathBuf>,
     },
     /// The node's view of the chain: height, last block, state root, peers.
     Status {
@@ -110,13 +115,29 @@ pub(crate) struct AuditArgs {
 
 #[derive(Subcommand)]
 pub(crate) enum PatientCommand {
-    /// Enrol a patient: PUBKEY is her public key file (`cradle keygen` wrote FILE.pub) or her
-    /// ed25519 public key in hex with --x25519.
+    /// Enrol a patient: PUBKEY is her public key file with her proof (`cradle keygen
+    /// --genesis` or `patient prove-keys` wrote it), or her ed25519 public key in hex with
+    /// --x25519 and --proof.
     Enrol {
         pubkey: String,
         /// Her X25519 public key in hex, when PUBKEY is given in hex.
         #[arg(long)]
         x25519: Option<String>,
+        /// Her enrolment proof (a signature) in hex, when PUBKEY is given in hex.
+        #[arg(long)]
+        proof: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// A patient proves, with her own key (--key), that she holds both her keys, for one
+    /// consortium: writes her public key file with the proof a member needs to enrol her.
+    ProveKeys {
+        /// The consortium's genesis document (or give --node).
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+        /// Where to write it (default: KEY.pub beside --key).
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },

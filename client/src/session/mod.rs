@@ -5,13 +5,14 @@
 //! encrypted here before upload and decrypted here after download, and archive keys leave only
 //! wrapped for their recipients. The node sees ciphertext, hashes and wrapped keys.
 //! Putting and getting archives is in [`archives`]; a patient's public key file with her proof
-//! for enrolment in [`enrolment`].
+//! for enrolment in [`enrolment`]; break-glass justifications, sealed for the patient and the
+//! regulators and opened in their audits, in [`justification`].
 
 use std::time::Duration;
 
-use cradle_ledger::access::{AccessRequest, JUSTIFICATION_BYTES_MAX, SignedAccessRequest};
+use cradle_ledger::access::{AccessRequest, SignedAccessRequest};
 use cradle_ledger::api_request::{AUTH_HEADER, ApiRequest};
-use cradle_ledger::codec::{BoundedString, BoundedVec};
+use cradle_ledger::codec::BoundedVec;
 use cradle_ledger::crypto::{TAG_ACCESS_REQUEST, sha256};
 use cradle_ledger::keywrap::{unwrap_key, wrap_key};
 use cradle_ledger::state::{ArchiveRecord, GrantRecord, PatientRecord};
@@ -31,6 +32,7 @@ use crate::seal::{self, ArchiveKey, SealError};
 
 mod archives;
 pub mod enrolment;
+pub mod justification;
 
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -166,7 +166,8 @@ pub(crate) enum ArchiveCommand {
         /// HL7 PurposeOfUse: TREAT, ETREAT, HRESCH, PUBHLTH, HOPERAT, HPAYMT, PATRQT, COC, ...
         #[arg(long)]
         purpose: Purpose,
-        /// Why emergency (ETREAT) access is needed; required for break-glass.
+        /// Why emergency (ETREAT) access is needed; required for break-glass. Sealed here for
+        /// the patient and the regulators: it never leaves this machine in clear.
         #[arg(long)]
         justification: Option<String>,
         #[arg(long)]

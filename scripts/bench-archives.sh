@@ -44,6 +44,8 @@ cradle="$CARGO_TARGET_DIR/release/cradle"
 
 work="$(mktemp -d)"
 net="$work/localnet"
+# Every cradle command trusts this genesis: member keys and each node's TLS identity.
+export CRADLE_GENESIS="$net/genesis.json"
 export LOCALNET_DIR="$net" LOCALNET_SKIP_BUILD=1 LOCALNET_BASE_PORT="${LOCALNET_BASE_PORT:-28600}"
 ok=0
 cleanup() {
@@ -97,7 +99,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {m=int((NR+1)/2); 
 join() { local IFS=,; echo "$*"; }
 
 "$repo/scripts/localnet.sh" up >&2
-url_of() { echo "http://$(sed -n '/^\[api\]/,/^\[/s/^listen *= *"\(.*\)"/\1/p' "$net/node$1/config.toml" | head -1)"; }
+url_of() { echo "https://$(sed -n '/^\[api\]/,/^\[/s/^listen *= *"\(.*\)"/\1/p' "$net/node$1/config.toml" | head -1)"; }
 node_a="$(url_of 0)"
 key_a="$net/node0/node.key"
 key_b="$net/node1/node.key"
@@ -105,7 +107,7 @@ name_b="$(sed -n 's/^member *= *"\(.*\)"/\1/p' "$net/node1/config.toml" | head -
 [ -n "$name_b" ] || die "no member name in $net/node1/config.toml"
 node_a_pid="$(cat "$net/node0/node.pid")"
 
-"$cradle" keygen --out "$work/patient.key" --genesis "$net/genesis.json" >"$work/keygen.log" 2>&1 || die "keygen failed: $(cat "$work/keygen.log")"
+"$cradle" keygen --out "$work/patient.key" >"$work/keygen.log" 2>&1 || die "keygen failed: $(cat "$work/keygen.log")"
 "$cradle" --node "$node_a" --key "$key_a" patient enrol "$work/patient.key.pub" --format json \
     >"$work/enrol.log" 2>&1 || die "enrol failed: $(tail -3 "$work/enrol.log")"
 

@@ -22,13 +22,15 @@ die() { echo "demo: $*" >&2; exit 1; }
 [ -f "$dir/genesis.json" ] || die "no localnet in $dir: run scripts/localnet.sh up first"
 [ -f "$record" ] || die "no record at $record"
 
-api() { sed -n '/^\[api\]/,/^\[/s/^listen *= *"\(.*\)"/http:\/\/\1/p' "$dir/$1/config.toml" | head -1; }
+api() { sed -n '/^\[api\]/,/^\[/s/^listen *= *"\(.*\)"/https:\/\/\1/p' "$dir/$1/config.toml" | head -1; }
 A=$(api node0)     # County Hospital 1, the custodian
 B_NODE=$(api node1)
 HA="$dir/node0/node.key"
 HB="$dir/node1/node.key"
 REG="$dir/regulator/regulator.key"
 GEN="$dir/genesis.json"
+# The genesis every command trusts: member keys and each node's TLS identity come from it.
+export CRADLE_GENESIS="$GEN"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -37,7 +39,7 @@ step() { printf '\n== %s\n' "$*"; }
 refused() { if "$@"; then die "expected a refusal: $*"; fi; }
 
 step "the mother makes her key and proves she holds it; County Hospital 1 enrols her (keys only, no name)"
-"$cradle" keygen --out "$work/patient.key" --genesis "$GEN"
+"$cradle" keygen --out "$work/patient.key"
 P="$work/patient.key"
 "$cradle" --node "$A" --key "$HA" patient enrol "$P.pub"
 

@@ -39,7 +39,7 @@ homes() {
 api_url() {
     local listen
     listen=$(sed -n '/^\[api\]/,/^\[/s/^listen *= *"\(.*\)"/\1/p' "$1/config.toml" | head -1)
-    echo "http://$listen"
+    echo "https://$listen"
 }
 
 # The pid in HOME/node.pid, if that process is alive and is the cradle-node of HOME.
@@ -54,7 +54,7 @@ running_pid() {
 
 # The member's height, or nothing while its API does not answer.
 height_of() {
-    { "$bin/cradle" --node "$(api_url "$1")" status --format json 2>/dev/null || true; } \
+    { "$bin/cradle" --genesis "$dir/genesis.json" --node "$(api_url "$1")" status --format json 2>/dev/null || true; } \
         | sed -n 's/^ *"height": *\([0-9]*\).*/\1/p' | head -1
 }
 

@@ -7,6 +7,8 @@ use cradle_ledger::contract::{
 };
 use serde_json::Value;
 
+use crate::tls::Pins;
+
 /// Why a call to a node failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -52,16 +54,63 @@ pub struct ApiClient {
     agent: ureq::Agent,
     /// For transfers of large archives: no overall deadline, only a per-read one.
     upload_agent: ureq::Agent,
+    /// The genesis keys this node may present; `None` for a plain-HTTP node.
+    pins: Option<Pins>,
 }
 
 impl ApiClient {
-    pub fn new(base: &str) -> Self {
-        let agent = ureq::Agent::config_builder()
+    /// A client for the node at `base` (`https://HOST:PORT`), pinned from `genesis`: it accepts
+    /// only a server that proves it holds the key genesis gives the member at that address (or,
+    /// for an address genesis does not list, some member's key). Plain `http://` is refused.
+    pub fn new(base: &str, genesis: &cradle_genesis::GenesisDoc) -> Result<Self, ApiError> {
+        if !base.starts_with("https://") {
+            return Err(ApiError::Transport(format!(
+                "{base}: a node's API is HTTPS (https://HOST:PORT); plain HTTP is refused \
+                 unless you ask for it"
+            )));
+        }
+        Self::with_pins(base, Pins::for_url(genesis, base))
+    }
+
+    /// A client pinned to `pins`.
+    pub fn with_pins(base: &str, pins: Pins) -> Result<Self, ApiError> {
+        let tls = |config| {
+            crate::tls::agent(config, pins.clone()).map_err(|e| ApiError::Transport(e.to_string()))
+        };
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            agent: tls(Self::agent_config())?,
+            upload_agent: tls(Self::upload_config())?,
+            pins: Some(pins),
+        })
+    }
+
+    /// A client for a node that serves plain HTTP because its operator said so
+    /// (`api.plaintext`): nothing it answers is authenticated by the transport.
+    pub fn plaintext(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            agent: Self::agent_config().into(),
+            upload_agent: Self::upload_config().into(),
+            pins: None,
+        }
+    }
+
+    /// The member whose node this is, once known: from the URL's entry in genesis, or from the
+    /// key the node proved it holds in the TLS handshake.
+    pub fn node_member(&self) -> Option<(String, cradle_ledger::PublicKey)> {
+        self.pins.as_ref().and_then(Pins::node)
+    }
+
+    fn agent_config() -> ureq::config::Config {
+        ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(60)))
             .http_status_as_error(false)
             .build()
-            .new_agent();
-        let upload_agent = ureq::Agent::config_builder()
+    }
+
+    fn upload_config() -> ureq::config::Config {
+        ureq::Agent::config_builder()
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_recv_response(Some(Duration::from_secs(60)))
             // A whole archive's transfer: generous, but a stalled peer still ends.
@@ -69,12 +118,6 @@ impl ApiClient {
             .timeout_recv_body(Some(Duration::from_secs(3600)))
             .http_status_as_error(false)
             .build()
-            .new_agent();
-        Self {
-            base: base.trim_end_matches('/').to_string(),
-            agent,
-            upload_agent,
-        }
     }
 
     fn answer(

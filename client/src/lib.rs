@@ -6,7 +6,8 @@
 //! - [`audit`]: light verification of audit answers from genesis, with a remembered checkpoint;
 //! - [`evidence`]: equivocation evidence for regulators, each item checked from genesis;
 //! - [`fhir`]: FHIR R4 exports of the access log (AuditEvent) and of consents (Consent);
-//! - [`api`]: the blocking HTTP client for a node's API.
+//! - [`api`]: the blocking HTTPS client for a node's API, over [`tls`]: TLS 1.3 pinned to the
+//!   members' keys in the genesis file, no certificate authority.
 
 pub mod api;
 pub mod audit;
@@ -14,3 +15,4 @@ pub mod evidence;
 pub mod fhir;
 pub mod seal;
 pub mod session;
+pub mod tls;

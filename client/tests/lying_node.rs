@@ -173,7 +173,7 @@ fn honest_answers_are_accepted_and_move_the_checkpoint() {
     let cp = checkpoint_path("honest");
 
     let (base, server) = serve(Snapshot::of(&s.world), Mode::Honest, 3);
-    let api = ApiClient::new(&base);
+    let api = ApiClient::plaintext(&base);
     let v = audit_verified(&api, &s.p, &c, &cp, &p, None).unwrap();
     assert_eq!(v.events.len(), 6);
     assert_eq!(
@@ -200,14 +200,30 @@ fn a_newer_honest_answer_moves_the_checkpoint_over_a_consistency_proof() {
     let cp = checkpoint_path("forward");
     let subject = AuditSubject::Archive(s.a2);
     let (base, server) = serve(Snapshot::of(&s.world), Mode::Honest, 1);
-    audit_verified(&ApiClient::new(&base), &auditor(), &c, &cp, &subject, None).unwrap();
+    audit_verified(
+        &ApiClient::plaintext(&base),
+        &auditor(),
+        &c,
+        &cp,
+        &subject,
+        None,
+    )
+    .unwrap();
     server.join().unwrap();
     let before = load_checkpoint(&cp).unwrap().unwrap();
 
     s.b_reads(s.a2, None, 60);
     // The answer, then the consistency proof from the remembered log size.
     let (base, server) = serve(Snapshot::of(&s.world), Mode::Honest, 2);
-    let v = audit_verified(&ApiClient::new(&base), &auditor(), &c, &cp, &subject, None).unwrap();
+    let v = audit_verified(
+        &ApiClient::plaintext(&base),
+        &auditor(),
+        &c,
+        &cp,
+        &subject,
+        None,
+    )
+    .unwrap();
     server.join().unwrap();
     assert_eq!(v.log_size, 4);
     let after = load_checkpoint(&cp).unwrap().unwrap();
@@ -241,7 +257,7 @@ fn every_lie_is_refused_with_its_own_error() {
     for (mode, want) in cases {
         let cp = checkpoint_path(&format!("{mode:?}"));
         let (base, server) = serve(Snapshot::of(&s.world), mode, 1);
-        let got = audit_verified(&ApiClient::new(&base), &auditor(), &c, &cp, &p, None);
+        let got = audit_verified(&ApiClient::plaintext(&base), &auditor(), &c, &cp, &p, None);
         server.join().unwrap();
         match got {
             Err(AuditClientError::Verify(e)) if want(&e) => {}
@@ -263,7 +279,15 @@ fn a_history_inconsistent_with_the_checkpoint_is_refused() {
     let subject = AuditSubject::Accessor(honest.world.hospital_b.public_key());
     let cp = checkpoint_path("fork");
     let (base, server) = serve(Snapshot::of(&honest.world), Mode::Honest, 1);
-    audit_verified(&ApiClient::new(&base), &auditor(), &c, &cp, &subject, None).unwrap();
+    audit_verified(
+        &ApiClient::plaintext(&base),
+        &auditor(),
+        &c,
+        &cp,
+        &subject,
+        None,
+    )
+    .unwrap();
     server.join().unwrap();
     let remembered = load_checkpoint(&cp).unwrap().unwrap();
 
@@ -273,7 +297,14 @@ fn a_history_inconsistent_with_the_checkpoint_is_refused() {
     fork.b_reads(fork.a2, None, 42);
     fork.b_reads(fork.a2, None, 43);
     let (base, server) = serve(Snapshot::of(&fork.world), Mode::Honest, 2);
-    let got = audit_verified(&ApiClient::new(&base), &auditor(), &c, &cp, &subject, None);
+    let got = audit_verified(
+        &ApiClient::plaintext(&base),
+        &auditor(),
+        &c,
+        &cp,
+        &subject,
+        None,
+    );
     server.join().unwrap();
     assert!(
         matches!(
@@ -289,7 +320,14 @@ fn a_history_inconsistent_with_the_checkpoint_is_refused() {
     // A node that is behind the checkpoint is refused as stale.
     let behind = scenario();
     let (base, server) = serve(Snapshot::of(&behind.world), Mode::Honest, 1);
-    let got = audit_verified(&ApiClient::new(&base), &auditor(), &c, &cp, &subject, None);
+    let got = audit_verified(
+        &ApiClient::plaintext(&base),
+        &auditor(),
+        &c,
+        &cp,
+        &subject,
+        None,
+    );
     server.join().unwrap();
     assert!(
         matches!(

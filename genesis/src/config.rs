@@ -58,6 +58,11 @@ pub struct ApiConfig {
     /// kept between requests, in milliseconds.
     #[serde(default = "default_header_read_timeout_ms")]
     pub header_read_timeout_ms: u64,
+    /// Serve plain HTTP instead of TLS. Only for a node behind the operator's own TLS
+    /// terminator on a private network: nothing a client reads from it is authenticated, and
+    /// signed requests sent to it can be read on the way. Never set in a localnet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plaintext: bool,
 }
 
 impl ApiConfig {
@@ -68,6 +73,7 @@ impl ApiConfig {
             connections_max: default_connections_max(),
             connections_per_ip_max: default_connections_per_ip_max(),
             header_read_timeout_ms: default_header_read_timeout_ms(),
+            plaintext: false,
         }
     }
 }

@@ -73,7 +73,7 @@ pub struct LocalnetMember {
     /// The node home, for members that run a node.
     pub home: Option<PathBuf>,
     pub key_path: PathBuf,
-    /// `http://IP:PORT` of the node's API, for members that run a node.
+    /// `https://IP:PORT` of the node's API, for members that run a node.
     pub api_url: Option<String>,
 }
 
@@ -219,7 +219,7 @@ pub fn write_localnet(opts: &LocalnetOptions) -> Result<Localnet, GenesisError> 
             public_key: m.public_key,
             home: Some(home),
             key_path,
-            api_url: Some(format!("http://{api}")),
+            api_url: Some(format!("https://{api}")),
         });
     }
     let reg_dir = out.join(REGULATOR_DIR);

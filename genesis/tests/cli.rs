@@ -93,7 +93,7 @@ fn localnet_homes_open_with_unique_loopback_ports_and_a_regulator() {
     let chain_id = doc.chain_id_hex();
     assert!(stdout(&o).contains(&chain_id), "summary lacks the chain id");
     assert!(
-        stdout(&o).contains("http://127.0.0.1:26601"),
+        stdout(&o).contains("https://127.0.0.1:26601"),
         "{}",
         stdout(&o)
     );

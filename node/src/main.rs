@@ -16,7 +16,7 @@ use cradle_node::network::{self, NetworkConfig};
 use cradle_node::storage::Store;
 use cradle_node::submit::Submitter;
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Parser)]
 #[command(name = "cradle-node", version, about = "The Cradle member daemon")]
@@ -149,11 +149,23 @@ async fn run(home: Home) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the API to {listen}"))?;
-    info!(%listen, "api listening");
-    let api =
-        tokio::spawn(
-            async move { http::serve::serve(listener, http::router(api_state), limits).await },
-        );
+    let tls = if home.config.api.plaintext {
+        warn!(%listen, "api serving plain HTTP (api.plaintext): answers are not authenticated");
+        None
+    } else {
+        let names = vec![listen.ip().to_string()];
+        let config = http::tls::member_server_config(
+            &home.config.member,
+            &home.keypair.ed25519_seed(),
+            names,
+        )
+        .context("the API's TLS certificate")?;
+        Some(tokio_rustls::TlsAcceptor::from(config))
+    };
+    info!(%listen, tls = tls.is_some(), "api listening");
+    let api = tokio::spawn(async move {
+        http::serve::serve(listener, http::router(api_state), limits, tls).await
+    });
 
     let keypair = cradle_ledger::Keypair::from_secret_parts(
         &home.keypair.ed25519_seed(),

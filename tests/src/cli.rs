@@ -11,10 +11,14 @@ use serde_json::Value;
 use crate::Cluster;
 use crate::cluster::bin;
 
-/// `cradle --node NODE --key KEY ARGS`.
+/// `cradle --node NODE --key KEY ARGS`, trusting the genesis of the cluster that serves NODE
+/// (a test that talks through a proxy passes `--genesis` itself).
 pub fn cradle(node: &str, key: &Path, args: &[&str]) -> Output {
-    Command::new(bin("cradle").expect("the cradle binary is built"))
-        .arg("--node")
+    let mut cmd = Command::new(bin("cradle").expect("the cradle binary is built"));
+    if let Some(genesis) = crate::cluster::genesis_for(node) {
+        cmd.arg("--genesis").arg(genesis);
+    }
+    cmd.arg("--node")
         .arg(node)
         .arg("--key")
         .arg(key)

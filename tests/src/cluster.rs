@@ -42,6 +42,23 @@ fn next_base_port(members: u16) -> u16 {
     20_000 + (std::process::id() % 120) as u16 * 100 + offset
 }
 
+/// The genesis file of each node URL the clusters of this process started, so the `cradle`
+/// helper can trust the right one (the CLI takes members' keys only from a genesis file).
+static GENESIS_OF: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+/// Remembers that `url` is served for the cluster whose genesis is `path`.
+pub fn remember_genesis(url: &str, path: &Path) {
+    let mut all = GENESIS_OF.lock().unwrap_or_else(|p| p.into_inner());
+    all.retain(|(u, _)| u != url);
+    all.push((url.to_string(), path.to_path_buf()));
+}
+
+/// The genesis file of the cluster that serves `url`, if this process started one there.
+pub fn genesis_for(url: &str) -> Option<PathBuf> {
+    let all = GENESIS_OF.lock().unwrap_or_else(|p| p.into_inner());
+    all.iter().find(|(u, _)| u == url).map(|(_, p)| p.clone())
+}
+
 pub struct Node {
     pub home: PathBuf,
     pub api: String,
@@ -103,9 +120,12 @@ impl Cluster {
             let config = cradle_genesis::config::NodeConfig::load(home.join("config.toml"))?;
             nodes.push(Node {
                 home,
-                api: format!("http://{}", config.api.listen),
+                api: format!("https://{}", config.api.listen),
                 child: None,
             });
+        }
+        for node in &nodes {
+            remember_genesis(&node.api, &out.join("genesis.json"));
         }
         Ok(Self {
             _turn: turn,
@@ -148,8 +168,9 @@ impl Cluster {
         }
     }
 
+    /// An HTTPS client for member `i`, pinned from the cluster's genesis.
     pub fn client(&self, i: usize) -> ApiClient {
-        ApiClient::new(&self.nodes[i].api)
+        ApiClient::new(&self.nodes[i].api, &self.genesis).expect("an https:// URL")
     }
 
     pub fn status(&self, i: usize) -> anyhow::Result<Value> {

@@ -2,10 +2,11 @@
 //!
 //! [`Cluster`] writes a loopback consortium with `cradle-genesis localnet`, starts one
 //! `cradle-node` process per member from the built release binaries, and talks to them over
-//! their HTTP APIs. Processes are killed when the cluster is dropped.
+//! their HTTPS APIs, pinned from the genesis file as the client pins them. Processes are killed when the cluster is dropped.
 
 pub mod cli;
 pub mod cluster;
+pub mod tls;
 pub mod txs;
 
 pub use cluster::Cluster;

@@ -42,7 +42,7 @@ fn half_sent_requests_above_the_file_limit_do_not_stop_a_fetch() {
     let mother = mother_with_archive(&c, &work, 0, &rec);
     let (p_key, archive) = (mother.key, mother.archive);
 
-    let node: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let node: std::net::SocketAddr = url.trim_start_matches("https://").parse().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -12,7 +12,6 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -67,16 +66,13 @@ fn send(api: &str, head: &str, body: &[u8], half_close: bool) -> Reply {
 
 /// [`send`], failing when no complete answer arrives within `wait`.
 fn send_within(api: &str, head: &str, body: &[u8], half_close: bool, wait: Duration) -> Reply {
-    let addr = api.trim_start_matches("http://");
-    let mut conn = TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(wait)).unwrap();
-    conn.set_write_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let addr = cradle_tests::tls::addr_of(api);
+    let mut conn = cradle_tests::tls::connect(api, wait).unwrap();
     let mut request = format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n").into_bytes();
     request.extend_from_slice(body);
     let _ = conn.write_all(&request);
     if half_close {
-        let _ = conn.shutdown(Shutdown::Write);
+        cradle_tests::tls::half_close(&mut conn);
     }
     let mut raw = Vec::new();
     let mut buf = [0u8; 16 * 1024];
@@ -312,7 +308,7 @@ fn scene() -> Scene {
         .map(|i| b"prenatal visit "[i as usize % 15])
         .collect();
     std::fs::write(&record, &plaintext).unwrap();
-    let hospital = Session::connect(&api, c.member_key(0).unwrap()).unwrap();
+    let hospital = Session::connect(&api, c.genesis.clone(), c.member_key(0).unwrap()).unwrap();
     hospital
         .enrol_patient(EnrolPatient::prove(&patient, &c.chain_id()))
         .unwrap();
@@ -789,7 +785,8 @@ fn hostile_archive_requests_are_refused_with_a_reason_and_change_nothing() {
 
     // Only the permitted fetch was recorded, and the patient still gets her record.
     wait_access_log(&c, 0, log_before + 1);
-    let mine = Session::connect(&api, Keypair::from_seed(&PATIENT_SEED)).unwrap();
+    let mine =
+        Session::connect(&api, c.genesis.clone(), Keypair::from_seed(&PATIENT_SEED)).unwrap();
     let out = work.join("mine.txt");
     let got = mine
         .get_archive(archive, Purpose::PatientRequest, None, &out, &Quiet)

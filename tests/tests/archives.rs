@@ -53,12 +53,13 @@ fn run(cmd: &mut Command) -> Out {
 }
 
 fn cradle(node: &str, key: &Path, args: &[&str]) -> Out {
-    run(Command::new(bin("cradle").unwrap())
-        .arg("--node")
-        .arg(node)
-        .arg("--key")
-        .arg(key)
-        .args(args))
+    let mut cmd = Command::new(bin("cradle").unwrap());
+    if !args.contains(&"--genesis")
+        && let Some(genesis) = cradle_tests::cluster::genesis_for(node)
+    {
+        cmd.arg("--genesis").arg(genesis);
+    }
+    run(cmd.arg("--node").arg(node).arg("--key").arg(key).args(args))
 }
 
 /// `cradle audit ARGS --verify`, signed with `key`, trusting only `genesis`.
@@ -134,9 +135,10 @@ fn same_bytes(a: &Path, b: &Path) {
 /// Changes a response body on its way back: the path asked for, and the body.
 type Lie = fn(&str, &mut Vec<u8>);
 
-/// An HTTP proxy in front of a node that passes every request on and tells one kind of lie in
-/// the answers: a custodian serving altered ciphertext, or a node serving doctored audit
-/// answers. One request per connection; stops when told, and after a bounded number of
+/// A node that lies: a proxy holding the member's own key (so the client's TLS pin is
+/// satisfied, as it is for a compromised custodian) in front of the real node, passing every
+/// request on and telling one kind of lie in the answers: altered ciphertext, or doctored
+/// audit answers. One request per connection; stops when told, and after a bounded number of
 /// connections or two minutes.
 struct LyingProxy {
     url: String,
@@ -144,11 +146,20 @@ struct LyingProxy {
 }
 
 impl LyingProxy {
-    fn start(upstream: &str, lie: Lie) -> Self {
-        let upstream = upstream.trim_start_matches("http://").to_string();
+    /// In front of member `i` of `c`, with its key.
+    fn start(c: &Cluster, i: usize, lie: Lie) -> Self {
+        let upstream = c.nodes[i].api.clone();
+        let key = c.member_key(i).unwrap();
+        let tls = cradle_node::http::tls::member_server_config(
+            &c.genesis.members[i].name,
+            &key.ed25519_seed(),
+            vec!["127.0.0.1".into()],
+        )
+        .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        cradle_tests::cluster::remember_genesis(&url, &c.dir.path().join("net/genesis.json"));
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         std::thread::spawn(move || {
@@ -159,6 +170,10 @@ impl LyingProxy {
                     Ok((conn, _)) => {
                         served += 1;
                         let _ = conn.set_nonblocking(false);
+                        let Ok(server) = rustls::ServerConnection::new(tls.clone()) else {
+                            continue;
+                        };
+                        let conn = rustls::StreamOwned::new(server, conn);
                         let _ = Self::serve(conn, &upstream, lie);
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -168,8 +183,12 @@ impl LyingProxy {
         Self { url, stop }
     }
 
-    fn serve(mut conn: TcpStream, upstream: &str, lie: Lie) -> std::io::Result<()> {
-        conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    fn serve(
+        mut conn: rustls::StreamOwned<rustls::ServerConnection, TcpStream>,
+        upstream: &str,
+        lie: Lie,
+    ) -> std::io::Result<()> {
+        conn.sock.set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut req = Vec::new();
         let mut buf = [0u8; 8192];
         let head_end = loop {
@@ -212,11 +231,17 @@ impl LyingProxy {
             }
         }
         new_head.push_str("Connection: close\r\n\r\n");
-        let mut up = TcpStream::connect(upstream)?;
+        let mut up = cradle_tests::tls::connect(upstream, Duration::from_secs(30))
+            .map_err(std::io::Error::other)?;
         up.write_all(new_head.as_bytes())?;
         up.write_all(&req[head_end..])?;
         let mut resp = Vec::new();
-        up.read_to_end(&mut resp)?;
+        // The node closes after its answer, without a TLS close_notify.
+        match up.read_to_end(&mut resp) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+            Err(e) => return Err(e),
+        }
         let Some(i) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
             return conn.write_all(&resp);
         };
@@ -235,7 +260,9 @@ impl LyingProxy {
         }
         out.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
         conn.write_all(out.as_bytes())?;
-        conn.write_all(&body)
+        conn.write_all(&body)?;
+        conn.conn.send_close_notify();
+        conn.flush()
     }
 }
 
@@ -510,7 +537,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     }
 
     // A custodian that serves altered ciphertext is caught; nothing is written.
-    let proxy = LyingProxy::start(&a_url, alter_ciphertext);
+    let proxy = LyingProxy::start(&c, 0, alter_ciphertext);
     let altered = work.join("altered.json");
     let out = cradle(
         &a_url,
@@ -725,7 +752,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     // checkpoint it had.
     let remembered = std::fs::read(&checkpoint).unwrap();
     let lying_audit = |lie: Lie| {
-        let proxy = LyingProxy::start(&c.nodes[2].api, lie);
+        let proxy = LyingProxy::start(&c, 2, lie);
         audit_verify(
             &proxy.url,
             &p_key,

@@ -102,9 +102,21 @@ fn a_node_whose_key_is_not_in_genesis_cannot_join() {
             "node {i} peers"
         );
     }
-    let intruder_status = cradle_client::api::ApiClient::new(&format!("http://{api}"))
-        .status()
-        .unwrap();
+    // Its API is pinned from its own genesis, which the real consortium's clients never trust.
+    let intruder_genesis = cradle_genesis::GenesisDoc::load(dir.join("genesis.json")).unwrap();
+    let intruder_status =
+        cradle_client::api::ApiClient::new(&format!("https://{api}"), &intruder_genesis)
+            .unwrap()
+            .status()
+            .unwrap();
+    assert!(
+        c.client(0).status().is_ok()
+            && cradle_client::api::ApiClient::new(&format!("https://{api}"), &c.genesis)
+                .unwrap()
+                .status()
+                .is_err(),
+        "a client trusting the consortium's genesis must refuse the intruder's node"
+    );
     assert_eq!(
         intruder_status["peers"].as_u64(),
         Some(0),
@@ -197,14 +209,7 @@ fn malformed_oversized_and_badly_signed_peer_messages_change_nothing() {
 
 /// `cradle --node NODE --key KEY ARGS`: exit code, stdout, stderr.
 fn cradle(node: &str, key: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin("cradle").unwrap())
-        .arg("--node")
-        .arg(node)
-        .arg("--key")
-        .arg(key)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = cradle_tests::cli::cradle(node, key, args);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

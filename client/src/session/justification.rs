@@ -47,8 +47,9 @@ impl JustificationView {
 
 impl Session {
     /// Who a justification for `patient`'s archive is sealed for: her X25519 key (from the
-    /// ledger) and every regulator's (from the consortium's member list). A node that lies
-    /// about either gets the access refused by the ledger, which checks the readers itself.
+    /// ledger, as the node reports it) and every regulator's (from the genesis this client
+    /// trusts). The ledger checks the readers itself and denies a justification sealed for
+    /// anyone else.
     pub fn justification_readers(
         &self,
         patient: &PublicKey,

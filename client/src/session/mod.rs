@@ -24,6 +24,7 @@ use cradle_ledger::{ArchiveId, GrantId, Hash, Keypair, PublicKey, X25519Public};
 use serde::Deserialize;
 use serde_json::Value;
 
+use cradle_genesis::GenesisDoc;
 use cradle_genesis::clock::{now_ms, now_us};
 use cradle_genesis::durable::FlushingFile;
 
@@ -64,7 +65,7 @@ fn bad_answer(what: &str) -> ClientError {
     ClientError::Api(ApiError::BadAnswer(format!("missing or malformed {what}")))
 }
 
-/// A member of the consortium as the node lists it.
+/// A member of the consortium as the trusted genesis file lists it.
 #[derive(Clone, Debug, Deserialize)]
 pub struct MemberInfo {
     pub name: String,
@@ -115,23 +116,30 @@ pub struct Session {
     pub api: ApiClient,
     pub key: Keypair,
     pub chain_id: Hash,
+    /// The consortium as the genesis file this client trusts describes it: member keys come
+    /// from here, never from a node's answer.
+    pub genesis: GenesisDoc,
 }
 
 /// How many times a transaction is re-signed when its nonce lost a race.
 const NONCE_RETRIES: usize = 4;
 
 impl Session {
-    /// Connects and learns the chain id from the node.
-    pub fn connect(node_url: &str, key: Keypair) -> Result<Self, ClientError> {
-        let api = ApiClient::new(node_url);
-        let status = api.status()?;
-        let chain_hex = status
-            .get("chain_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad_answer("chain id"))?;
-        let mut chain_id = [0u8; 32];
-        hex::decode_to_slice(chain_hex, &mut chain_id).map_err(|_| bad_answer("chain id"))?;
-        Ok(Self { api, key, chain_id })
+    /// A session with the node at `node_url`, trusting `genesis` for the chain id, the members'
+    /// keys and the node's TLS identity.
+    pub fn connect(node_url: &str, genesis: GenesisDoc, key: Keypair) -> Result<Self, ClientError> {
+        let api = ApiClient::new(node_url, &genesis)?;
+        Ok(Self::over(api, genesis, key))
+    }
+
+    /// A session over a client already made (a plain-HTTP node, or one pinned by hand).
+    pub fn over(api: ApiClient, genesis: GenesisDoc, key: Keypair) -> Self {
+        Self {
+            api,
+            key,
+            chain_id: genesis.chain_id(),
+            genesis,
+        }
     }
 
     fn next_nonce(&self) -> Result<u64, ClientError> {
@@ -202,13 +210,19 @@ impl Session {
         )
     }
 
+    /// The consortium's members, from the trusted genesis file.
     pub fn members(&self) -> Result<Vec<MemberInfo>, ClientError> {
-        let v = self.api.get_json("/v1/members")?;
-        let list = v
-            .get("members")
-            .cloned()
-            .ok_or_else(|| bad_answer("members"))?;
-        serde_json::from_value(list).map_err(|_| bad_answer("members"))
+        Ok(self
+            .genesis
+            .members
+            .iter()
+            .map(|m| MemberInfo {
+                name: m.name.clone(),
+                role: m.role.as_str().to_string(),
+                public_key: m.public_key,
+                x25519_public: m.x25519,
+            })
+            .collect())
     }
 
     /// A member by name or public key.

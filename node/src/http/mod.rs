@@ -14,6 +14,7 @@ pub mod blocks;
 pub mod node;
 pub mod records;
 pub mod serve;
+pub mod tls;
 pub mod txs;
 
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,8 @@
 //! connections in all and per IP address, a deadline for a request's headers (which also closes
 //! a connection idle between requests), and a bound on header bytes. A client that opens
 //! connections and never finishes a request holds a slot for at most the deadline, and one
-//! address cannot take every slot.
+//! address cannot take every slot. Over TLS ([`super::tls`]) unless the operator asked for plain
+//! HTTP.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,6 +15,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 /// Most header bytes (and read buffer) of one request.
@@ -84,11 +86,14 @@ impl Drop for IpSlot {
     }
 }
 
-/// Accepts connections until the listener fails, serving each on its own task.
+/// Accepts connections until the listener fails, serving each on its own task; over TLS when
+/// `tls` is given (the handshake has the header deadline too, so a client that stalls in it
+/// holds its slot no longer than one that stalls in its headers).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,
+    tls: Option<TlsAcceptor>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.connections_max));
     let per_ip = Arc::new(PerIp::default());
@@ -112,13 +117,34 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
+        let tls = tls.clone();
         tokio::spawn(async move {
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
                 .max_buf_size(HEADER_BYTES_MAX)
                 .max_headers(HEADERS_MAX);
-            if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
+            let served = match tls {
+                None => http.serve_connection(TokioIo::new(stream), service).await,
+                Some(tls) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, tls.accept(stream)).await;
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            http.serve_connection(TokioIo::new(stream), service).await
+                        }
+                        Ok(Err(e)) => {
+                            debug!(%peer, error = %e, "api TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            debug!(%peer, "api TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 debug!(%peer, error = %e, "api connection ended");
             }
             drop(ip_slot);

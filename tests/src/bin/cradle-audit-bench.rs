@@ -552,7 +552,10 @@ fn main() -> anyhow::Result<()> {
     );
 
     let mut node = Node::start(&home_dir)?;
-    let api = ApiClient::new(&format!("http://{}", home.config.api.listen));
+    let api = ApiClient::new(
+        &format!("https://{}", home.config.api.listen),
+        &home.genesis,
+    )?;
     // One block past the written tip: the node resumed from the store and extends its chain.
     let first = node.wait_height(&api, tip.height + 1)?;
     eprintln!(

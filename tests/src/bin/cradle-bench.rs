@@ -82,7 +82,7 @@ fn load_members(dir: &Path) -> anyhow::Result<Vec<Member>> {
             .and_then(|s| s.trim().parse().ok());
         out.push(Member {
             key,
-            api: format!("http://{}", config.api.listen),
+            api: format!("https://{}", config.api.listen),
             pid,
         });
     }
@@ -159,7 +159,10 @@ fn main() -> anyhow::Result<()> {
     let chain = genesis.chain_id();
     let members = load_members(&args.localnet)?;
     let n = members.len() as u64;
-    let apis: Vec<ApiClient> = members.iter().map(|m| ApiClient::new(&m.api)).collect();
+    let apis: Vec<ApiClient> = members
+        .iter()
+        .map(|m| ApiClient::new(&m.api, &genesis))
+        .collect::<Result<_, _>>()?;
     let run = fresh_nonce();
     let mine = |p: u64| p % n; // patient p's custodian
 
@@ -287,7 +290,7 @@ fn main() -> anyhow::Result<()> {
     let slices = args.duration_s * 10;
     let mut handles = Vec::new();
     for (m, txs) in per_member.into_iter().enumerate() {
-        let api = ApiClient::new(&members[m].api);
+        let api = ApiClient::new(&members[m].api, &genesis)?;
         let submitted = submitted.clone();
         let refused = refused.clone();
         handles.push(std::thread::spawn(move || {
@@ -313,7 +316,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     // Watcher: node 0's committed blocks, for throughput and latency; and every node's RSS.
-    let observer = ApiClient::new(&members[0].api);
+    let observer = ApiClient::new(&members[0].api, &genesis)?;
     let first_height = observer.status()?["height"].as_u64().unwrap_or(0);
     let end = start + Duration::from_secs(args.duration_s);
     let drain_until = end + Duration::from_secs(20);

@@ -9,29 +9,18 @@ use cradle_ledger::{ArchiveId, PublicKey};
 use serde_json::json;
 
 use crate::cli::{AuditArgs, Cli, RecordFormat};
-use crate::{key, node, public_identity};
-
-/// The consortium as the node's genesis describes it (for names; a verifying client uses
-/// its own genesis file instead).
-pub(crate) fn node_consortium(api: &ApiClient) -> anyhow::Result<cradle_ledger::Consortium> {
-    let v = api.get_json("/v1/genesis")?;
-    let doc: cradle_genesis::GenesisDoc =
-        serde_json::from_value(v).context("the node's genesis document")?;
-    Ok(doc.consortium()?)
-}
+use crate::{genesis, key, node_with, public_identity};
 
 pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
     use cradle_client::audit as a;
     use cradle_ledger::audit::{AuditEvents, AuditSubject, IndexedEvent};
 
-    let api = node(cli)?;
+    let genesis = genesis(cli)?;
+    let api = node_with(cli, &genesis)?;
     // Audit requests are signed: the node answers only whom the history concerns, or a
     // regulator.
     let me = key(cli)?;
-    let consortium = match &args.genesis {
-        Some(path) => a::load_genesis(path)?,
-        None => node_consortium(&api)?,
-    };
+    let consortium = genesis.consortium()?;
     if args.evidence {
         return evidence(&api, &me, &consortium, args);
     }

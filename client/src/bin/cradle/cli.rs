@@ -12,9 +12,17 @@ use cradle_ledger::tx::{Category, Purpose};
     about = "Cradle: consent-based maternal health records"
 )]
 pub(crate) struct Cli {
-    /// The node's API URL, e.g. http://127.0.0.1:26601.
+    /// The node's API URL, e.g. https://127.0.0.1:26601 (the address genesis gives it).
     #[arg(long, global = true)]
     pub(crate) node: Option<String>,
+    /// The genesis document you trust: the chain, the members' keys and each node's TLS
+    /// identity come from it, never from a node's answer.
+    #[arg(long, global = true, env = "CRADLE_GENESIS")]
+    pub(crate) genesis: Option<PathBuf>,
+    /// Talk plain HTTP to a node whose operator turned TLS off (`api.plaintext`): nothing it
+    /// answers is authenticated, and anyone on the way can read what you send.
+    #[arg(long, global = true)]
+    pub(crate) insecure_plaintext: bool,
     /// Your key file (a member's, a patient's or a clinician's).
     #[arg(long, global = true)]
     pub(crate) key: Option<PathBuf>,
@@ -39,14 +47,12 @@ pub(crate) enum RecordFormat {
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Write a new key (a patient's or clinician's) and print its public key. FILE.pub is
-    /// public; given the consortium (--genesis, or --node), a patient's FILE.pub also carries
-    /// her proof that she holds both keys, which a member needs to enrol her.
+    /// public; given the consortium's genesis (--genesis or CRADLE_GENESIS), a patient's
+    /// FILE.pub also carries her proof that she holds both keys, which a member needs to enrol
+    /// her.
     Keygen {
         #[arg(long)]
         out: PathBuf,
-        /// The consortium's genesis document, for the enrolment proof.
-        #[arg(long)]
-        genesis: Option<PathBuf>,
     },
     /// The node's view of the chain: height, last block, state root, peers.
     Status {
@@ -101,11 +107,8 @@ pub(crate) struct AuditArgs {
     pub(crate) to_ms: Option<u64>,
     /// Check the commit certificate, the state proof and completeness from genesis, and the
     /// log's consistency with the last checkpoint this client verified.
-    #[arg(long, requires = "genesis")]
-    pub(crate) verify: bool,
-    /// The genesis document you trust (required with --verify).
     #[arg(long)]
-    pub(crate) genesis: Option<PathBuf>,
+    pub(crate) verify: bool,
     /// Where the last verified checkpoint is kept (default ~/.cradle/checkpoint-CHAIN.json).
     #[arg(long)]
     pub(crate) checkpoint: Option<PathBuf>,
@@ -115,8 +118,8 @@ pub(crate) struct AuditArgs {
 
 #[derive(Subcommand)]
 pub(crate) enum PatientCommand {
-    /// Enrol a patient: PUBKEY is her public key file with her proof (`cradle keygen
-    /// --genesis` or `patient prove-keys` wrote it), or her ed25519 public key in hex with
+    /// Enrol a patient: PUBKEY is her public key file with her proof (`cradle keygen` with the
+    /// genesis, or `patient prove-keys`, wrote it), or her ed25519 public key in hex with
     /// --x25519 and --proof.
     Enrol {
         pubkey: String,
@@ -129,12 +132,10 @@ pub(crate) enum PatientCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// A patient proves, with her own key (--key), that she holds both her keys, for one
-    /// consortium: writes her public key file with the proof a member needs to enrol her.
+    /// A patient proves, with her own key (--key), that she holds both her keys, for the
+    /// consortium of --genesis: writes her public key file with the proof a member needs to
+    /// enrol her.
     ProveKeys {
-        /// The consortium's genesis document (or give --node).
-        #[arg(long)]
-        genesis: Option<PathBuf>,
         /// Where to write it (default: KEY.pub beside --key).
         #[arg(long)]
         out: Option<PathBuf>,

@@ -12,32 +12,22 @@ use cradle_ledger::{Hash, PublicKey, Signature, X25519Public};
 use serde_json::json;
 
 use crate::cli::{Cli, Format};
-use crate::{emit, key, node, session};
+use crate::{emit, genesis, key, session};
 
-/// The chain a patient proves her keys for: from the genesis file she was given, or else from
-/// the node (a wrong chain id from a lying node only yields a proof no honest chain accepts).
-fn chain_id(cli: &Cli, genesis: Option<&Path>) -> anyhow::Result<Option<Hash>> {
-    if let Some(path) = genesis {
-        return Ok(Some(cradle_client::audit::load_genesis(path)?.chain_id));
+/// The chain a patient proves her keys for: the one of the genesis file she trusts
+/// (`--genesis` or `CRADLE_GENESIS`), if given.
+fn chain_id(cli: &Cli) -> anyhow::Result<Option<Hash>> {
+    match &cli.genesis {
+        Some(_) => Ok(Some(genesis(cli)?.chain_id())),
+        None => Ok(None),
     }
-    if cli.node.is_none() {
-        return Ok(None);
-    }
-    let status = node(cli)?.status()?;
-    let hex_id = status
-        .get("chain_id")
-        .and_then(|v| v.as_str())
-        .context("the node's status names no chain id")?;
-    let mut id = [0u8; 32];
-    hex::decode_to_slice(hex_id, &mut id).context("the node's chain id is not 64 hex digits")?;
-    Ok(Some(id))
 }
 
-/// `cradle keygen --out FILE [--genesis GENESIS]`: a new key; with a chain (--genesis or
-/// --node), FILE.pub also carries the holder's proof for enrolment as a patient on it.
-pub(crate) fn keygen(cli: &Cli, out: &Path, genesis: Option<&Path>) -> anyhow::Result<()> {
+/// `cradle keygen --out FILE`: a new key; given the genesis, FILE.pub also carries the holder's
+/// proof for enrolment as a patient on its chain.
+pub(crate) fn keygen(cli: &Cli, out: &Path) -> anyhow::Result<()> {
     // The chain first: a bad --genesis should not leave a key behind.
-    let chain = chain_id(cli, genesis)?;
+    let chain = chain_id(cli)?;
     let key = cradle_ledger::Keypair::generate().context("generating a key")?;
     let public = cradle_genesis::keyfile::write_key_file(out, &key)
         .with_context(|| format!("writing {}", out.display()))?;
@@ -50,16 +40,11 @@ pub(crate) fn keygen(cli: &Cli, out: &Path, genesis: Option<&Path>) -> anyhow::R
     Ok(())
 }
 
-/// `cradle --key KEY patient prove-keys [--genesis GENESIS] [--out FILE]`: the key holder's
-/// proof for enrolment, written into her public key file (KEY.pub unless --out).
-pub(crate) fn prove_keys(
-    cli: &Cli,
-    genesis: Option<&Path>,
-    out: Option<&Path>,
-    format: Format,
-) -> anyhow::Result<()> {
-    let Some(chain) = chain_id(cli, genesis)? else {
-        bail!("give the chain to prove your keys for: --genesis FILE (or --node URL)");
+/// `cradle --genesis GENESIS --key KEY patient prove-keys [--out FILE]`: the key holder's proof
+/// for enrolment, written into her public key file (KEY.pub unless --out).
+pub(crate) fn prove_keys(cli: &Cli, out: Option<&Path>, format: Format) -> anyhow::Result<()> {
+    let Some(chain) = chain_id(cli)? else {
+        bail!("give the consortium to prove your keys for: --genesis FILE (or CRADLE_GENESIS)");
     };
     let me = key(cli)?;
     let out = match (out, &cli.key) {

@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use cradle_client::api::ApiClient;
 use cradle_client::session::Session;
+use cradle_genesis::GenesisDoc;
 use cradle_ledger::{ArchiveId, GrantId, Keypair, PublicKey, X25519Public};
 use serde_json::{Value, json};
 
@@ -49,11 +50,20 @@ pub(crate) fn key(cli: &Cli) -> anyhow::Result<Keypair> {
         .with_context(|| format!("reading the key {}", path.display()))
 }
 
-fn session(cli: &Cli) -> anyhow::Result<Session> {
-    let Some(url) = &cli.node else {
-        bail!("--node URL is required for this command");
+/// The genesis document the user trusts (`--genesis` or `CRADLE_GENESIS`).
+pub(crate) fn genesis(cli: &Cli) -> anyhow::Result<GenesisDoc> {
+    let Some(path) = &cli.genesis else {
+        bail!(
+            "--genesis FILE (or CRADLE_GENESIS) is required: the genesis document you trust, \
+             from which the client takes the chain, the members' keys and each node's identity"
+        );
     };
-    Ok(Session::connect(url, key(cli)?)?)
+    GenesisDoc::load(path).with_context(|| format!("reading the genesis {}", path.display()))
+}
+
+fn session(cli: &Cli) -> anyhow::Result<Session> {
+    let genesis = genesis(cli)?;
+    Ok(Session::over(node_with(cli, &genesis)?, genesis, key(cli)?))
 }
 
 /// A public identity from a key file or hex (with the X25519 key given separately).
@@ -74,10 +84,21 @@ pub(crate) fn public_identity(
 }
 
 pub(crate) fn node(cli: &Cli) -> anyhow::Result<ApiClient> {
-    match &cli.node {
-        Some(url) => Ok(ApiClient::new(url)),
-        None => bail!("--node URL is required for this command"),
+    node_with(cli, &genesis(cli)?)
+}
+
+/// The API client for `--node`: HTTPS pinned from `genesis`, or plain HTTP when asked.
+pub(crate) fn node_with(cli: &Cli, genesis: &GenesisDoc) -> anyhow::Result<ApiClient> {
+    let Some(url) = &cli.node else {
+        bail!("--node URL is required for this command");
+    };
+    if cli.insecure_plaintext {
+        if !url.starts_with("http://") {
+            bail!("--insecure-plaintext is for http:// URLs");
+        }
+        return Ok(ApiClient::plaintext(url));
     }
+    Ok(ApiClient::new(url, genesis)?)
 }
 
 fn print_object(v: &Value, format: Format, fields: &[&str]) -> anyhow::Result<()> {
@@ -99,7 +120,7 @@ fn print_object(v: &Value, format: Format, fields: &[&str]) -> anyhow::Result<()
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Keygen { out, genesis } => keys::keygen(&cli, out, genesis.as_deref())?,
+        Command::Keygen { out } => keys::keygen(&cli, out)?,
         Command::Status { format } => {
             let v = node(&cli)?.status()?;
             print_object(
@@ -145,11 +166,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             proof,
             format,
         }) => keys::enrol(&cli, pubkey, x25519.as_deref(), proof.as_deref(), *format)?,
-        Command::Patient(PatientCommand::ProveKeys {
-            genesis,
-            out,
-            format,
-        }) => keys::prove_keys(&cli, genesis.as_deref(), out.as_deref(), *format)?,
+        Command::Patient(PatientCommand::ProveKeys { out, format }) => {
+            keys::prove_keys(&cli, out.as_deref(), *format)?
+        }
         Command::Archive(ArchiveCommand::Put {
             file,
             patient,
@@ -183,7 +202,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let id = ArchiveId::from_hex(id).context("the archive id must be 64 hex digits")?;
             let mut s = session(&cli)?;
             if let Some(url) = custodian {
-                s.api = ApiClient::new(url);
+                s.api = if cli.insecure_plaintext {
+                    ApiClient::plaintext(url)
+                } else {
+                    ApiClient::new(url, &s.genesis)?
+                };
             }
             let r = s.get_archive(id, *purpose, justification.as_deref(), out, &Bar::new())?;
             emit(
@@ -253,7 +276,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let now = cradle_genesis::clock::now_ms();
             match format {
                 RecordFormat::Fhir => {
-                    let consortium = audit::node_consortium(&s.api)?;
+                    let consortium = s.genesis.consortium()?;
                     let pairs: Vec<_> = grants.iter().map(|(id, g, _)| (*id, g.clone())).collect();
                     let bundle =
                         cradle_client::fhir::consent_resources(&patient, &pairs, &consortium, now);

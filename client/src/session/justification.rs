@@ -18,7 +18,7 @@ use cradle_ledger::{Digest32, Error as LedgerError, Keypair, PublicKey, X25519Pu
 use serde::Serialize;
 
 use super::{ClientError, Session, bad_answer};
-use crate::api::ApiClient;
+use crate::api::{ApiClient, ApiError};
 
 /// What a justification is to the one reading an audit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -32,6 +32,8 @@ pub enum JustificationView {
     /// or moved it from another request), or the node's copy of the record is not the one the
     /// log names.
     Unreadable(String),
+    /// The node would not show this reader the access record that carries it.
+    Unavailable(String),
 }
 
 impl JustificationView {
@@ -41,6 +43,7 @@ impl JustificationView {
             JustificationView::Read(text) => text.clone(),
             JustificationView::Sealed => "(sealed for the patient and the regulators)".into(),
             JustificationView::Unreadable(why) => format!("(unreadable: {why})"),
+            JustificationView::Unavailable(why) => format!("(not shown by this node: {why})"),
         }
     }
 }
@@ -102,9 +105,20 @@ pub fn read_justifications(
         if e.purpose != Purpose::EmergencyTreat || out.contains_key(&e.tx_hash) {
             continue;
         }
-        let (sealed, request) = match access_record(api, &e.tx_hash, &e.request_hash)? {
-            Some(found) => found,
-            None => continue,
+        let (sealed, request) = match access_record(api, &e.tx_hash, &e.request_hash) {
+            Ok(Some(found)) => found,
+            Ok(None) => continue,
+            // A node may keep transactions from some readers: the audit still stands, without
+            // the text.
+            Err(ClientError::Api(ApiError::Refused {
+                status: 401 | 403,
+                reason,
+                ..
+            })) => {
+                out.insert(e.tx_hash, JustificationView::Unavailable(reason));
+                continue;
+            }
+            Err(e) => return Err(e),
         };
         let context = request.justification_context(chain_id);
         let view = if !sealed.is_for(&me.x25519_public()) {

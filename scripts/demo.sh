@@ -38,7 +38,7 @@ step() { printf '\n== %s\n' "$*"; }
 # A refusal is part of the story: show it, and go on.
 refused() { if "$@"; then die "expected a refusal: $*"; fi; }
 
-step "the mother makes her key; County Hospital 1 enrols her (keys only, no name)"
+step "the mother makes her key and proves she holds it; County Hospital 1 enrols her (keys only, no name)"
 "$cradle" keygen --out "$work/patient.key"
 P="$work/patient.key"
 "$cradle" --node "$A" --key "$HA" patient enrol "$P.pub"

@@ -71,7 +71,10 @@ up() {
         if pid=$(running_pid "$home"); then
             continue
         fi
-        nohup "$bin/cradle-node" run --home "$home" >>"$home/node.log" 2>&1 &
+        # The log is the operator's alone (mode 0600), created so and kept so: it names keys,
+        # archives and accesses. The node inherits the umask for what it writes too.
+        touch "$home/node.log" && chmod 600 "$home/node.log"
+        (umask 077 && exec nohup "$bin/cradle-node" run --home "$home" >>"$home/node.log" 2>&1) &
         echo $! > "$home/node.pid"
         started=$((started + 1))
     done

@@ -23,6 +23,7 @@
 //!   [`cradle_ledger::audit::build_consistency`] from `size` leaves of the global access log to
 //!   the node's current tip (HTTP 400 if `size` exceeds the tip's log size).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
@@ -36,9 +37,10 @@ use cradle_ledger::audit::{
     VerifiedAudit, advance_checkpoint, verify_answer,
 };
 use cradle_ledger::crypto::sha256;
-use cradle_ledger::{Consortium, Hash, Keypair, PublicKey};
+use cradle_ledger::{Consortium, Digest32, Hash, Keypair, PublicKey};
 
 use crate::api::{ApiClient, ApiError};
+use crate::session::justification::JustificationView;
 
 /// Largest checkpoint file the client reads.
 const CHECKPOINT_BYTES_MAX: u64 = 64 * 1024;
@@ -261,10 +263,24 @@ fn outcome(o: &EventOutcome) -> String {
     }
 }
 
+/// Break-glass justifications as the reader sees them, by access record
+/// ([`crate::session::justification::read_justifications`]).
+pub type Justifications = BTreeMap<Digest32, JustificationView>;
+
 /// A plain-text table, one row per event: time (UTC), institution, archive category, purpose,
 /// outcome and a break-glass flag.
 pub fn render_table(events: &[IndexedEvent], consortium: &Consortium) -> String {
-    let header = [
+    render_table_with(events, consortium, &Justifications::new())
+}
+
+/// [`render_table`], with a last column for the justifications of emergency accesses when
+/// there are any.
+pub fn render_table_with(
+    events: &[IndexedEvent],
+    consortium: &Consortium,
+    justifications: &Justifications,
+) -> String {
+    let mut header = vec![
         "TIME (UTC)",
         "INSTITUTION",
         "CATEGORY",
@@ -272,11 +288,14 @@ pub fn render_table(events: &[IndexedEvent], consortium: &Consortium) -> String 
         "OUTCOME",
         "FLAG",
     ];
+    if !justifications.is_empty() {
+        header.push("JUSTIFICATION");
+    }
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|ie| {
             let e = &ie.event;
-            vec![
+            let mut row = vec![
                 iso8601_utc(e.time_ms),
                 institution(consortium, &e.accessor),
                 e.category.code().to_string(),
@@ -287,10 +306,26 @@ pub fn render_table(events: &[IndexedEvent], consortium: &Consortium) -> String 
                 } else {
                     String::new()
                 },
-            ]
+            ];
+            if !justifications.is_empty() {
+                row.push(
+                    justifications
+                        .get(&e.tx_hash)
+                        .map(|j| one_line(&j.display()))
+                        .unwrap_or_default(),
+                );
+            }
+            row
         })
         .collect();
     columns(&header, &rows)
+}
+
+/// Free text on one line of a table: control characters (line breaks, escapes) as spaces.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// A plain-text table: the header, then one line per row, columns padded to their widest cell.
@@ -322,6 +357,16 @@ pub(crate) fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// The verified audit as JSON: what was proven, against which block, and the events.
 pub fn render_json(verified: &VerifiedAudit, consortium: &Consortium) -> String {
+    render_json_with(verified, consortium, &Justifications::new())
+}
+
+/// [`render_json`], each emergency access with its justification as the reader sees it:
+/// `{"status": "read", "text": ...}`, `{"status": "sealed"}` or `{"status": "unreadable"}`.
+pub fn render_json_with(
+    verified: &VerifiedAudit,
+    consortium: &Consortium,
+    justifications: &Justifications,
+) -> String {
     let events: Vec<serde_json::Value> = verified
         .events
         .iter()
@@ -342,6 +387,7 @@ pub fn render_json(verified: &VerifiedAudit, consortium: &Consortium) -> String 
                 "grant": e.grant,
                 "outcome": outcome(&e.outcome),
                 "break_glass": e.outcome.is_break_glass(),
+                "justification": justifications.get(&e.tx_hash),
                 "tx_hash": e.tx_hash,
             })
         })
@@ -367,6 +413,45 @@ pub fn render_json(verified: &VerifiedAudit, consortium: &Consortium) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn justifications_show_in_their_own_column_on_one_line() {
+        use cradle_ledger::Policy;
+        use cradle_ledger::tx::Purpose;
+        use cradle_testkit::{TestConsortium, access_event, patient_key};
+        let t = TestConsortium::new(Policy::default());
+        let p = patient_key(0).public_key();
+        let (a, b) = (t.hospital_a.public_key(), t.hospital_b.public_key());
+        let events = [
+            access_event(1, &p, &a, &b, Purpose::Treat, EventOutcome::Permitted),
+            access_event(
+                2,
+                &p,
+                &a,
+                &b,
+                Purpose::EmergencyTreat,
+                EventOutcome::BreakGlass,
+            ),
+        ];
+        let plain = render_table(&events, &t.consortium);
+        assert!(!plain.contains("JUSTIFICATION"), "{plain}");
+        // A justification cannot forge rows of the table with line breaks or escapes.
+        let mut j = Justifications::new();
+        j.insert(
+            events[1].event.tx_hash,
+            JustificationView::Read("eclampsia\n2026-01-01  Forged Clinic\x1b[2K".into()),
+        );
+        let table = render_table_with(&events, &t.consortium, &j);
+        assert_eq!(table.lines().count(), 3, "{table}");
+        assert!(table.lines().next().unwrap().ends_with("JUSTIFICATION"));
+        assert!(
+            table.contains("eclampsia 2026-01-01  Forged Clinic [2K"),
+            "{table}"
+        );
+        j.insert(events[1].event.tx_hash, JustificationView::Sealed);
+        let table = render_table_with(&events, &t.consortium, &j);
+        assert!(table.contains("(sealed for the patient and the regulators)"));
+    }
 
     #[test]
     fn iso8601_matches_known_instants() {

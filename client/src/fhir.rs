@@ -5,7 +5,9 @@
 //! - [`consent_resources`]: one `Consent` per grant a patient gave.
 //!
 //! What it promises: the output names keys, identifiers and member institutions only. The ledger
-//! holds no patient names or health data, and neither does the export. Everything is read from
+//! holds no patient names or health data, and neither does the export, but for one thing: a
+//! break-glass justification, sealed on the ledger for the patient and the regulators, appears
+//! in clear in their own export only, opened on their machine with their key. Everything is read from
 //! committed records; nothing here reads the clock (the caller passes `now_ms`), so one input
 //! always gives the same JSON.
 //!
@@ -20,6 +22,9 @@ use cradle_ledger::state::GrantRecord;
 use cradle_ledger::tx::{Purpose, Scope};
 use cradle_ledger::{Consortium, GrantId, PublicKey};
 use serde_json::{Value, json};
+
+use crate::audit::Justifications;
+use crate::session::justification::JustificationView;
 
 /// DICOM controlled terminology: event types and audit participant role ids.
 pub const SYSTEM_DICOM: &str = "http://dicom.nema.org/resources/ontology/DCM";
@@ -57,9 +62,24 @@ const DAY_MS: u64 = 86_400_000;
 /// `consortium` supplies the display names of member institutions; `chain_id_hex` becomes each
 /// event's `source.site`, so events from different chains cannot be mistaken for each other.
 pub fn audit_bundle(events: &[IndexedEvent], consortium: &Consortium, chain_id_hex: &str) -> Value {
+    audit_bundle_with(events, consortium, chain_id_hex, &Justifications::new())
+}
+
+/// [`audit_bundle`], each emergency access with its justification as the reader sees it (the
+/// text for the patient and the regulators, that it is sealed for anyone else), as the
+/// `cradle-justification` detail of the ledger-record entity.
+pub fn audit_bundle_with(
+    events: &[IndexedEvent],
+    consortium: &Consortium,
+    chain_id_hex: &str,
+    justifications: &Justifications,
+) -> Value {
     let entries: Vec<Value> = events
         .iter()
-        .map(|e| json!({ "resource": audit_event(e, consortium, chain_id_hex) }))
+        .map(|e| {
+            let j = justifications.get(&e.event.tx_hash);
+            json!({ "resource": audit_event(e, consortium, chain_id_hex, j) })
+        })
         .collect();
     json!({ "resourceType": "Bundle", "type": "collection", "entry": entries })
 }
@@ -83,7 +103,12 @@ pub fn consent_resources(
     json!({ "resourceType": "Bundle", "type": "collection", "entry": entries })
 }
 
-fn audit_event(logged: &IndexedEvent, consortium: &Consortium, chain_id_hex: &str) -> Value {
+fn audit_event(
+    logged: &IndexedEvent,
+    consortium: &Consortium,
+    chain_id_hex: &str,
+    justification: Option<&JustificationView>,
+) -> Value {
     let e = &logged.event;
     let (outcome, outcome_desc) = match e.outcome {
         EventOutcome::Permitted => ("0", None),
@@ -105,7 +130,7 @@ fn audit_event(logged: &IndexedEvent, consortium: &Consortium, chain_id_hex: &st
             "observer": reference(&e.custodian, consortium, &e.patient),
             "type": [coding(SYSTEM_SOURCE_TYPE, "4", "Application Server")],
         },
-        "entity": entities(logged),
+        "entity": entities(logged, justification),
     });
     if let Some(desc) = outcome_desc {
         event["outcomeDesc"] = json!(desc);
@@ -150,7 +175,7 @@ fn custodian_agent(custodian: &PublicKey, consortium: &Consortium) -> Value {
 }
 
 /// The patient, the archive, the consent used (if any) and the ledger record itself.
-fn entities(logged: &IndexedEvent) -> Vec<Value> {
+fn entities(logged: &IndexedEvent, justification: Option<&JustificationView>) -> Vec<Value> {
     let e = &logged.event;
     let archive = e.archive.to_hex();
     let mut out = vec![
@@ -180,16 +205,20 @@ fn entities(logged: &IndexedEvent) -> Vec<Value> {
             "type": coding(SYSTEM_RESOURCE_TYPES, "Consent", "Consent"),
         }));
     }
+    let mut details = vec![
+        detail("cradle-tx-hash", &e.tx_hash.to_hex()),
+        detail("cradle-request-hash", &e.request_hash.to_hex()),
+        detail("cradle-block-height", &e.height.to_string()),
+        detail("cradle-log-index", &logged.index.to_string()),
+    ];
+    if let Some(j) = justification {
+        details.push(detail("cradle-justification", &j.display()));
+    }
     out.push(json!({
         "what": { "identifier": identifier(SYSTEM_TX, e.tx_hash.to_hex()) },
         "type": coding(SYSTEM_ENTITY_TYPE, "2", "System Object"),
         "description": "the ledger's access record",
-        "detail": [
-            detail("cradle-tx-hash", &e.tx_hash.to_hex()),
-            detail("cradle-request-hash", &e.request_hash.to_hex()),
-            detail("cradle-block-height", &e.height.to_string()),
-            detail("cradle-log-index", &logged.index.to_string()),
-        ],
+        "detail": details,
     }));
     out
 }
@@ -380,6 +409,34 @@ mod tests {
             purpose,
             outcome,
         )
+    }
+
+    #[test]
+    fn a_justification_is_a_detail_of_the_ledger_record_entity() {
+        let f = fixture();
+        let e = event(
+            &f,
+            &f.clinic,
+            Purpose::EmergencyTreat,
+            EventOutcome::BreakGlass,
+        );
+        let plain = audit_bundle(std::slice::from_ref(&e), &f.consortium, "ab");
+        assert!(!plain.to_string().contains("cradle-justification"));
+        let mut j = Justifications::new();
+        j.insert(
+            e.event.tx_hash,
+            JustificationView::Read("placenta praevia".into()),
+        );
+        let bundle = audit_bundle_with(&[e], &f.consortium, "ab", &j);
+        let ev = only_event(&bundle);
+        let record = ev["entity"].as_array().unwrap().last().unwrap();
+        let detail = record["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["type"] == "cradle-justification")
+            .unwrap();
+        assert_eq!(detail["valueString"], "placenta praevia");
     }
 
     fn only_event(bundle: &Value) -> &Value {

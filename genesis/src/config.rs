@@ -67,6 +67,19 @@ pub struct ApiConfig {
     /// API's address; keep it on loopback or a management network. None: no metrics served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
+    /// A certificate the operator provides (a PEM chain, e.g. from the hospital's or a public
+    /// certificate authority), served only to clients that ask by SNI for one of
+    /// `tls_server_names`: browsers opening the portal, which cannot pin from genesis. Every
+    /// other client gets the member certificate, which Cradle's client pins from genesis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// The operator certificate's private key (PEM; keep it mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<std::path::PathBuf>,
+    /// The DNS names the operator certificate is served for; never the name in genesis's
+    /// `api_addr`, which must keep the member certificate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls_server_names: Vec<String>,
 }
 
 impl ApiConfig {
@@ -79,6 +92,9 @@ impl ApiConfig {
             header_read_timeout_ms: default_header_read_timeout_ms(),
             plaintext: false,
             metrics_listen: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_server_names: Vec::new(),
         }
     }
 }
@@ -197,6 +213,24 @@ impl NodeConfig {
         P2pAddr::parse(&self.p2p.listen).map_err(|r| bad("p2p.listen", r))?;
         parse_api_addr(&self.api.listen).map_err(|r| bad("api.listen", r))?;
         let api = &self.api;
+        let operator_cert = (
+            api.tls_cert_file.is_some(),
+            api.tls_key_file.is_some(),
+            !api.tls_server_names.is_empty(),
+        );
+        if !matches!(operator_cert, (false, false, false) | (true, true, true)) {
+            return Err(bad(
+                "api.tls_cert_file",
+                "an operator certificate needs tls_cert_file, tls_key_file and \
+                 tls_server_names together",
+            ));
+        }
+        if api.plaintext && operator_cert.0 {
+            return Err(bad(
+                "api.plaintext",
+                "plain HTTP and an operator certificate exclude each other",
+            ));
+        }
         if !(1..=API_CONNECTIONS_MAX).contains(&api.connections_max) {
             return Err(bad(
                 "api.connections_max",

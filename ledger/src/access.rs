@@ -3,25 +3,29 @@
 //! The patient and the custodian may always read. Anyone else needs an active, unexpired,
 //! unrevoked grant from the patient that covers the archive and the purpose. Failing that, a
 //! care-providing member may break the glass, if genesis allows it, with purpose ETREAT and a
-//! justification; such reads are always flagged. Everything else is denied, and denials are
-//! recorded too.
+//! justification sealed for the patient and every regulator ([`crate::justification`]); such
+//! reads are always flagged. Everything else is denied, and denials are recorded too.
+
+use std::collections::BTreeSet;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{self, BoundedString};
-use crate::crypto::{ArchiveId, GrantId, Hash, PublicKey, Signature, TAG_ACCESS_REQUEST};
+use crate::codec;
+use crate::crypto::{
+    ArchiveId, GrantId, Hash, PublicKey, Signature, TAG_ACCESS_REQUEST, X25519Public,
+};
 use crate::error::Error;
 use crate::identity::{Policy, Role};
+use crate::justification::{self, SealedJustification};
 use crate::state::{ArchiveRecord, GrantRecord};
 use crate::tx::{Purpose, WrappedKey};
 
-/// Longest break-glass justification, in bytes. It is free text chosen by the clinician and
-/// must describe the emergency, never the patient's identity.
-pub const JUSTIFICATION_BYTES_MAX: usize = 512;
+pub use crate::justification::JUSTIFICATION_BYTES_MAX;
+
 /// Largest encoded [`SignedAccessRequest`] (the body of a fetch) a custodian reads. The
-/// largest request the types allow is under 700 bytes; the bound leaves room to grow and still
-/// refuses a large body before it is buffered.
+/// largest request the types allow (a justification sealed for sixteen readers) is under 2,600
+/// bytes; the bound leaves room to grow and still refuses a large body before it is buffered.
 pub const ACCESS_REQUEST_BYTES_MAX: usize = 4096;
 
 /// What an accessor asks for, signed by the accessor and embedded in the access record, so the
@@ -31,10 +35,26 @@ pub struct AccessRequest {
     pub accessor: PublicKey,
     pub archive: ArchiveId,
     pub purpose: Purpose,
-    pub justification: Option<BoundedString<JUSTIFICATION_BYTES_MAX>>,
+    /// Why emergency access is needed: free text, sealed for the patient and the regulators,
+    /// never in clear.
+    pub justification: Option<SealedJustification>,
     pub requested_at_ms: u64,
     /// Random, so one signed request is recorded at most once.
     pub request_id: [u8; 16],
+}
+
+impl AccessRequest {
+    /// The context this request's justification is sealed in ([`justification::context`]).
+    pub fn justification_context(&self, chain_id: &Hash) -> Hash {
+        justification::context(
+            chain_id,
+            &self.accessor,
+            &self.archive,
+            self.purpose,
+            self.requested_at_ms,
+            &self.request_id,
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
@@ -94,6 +114,8 @@ pub enum DenialReason {
     JustificationRequired = 7,
     /// Only care-providing member institutions may break the glass.
     BreakGlassNotMember = 8,
+    /// The justification is not sealed for exactly the patient and every regulator.
+    JustificationNotSealed = 9,
 }
 
 impl DenialReason {
@@ -107,6 +129,9 @@ impl DenialReason {
             DenialReason::BreakGlassNotAllowed => "break-glass access is not allowed by policy",
             DenialReason::JustificationRequired => "emergency access needs a justification",
             DenialReason::BreakGlassNotMember => "only member institutions may break the glass",
+            DenialReason::JustificationNotSealed => {
+                "the justification must be sealed for the patient and every regulator"
+            }
         }
     }
 }
@@ -179,13 +204,16 @@ fn grant_standing(
 }
 
 /// The access rule. `accessor_role` is the accessor's role if it is a member; `grants` are the
-/// patient's grants to this accessor, in grant-id order. Pure: same inputs, same decision.
+/// patient's grants to this accessor, in grant-id order; `readers` are the X25519 keys a
+/// break-glass justification must be sealed for (the patient's and every regulator's). Pure:
+/// same inputs, same decision.
 pub fn decide(
     policy: &Policy,
     archive_rec: &ArchiveRecord,
     request: &AccessRequest,
     accessor_role: Option<Role>,
     grants: &[(GrantId, GrantRecord)],
+    readers: &BTreeSet<X25519Public>,
     now_ms: u64,
 ) -> Decision {
     if request.accessor == archive_rec.patient {
@@ -218,14 +246,13 @@ pub fn decide(
         if !policy.break_glass_allowed {
             return Decision::Denied(DenialReason::BreakGlassNotAllowed);
         }
-        if request
-            .justification
-            .as_ref()
-            .is_none_or(|j| j.as_str().trim().is_empty())
-        {
-            return Decision::Denied(DenialReason::JustificationRequired);
-        }
-        return Decision::BreakGlass;
+        return match &request.justification {
+            None => Decision::Denied(DenialReason::JustificationRequired),
+            Some(j) if !j.is_sealed_for(readers) => {
+                Decision::Denied(DenialReason::JustificationNotSealed)
+            }
+            Some(_) => Decision::BreakGlass,
+        };
     }
     Decision::Denied(refusal)
 }
@@ -320,18 +347,24 @@ mod tests {
     #[test]
     fn the_largest_access_request_fits_its_bound() {
         let key = Keypair::from_seed(&[7; 32]);
+        let readers: Vec<_> = (0..crate::justification::JUSTIFICATION_READERS_MAX)
+            .map(|i| Keypair::from_seed(&[i as u8 + 10; 32]).x25519_public())
+            .collect();
+        let sealed =
+            crate::justification::seal(&"x".repeat(JUSTIFICATION_BYTES_MAX), &[4; 32], &readers)
+                .unwrap();
         let request = AccessRequest {
             accessor: key.public_key(),
             archive: ArchiveId([1; 32]),
             purpose: Purpose::EmergencyTreat,
-            justification: Some(BoundedString::new("x".repeat(JUSTIFICATION_BYTES_MAX)).unwrap()),
+            justification: Some(sealed),
             requested_at_ms: u64::MAX,
             request_id: [2; 16],
         };
         let signature = key.sign(TAG_ACCESS_REQUEST, &[3; 32], &request);
         let signed = SignedAccessRequest { request, signature };
         let bytes = signed.encode();
-        assert!(bytes.len() < 700, "{} bytes", bytes.len());
+        assert!(bytes.len() < 2600, "{} bytes", bytes.len());
         assert!(bytes.len() <= ACCESS_REQUEST_BYTES_MAX);
         assert_eq!(SignedAccessRequest::decode(&bytes).unwrap(), signed);
         assert!(SignedAccessRequest::decode(&vec![0; ACCESS_REQUEST_BYTES_MAX + 1]).is_err());

@@ -59,9 +59,17 @@ fn read_len<R: Read>(reader: &mut R, max: usize, what: &str) -> io::Result<usize
 }
 
 /// A vector whose decoded length can never exceed `MAX`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(transparent)]
 pub struct BoundedVec<T, const MAX: usize>(Vec<T>);
+
+/// From JSON too, a list longer than its bound is refused.
+impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for BoundedVec<T, MAX> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let items = <Vec<T> as Deserialize>::deserialize(d)?;
+        Self::new(items).map_err(serde::de::Error::custom)
+    }
+}
 
 impl<T, const MAX: usize> BoundedVec<T, MAX> {
     pub fn new(items: Vec<T>) -> Result<Self, Error> {
@@ -117,9 +125,17 @@ impl<T: BorshDeserialize, const MAX: usize> BorshDeserialize for BoundedVec<T, M
 }
 
 /// A UTF-8 string whose decoded length in bytes can never exceed `MAX`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(transparent)]
 pub struct BoundedString<const MAX: usize>(String);
+
+/// From JSON too, a string longer than its bound is refused.
+impl<'de, const MAX: usize> Deserialize<'de> for BoundedString<MAX> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as Deserialize>::deserialize(d)?;
+        Self::new(s).map_err(serde::de::Error::custom)
+    }
+}
 
 impl<const MAX: usize> BoundedString<MAX> {
     pub fn new(s: impl Into<String>) -> Result<Self, Error> {
@@ -155,9 +171,80 @@ impl<const MAX: usize> BorshDeserialize for BoundedString<MAX> {
     }
 }
 
+/// Bytes with at most `MAX` of them, on the wire and in JSON (as hex): an over-long encoding is
+/// refused before it is read whole.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct BoundedBytes<const MAX: usize>(Vec<u8>);
+
+impl<const MAX: usize> BoundedBytes<MAX> {
+    pub fn new(bytes: Vec<u8>) -> Result<Self, Error> {
+        if bytes.len() > MAX {
+            return Err(Error::TooLarge {
+                len: bytes.len(),
+                max: MAX,
+            });
+        }
+        Ok(Self(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl<const MAX: usize> BorshSerialize for BoundedBytes<MAX> {
+    fn serialize<W: Write>(&self, writer: &mut W) -> io::Result<()> {
+        BorshSerialize::serialize(&self.0, writer)
+    }
+}
+
+impl<const MAX: usize> BorshDeserialize for BoundedBytes<MAX> {
+    fn deserialize_reader<R: Read>(reader: &mut R) -> io::Result<Self> {
+        let len = read_len(reader, MAX, "bytes")?;
+        let mut buf = vec![0u8; len];
+        reader.read_exact(&mut buf)?;
+        Ok(Self(buf))
+    }
+}
+
+impl<const MAX: usize> Serialize for BoundedBytes<MAX> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(&self.0))
+    }
+}
+
+impl<'de, const MAX: usize> Deserialize<'de> for BoundedBytes<MAX> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as Deserialize>::deserialize(d)?;
+        if s.len() > MAX.saturating_mul(2) {
+            return Err(serde::de::Error::custom(format!(
+                "more than {MAX} bytes of hex"
+            )));
+        }
+        hex::decode(&s).map(Self).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_is_bounded_like_the_wire() {
+        assert!(serde_json::from_str::<BoundedVec<u8, 2>>("[1,2]").is_ok());
+        assert!(serde_json::from_str::<BoundedVec<u8, 2>>("[1,2,3]").is_err());
+        assert!(serde_json::from_str::<BoundedString<2>>("\"ab\"").is_ok());
+        assert!(serde_json::from_str::<BoundedString<2>>("\"abc\"").is_err());
+        let b: BoundedBytes<2> = serde_json::from_str("\"0102\"").unwrap();
+        assert_eq!(b.as_bytes(), &[1, 2]);
+        assert_eq!(serde_json::to_string(&b).unwrap(), "\"0102\"");
+        assert!(serde_json::from_str::<BoundedBytes<2>>("\"010203\"").is_err());
+        assert!(decode::<BoundedBytes<2>>(&encode(&vec![1u8, 2, 3]), 64).is_err());
+        assert_eq!(
+            decode::<BoundedBytes<3>>(&encode(&vec![1u8, 2, 3]), 64).unwrap(),
+            BoundedBytes::new(vec![1, 2, 3]).unwrap()
+        );
+    }
 
     #[test]
     fn decode_rejects_trailing_bytes_wrong_version_and_oversize() {

@@ -21,6 +21,8 @@ pub type Hash = [u8; 32];
 pub const TAG_TRANSACTION: &[u8] = b"cradle.ledger.transaction.v1\0";
 /// Signing tag of an accessor's request to read an archive, embedded in an access record.
 pub const TAG_ACCESS_REQUEST: &[u8] = b"cradle.ledger.access-request.v1\0";
+/// Signing tag of a patient's proof that she holds the keys a member enrols her with.
+pub const TAG_ENROLMENT: &[u8] = b"cradle.ledger.patient-enrolment.v1\0";
 /// Signing tag of an authenticated API request (method, path, body hash, time, nonce).
 pub const TAG_API_REQUEST: &[u8] = b"cradle.api.request.v1\0";
 

@@ -31,12 +31,20 @@ pub enum Error {
     LowOrderKey,
     #[error("the wrapped key does not open for this recipient and archive")]
     KeyUnwrap,
+    #[error("invalid justification: {0}")]
+    InvalidJustification(&'static str),
+    #[error("the justification is not sealed for this key")]
+    NotAJustificationReader,
+    #[error("the sealed justification does not open for this request, or was altered")]
+    JustificationUnreadable,
 
     // Consortium.
     #[error("unknown role {0:?}: want hospital, clinic or regulator")]
     UnknownRole(String),
     #[error("member {0} is listed twice")]
     DuplicateMember(PublicKey),
+    #[error("{count} regulators: a break-glass justification can be sealed for at most {max}")]
+    TooManyRegulators { count: usize, max: usize },
     #[error("invalid size limits")]
     InvalidLimits,
     #[error("consensus: {0}")]
@@ -66,6 +74,10 @@ pub enum Error {
     },
     #[error("patient {0} is already enrolled")]
     AlreadyEnrolled(PublicKey),
+    #[error(
+        "patient {0} did not sign this enrolment of her keys for this chain: she makes the proof with her own key"
+    )]
+    BadEnrolmentProof(PublicKey),
     #[error("a member key cannot be enrolled as a patient")]
     PatientIsMember,
     #[error("patient {0} is not enrolled")]

@@ -153,6 +153,15 @@ impl Consortium {
         limits: Limits,
     ) -> Result<Self, Error> {
         limits.validate()?;
+        // A break-glass justification is sealed for the patient and every regulator, and its
+        // readers are bounded.
+        let regulators = members.iter().filter(|m| m.role == Role::Regulator).count();
+        if regulators >= crate::justification::JUSTIFICATION_READERS_MAX {
+            return Err(Error::TooManyRegulators {
+                count: regulators,
+                max: crate::justification::JUSTIFICATION_READERS_MAX - 1,
+            });
+        }
         for (i, m) in members.iter().enumerate() {
             if members[..i].iter().any(|o| o.public_key == m.public_key) {
                 return Err(Error::DuplicateMember(m.public_key));
@@ -180,6 +189,11 @@ impl Consortium {
 
     pub fn member(&self, key: &PublicKey) -> Option<&Member> {
         self.members.iter().find(|m| &m.public_key == key)
+    }
+
+    /// The regulators, in genesis order: who reads break-glass justifications with the patient.
+    pub fn regulators(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| m.role == Role::Regulator)
     }
 
     /// The validators, in genesis order, as consensus counts them.

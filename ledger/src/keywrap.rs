@@ -42,6 +42,17 @@ pub fn wrap_key(
     archive: &ArchiveId,
     recipient: &X25519Public,
 ) -> Result<WrappedKey, Error> {
+    wrap_key_in(TAG_KEYWRAP, key, archive, recipient)
+}
+
+/// [`wrap_key`] under another HKDF domain `tag` (one per kind of key wrapped, so a key wrapped
+/// for one use never opens as another); `archive` may then be any 32-byte context id.
+pub(crate) fn wrap_key_in(
+    tag: &[u8],
+    key: &[u8; 32],
+    archive: &ArchiveId,
+    recipient: &X25519Public,
+) -> Result<WrappedKey, Error> {
     let mut eph_bytes = Zeroizing::new([0u8; 32]);
     getrandom::fill(eph_bytes.as_mut()).map_err(|e| Error::Random(e.to_string()))?;
     let eph_secret = StaticSecret::from(*eph_bytes);
@@ -51,7 +62,7 @@ pub fn wrap_key(
     if !shared.was_contributory() {
         return Err(Error::LowOrderKey);
     }
-    let cipher = wrap_cipher(shared.as_bytes(), &ephemeral, archive, recipient);
+    let cipher = wrap_cipher(tag, shared.as_bytes(), &ephemeral, archive, recipient);
 
     let mut sealed = [0u8; KEY_BYTES + TAG_BYTES];
     let (body, tag_out) = sealed.split_at_mut(KEY_BYTES);
@@ -73,6 +84,16 @@ pub fn unwrap_key(
     archive: &ArchiveId,
     recipient: &Keypair,
 ) -> Result<Zeroizing<[u8; 32]>, Error> {
+    unwrap_key_in(TAG_KEYWRAP, wrapped, archive, recipient)
+}
+
+/// [`unwrap_key`] of a key wrapped by [`wrap_key_in`] under `tag`.
+pub(crate) fn unwrap_key_in(
+    tag: &[u8],
+    wrapped: &WrappedKey,
+    archive: &ArchiveId,
+    recipient: &Keypair,
+) -> Result<Zeroizing<[u8; 32]>, Error> {
     let recipient_public = recipient.x25519_public();
     let shared = recipient
         .x25519_static()
@@ -81,6 +102,7 @@ pub fn unwrap_key(
         return Err(Error::KeyUnwrap);
     }
     let cipher = wrap_cipher(
+        tag,
         shared.as_bytes(),
         &wrapped.ephemeral,
         archive,
@@ -108,6 +130,7 @@ pub fn unwrap_key(
 /// The one-use AES-256-GCM cipher of a wrap: HKDF-SHA256 with
 /// salt = ephemeral || recipient and info = tag || archive || recipient.
 fn wrap_cipher(
+    tag: &[u8],
     shared: &[u8; 32],
     ephemeral: &X25519Public,
     archive: &ArchiveId,
@@ -119,7 +142,7 @@ fn wrap_cipher(
     let hkdf = Hkdf::<Sha256>::new(Some(&salt), shared);
     let mut okm = Zeroizing::new([0u8; 32]);
     // 32 bytes is far below HKDF-SHA256's limit of 255 * 32: expansion cannot fail.
-    let expanded = hkdf.expand_multi_info(&[TAG_KEYWRAP, &archive.0, &recipient.0], okm.as_mut());
+    let expanded = hkdf.expand_multi_info(&[tag, &archive.0, &recipient.0], okm.as_mut());
     debug_assert!(expanded.is_ok());
     let key: &Key<Aes256Gcm> = (&*okm).into();
     Aes256Gcm::new(key)

@@ -11,7 +11,8 @@
 //! - [`contract`] and [`api_request`]: the HTTP contract between node and client, and signed
 //!   API requests;
 //! - [`codec`] and [`crypto`]: canonical, bounded encoding and domain-separated signatures;
-//! - [`keywrap`]: archive keys wrapped for one recipient and one archive.
+//! - [`keywrap`]: archive keys wrapped for one recipient and one archive;
+//! - [`justification`]: break-glass justifications sealed for the patient and the regulators.
 //!
 //! Pure and deterministic: no clock, no randomness in the rules, no I/O. The node feeds it blocks
 //! and stores what it returns.
@@ -25,6 +26,7 @@ pub mod contract;
 pub mod crypto;
 pub mod error;
 pub mod identity;
+pub mod justification;
 pub mod keywrap;
 pub mod merkle;
 pub mod rules;

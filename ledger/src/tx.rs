@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::access::{AccessOutcome, SignedAccessRequest};
 use crate::codec::{self, BoundedVec};
 use crate::crypto::{
-    self, ArchiveId, GrantId, Hash, Keypair, PublicKey, Signature, TAG_TRANSACTION, X25519Public,
+    self, ArchiveId, GrantId, Hash, Keypair, PublicKey, Signature, TAG_ENROLMENT, TAG_TRANSACTION,
+    X25519Public,
 };
 use crate::error::Error;
 
@@ -178,11 +179,44 @@ impl Scope {
     }
 }
 
-/// A member enrols a patient: public keys only, never a name or national ID.
+/// A member enrols a patient: public keys only, never a name or national ID, with her proof
+/// that she holds the signing key and chose the X25519 key, so no member can pair her identity
+/// with an X25519 key of its own (and open the archive keys wrapped for her).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct EnrolPatient {
     pub patient: PublicKey,
     pub x25519: X25519Public,
+    /// The patient's signature over `TAG_ENROLMENT || chain_id || borsh((patient, x25519))`.
+    pub proof: Signature,
+}
+
+impl EnrolPatient {
+    /// The patient's own enrolment on `chain_id`: her keys and her proof over both.
+    pub fn prove(patient: &Keypair, chain_id: &Hash) -> Self {
+        let keys = (patient.public_key(), patient.x25519_public());
+        Self {
+            patient: keys.0,
+            x25519: keys.1,
+            proof: patient.sign(TAG_ENROLMENT, chain_id, &keys),
+        }
+    }
+
+    /// The bytes the patient signed for `chain_id`.
+    pub fn proof_signing_bytes(&self, chain_id: &Hash) -> Vec<u8> {
+        crypto::signing_bytes(TAG_ENROLMENT, chain_id, &(self.patient, self.x25519))
+    }
+
+    /// Checks the patient's proof for `chain_id`.
+    pub fn verify_proof(&self, chain_id: &Hash) -> Result<(), Error> {
+        self.patient
+            .verify(
+                TAG_ENROLMENT,
+                chain_id,
+                &(self.patient, self.x25519),
+                &self.proof,
+            )
+            .map_err(|_| Error::BadEnrolmentProof(self.patient))
+    }
 }
 
 /// The custodian's wrapped key for one grant, carried by a new archive's registration.
@@ -313,7 +347,7 @@ impl SignedTransaction {
     }
 
     /// Checks the chain id and the signer's signature (and, for an access record, the
-    /// accessor's signature on the embedded request).
+    /// accessor's signature on the embedded request; for an enrolment, the patient's proof).
     pub fn verify(&self, chain_id: &Hash) -> Result<(), Error> {
         if &self.tx.chain_id != chain_id {
             return Err(Error::WrongChain);
@@ -321,8 +355,10 @@ impl SignedTransaction {
         self.tx
             .signer
             .verify(TAG_TRANSACTION, chain_id, &self.tx, &self.signature)?;
-        if let TxBody::RecordAccess(r) = &self.tx.body {
-            r.request.verify(chain_id)?;
+        match &self.tx.body {
+            TxBody::RecordAccess(r) => r.request.verify(chain_id)?,
+            TxBody::EnrolPatient(e) => e.verify_proof(chain_id)?,
+            _ => {}
         }
         Ok(())
     }

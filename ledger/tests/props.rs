@@ -18,16 +18,17 @@ fn key32() -> impl Strategy<Value = [u8; 32]> {
     any::<[u8; 32]>()
 }
 
-fn body() -> impl Strategy<Value = TxBody> {
+fn body(chain: Hash) -> impl Strategy<Value = TxBody> {
     let wk = (key32(), any::<u8>()).prop_map(|(e, s)| WrappedKey {
         ephemeral: X25519Public(e),
         sealed: [s; 48],
     });
     prop_oneof![
-        (key32(), key32()).prop_map(|(p, x)| TxBody::EnrolPatient(EnrolPatient {
-            patient: PublicKey(p),
-            x25519: X25519Public(x)
-        })),
+        // The patient's own proof for the chain the transaction is signed for.
+        key32().prop_map(move |seed| TxBody::EnrolPatient(EnrolPatient::prove(
+            &Keypair::from_seed(&seed),
+            &chain
+        ))),
         (
             key32(),
             key32(),
@@ -83,16 +84,18 @@ fn body() -> impl Strategy<Value = TxBody> {
 }
 
 fn signed_tx() -> impl Strategy<Value = SignedTransaction> {
-    (key32(), any::<u64>(), body(), any::<[u8; 32]>()).prop_map(|(chain, nonce, body, seed)| {
-        let key = Keypair::from_seed(&seed);
-        Transaction {
-            chain_id: chain,
-            signer: key.public_key(),
-            nonce,
-            body,
-        }
-        .sign(&key)
-    })
+    key32()
+        .prop_flat_map(|chain| (Just(chain), any::<u64>(), body(chain), any::<[u8; 32]>()))
+        .prop_map(|(chain, nonce, body, seed)| {
+            let key = Keypair::from_seed(&seed);
+            Transaction {
+                chain_id: chain,
+                signer: key.public_key(),
+                nonce,
+                body,
+            }
+            .sign(&key)
+        })
 }
 
 proptest! {

@@ -111,6 +111,96 @@ fn a_patient_is_enrolled_once_and_never_as_a_member() {
     refused(&mut w, tx, Error::PatientIsMember);
 }
 
+/// The patient's proof is checked where every signature is: on a node's admission
+/// (`SignedTransaction::verify`) and in the block's batch; both name the patient.
+fn refused_without_proof(w: &mut World, tx: SignedTransaction, patient: PublicKey) {
+    assert_eq!(
+        tx.verify(&w.chain_id()),
+        Err(Error::BadEnrolmentProof(patient))
+    );
+    refused(w, tx, Error::BadEnrolmentProof(patient));
+}
+
+#[test]
+fn a_clinic_cannot_pair_a_mothers_signing_key_with_its_own_x25519_key() {
+    let mut w = World::new(Policy::default());
+    let clinic = w.clinic.clone_key();
+    let mother = patient_key(1);
+    let chain = w.chain_id();
+    let her_proof = EnrolPatient::prove(&mother, &chain);
+    let forgeries = [
+        // Her real proof, with the clinic's X25519 key put in place of hers.
+        EnrolPatient {
+            x25519: clinic.x25519_public(),
+            ..her_proof.clone()
+        },
+        // A proof the clinic signed itself over her signing key and its X25519 key.
+        EnrolPatient {
+            patient: mother.public_key(),
+            x25519: clinic.x25519_public(),
+            proof: clinic.sign(
+                crypto::TAG_ENROLMENT,
+                &chain,
+                &(mother.public_key(), clinic.x25519_public()),
+            ),
+        },
+        // No proof at all.
+        EnrolPatient {
+            patient: mother.public_key(),
+            x25519: clinic.x25519_public(),
+            proof: Signature([0; 64]),
+        },
+    ];
+    for forged in forgeries {
+        let tx = w.sign(&clinic, TxBody::EnrolPatient(forged));
+        refused_without_proof(&mut w, tx, mother.public_key());
+    }
+    assert_eq!(w.store.patient(&mother.public_key()).unwrap(), None);
+    // Her own enrolment still goes through, by the same clinic, with her X25519 key.
+    let tx = w.sign(&clinic, TxBody::EnrolPatient(her_proof));
+    tx.verify(&chain).unwrap();
+    w.commit_one(tx).unwrap();
+    let record = w.store.patient(&mother.public_key()).unwrap().unwrap();
+    assert_eq!(record.x25519, mother.x25519_public());
+    assert_eq!(record.enrolled_by, clinic.public_key());
+}
+
+#[test]
+fn an_enrolment_proof_for_another_chain_or_another_purpose_is_refused() {
+    let mut w = World::new(Policy::default());
+    let a = w.hospital_a.clone_key();
+    let mother = patient_key(1);
+    let chain = w.chain_id();
+    let elsewhere = EnrolPatient::prove(&mother, &[9; 32]);
+    let tx = w.sign(&a, TxBody::EnrolPatient(elsewhere));
+    refused_without_proof(&mut w, tx, mother.public_key());
+    // Her signature over the same keys under another tag (say, a transaction's) is no proof.
+    let keys = (mother.public_key(), mother.x25519_public());
+    let other_tag = EnrolPatient {
+        patient: keys.0,
+        x25519: keys.1,
+        proof: mother.sign(crypto::TAG_TRANSACTION, &chain, &keys),
+    };
+    let tx = w.sign(&a, TxBody::EnrolPatient(other_tag));
+    refused_without_proof(&mut w, tx, mother.public_key());
+    // A block batch names the transaction whose proof fails.
+    let good = w.enrol(&a, &patient_key(2));
+    let bad = w.sign(
+        &a,
+        TxBody::EnrolPatient(EnrolPatient::prove(&patient_key(3), &[9; 32])),
+    );
+    assert_eq!(
+        block::verify_signatures(&[good.clone(), bad], &chain),
+        Err(Error::InvalidTx {
+            index: 1,
+            source: Box::new(Error::BadEnrolmentProof(patient_key(3).public_key()))
+        })
+    );
+    w.commit_one(good).unwrap();
+    let tx = w.enrol(&a, &mother);
+    w.commit_one(tx).unwrap();
+}
+
 #[test]
 fn replayed_and_reused_nonces_are_refused() {
     let mut w = World::new(Policy::default());
@@ -123,10 +213,7 @@ fn replayed_and_reused_nonces_are_refused() {
         chain_id: w.chain_id(),
         signer: a.public_key(),
         nonce: 1,
-        body: TxBody::EnrolPatient(EnrolPatient {
-            patient: patient_key(2).public_key(),
-            x25519: patient_key(2).x25519_public(),
-        }),
+        body: TxBody::EnrolPatient(EnrolPatient::prove(&patient_key(2), &w.chain_id())),
     }
     .sign(&a);
     refused(&mut w, old, Error::StaleNonce { got: 1, last: 1 });
@@ -136,10 +223,7 @@ fn replayed_and_reused_nonces_are_refused() {
         ..tx.tx.clone()
     };
     let gap = Transaction {
-        body: TxBody::EnrolPatient(EnrolPatient {
-            patient: patient_key(3).public_key(),
-            x25519: patient_key(3).x25519_public(),
-        }),
+        body: TxBody::EnrolPatient(EnrolPatient::prove(&patient_key(3), &w.chain_id())),
         ..gap
     }
     .sign(&a);

@@ -156,12 +156,26 @@ async fn run(home: Home) -> anyhow::Result<()> {
         None
     } else {
         let names = vec![listen.ip().to_string()];
-        let config = http::tls::member_server_config(
+        let api_config = &home.config.api;
+        let (cert_path, key_path) = (
+            api_config.tls_cert_file.as_ref().map(|p| home.dir.join(p)),
+            api_config.tls_key_file.as_ref().map(|p| home.dir.join(p)),
+        );
+        let operator = match (&cert_path, &key_path) {
+            (Some(cert), Some(key)) => Some(http::tls::OperatorCert {
+                cert_file: cert,
+                key_file: key,
+                names: &api_config.tls_server_names,
+            }),
+            _ => None,
+        };
+        let config = http::tls::server_config(
             &home.config.member,
             &home.keypair.ed25519_seed(),
             names,
+            operator,
         )
-        .context("the API's TLS certificate")?;
+        .context("the API's TLS certificates")?;
         Some(tokio_rustls::TlsAcceptor::from(config))
     };
     info!(%listen, tls = tls.is_some(), "api listening");

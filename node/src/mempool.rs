@@ -212,10 +212,7 @@ mod tests {
             chain_id: [1; 32],
             signer: key.public_key(),
             nonce,
-            body: TxBody::EnrolPatient(EnrolPatient {
-                patient: p.public_key(),
-                x25519: p.x25519_public(),
-            }),
+            body: TxBody::EnrolPatient(EnrolPatient::prove(&p, &[1; 32])),
         }
         .sign(key);
         (stx.hash(), stx)

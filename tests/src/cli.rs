@@ -67,6 +67,8 @@ pub fn mother_with_archive(c: &Cluster, work: &Path, custodian: usize, record: &
         Command::new(bin("cradle").expect("the cradle binary is built"))
             .args(["keygen", "--out"])
             .arg(&key)
+            .arg("--genesis")
+            .arg(c.nodes[custodian].home.join("genesis.json"))
             .output()
             .expect("running cradle keygen"),
     );

@@ -32,10 +32,7 @@ pub fn enrol(chain_id: Hash, member: &Keypair, patient: &Keypair) -> Vec<u8> {
         chain_id,
         signer: member.public_key(),
         nonce: fresh_nonce(),
-        body: TxBody::EnrolPatient(EnrolPatient {
-            patient: patient.public_key(),
-            x25519: patient.x25519_public(),
-        }),
+        body: TxBody::EnrolPatient(EnrolPatient::prove(patient, &chain_id)),
     }
     .sign(member)
     .encode()

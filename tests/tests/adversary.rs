@@ -131,10 +131,7 @@ fn a_nonce_at_the_top_of_the_range_is_refused_and_the_institution_keeps_working(
         chain_id: c.chain_id(),
         signer: key.public_key(),
         nonce: u64::MAX,
-        body: TxBody::EnrolPatient(EnrolPatient {
-            patient: patient.public_key(),
-            x25519: patient.x25519_public(),
-        }),
+        body: TxBody::EnrolPatient(EnrolPatient::prove(&patient, &c.chain_id())),
     }
     .sign(&key);
     match c.client(0).submit(&tx.encode(), true) {
@@ -153,6 +150,8 @@ fn a_nonce_at_the_top_of_the_range_is_refused_and_the_institution_keeps_working(
     ok(Command::new(bin("cradle").unwrap())
         .args(["keygen", "--out"])
         .arg(&p_key)
+        .arg("--genesis")
+        .arg(c.nodes[0].home.join("genesis.json"))
         .output()
         .unwrap());
     let p_pub = work.join("patient.key.pub");

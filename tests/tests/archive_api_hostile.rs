@@ -22,7 +22,7 @@ use cradle_genesis::config::NodeConfig;
 use cradle_ledger::access::{AccessRequest, SignedAccessRequest};
 use cradle_ledger::api_request::{AUTH_HEADER, ApiRequest};
 use cradle_ledger::crypto::{TAG_ACCESS_REQUEST, sha256};
-use cradle_ledger::tx::{Category, Purpose};
+use cradle_ledger::tx::{Category, EnrolPatient, Purpose};
 use cradle_ledger::{ArchiveId, Hash, Keypair};
 use cradle_tests::Cluster;
 use serde_json::Value;
@@ -320,7 +320,7 @@ fn scene() -> Scene {
     std::fs::write(&record, &plaintext).unwrap();
     let hospital = Session::connect(&api, c.genesis.clone(), c.member_key(0).unwrap()).unwrap();
     hospital
-        .enrol_patient(patient.public_key(), patient.x25519_public())
+        .enrol_patient(EnrolPatient::prove(&patient, &c.chain_id()))
         .unwrap();
     let put = hospital
         .put_archive(

@@ -393,6 +393,8 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     let out = Command::new(bin("cradle").unwrap())
         .args(["keygen", "--out"])
         .arg(&p_key)
+        .arg("--genesis")
+        .arg(c.nodes[0].home.join("genesis.json"))
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -580,6 +582,35 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
         recorded_outcome(&c, 2, got["access_tx"].as_str().unwrap()),
         "break_glass"
     );
+    // The justification is sealed on the ledger: the access record a node serves as JSON holds
+    // only ciphertext and wrapped keys, and neither it, the block's header nor the raw block
+    // that carries it holds the text.
+    let committed =
+        cradle_tests::cli::committed_tx(&c, 3, got["access_tx"].as_str().unwrap(), WAIT);
+    let sealed = &committed["tx"]["tx"]["body"]["request"]["request"]["justification"];
+    assert!(sealed["ciphertext"].is_string(), "{committed}");
+    assert_eq!(
+        sealed["wraps"].as_array().unwrap().len(),
+        2,
+        "patient and regulator"
+    );
+    let height = committed["height"].as_u64().unwrap();
+    let raw = c
+        .client(3)
+        .get_bytes(&format!("/v1/blocks/{height}/raw"))
+        .unwrap();
+    let header = c
+        .client(3)
+        .get_json(&format!("/v1/blocks/{height}"))
+        .unwrap();
+    for text in ["haemorrhage", "unconscious"] {
+        assert!(!committed.to_string().contains(text), "{committed}");
+        assert!(!header.to_string().contains(text), "{header}");
+        assert!(
+            !raw.windows(text.len()).any(|w| w == text.as_bytes()),
+            "{text:?} in the raw block"
+        );
+    }
 
     // A custodian that serves altered ciphertext is caught; nothing is written.
     let proxy = LyingProxy::start(&c, 0, alter_ciphertext);
@@ -922,6 +953,34 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
             .iter()
             .all(|e| e["break_glass"] == true && e["institution"] == "County Hospital 2")
     );
+    // The patient and the regulator read each justification with their own key; the
+    // institution that wrote it, and everyone else, see only that one exists.
+    let texts = [
+        "postpartum haemorrhage on arrival, patient unconscious",
+        "eclampsia, transfer in progress",
+    ];
+    let read = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["break_glass"] == true)
+            .map(|e| {
+                assert_eq!(e["justification"]["status"], "read", "{e}");
+                e["justification"]["text"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(read(glass), texts);
+    assert_eq!(read(history["events"].as_array().unwrap()), texts);
+    let patient_table = ok(audit(1, "table"));
+    assert!(patient_table.contains(texts[0]), "{patient_table}");
+    // Nor is it in any node's log.
+    for i in 0..4 {
+        let log = c.log(i);
+        assert!(
+            !log.contains("haemorrhage") && !log.contains("eclampsia"),
+            "node {i} logged a justification"
+        );
+    }
     let own = json(audit_verify(
         &c.nodes[3].api,
         &b_key,
@@ -937,6 +996,12 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
         .count();
     assert_eq!(own["events"].as_array().unwrap().len(), by_b);
     assert_eq!(by_b, 10);
+    for e in own["events"].as_array().unwrap() {
+        if e["break_glass"] == true {
+            assert_eq!(e["justification"]["status"], "sealed", "{e}");
+        }
+    }
+    assert!(!own.to_string().contains("eclampsia"), "{own}");
 
     // The custodian's operator restores the damaged object from a backup.
     std::fs::write(&object, &original).unwrap();
@@ -1027,6 +1092,11 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
 
     // The FHIR exports of the audit and of the consents pass an independent R4 validator.
     let validator = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lib/fhir_validate.py");
+    let fhir = ok(audit(0, "fhir"));
+    assert!(
+        fhir.contains("cradle-justification") && fhir.contains(texts[0]),
+        "{fhir}"
+    );
     for (name, out) in [
         ("audit.fhir.json", audit(0, "fhir")),
         (
@@ -1066,6 +1136,8 @@ fn break_glass_is_denied_when_genesis_forbids_it() {
         Command::new(bin("cradle").unwrap())
             .args(["keygen", "--out"])
             .arg(&p_key)
+            .arg("--genesis")
+            .arg(c.nodes[0].home.join("genesis.json"))
             .output()
             .unwrap()
             .status

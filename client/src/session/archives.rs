@@ -116,26 +116,23 @@ impl Session {
         progress: &dyn Progress,
     ) -> Result<GetReceipt, ClientError> {
         let record = self.archive_record(&archive)?;
-        let justification = justification
-            .map(|j| {
-                BoundedString::<JUSTIFICATION_BYTES_MAX>::new(j.to_string()).map_err(|_| {
-                    ClientError::Invalid(format!(
-                        "the justification is longer than {JUSTIFICATION_BYTES_MAX} bytes"
-                    ))
-                })
-            })
-            .transpose()?;
         let mut request_id = [0u8; 16];
         getrandom::fill(&mut request_id)
             .map_err(|e| ClientError::Invalid(format!("random source failed: {e}")))?;
-        let request = AccessRequest {
+        let mut request = AccessRequest {
             accessor: self.key.public_key(),
             archive,
             purpose,
-            justification,
+            justification: None,
             requested_at_ms: now_ms(),
             request_id,
         };
+        // The justification never leaves this machine in clear: sealed for the patient and
+        // the regulators, bound to this request, then signed with it.
+        if let Some(text) = justification {
+            let readers = self.justification_readers(&record.patient)?;
+            justification::seal_into(&mut request, &self.chain_id, text, &readers)?;
+        }
         let requested_at_ms = request.requested_at_ms;
         let signature = self.key.sign(TAG_ACCESS_REQUEST, &self.chain_id, &request);
         let body = SignedAccessRequest { request, signature }.encode();

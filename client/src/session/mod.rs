@@ -4,13 +4,15 @@
 //! Everything secret happens here, on the client: archive keys are made here, archives are
 //! encrypted here before upload and decrypted here after download, and archive keys leave only
 //! wrapped for their recipients. The node sees ciphertext, hashes and wrapped keys.
-//! Putting and getting archives is in [`archives`].
+//! Putting and getting archives is in [`archives`]; a patient's public key file with her proof
+//! for enrolment in [`enrolment`]; break-glass justifications, sealed for the patient and the
+//! regulators and opened in their audits, in [`justification`].
 
 use std::time::Duration;
 
-use cradle_ledger::access::{AccessRequest, JUSTIFICATION_BYTES_MAX, SignedAccessRequest};
+use cradle_ledger::access::{AccessRequest, SignedAccessRequest};
 use cradle_ledger::api_request::AUTH_HEADER;
-use cradle_ledger::codec::{BoundedString, BoundedVec};
+use cradle_ledger::codec::BoundedVec;
 use cradle_ledger::crypto::{TAG_ACCESS_REQUEST, sha256};
 use cradle_ledger::keywrap::{unwrap_key, wrap_key};
 use cradle_ledger::state::{ArchiveRecord, GrantRecord, PatientRecord};
@@ -33,6 +35,8 @@ use crate::api::{ApiClient, ApiError};
 use crate::seal::{self, ArchiveKey, SealError};
 
 mod archives;
+pub mod enrolment;
+pub mod justification;
 
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -323,13 +327,11 @@ impl Session {
             .collect()
     }
 
-    /// A member enrols a patient by her public keys.
-    pub fn enrol_patient(
-        &self,
-        patient: PublicKey,
-        x25519: X25519Public,
-    ) -> Result<Receipt, ClientError> {
-        self.submit(TxBody::EnrolPatient(EnrolPatient { patient, x25519 }))
+    /// A member enrols a patient by her public keys, with the proof she made for this chain
+    /// ([`EnrolPatient::prove`]); the proof is checked here before anything is sent.
+    pub fn enrol_patient(&self, enrolment: EnrolPatient) -> Result<Receipt, ClientError> {
+        enrolment.verify_proof(&self.chain_id)?;
+        self.submit(TxBody::EnrolPatient(enrolment))
     }
 
     /// The patient grants `grantee` access to the archives `scope` covers, for `purposes`,

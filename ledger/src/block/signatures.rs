@@ -77,7 +77,7 @@ pub fn check_block<'a>(
 }
 
 /// Checks every transaction's signatures in one batch (and, for access records, the accessor's
-/// signature on the request), plus each chain id. Names the first bad transaction on failure.
+/// signature on the request; for enrolments, the patient's proof), plus each chain id. Names the first bad transaction on failure.
 pub fn verify_signatures(txs: &[SignedTransaction], chain_id: &Hash) -> Result<(), Error> {
     verify_batch(txs, chain_id, |_| true)
 }
@@ -119,17 +119,28 @@ fn verify_batch(
         messages.push(stx.signing_bytes());
         signatures.push(ed25519_dalek::Signature::from_bytes(&stx.signature.0));
         keys_.push(parse(&stx.tx.signer).map_err(invalid)?);
-        owner.push(index);
-        if let TxBody::RecordAccess(r) = &stx.tx.body {
-            let req = &r.request;
-            messages.push(crypto::signing_bytes(
-                crypto::TAG_ACCESS_REQUEST,
-                chain_id,
-                &req.request,
-            ));
-            signatures.push(ed25519_dalek::Signature::from_bytes(&req.signature.0));
-            keys_.push(parse(&req.request.accessor).map_err(invalid)?);
-            owner.push(index);
+        owner.push((index, Error::BadSignature));
+        match &stx.tx.body {
+            TxBody::RecordAccess(r) => {
+                let req = &r.request;
+                messages.push(crypto::signing_bytes(
+                    crypto::TAG_ACCESS_REQUEST,
+                    chain_id,
+                    &req.request,
+                ));
+                signatures.push(ed25519_dalek::Signature::from_bytes(&req.signature.0));
+                keys_.push(parse(&req.request.accessor).map_err(invalid)?);
+                owner.push((index, Error::BadSignature));
+            }
+            TxBody::EnrolPatient(e) => {
+                // The patient's proof that she holds the keys she is enrolled with.
+                let bad_proof = Error::BadEnrolmentProof(e.patient);
+                messages.push(e.proof_signing_bytes(chain_id));
+                signatures.push(ed25519_dalek::Signature::from_bytes(&e.proof.0));
+                keys_.push(parse(&e.patient).map_err(|_| invalid(bad_proof.clone()))?);
+                owner.push((index, bad_proof));
+            }
+            _ => {}
         }
     }
     if messages.is_empty() {
@@ -142,9 +153,10 @@ fn verify_batch(
     // Batch verification says only that something is wrong; find what, strictly.
     for (i, msg) in refs.iter().enumerate() {
         if keys_[i].verify_strict(msg, &signatures[i]).is_err() {
+            let (index, error) = owner.swap_remove(i);
             return Err(Error::InvalidTx {
-                index: owner[i],
-                source: Box::new(Error::BadSignature),
+                index,
+                source: Box::new(error),
             });
         }
     }

@@ -3,12 +3,14 @@
 //! event to the global log, the patient's, the archive's, the accessor's and, for break-glass,
 //! the break-glass log.
 
+use std::collections::BTreeSet;
+
 use crate::access::{self, AccessEvent, AccessRequest, Decision, EventOutcome, LoggedEvent};
-use crate::crypto::{self, Digest32, Hash, PublicKey};
+use crate::crypto::{self, Digest32, Hash, PublicKey, X25519Public};
 use crate::error::Error;
 use crate::identity::{Consortium, Role};
 use crate::state::{ArchiveRecord, Overlay, StateExt, StateReader, keys};
-use crate::tx::RecordAccess;
+use crate::tx::{Purpose, RecordAccess};
 
 use super::{BlockContext, OPEN_GRANTS_MAX};
 
@@ -41,9 +43,29 @@ pub fn decide_access<S: StateReader + ?Sized>(
         OPEN_GRANTS_MAX as usize * 4,
     )?;
     let role: Option<Role> = c.member(&req.accessor).map(|m| m.role);
+    let readers = if req.purpose == Purpose::EmergencyTreat {
+        justification_readers(state, c, &archive.patient)?
+    } else {
+        BTreeSet::new()
+    };
     Ok(access::decide(
-        &c.policy, archive, req, role, &grants, now_ms,
+        &c.policy, archive, req, role, &grants, &readers, now_ms,
     ))
+}
+
+/// Whom a break-glass justification about `patient`'s archive must be sealed for: the
+/// patient's X25519 key and every regulator's.
+pub fn justification_readers<S: StateReader + ?Sized>(
+    state: &S,
+    c: &Consortium,
+    patient: &PublicKey,
+) -> Result<BTreeSet<X25519Public>, Error> {
+    let record = state
+        .patient(patient)?
+        .ok_or(Error::UnknownPatient(*patient))?;
+    let mut readers: BTreeSet<X25519Public> = c.regulators().map(|m| m.x25519).collect();
+    readers.insert(record.x25519);
+    Ok(readers)
 }
 
 pub(super) fn record_access<S: StateReader + ?Sized>(

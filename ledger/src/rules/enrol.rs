@@ -1,4 +1,10 @@
 //! Enrolling a patient: a care-providing member records a patient's keys, once.
+//!
+//! The enrolment carries the patient's proof, her signature over both her keys for this chain
+//! ([`EnrolPatient::verify_proof`]): no member can enrol her signing key with an X25519 key of
+//! its own. Like every signature, the proof is checked before any rule runs, in the block's
+//! one signature batch and on a node's admission of the transaction ([`crate::block`]), and
+//! fails with [`Error::BadEnrolmentProof`].
 
 use crate::crypto::PublicKey;
 use crate::error::Error;

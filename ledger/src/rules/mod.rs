@@ -21,7 +21,7 @@ use crate::identity::Consortium;
 use crate::state::{Overlay, StateExt, StateReader, keys};
 use crate::tx::{self, SignedTransaction, TxBody};
 
-pub use access::decide_access;
+pub use access::{decide_access, justification_readers};
 
 /// Most unrevoked grants one patient may hold open at once.
 pub const OPEN_GRANTS_MAX: u32 = tx::GRANT_KEYS_MAX as u32;

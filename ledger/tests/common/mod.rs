@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use cradle_consensus::{CommitCertificate, Vote, VoteKind};
 use cradle_ledger::access::{AccessOutcome, AccessRequest, SignedAccessRequest};
 use cradle_ledger::block::{self, ChainTip, Executed, FinalizedBlock};
-use cradle_ledger::codec::{BoundedString, BoundedVec};
+use cradle_ledger::codec::BoundedVec;
 use cradle_ledger::crypto::{self, TAG_ACCESS_REQUEST};
+use cradle_ledger::justification;
 use cradle_ledger::state::{MemoryStore, StateExt};
 use cradle_ledger::tx::*;
 use cradle_ledger::*;
@@ -153,14 +154,10 @@ impl World {
         self.store.state_root().unwrap()
     }
 
+    /// `by` enrols `patient` with her own proof for this chain.
     pub fn enrol(&mut self, by: &Keypair, patient: &Keypair) -> SignedTransaction {
-        self.sign(
-            by,
-            TxBody::EnrolPatient(EnrolPatient {
-                patient: patient.public_key(),
-                x25519: patient.x25519_public(),
-            }),
-        )
+        let body = EnrolPatient::prove(patient, &self.chain_id());
+        self.sign(by, TxBody::EnrolPatient(body))
     }
 
     pub fn register(
@@ -227,6 +224,8 @@ impl World {
         self.sign(patient, TxBody::RevokeConsent(RevokeConsent { grant }))
     }
 
+    /// `accessor`'s signed request; a justification is sealed for whom the ledger wants it
+    /// sealed: the archive's patient and every regulator.
     pub fn request(
         &self,
         accessor: &Keypair,
@@ -235,14 +234,47 @@ impl World {
         justification: Option<&str>,
         id: u8,
     ) -> SignedAccessRequest {
-        let request = AccessRequest {
+        let readers = self.justification_readers(&archive);
+        let justification = justification.map(|text| (text, readers.as_slice()));
+        self.request_sealed(accessor, archive, purpose, justification, id)
+    }
+
+    /// The readers of a justification about `archive`: its patient and every regulator.
+    pub fn justification_readers(&self, archive: &ArchiveId) -> Vec<X25519Public> {
+        match self.store.archive(archive).unwrap() {
+            Some(rec) => cradle_ledger::rules::justification_readers(
+                &self.store,
+                &self.consortium,
+                &rec.patient,
+            )
+            .unwrap()
+            .into_iter()
+            .collect(),
+            None => self.consortium.regulators().map(|m| m.x25519).collect(),
+        }
+    }
+
+    /// `accessor`'s signed request, its justification (if any) sealed for `readers`.
+    pub fn request_sealed(
+        &self,
+        accessor: &Keypair,
+        archive: ArchiveId,
+        purpose: Purpose,
+        justification: Option<(&str, &[X25519Public])>,
+        id: u8,
+    ) -> SignedAccessRequest {
+        let mut request = AccessRequest {
             accessor: accessor.public_key(),
             archive,
             purpose,
-            justification: justification.map(|j| BoundedString::new(j).unwrap()),
+            justification: None,
             requested_at_ms: self.now_ms,
             request_id: [id; 16],
         };
+        if let Some((text, readers)) = justification {
+            let context = request.justification_context(&self.chain_id());
+            request.justification = Some(justification::seal(text, &context, readers).unwrap());
+        }
         let signature = accessor.sign(TAG_ACCESS_REQUEST, &self.chain_id(), &request);
         SignedAccessRequest { request, signature }
     }

@@ -9,7 +9,7 @@
 //! | caller | may read |
 //! |---|---|
 //! | anyone | `/healthz`, and `/v1/status` as height and block hash only |
-//! | a patient | her own patient record, archives, grants and access history; the member list |
+//! | a patient | her own patient record, archives, grants, access history and the access records about her archives; the member list |
 //! | a hospital or clinic | blocks and transactions (it validates them); patient keys, archive records and a patient's grants (to register archives for her, refer her and, in an emergency, reach an archive); her list of archives once she granted it something or it holds one of them; grants it got; its own accesses; the histories of archives it holds |
 //! | a regulator | everything, including every break-glass access and the equivocation evidence |
 //!
@@ -113,6 +113,18 @@ pub fn members(caller: &Caller) -> Result<(), HttpError> {
         Caller::Anonymous => Err(unsigned()),
         Caller::Institution(_) | Caller::Regulator(_) => Ok(()),
         Caller::Patient(_) => Err(refuse("members and regulators")),
+    }
+}
+
+/// A committed transaction: members and regulators; a patient, the record of an access to
+/// one of her archives (`about` is that archive's patient).
+pub fn transaction(caller: &Caller, about: Option<&PublicKey>) -> Result<(), HttpError> {
+    match caller {
+        Caller::Patient(k) if about == Some(k) => Ok(()),
+        Caller::Patient(_) => Err(refuse(
+            "members, regulators, and the patient an access record is about",
+        )),
+        _ => members(caller),
     }
 }
 

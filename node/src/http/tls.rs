@@ -9,12 +9,21 @@
 //! context string before its transcript hash, a certificate signs a DER `SEQUENCE`, and every
 //! ledger and consensus signature starts with a `cradle.` tag, so no signature of one kind
 //! verifies as another.
+//!
+//! Browsers cannot pin from genesis. For the portal an operator can add a certificate of its
+//! own (from the hospital's or a public certificate authority) with the DNS names it is for;
+//! a client that asks for one of those names by SNI gets it, every other client the member
+//! certificate. Cradle's client connects by the address genesis gives (an IP or a name the
+//! operator keeps off the portal's certificate), so it always meets the member key it pins.
 
 use std::sync::Arc;
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ED25519};
 use rustls::ServerConfig;
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use zeroize::Zeroizing;
 
 /// DER prefix of an ed25519 private key in PKCS #8 v1 (RFC 8410); the 32-byte seed follows.
@@ -28,6 +37,58 @@ pub enum TlsSetupError {
     Certificate(#[from] rcgen::Error),
     #[error("configuring TLS: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("reading the operator's certificate or key {path}: {reason}")]
+    OperatorFile { path: String, reason: String },
+}
+
+/// A certificate the operator provides for the portal, and the names it is served for.
+pub struct OperatorCert<'a> {
+    pub cert_file: &'a std::path::Path,
+    pub key_file: &'a std::path::Path,
+    pub names: &'a [String],
+}
+
+/// The member certificate for every client, the operator's for those that ask by name.
+#[derive(Debug)]
+struct ByName {
+    member: Arc<CertifiedKey>,
+    operator: Option<(Vec<String>, Arc<CertifiedKey>)>,
+}
+
+impl ResolvesServerCert for ByName {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let (Some(asked), Some((names, key))) = (hello.server_name(), &self.operator)
+            && names.iter().any(|n| n.eq_ignore_ascii_case(asked))
+        {
+            return Some(key.clone());
+        }
+        Some(self.member.clone())
+    }
+}
+
+fn operator_key(
+    op: &OperatorCert<'_>,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<Arc<CertifiedKey>, TlsSetupError> {
+    let file_error = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |e: rustls::pki_types::pem::Error| TlsSetupError::OperatorFile {
+            path,
+            reason: e.to_string(),
+        }
+    };
+    let chain = CertificateDer::pem_file_iter(op.cert_file)
+        .map_err(file_error(op.cert_file))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(file_error(op.cert_file))?;
+    if chain.is_empty() {
+        return Err(TlsSetupError::OperatorFile {
+            path: op.cert_file.display().to_string(),
+            reason: "no certificate in it".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(op.key_file).map_err(file_error(op.key_file))?;
+    Ok(Arc::new(CertifiedKey::from_der(chain, key, provider)?))
 }
 
 /// The TLS 1.3 server configuration for a member whose ed25519 secret seed is `seed`.
@@ -37,6 +98,17 @@ pub fn member_server_config(
     member: &str,
     seed: &[u8; 32],
     names: Vec<String>,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    server_config(member, seed, names, None)
+}
+
+/// [`member_server_config`], also serving `operator`'s certificate to clients that ask for
+/// one of its names.
+pub fn server_config(
+    member: &str,
+    seed: &[u8; 32],
+    names: Vec<String>,
+    operator: Option<OperatorCert<'_>>,
 ) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let mut pkcs8 = Zeroizing::new(Vec::with_capacity(48));
     pkcs8.extend_from_slice(&ED25519_PKCS8_PREFIX);
@@ -50,13 +122,21 @@ pub fn member_server_config(
     params.distinguished_name = dn;
     let cert = params.self_signed(&key_pair)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let member_key = Arc::new(CertifiedKey::from_der(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.to_vec())),
+        &provider,
+    )?);
+    let operator = operator
+        .map(|op| Ok::<_, TlsSetupError>((op.names.to_vec(), operator_key(&op, &provider)?)))
+        .transpose()?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.to_vec())),
-        )?;
+        .with_cert_resolver(Arc::new(ByName {
+            member: member_key,
+            operator,
+        }));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

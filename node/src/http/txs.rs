@@ -80,20 +80,25 @@ pub async fn submit_batch(State(state): State<Arc<HttpState>>, body: Bytes) -> H
         .into_response())
 }
 
-/// `GET /v1/txs/{hash}`: a committed transaction, its height and index; members and
-/// regulators.
+/// `GET /v1/txs/{hash}`: a committed transaction, its height and index; to members and
+/// regulators, and to a patient the record of an access to one of her archives (which carries
+/// the sealed justification of an emergency access).
 pub async fn get(
     State(state): State<Arc<HttpState>>,
     Path(hash): Path<String>,
     Extension(caller): Extension<Caller>,
 ) -> HttpResult {
-    policy::members(&caller)?;
+    policy::known(&caller)?;
     let hash = hex32(&hash, "transaction hash")?;
-    let (height, index) = state
+    let location = state
         .store
         .tx_location(&hash)
-        .map_err(HttpError::internal)?
-        .ok_or_else(|| HttpError::not_found("no such committed transaction"))?;
+        .map_err(HttpError::internal)?;
+    let Some((height, index)) = location else {
+        // A patient learns nothing of transactions that are not about her.
+        policy::members(&caller)?;
+        return Err(HttpError::not_found("no such committed transaction"));
+    };
     let fb = state
         .store
         .block(height)
@@ -103,6 +108,15 @@ pub async fn get(
         .ok()
         .and_then(|i| fb.block.txs.get(i))
         .ok_or_else(|| HttpError::internal("indexed transaction missing"))?;
+    let about = match &tx.tx.body {
+        cradle_ledger::tx::TxBody::RecordAccess(r) => state
+            .store
+            .archive(&r.request.request.archive)
+            .map_err(HttpError::internal)?
+            .map(|a| a.patient),
+        _ => None,
+    };
+    policy::transaction(&caller, about.as_ref())?;
     Ok(axum::Json(json!({
         "hash": hex::encode(hash),
         "height": height,

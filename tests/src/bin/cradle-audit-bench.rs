@@ -179,10 +179,7 @@ impl Signer<'_> {
 
     fn enrol(&self, p: u64) -> SignedTransaction {
         let pk = &self.patients[p as usize];
-        let body = EnrolPatient {
-            patient: pk.public_key(),
-            x25519: pk.x25519_public(),
-        };
+        let body = EnrolPatient::prove(pk, &self.chain);
         self.sign(1 + p, TxBody::EnrolPatient(body))
     }
 

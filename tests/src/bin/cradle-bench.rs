@@ -174,10 +174,7 @@ fn main() -> anyhow::Result<()> {
             .filter(|&p| mine(p) == i as u64)
             .map(|p| {
                 let pk = &pkeys[p as usize];
-                let body = EnrolPatient {
-                    patient: pk.public_key(),
-                    x25519: pk.x25519_public(),
-                };
+                let body = EnrolPatient::prove(pk, &chain);
                 sign(chain, &m.key, TxBody::EnrolPatient(body))
             })
             .collect();
@@ -253,10 +250,7 @@ fn main() -> anyhow::Result<()> {
             }
             4..=6 => {
                 let pk = patient(run + 1_000_000_000 + k);
-                let body = EnrolPatient {
-                    patient: pk.public_key(),
-                    x25519: pk.x25519_public(),
-                };
+                let body = EnrolPatient::prove(&pk, &chain);
                 sign(chain, key, TxBody::EnrolPatient(body))
             }
             7 | 8 => register(

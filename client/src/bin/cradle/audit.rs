@@ -90,9 +90,20 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
         };
         (events, None)
     };
+    // Emergency accesses carry a sealed justification: the patient and the regulators read it
+    // with their key, anyone else sees that one exists.
+    let justifications = cradle_client::session::justification::read_justifications(
+        &api,
+        &me,
+        &consortium.chain_id,
+        &events,
+    )?;
     match args.format {
         RecordFormat::Table => {
-            print!("{}", a::render_table(&events, &consortium));
+            print!(
+                "{}",
+                a::render_table_with(&events, &consortium, &justifications)
+            );
             match &verified {
                 Some(v) => println!(
                     "verified: {} events, complete at height {} of {} (log root {}), certificate and proofs checked from genesis",
@@ -105,11 +116,17 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
             }
         }
         RecordFormat::Json => match &verified {
-            Some(v) => println!("{}", a::render_json(v, &consortium)),
+            Some(v) => println!("{}", a::render_json_with(v, &consortium, &justifications)),
             None => {
                 let items: Vec<_> = events
                     .iter()
-                    .map(|ie| json!({ "index": ie.index, "event": ie.event }))
+                    .map(|ie| {
+                        json!({
+                            "index": ie.index,
+                            "event": ie.event,
+                            "justification": justifications.get(&ie.event.tx_hash),
+                        })
+                    })
                     .collect();
                 println!(
                     "{}",
@@ -118,10 +135,11 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
             }
         },
         RecordFormat::Fhir => {
-            let bundle = cradle_client::fhir::audit_bundle(
+            let bundle = cradle_client::fhir::audit_bundle_with(
                 &events,
                 &consortium,
                 &hex::encode(consortium.chain_id),
+                &justifications,
             );
             println!("{}", serde_json::to_string_pretty(&bundle)?);
         }

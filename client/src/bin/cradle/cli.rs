@@ -46,7 +46,10 @@ pub(crate) enum RecordFormat {
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
-    /// Write a new key (a patient's or clinician's) and print its public key.
+    /// Write a new key (a patient's or clinician's) and print its public key. FILE.pub is
+    /// public; given the consortium's genesis (--genesis or CRADLE_GENESIS), a patient's
+    /// FILE.pub also carries her proof that she holds both keys, which a member needs to enrol
+    /// her.
     Keygen {
         #[arg(long)]
         out: PathBuf,
@@ -119,13 +122,27 @@ pub(crate) struct AuditArgs {
 
 #[derive(Subcommand)]
 pub(crate) enum PatientCommand {
-    /// Enrol a patient: PUBKEY is her public key file (`cradle keygen` wrote FILE.pub) or her
-    /// ed25519 public key in hex with --x25519.
+    /// Enrol a patient: PUBKEY is her public key file with her proof (`cradle keygen` with the
+    /// genesis, or `patient prove-keys`, wrote it), or her ed25519 public key in hex with
+    /// --x25519 and --proof.
     Enrol {
         pubkey: String,
         /// Her X25519 public key in hex, when PUBKEY is given in hex.
         #[arg(long)]
         x25519: Option<String>,
+        /// Her enrolment proof (a signature) in hex, when PUBKEY is given in hex.
+        #[arg(long)]
+        proof: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// A patient proves, with her own key (--key), that she holds both her keys, for the
+    /// consortium of --genesis: writes her public key file with the proof a member needs to
+    /// enrol her.
+    ProveKeys {
+        /// Where to write it (default: KEY.pub beside --key).
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -154,7 +171,8 @@ pub(crate) enum ArchiveCommand {
         /// HL7 PurposeOfUse: TREAT, ETREAT, HRESCH, PUBHLTH, HOPERAT, HPAYMT, PATRQT, COC, ...
         #[arg(long)]
         purpose: Purpose,
-        /// Why emergency (ETREAT) access is needed; required for break-glass.
+        /// Why emergency (ETREAT) access is needed; required for break-glass. Sealed here for
+        /// the patient and the regulators: it never leaves this machine in clear.
         #[arg(long)]
         justification: Option<String>,
         #[arg(long)]

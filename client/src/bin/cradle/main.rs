@@ -5,6 +5,7 @@
 mod audit;
 mod cli;
 mod consent;
+mod keys;
 mod progress;
 
 use std::process::ExitCode;
@@ -129,13 +130,7 @@ fn print_object(v: &Value, format: Format, fields: &[&str]) -> anyhow::Result<()
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Keygen { out } => {
-            let key = cradle_ledger::Keypair::generate().context("generating a key")?;
-            cradle_genesis::keyfile::write_key_file(out, &key)
-                .with_context(|| format!("writing {}", out.display()))?;
-            println!("public_key {}", key.public_key());
-            println!("x25519_public {}", key.x25519_public());
-        }
+        Command::Keygen { out } => keys::keygen(&cli, out)?,
         Command::Status { format } => {
             let v = node(&cli)?.status()?;
             print_object(
@@ -178,16 +173,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Patient(PatientCommand::Enrol {
             pubkey,
             x25519,
+            proof,
             format,
-        }) => {
-            let (patient, x) = public_identity(pubkey, x25519.as_deref())?;
-            let x = x.context("give the patient's X25519 key with --x25519, or her .pub file")?;
-            let r = session(&cli)?.enrol_patient(patient, x)?;
-            emit(
-                *format,
-                &json!({ "patient": patient, "tx": r.hash, "height": r.height }),
-                &patient.to_hex(),
-            )?;
+        }) => keys::enrol(&cli, pubkey, x25519.as_deref(), proof.as_deref(), *format)?,
+        Command::Patient(PatientCommand::ProveKeys { out, format }) => {
+            keys::prove_keys(&cli, out.as_deref(), *format)?
         }
         Command::Archive(ArchiveCommand::Put {
             file,

@@ -24,6 +24,15 @@ pub enum MempoolError {
     Full { txs: usize, bytes: usize },
     #[error("signer already has {0} pending transactions")]
     SignerBacklog(usize),
+    #[error("signer already has {0} bytes of pending transactions")]
+    SignerBytes(usize),
+}
+
+/// How much of the pool one signer may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignerLimit {
+    pub txs: usize,
+    pub bytes: usize,
 }
 
 /// Limits of a mempool.
@@ -56,7 +65,8 @@ pub struct Mempool {
     config: MempoolConfig,
     by_hash: HashMap<Hash, Entry>,
     by_seq: BTreeMap<u64, Hash>,
-    per_signer: HashMap<PublicKey, usize>,
+    /// Pending transactions and bytes per signer.
+    per_signer: HashMap<PublicKey, (usize, usize)>,
     by_signer_nonce: BTreeMap<(PublicKey, u64), Hash>,
     bytes: usize,
     next_seq: u64,
@@ -83,6 +93,11 @@ impl Mempool {
         self.by_hash.is_empty()
     }
 
+    /// The most bytes the pool holds.
+    pub fn bytes_max(&self) -> usize {
+        self.config.bytes_max
+    }
+
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -98,6 +113,22 @@ impl Mempool {
         tx: SignedTransaction,
         len: usize,
         last_nonce: Option<u64>,
+    ) -> Result<(), MempoolError> {
+        let limit = SignerLimit {
+            txs: self.config.per_signer_max,
+            bytes: self.config.bytes_max,
+        };
+        self.insert_limited(hash, tx, len, last_nonce, limit)
+    }
+
+    /// [`Mempool::insert`] with the signer held to `limit`.
+    pub fn insert_limited(
+        &mut self,
+        hash: Hash,
+        tx: SignedTransaction,
+        len: usize,
+        last_nonce: Option<u64>,
+        limit: SignerLimit,
     ) -> Result<(), MempoolError> {
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::Duplicate);
@@ -122,11 +153,19 @@ impl Mempool {
                 bytes: self.bytes,
             });
         }
-        let pending = self.per_signer.entry(tx.tx.signer).or_insert(0);
-        if *pending >= self.config.per_signer_max {
-            return Err(MempoolError::SignerBacklog(*pending));
+        let (txs, bytes) = self
+            .per_signer
+            .get(&tx.tx.signer)
+            .copied()
+            .unwrap_or((0, 0));
+        if txs >= limit.txs.min(self.config.per_signer_max) {
+            return Err(MempoolError::SignerBacklog(txs));
         }
-        *pending += 1;
+        if bytes.saturating_add(len) > limit.bytes {
+            return Err(MempoolError::SignerBytes(bytes));
+        }
+        self.per_signer
+            .insert(tx.tx.signer, (txs + 1, bytes.saturating_add(len)));
         let seq = self.next_seq;
         self.next_seq += 1;
         self.bytes += len;
@@ -176,8 +215,9 @@ impl Mempool {
         self.by_signer_nonce
             .remove(&(e.tx.tx.signer, e.tx.tx.nonce));
         self.bytes -= e.len;
-        if let Some(n) = self.per_signer.get_mut(&e.tx.tx.signer) {
-            *n -= 1;
+        if let Some((n, b)) = self.per_signer.get_mut(&e.tx.tx.signer) {
+            *n = n.saturating_sub(1);
+            *b = b.saturating_sub(e.len);
             if *n == 0 {
                 self.per_signer.remove(&e.tx.tx.signer);
             }

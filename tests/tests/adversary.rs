@@ -161,3 +161,92 @@ fn a_nonce_at_the_top_of_the_range_is_refused_and_the_institution_keeps_working(
         &["patient", "enrol", p_pub.to_str().unwrap()],
     ));
 }
+
+/// Transactions signed by throwaway keys fill nothing: each is refused on arrival, so a flood
+/// of them leaves the pool empty and a patient's fetch on time; and a request body trickled a
+/// byte at a time loses its connection instead of holding it.
+#[test]
+fn junk_from_unknown_keys_and_trickled_bodies_do_not_delay_a_fetch() {
+    let c = Cluster::start(4, &[]).unwrap();
+    for i in 0..4 {
+        c.wait_height(i, 1, WAIT).unwrap();
+    }
+    let work = c.dir.path().join("work");
+    let url = c.nodes[0].api.clone();
+    let rec = shared_record("Karla_Kessler_eb2955c7-1c46-47bd-bffc-bae94824b629.json");
+    let mother = mother_with_archive(&c, &work, 0, &rec);
+    let chain = c.genesis.chain_id();
+
+    // The flood: batches of transactions, each from a key of its own that is no one.
+    let flood = {
+        let api = c.anonymous(0);
+        std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(8);
+            let (mut sent, mut admitted) = (0usize, 0usize);
+            let mut round = 0u64;
+            while Instant::now() < until {
+                let txs: Vec<Vec<u8>> = (0..256u64)
+                    .map(|i| {
+                        let nobody = cradle_tests::txs::patient(1_000_000 + round * 256 + i);
+                        cradle_tests::txs::enrol(chain, &nobody, &nobody)
+                    })
+                    .collect();
+                round += 1;
+                sent += txs.len();
+                let batch = cradle_ledger::codec::BoundedVec::<Vec<u8>, 4096>::new(txs).unwrap();
+                let answer = api
+                    .post_bytes("/v1/txs/batch", &cradle_ledger::codec::encode(&batch))
+                    .unwrap();
+                admitted += answer["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|r| r.get("hash").is_some())
+                    .count();
+            }
+            (sent, admitted)
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let out = work.join("during-flood.json");
+    let started = Instant::now();
+    ok(cradle(
+        &url,
+        &mother.key,
+        &[
+            "archive",
+            "get",
+            &mother.archive,
+            "--purpose",
+            "PATRQT",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ));
+    let took = started.elapsed();
+    let (sent, admitted) = flood.join().unwrap();
+    eprintln!("flood: {sent} transactions from unknown keys, {admitted} admitted; fetch {took:?}");
+    assert!(sent > 0);
+    assert_eq!(admitted, 0, "transactions from unknown keys took space");
+    assert!(
+        took <= PROMISE,
+        "the patient's fetch took {took:?} under the flood"
+    );
+    assert_eq!(c.client(0).status().unwrap()["mempool_txs"], 0);
+
+    // A body trickled after its headers: cut within the stall deadline (10 s), not held.
+    let mut conn = cradle_tests::tls::connect(&url, Duration::from_secs(30)).unwrap();
+    let started = Instant::now();
+    conn.write_all(
+        b"POST /v1/txs HTTP/1.1\r\nHost: cradle\r\nContent-Type: application/octet-stream\r\n\
+          Content-Length: 65000\r\n\r\nslow",
+    )
+    .unwrap();
+    conn.flush().unwrap();
+    let _ = cradle_tests::tls::read_answer(&mut conn);
+    let held = started.elapsed();
+    assert!(
+        held < Duration::from_secs(15),
+        "a trickled body held its connection for {held:?}"
+    );
+}

@@ -15,10 +15,17 @@ use tracing::{debug, error, warn};
 use super::actor::Driver;
 use super::ingress::{Ingress, SubmitError, VerifiedTx};
 use super::receipts::Receipt;
+use crate::mempool::SignerLimit;
 use crate::wire::{NetMessage, TX_BATCH_MAX};
 
 /// Most peer transaction batches verified at once; further ones are dropped until one finishes.
 pub const GOSSIP_VERIFY_TASKS_MAX: usize = 8;
+/// Most pending transactions of one member (a quarter of the pool's bytes at most, too).
+pub const MEMBER_PENDING_TXS_MAX: usize = 20_000;
+/// Most pending transactions of one patient: she grants and revokes by hand.
+pub const PATIENT_PENDING_TXS_MAX: usize = 64;
+/// Most pending bytes of one patient.
+pub const PATIENT_PENDING_BYTES_MAX: usize = 1024 * 1024;
 
 impl Driver {
     /// Puts a verified transaction in the mempool, gossiping it on if it came from a client.
@@ -42,11 +49,39 @@ impl Driver {
                 tx.tx.tx.nonce
             )));
         }
+        // Only a key the ledger knows takes space: a member, or an enrolled patient, each held
+        // to its share, so throwaway keys cannot fill the pool and delay access records.
+        let signer = tx.tx.tx.signer;
+        let limit = if self.consortium.member(&signer).is_some() {
+            SignerLimit {
+                txs: MEMBER_PENDING_TXS_MAX,
+                bytes: self.mempool.bytes_max() / 4,
+            }
+        } else if self
+            .store
+            .patient(&signer)
+            .map_err(|e| SubmitError::Invalid(format!("state unavailable: {e}")))?
+            .is_some()
+        {
+            SignerLimit {
+                txs: PATIENT_PENDING_TXS_MAX,
+                bytes: PATIENT_PENDING_BYTES_MAX,
+            }
+        } else {
+            self.metrics.txs_rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(SubmitError::Invalid(
+                "the transaction is signed by a key that is neither a member nor an enrolled \
+                 patient"
+                    .into(),
+            ));
+        };
         let last = self
             .store
-            .last_nonce(&tx.tx.tx.signer)
+            .last_nonce(&signer)
             .map_err(|e| SubmitError::Invalid(format!("state unavailable: {e}")))?;
-        let result = self.mempool.insert(tx.hash, tx.tx, tx.encoded.len(), last);
+        let result = self
+            .mempool
+            .insert_limited(tx.hash, tx.tx, tx.encoded.len(), last, limit);
         match result {
             Ok(()) => {
                 self.admitted_at.insert(tx.hash, Instant::now());

@@ -15,6 +15,9 @@ use cradle_genesis::clock::now_ms;
 /// Most signed-request nonces remembered at once; beyond it new requests wait for old ones to
 /// age out rather than weaken replay protection.
 pub const REPLAY_ENTRIES_MAX: usize = 200_000;
+/// How far ahead of this node's clock a signed request may be dated (it may be up to the
+/// configured skew behind).
+pub const REQUEST_AHEAD_MAX_MS: u64 = 2_000;
 /// Most nonces remembered for one signer: one busy key cannot take the whole cache.
 pub const REPLAY_PER_SIGNER_MAX: usize = 20_000;
 
@@ -56,9 +59,13 @@ pub fn authenticate(
         )
         .map_err(unauthorized)?;
     let r = &signed.request;
-    // The replay cache starts empty at each start: a request signed before this start could
-    // have been seen by the previous run, so it is refused rather than remembered.
-    if r.time_ms < state.started_ms {
+    // The replay cache starts empty at each start. A request the previous run accepted was
+    // dated at most REQUEST_AHEAD_MAX_MS past that run's clock, so anything dated before this
+    // start plus that margin is refused rather than remembered (for that long after a start,
+    // fresh requests are refused too, and signed again).
+    if r.time_ms > now.saturating_add(REQUEST_AHEAD_MAX_MS)
+        || r.time_ms < state.started_ms.saturating_add(REQUEST_AHEAD_MAX_MS)
+    {
         return Err(unauthorized(ApiAuthError::Stale {
             time_ms: r.time_ms,
             now_ms: now,

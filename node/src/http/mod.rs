@@ -12,6 +12,7 @@ pub mod archives;
 pub mod audit;
 pub mod auth;
 pub mod blocks;
+pub mod deadline;
 pub mod node;
 pub mod policy;
 pub mod records;
@@ -127,6 +128,9 @@ impl From<SubmitError> for HttpError {
             SubmitError::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidTx),
             SubmitError::Mempool(MempoolError::Full { .. }) => {
                 (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::MempoolFull)
+            }
+            SubmitError::Mempool(MempoolError::SignerBacklog(_) | MempoolError::SignerBytes(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Busy)
             }
             SubmitError::Mempool(_) => (StatusCode::CONFLICT, ErrorCode::TxConflict),
             SubmitError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
@@ -249,6 +253,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
             state.clone(),
             policy::identify,
         ))
+        .layer(axum::middleware::from_fn(deadline::body_deadline))
         .layer(DefaultBodyLimit::max(body_max))
         .with_state(state)
 }

@@ -50,6 +50,10 @@ pub struct FetchStream {
     pub body: Box<dyn std::io::Read + Send>,
 }
 
+/// How long to wait before signing a read again for a node that has just restarted (it takes
+/// requests dated 2 s past its start).
+const RESIGN_AFTER: Duration = Duration::from_millis(2_100);
+
 /// Largest answer the client reads from a node.
 const ANSWER_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
@@ -179,14 +183,28 @@ impl ApiClient {
             .transpose()
     }
 
-    /// `GET path`, signed when this client has a signer.
+    /// `GET path`, signed when this client has a signer. A node that has just restarted
+    /// refuses requests signed in its first moments (its replay cache starts empty); such a
+    /// read is signed again once, a moment later.
     fn get(&self, path: &str) -> Result<Vec<u8>, ApiError> {
         let url = format!("{}{}", self.base, path);
-        let mut request = self.agent.get(&url);
-        if let Some(auth) = self.auth("GET", path, sha256(b""))? {
-            request = request.header(AUTH_HEADER, auth);
+        let once = || {
+            let mut request = self.agent.get(&url);
+            if let Some(auth) = self.auth("GET", path, sha256(b""))? {
+                request = request.header(AUTH_HEADER, auth);
+            }
+            Self::answer(request.call())
+        };
+        match once() {
+            Err(ApiError::Refused {
+                code: Some(ErrorCode::StaleRequest),
+                ..
+            }) if self.signer.is_some() => {
+                std::thread::sleep(RESIGN_AFTER);
+                once()
+            }
+            other => other,
         }
-        Self::answer(request.call())
     }
 
     /// A client for a node that serves plain HTTP because its operator said so

@@ -162,8 +162,21 @@ pub(crate) fn signed_get(
     chain_id: &Hash,
     path: &str,
 ) -> Result<Vec<u8>, AuditClientError> {
-    let auth = api.auth_with(key, chain_id, "GET", path, sha256(b""))?;
-    Ok(api.get_bytes_signed(path, AUTH_HEADER, &auth)?)
+    let once = || {
+        let auth = api.auth_with(key, chain_id, "GET", path, sha256(b""))?;
+        api.get_bytes_signed(path, AUTH_HEADER, &auth)
+    };
+    // A node that has just restarted takes requests signed a moment after its start.
+    match once() {
+        Err(ApiError::Refused {
+            code: Some(cradle_ledger::contract::ErrorCode::StaleRequest),
+            ..
+        }) => {
+            std::thread::sleep(std::time::Duration::from_millis(2_100));
+            Ok(once()?)
+        }
+        other => Ok(other?),
+    }
 }
 
 /// Fetches a consistency proof of the global access log from `from_size` to the node's tip

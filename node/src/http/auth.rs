@@ -63,13 +63,22 @@ pub fn authenticate(
     // dated at most REQUEST_AHEAD_MAX_MS past that run's clock, so anything dated before this
     // start plus that margin is refused rather than remembered (for that long after a start,
     // fresh requests are refused too, and signed again).
-    if r.time_ms > now.saturating_add(REQUEST_AHEAD_MAX_MS)
-        || r.time_ms < state.started_ms.saturating_add(REQUEST_AHEAD_MAX_MS)
-    {
+    if r.time_ms > now.saturating_add(REQUEST_AHEAD_MAX_MS) {
         return Err(unauthorized(ApiAuthError::Stale {
             time_ms: r.time_ms,
             now_ms: now,
         }));
+    }
+    let fresh_from = state.started_ms.saturating_add(REQUEST_AHEAD_MAX_MS);
+    if r.time_ms < fresh_from {
+        return Err(HttpError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::StaleRequest,
+            format!(
+                "the node has just started: it takes requests signed from {fresh_from} ms on; \
+                 sign again"
+            ),
+        ));
     }
     // Only a known key (a member, or an enrolled patient) may take a slot in the replay cache:
     // throwaway keys cannot fill it and lock everyone else out.

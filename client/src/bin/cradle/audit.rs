@@ -106,7 +106,7 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
             );
             match &verified {
                 Some(v) => println!(
-                    "verified: {} events, complete at height {} of {} (log root {}), certificate and proofs checked from genesis",
+                    "verified: {} events, complete at height {} ({}) (log root {}), certificate and proofs checked from genesis",
                     events.len(),
                     v.height,
                     a::iso8601_utc(v.time_ms),

@@ -93,7 +93,8 @@ impl ApiClient {
     /// A client pinned to `pins`.
     pub fn with_pins(base: &str, pins: Pins) -> Result<Self, ApiError> {
         let tls = |config| {
-            crate::tls::agent(config, pins.clone()).map_err(|e| ApiError::Transport(e.to_string()))
+            crate::tls::agent(config, pins.clone(), None)
+                .map_err(|e| ApiError::Transport(e.to_string()))
         };
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
@@ -107,7 +108,18 @@ impl ApiClient {
 
     /// Signs every request from now on with `key`, for the chain `chain_id`: a node answers most
     /// reads only to whom they concern (see the node's `http::policy`).
+    /// To a node with mutual TLS for members it also presents a certificate over `key`.
     pub fn signed_by(mut self, key: &Keypair, chain_id: Hash) -> Self {
+        if let Some(pins) = &self.pins {
+            let with_cert = |config| crate::tls::agent(config, pins.clone(), Some(key));
+            if let (Ok(agent), Ok(upload)) = (
+                with_cert(Self::agent_config()),
+                with_cert(Self::upload_config()),
+            ) {
+                self.agent = agent;
+                self.upload_agent = upload;
+            }
+        }
         self.signer = Some(Signer {
             key: Arc::new(Keypair::from_secret_parts(
                 &key.ed25519_seed(),

@@ -174,16 +174,38 @@ impl ServerCertVerifier for PinnedVerifier {
 
 /// The rustls client configuration for `pins`.
 pub fn client_config(pins: Pins) -> Result<Arc<ClientConfig>, rustls::Error> {
+    client_config_as(pins, None)
+}
+
+/// [`client_config`], presenting a certificate over `identity`'s key to a node that asks for
+/// one (a node with mutual TLS for members; no other node asks).
+pub fn client_config_as(
+    pins: Pins,
+    identity: Option<&cradle_ledger::Keypair>,
+) -> Result<Arc<ClientConfig>, rustls::Error> {
     let provider = provider();
     let verifier = PinnedVerifier {
         pins,
         algorithms: provider.signature_verification_algorithms,
     };
-    let mut config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    let mut config = match identity {
+        None => builder.with_no_client_auth(),
+        Some(key) => {
+            let made =
+                cradle_genesis::tlscert::self_signed("cradle client", &key.ed25519_seed(), vec![])
+                    .map_err(|e| rustls::Error::General(format!("client certificate: {e}")))?;
+            builder.with_client_auth_cert(
+                vec![CertificateDer::from(made.cert_der)],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(
+                    rustls::pki_types::PrivatePkcs8KeyDer::from(made.key_pkcs8.to_vec()),
+                ),
+            )?
+        }
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -282,12 +304,16 @@ impl Transport for PinnedTlsTransport {
     }
 }
 
-/// A ureq agent that speaks HTTPS pinned to `pins` (and refuses plain `http://` URLs unless
-/// `plaintext`).
-pub fn agent(config: ureq::config::Config, pins: Pins) -> Result<ureq::Agent, rustls::Error> {
+/// A ureq agent that speaks HTTPS pinned to `pins`, presenting `identity`'s certificate to a
+/// node that asks for one.
+pub fn agent(
+    config: ureq::config::Config,
+    pins: Pins,
+    identity: Option<&cradle_ledger::Keypair>,
+) -> Result<ureq::Agent, rustls::Error> {
     use ureq::unversioned::resolver::DefaultResolver;
     use ureq::unversioned::transport::TcpConnector;
-    let tls = PinnedTlsConnector::new(client_config(pins)?);
+    let tls = PinnedTlsConnector::new(client_config_as(pins, identity)?);
     Ok(ureq::Agent::with_parts(
         config,
         TcpConnector::default().chain(tls),

@@ -174,6 +174,9 @@ async fn run(home: Home) -> anyhow::Result<()> {
             &home.keypair.ed25519_seed(),
             names,
             operator,
+            api_config
+                .member_tls
+                .then(|| home.genesis.members.iter().map(|m| m.public_key).collect()),
         )
         .context("the API's TLS certificates")?;
         Some(tokio_rustls::TlsAcceptor::from(config))

@@ -2,6 +2,7 @@
 //! an enrolled patient asking about another mother gets 403, and neither learns anything about
 //! her. The routes come from the node's own route table, so a new route without a policy
 //! fails here.
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 use std::time::Duration;
 
@@ -86,7 +87,15 @@ fn call(api: &ApiClient, method: &str, path: &str) -> (u16, String) {
 
 #[test]
 fn every_route_refuses_whom_it_does_not_concern_and_tells_them_nothing() {
-    let c = Cluster::start(4, &[]).unwrap();
+    // Node 3 serves member institutions only: mutual TLS with genesis member keys.
+    let mut c = Cluster::write(4, &[]).unwrap();
+    let config_path = c.nodes[3].home.join("config.toml");
+    let mut config = cradle_genesis::config::NodeConfig::load(&config_path).unwrap();
+    config.api.member_tls = true;
+    config.save(&config_path).unwrap();
+    for i in 0..4 {
+        c.start_node(i).unwrap();
+    }
     for i in 0..4 {
         c.wait_height(i, 1, WAIT).unwrap();
     }
@@ -224,4 +233,100 @@ fn every_route_refuses_whom_it_does_not_concern_and_tells_them_nothing() {
         );
     }
     assert_eq!(call(&mother_api, "GET", "/v1/audit/break-glass").0, 403);
+
+    // The members-only node: a member's client presents its certificate and is served; a
+    // patient's, or no certificate at all, does not get past the handshake.
+    assert!(c.client(3).status().unwrap()["peers"].as_u64().is_some());
+    for (who, api) in [
+        ("a patient", c.anonymous(3).signed_by(&mother_key, chain)),
+        ("an anonymous caller", c.anonymous(3)),
+    ] {
+        match api.status() {
+            Err(ApiError::Transport(_)) => {}
+            other => panic!("{who} reached the members-only node: {other:?}"),
+        }
+    }
+
+    // A man in the middle without a member's key: the client refuses in the handshake, before
+    // it sends anything, and no grant is made.
+    let impostor = Impostor::start();
+    let out = cradle(
+        &impostor.url,
+        &mother.key,
+        &[
+            "--genesis",
+            c.dir.path().join("net/genesis.json").to_str().unwrap(),
+            "consent",
+            "grant",
+            "--grantee",
+            &c.genesis.members[2].name,
+            "--purpose",
+            "TREAT",
+            "--expires",
+            "30d",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not the key the genesis file gives it"),
+        "{stderr}"
+    );
+    assert_eq!(
+        impostor.bytes_after_handshake(),
+        0,
+        "the client sent data to an impostor"
+    );
+    let grants = mother_api
+        .get_json(&format!("/v1/patients/{}/grants", ids.mother))
+        .unwrap();
+    assert_eq!(
+        grants["grants"].as_array().unwrap().len(),
+        1,
+        "a grant went through"
+    );
+}
+
+/// A TLS server with a certificate of its own key (no member's): it completes the handshake if
+/// the client lets it, and counts what the client sends after.
+struct Impostor {
+    url: String,
+    received: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Impostor {
+    fn start() -> Self {
+        use std::io::Read;
+        let key = cradle_ledger::Keypair::generate().unwrap();
+        let tls = cradle_node::http::tls::member_server_config(
+            "Impostor",
+            &key.ed25519_seed(),
+            vec!["127.0.0.1".into()],
+        )
+        .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = received.clone();
+        std::thread::spawn(move || {
+            // One connection is all a refusing client makes; bounded by the read timeout.
+            if let Ok((sock, _)) = listener.accept() {
+                let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
+                let conn = rustls::ServerConnection::new(tls).unwrap();
+                let mut stream = rustls::StreamOwned::new(conn, sock);
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    counter.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
+        Self { url, received }
+    }
+
+    fn bytes_after_handshake(&self) -> usize {
+        self.received.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }

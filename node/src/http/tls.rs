@@ -18,18 +18,11 @@
 
 use std::sync::Arc;
 
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ED25519};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use zeroize::Zeroizing;
-
-/// DER prefix of an ed25519 private key in PKCS #8 v1 (RFC 8410); the 32-byte seed follows.
-const ED25519_PKCS8_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
@@ -99,44 +92,107 @@ pub fn member_server_config(
     seed: &[u8; 32],
     names: Vec<String>,
 ) -> Result<Arc<ServerConfig>, TlsSetupError> {
-    server_config(member, seed, names, None)
+    server_config(member, seed, names, None, None)
 }
+
+/// Accepts a client only with a certificate over a member's key from genesis.
+#[derive(Debug)]
+struct MemberClients {
+    keys: Vec<cradle_ledger::PublicKey>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::server::danger::ClientCertVerifier for MemberClients {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        let spki = cert.subject_public_key_info();
+        let member = self.keys.iter().any(|k| {
+            let mut expected = ED25519_SPKI_PREFIX.to_vec();
+            expected.extend_from_slice(&k.0);
+            expected == spki.as_ref()
+        });
+        if member {
+            Ok(rustls::server::danger::ClientCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "the client certificate is not a member's key from genesis".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        vec![rustls::SignatureScheme::ED25519]
+    }
+}
+
+/// DER prefix of an ed25519 SubjectPublicKeyInfo (RFC 8410); the 32-byte key follows.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
 
 /// [`member_server_config`], also serving `operator`'s certificate to clients that ask for
 /// one of its names.
+/// With `member_clients`, every client must present a certificate over one of those member
+/// keys (mutual TLS, for a node whose API serves member institutions only).
 pub fn server_config(
     member: &str,
     seed: &[u8; 32],
     names: Vec<String>,
     operator: Option<OperatorCert<'_>>,
+    member_clients: Option<Vec<cradle_ledger::PublicKey>>,
 ) -> Result<Arc<ServerConfig>, TlsSetupError> {
-    let mut pkcs8 = Zeroizing::new(Vec::with_capacity(48));
-    pkcs8.extend_from_slice(&ED25519_PKCS8_PREFIX);
-    pkcs8.extend_from_slice(seed);
-    let key_der = PrivatePkcs8KeyDer::from(pkcs8.as_slice());
-    let key_pair = KeyPair::from_pkcs8_der_and_sign_algo(&key_der, &PKCS_ED25519)?;
-    let mut params = CertificateParams::new(names)?;
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, member);
-    dn.push(DnType::CommonName, "cradle member node");
-    params.distinguished_name = dn;
-    let cert = params.self_signed(&key_pair)?;
+    let made = cradle_genesis::tlscert::self_signed(member, seed, names)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let member_key = Arc::new(CertifiedKey::from_der(
-        vec![cert.der().clone()],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.to_vec())),
+        vec![CertificateDer::from(made.cert_der.clone())],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.key_pkcs8.to_vec())),
         &provider,
     )?);
     let operator = operator
         .map(|op| Ok::<_, TlsSetupError>((op.names.to_vec(), operator_key(&op, &provider)?)))
         .transpose()?;
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(ByName {
-            member: member_key,
-            operator,
-        }));
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?;
+    let builder = match member_clients {
+        Some(keys) => builder.with_client_cert_verifier(Arc::new(MemberClients {
+            keys,
+            algorithms: provider.signature_verification_algorithms,
+        })),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(ByName {
+        member: member_key,
+        operator,
+    }));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -144,25 +200,151 @@ pub fn server_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cradle_ledger::Keypair;
+    use base64::Engine;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::ServerName;
+    use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConnection};
+
+    fn pem(label: &str, der: &[u8]) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+            lines.join("\n")
+        )
+    }
+
+    /// Accepts any server: the test looks at which certificate came.
+    #[derive(Debug)]
+    struct AnyServer;
+    impl ServerCertVerifier for AnyServer {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+
+    /// Runs a handshake in memory; the certificate the server presented.
+    fn handshake(
+        server: Arc<ServerConfig>,
+        client: Arc<ClientConfig>,
+        name: &str,
+    ) -> Result<CertificateDer<'static>, rustls::Error> {
+        let name = ServerName::try_from(name.to_string()).unwrap();
+        let mut c = ClientConnection::new(client, name)?;
+        let mut s = ServerConnection::new(server)?;
+        for _ in 0..8 {
+            let mut buf = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut buf).unwrap();
+            }
+            s.read_tls(&mut buf.as_slice()).unwrap();
+            s.process_new_packets()?;
+            let mut buf = Vec::new();
+            while s.wants_write() {
+                s.write_tls(&mut buf).unwrap();
+            }
+            c.read_tls(&mut buf.as_slice()).unwrap();
+            c.process_new_packets()?;
+            if !c.is_handshaking() && !s.is_handshaking() {
+                break;
+            }
+        }
+        Ok(c.peer_certificates().unwrap()[0].clone().into_owned())
+    }
 
     #[test]
-    fn the_certificate_key_is_the_member_key() {
-        let key = Keypair::generate().expect("key");
-        let seed = key.ed25519_seed();
-        member_server_config("County Hospital 1", &seed, vec!["127.0.0.1".into()])
-            .expect("a TLS configuration from the member key");
-        // The certificate's key is the member's own: the PKCS #8 encoding above is right.
-        let pkcs8: Vec<u8> = ED25519_PKCS8_PREFIX
-            .iter()
-            .chain(seed.iter())
-            .copied()
-            .collect();
-        let pair = KeyPair::from_pkcs8_der_and_sign_algo(
-            &PrivatePkcs8KeyDer::from(pkcs8.as_slice()),
-            &PKCS_ED25519,
+    fn the_portal_name_gets_the_operator_certificate_and_every_other_client_the_member_key() {
+        // The hospital's own certificate authority and its certificate for the portal.
+        let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let leaf = CertificateParams::new(vec!["portal.hospital.example".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_file, key_file) = (dir.path().join("portal.pem"), dir.path().join("portal.key"));
+        std::fs::write(&cert_file, pem("CERTIFICATE", leaf.der())).unwrap();
+        std::fs::write(&key_file, pem("PRIVATE KEY", &leaf_key.serialize_der())).unwrap();
+
+        let member = cradle_ledger::Keypair::generate().unwrap();
+        let names = ["portal.hospital.example".to_string()];
+        let server = server_config(
+            "County Hospital 1",
+            &member.ed25519_seed(),
+            vec!["127.0.0.1".into()],
+            Some(OperatorCert {
+                cert_file: &cert_file,
+                key_file: &key_file,
+                names: &names,
+            }),
+            None,
         )
-        .expect("key pair");
-        assert_eq!(pair.public_key_raw(), key.public_key().0);
+        .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+
+        // A browser that trusts the hospital's authority opens the portal by its name.
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let browser = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let got = handshake(server.clone(), Arc::new(browser), "portal.hospital.example").unwrap();
+        assert_eq!(got.as_ref(), leaf.der().as_ref());
+
+        // Everyone else, by address or another name, meets the member key genesis lists.
+        let any = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyServer))
+            .with_no_client_auth();
+        let any = Arc::new(any);
+        for name in ["127.0.0.1", "node.hospital.example"] {
+            let got = handshake(server.clone(), any.clone(), name).unwrap();
+            let spki = rustls::server::ParsedCertificate::try_from(&got)
+                .unwrap()
+                .subject_public_key_info();
+            let mut expected = ED25519_SPKI_PREFIX.to_vec();
+            expected.extend_from_slice(&member.public_key().0);
+            assert_eq!(spki.as_ref(), expected.as_slice(), "{name}");
+        }
     }
 }

@@ -100,7 +100,13 @@ pub(crate) fn node_with(cli: &Cli, genesis: &GenesisDoc) -> anyhow::Result<ApiCl
         if !url.starts_with("http://") {
             bail!("--insecure-plaintext is for http:// URLs");
         }
-        ApiClient::plaintext(url)
+        let api = ApiClient::plaintext(url);
+        // Unauthenticated, but at least a node of this consortium by its own word.
+        let node = api.node_key()?;
+        if !genesis.members.iter().any(|m| m.public_key == node) {
+            bail!("the node at {url} names a key that is not a member's in the genesis file");
+        }
+        api
     } else {
         ApiClient::new(url, genesis)?
     };

@@ -24,16 +24,9 @@ use ureq::unversioned::transport::{
     TransportAdapter,
 };
 
-/// DER prefix of an ed25519 SubjectPublicKeyInfo (RFC 8410); the 32-byte key follows.
-pub const ED25519_SPKI_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
-
 /// The SubjectPublicKeyInfo a member's certificate must carry.
 pub fn member_spki(key: &PublicKey) -> Vec<u8> {
-    let mut spki = ED25519_SPKI_PREFIX.to_vec();
-    spki.extend_from_slice(&key.0);
-    spki
+    cradle_genesis::tlscert::ed25519_spki(&key.0)
 }
 
 /// The TLS crypto this workspace uses: rustls over ring, TLS 1.3 only.

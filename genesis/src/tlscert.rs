@@ -10,6 +10,19 @@ const ED25519_PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
 ];
 
+/// DER prefix of an ed25519 SubjectPublicKeyInfo (RFC 8410); the 32-byte key follows.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// The SubjectPublicKeyInfo (DER) of an ed25519 public key: what a certificate over a member
+/// key carries, and what a pinning peer compares.
+pub fn ed25519_spki(key: &[u8; 32]) -> Vec<u8> {
+    let mut spki = ED25519_SPKI_PREFIX.to_vec();
+    spki.extend_from_slice(key);
+    spki
+}
+
 /// A certificate and its private key, both DER.
 pub struct SelfSigned {
     pub cert_der: Vec<u8>,

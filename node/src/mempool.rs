@@ -16,7 +16,7 @@ use cradle_ledger::{Hash, PublicKey};
 pub enum MempoolError {
     #[error("transaction is already pending")]
     Duplicate,
-    #[error("nonce {got} is not above the signer's last committed nonce {last}")]
+    #[error("nonce {got} is not above the signer's last committed nonce")]
     StaleNonce { got: u64, last: u64 },
     #[error("another pending transaction of this signer already uses nonce {0}")]
     NonceTaken(u64),

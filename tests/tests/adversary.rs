@@ -250,3 +250,60 @@ fn junk_from_unknown_keys_and_trickled_bodies_do_not_delay_a_fetch() {
         "a trickled body held its connection for {held:?}"
     );
 }
+
+/// A signed request captured on the way cannot be used again: not at the same node, not at
+/// another, and not at the same node after it restarted with an empty replay cache, even when
+/// it was dated as far ahead as the node allows.
+#[test]
+fn a_captured_request_is_refused_again_even_across_a_restart() {
+    use cradle_ledger::api_request::{AUTH_HEADER, ApiRequest};
+    use cradle_ledger::contract::ErrorCode;
+
+    let mut c = Cluster::start(4, &[]).unwrap();
+    for i in 0..4 {
+        c.wait_height(i, 1, WAIT).unwrap();
+    }
+    let member = c.member_key(1).unwrap();
+    let chain = c.genesis.chain_id();
+    let node0 = c.genesis.members[0].public_key;
+    let path = "/v1/status";
+    // Dated 1.5 s ahead: as far as a node takes, so it outlives a quick restart.
+    let captured = ApiRequest::new(
+        member.public_key(),
+        node0,
+        "GET",
+        path,
+        cradle_ledger::crypto::sha256(b""),
+        cradle_genesis::clock::now_ms() + 1_500,
+    )
+    .unwrap()
+    .sign(&member, &chain)
+    .to_header();
+    let code = |c: &Cluster, node: usize| match c.anonymous(node).get_bytes_signed(
+        path,
+        AUTH_HEADER,
+        &captured,
+    ) {
+        Ok(_) => None,
+        Err(cradle_client::api::ApiError::Refused { code, .. }) => code,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(code(&c, 0), None, "the genuine request is served");
+    assert_eq!(code(&c, 0), Some(ErrorCode::Replayed));
+    assert_eq!(code(&c, 1), Some(ErrorCode::Misdirected));
+    c.kill(0);
+    c.start_node(0).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while c.anonymous(0).status().is_err() {
+        assert!(Instant::now() < deadline, "node 0 did not come back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        code(&c, 0),
+        Some(ErrorCode::StaleRequest),
+        "a request the node served before its restart was served again"
+    );
+    // Freshly signed requests are served again once the node has been up a moment.
+    std::thread::sleep(Duration::from_millis(2_100));
+    assert!(c.client(0).status().is_ok());
+}

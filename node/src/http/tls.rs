@@ -115,11 +115,10 @@ impl rustls::server::danger::ClientCertVerifier for MemberClients {
     ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
         let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
         let spki = cert.subject_public_key_info();
-        let member = self.keys.iter().any(|k| {
-            let mut expected = ED25519_SPKI_PREFIX.to_vec();
-            expected.extend_from_slice(&k.0);
-            expected == spki.as_ref()
-        });
+        let member = self
+            .keys
+            .iter()
+            .any(|k| cradle_genesis::tlscert::ed25519_spki(&k.0) == spki.as_ref());
         if member {
             Ok(rustls::server::danger::ClientCertVerified::assertion())
         } else {
@@ -153,11 +152,6 @@ impl rustls::server::danger::ClientCertVerifier for MemberClients {
         vec![rustls::SignatureScheme::ED25519]
     }
 }
-
-/// DER prefix of an ed25519 SubjectPublicKeyInfo (RFC 8410); the 32-byte key follows.
-const ED25519_SPKI_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
 
 /// [`member_server_config`], also serving `operator`'s certificate to clients that ask for
 /// one of its names.
@@ -342,8 +336,7 @@ mod tests {
             let spki = rustls::server::ParsedCertificate::try_from(&got)
                 .unwrap()
                 .subject_public_key_info();
-            let mut expected = ED25519_SPKI_PREFIX.to_vec();
-            expected.extend_from_slice(&member.public_key().0);
+            let expected = cradle_genesis::tlscert::ed25519_spki(&member.public_key().0);
             assert_eq!(spki.as_ref(), expected.as_slice(), "{name}");
         }
     }

@@ -86,13 +86,16 @@ fn a_node_whose_key_is_not_in_genesis_cannot_join() {
     };
     config.save(dir.join("config.toml")).unwrap();
     let log = std::fs::File::create(dir.join("node.log")).unwrap();
-    let mut intruder = Command::new(bin("cradle-node").unwrap())
-        .args(["run", "--home"])
-        .arg(&dir)
-        .stderr(log)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    // Killed when the test ends, also when an assertion fails first.
+    let _intruder = KillOnDrop(
+        Command::new(bin("cradle-node").unwrap())
+            .args(["run", "--home"])
+            .arg(&dir)
+            .stderr(log)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     std::thread::sleep(Duration::from_secs(6));
     keeps_committing(&c, &[0, 1, 2, 3]);
     for i in 0..4 {
@@ -130,9 +133,17 @@ fn a_node_whose_key_is_not_in_genesis_cannot_join() {
         "the intruder must learn no block"
     );
     let refused = (0..4).any(|i| c.log(i).to_lowercase().contains("refus"));
-    let _ = intruder.kill();
-    let _ = intruder.wait();
     assert!(refused, "members log the refused connection");
+}
+
+/// A child process killed when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]

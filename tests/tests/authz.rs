@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use cradle_client::api::{ApiClient, ApiError};
+use cradle_ledger::Keypair;
 use cradle_tests::Cluster;
 use cradle_tests::cli::{cradle, mother_with_archive, ok, shared_record};
 use serde_json::Value;
@@ -170,6 +171,18 @@ fn every_route_refuses_whom_it_does_not_concern_and_tells_them_nothing() {
             }
         }
     }
+    // A well-formed transaction from a key that is no one is refused before it takes space.
+    let nobody = Keypair::generate().unwrap();
+    let (status, body) = match anonymous.post_bytes(
+        "/v1/txs",
+        &cradle_tests::txs::enrol(chain, &nobody, &nobody),
+    ) {
+        Ok(v) => (200, v.to_string()),
+        Err(ApiError::Refused { status, reason, .. }) => (status, reason),
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(status, 403, "a stranger's transaction: {body}");
+
     // The anonymous status says how far the chain is, nothing more.
     let status = anonymous.status().unwrap();
     let mut fields: Vec<&str> = status

@@ -15,6 +15,8 @@ pub enum SubmitError {
     Invalid(String),
     #[error("{0}")]
     Mempool(#[from] MempoolError),
+    #[error("the transaction is signed by a key that is neither a member nor an enrolled patient")]
+    UnknownSigner,
     #[error("node is shutting down")]
     Unavailable,
     #[error("too many transactions are awaiting their commit; retry shortly")]

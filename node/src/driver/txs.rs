@@ -69,11 +69,7 @@ impl Driver {
             }
         } else {
             self.metrics.txs_rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(SubmitError::Invalid(
-                "the transaction is signed by a key that is neither a member nor an enrolled \
-                 patient"
-                    .into(),
-            ));
+            return Err(SubmitError::UnknownSigner);
         };
         let last = self
             .store

@@ -126,6 +126,7 @@ impl From<SubmitError> for HttpError {
         use crate::mempool::MempoolError;
         let (status, code) = match &e {
             SubmitError::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidTx),
+            SubmitError::UnknownSigner => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
             SubmitError::Mempool(MempoolError::Full { .. }) => {
                 (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::MempoolFull)
             }

@@ -182,36 +182,33 @@ impl ApiClient {
         Ok(request.sign(key, chain_id).to_header())
     }
 
-    /// The header for a request signed by this client's signer, if it has one.
-    fn auth(
-        &self,
-        method: &str,
-        path: &str,
-        body_sha256: Hash,
-    ) -> Result<Option<String>, ApiError> {
-        self.signer
-            .as_ref()
-            .map(|s| self.auth_with(&s.key, &s.chain_id, method, path, body_sha256))
-            .transpose()
-    }
-
     /// `GET path`, signed when this client has a signer. A node that has just restarted
     /// refuses requests signed in its first moments (its replay cache starts empty); such a
     /// read is signed again once, a moment later.
     fn get(&self, path: &str) -> Result<Vec<u8>, ApiError> {
-        let url = format!("{}{}", self.base, path);
+        match &self.signer {
+            Some(s) => self.get_signed_as(&s.key, &s.chain_id, path),
+            None => Self::answer(self.agent.get(format!("{}{}", self.base, path)).call()),
+        }
+    }
+
+    /// `GET path` signed by `key` for the chain `chain_id`; signed again once, a moment
+    /// later, if the node has just restarted.
+    pub fn get_signed_as(
+        &self,
+        key: &Keypair,
+        chain_id: &Hash,
+        path: &str,
+    ) -> Result<Vec<u8>, ApiError> {
         let once = || {
-            let mut request = self.agent.get(&url);
-            if let Some(auth) = self.auth("GET", path, sha256(b""))? {
-                request = request.header(AUTH_HEADER, auth);
-            }
-            Self::answer(request.call())
+            let auth = self.auth_with(key, chain_id, "GET", path, sha256(b""))?;
+            self.get_bytes_signed(path, AUTH_HEADER, &auth)
         };
         match once() {
             Err(ApiError::Refused {
                 code: Some(ErrorCode::StaleRequest),
                 ..
-            }) if self.signer.is_some() => {
+            }) => {
                 std::thread::sleep(RESIGN_AFTER);
                 once()
             }

@@ -31,12 +31,10 @@ use std::path::{Path, PathBuf};
 
 use cradle_genesis::{GenesisDoc, GenesisError};
 use cradle_ledger::access::EventOutcome;
-use cradle_ledger::api_request::AUTH_HEADER;
 use cradle_ledger::audit::{
     AuditAnswer, AuditError, AuditSubject, Checkpoint, ConsistencyAnswer, IndexedEvent,
     VerifiedAudit, advance_checkpoint, verify_answer,
 };
-use cradle_ledger::crypto::sha256;
 use cradle_ledger::{Consortium, Digest32, Hash, Keypair, PublicKey};
 
 use crate::api::{ApiClient, ApiError};
@@ -162,21 +160,7 @@ pub(crate) fn signed_get(
     chain_id: &Hash,
     path: &str,
 ) -> Result<Vec<u8>, AuditClientError> {
-    let once = || {
-        let auth = api.auth_with(key, chain_id, "GET", path, sha256(b""))?;
-        api.get_bytes_signed(path, AUTH_HEADER, &auth)
-    };
-    // A node that has just restarted takes requests signed a moment after its start.
-    match once() {
-        Err(ApiError::Refused {
-            code: Some(cradle_ledger::contract::ErrorCode::StaleRequest),
-            ..
-        }) => {
-            std::thread::sleep(std::time::Duration::from_millis(2_100));
-            Ok(once()?)
-        }
-        other => Ok(other?),
-    }
+    Ok(api.get_signed_as(key, chain_id, path)?)
 }
 
 /// Fetches a consistency proof of the global access log from `from_size` to the node's tip

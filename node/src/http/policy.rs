@@ -130,39 +130,45 @@ pub fn transaction(caller: &Caller, about: Option<&PublicKey>) -> Result<(), Htt
 
 /// A signer's last nonce: the signer itself, members and regulators.
 pub fn nonce(caller: &Caller, of: &PublicKey) -> Result<(), HttpError> {
+    herself_or_members(caller, of, "the key itself, members and regulators")
+}
+
+/// What concerns `patient`: herself, members and regulators (`who` says so to a refused
+/// patient).
+fn herself_or_members(caller: &Caller, patient: &PublicKey, who: &str) -> Result<(), HttpError> {
     match caller {
-        Caller::Patient(k) if k == of => Ok(()),
-        Caller::Patient(_) => Err(refuse("the key itself, members and regulators")),
+        Caller::Patient(k) if k == patient => Ok(()),
+        Caller::Patient(_) => Err(refuse(who)),
         _ => members(caller),
     }
 }
 
 /// A patient's record (her public keys): herself, members and regulators.
 pub fn patient_record(caller: &Caller, patient: &PublicKey) -> Result<(), HttpError> {
-    match caller {
-        Caller::Patient(k) if k == patient => Ok(()),
-        Caller::Patient(_) => Err(refuse("the patient herself, members and regulators")),
-        _ => members(caller),
-    }
+    herself_or_members(
+        caller,
+        patient,
+        "the patient herself, members and regulators",
+    )
 }
 
 /// An archive's record: its patient, members and regulators.
 pub fn archive_record(caller: &Caller, patient: &PublicKey) -> Result<(), HttpError> {
-    match caller {
-        Caller::Patient(k) if k == patient => Ok(()),
-        Caller::Patient(_) => Err(refuse("the archive's patient, members and regulators")),
-        _ => members(caller),
-    }
+    herself_or_members(
+        caller,
+        patient,
+        "the archive's patient, members and regulators",
+    )
 }
 
 /// A patient's grants: herself, members (a custodian registering her archive wraps its key
 /// for each grant that covers it) and regulators.
 pub fn patient_grants(caller: &Caller, patient: &PublicKey) -> Result<(), HttpError> {
-    match caller {
-        Caller::Patient(k) if k == patient => Ok(()),
-        Caller::Patient(_) => Err(refuse("the patient herself, members and regulators")),
-        _ => members(caller),
-    }
+    herself_or_members(
+        caller,
+        patient,
+        "the patient herself, members and regulators",
+    )
 }
 
 /// A patient's archives: herself, regulators, and an institution she granted something or

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
-use cradle_ledger::state::{GrantRecord, StateExt, StateReader, keys};
+use cradle_ledger::state::{ArchiveRecord, GrantRecord, StateExt, StateReader, keys};
 use cradle_ledger::{ArchiveId, GrantId, PublicKey};
 use serde_json::json;
 
@@ -28,6 +28,19 @@ use super::{HttpError, HttpResult, HttpState, hex32};
 /// Most grants or archives listed for one patient.
 const LIST_MAX: usize = 4096;
 
+/// The archive's record if `caller` may read it. A patient learns nothing of archives that
+/// are not hers, not even that they exist (403 either way).
+fn readable_archive(
+    state: &HttpState,
+    caller: &Caller,
+    id: &ArchiveId,
+) -> Result<Option<ArchiveRecord>, HttpError> {
+    let rec = state.store.archive(id).map_err(HttpError::internal)?;
+    let patient = rec.as_ref().map_or(PublicKey([0; 32]), |r| r.patient);
+    policy::archive_record(caller, &patient)?;
+    Ok(rec)
+}
+
 /// `GET /v1/archives/{archive_id}`
 pub async fn archive(
     State(state): State<Arc<HttpState>>,
@@ -36,14 +49,8 @@ pub async fn archive(
 ) -> HttpResult {
     policy::known(&caller)?;
     let id = ArchiveId(hex32(&id, "archive id")?);
-    let rec = state.store.archive(&id).map_err(HttpError::internal)?;
-    // A patient learns nothing of archives that are not hers, not even that they exist.
-    let patient = rec
-        .as_ref()
-        .map(|r| r.patient)
-        .unwrap_or(PublicKey([0; 32]));
-    policy::archive_record(&caller, &patient)?;
-    let rec = rec.ok_or_else(|| HttpError::not_found("no such archive on the ledger"))?;
+    let rec = readable_archive(&state, &caller, &id)?
+        .ok_or_else(|| HttpError::not_found("no such archive on the ledger"))?;
     let custodian_name = state
         .consortium
         .member(&rec.custodian)
@@ -82,12 +89,7 @@ pub async fn archive_proof(
 ) -> HttpResult {
     policy::known(&caller)?;
     let id = ArchiveId(hex32(&id, "archive id")?);
-    let rec = state.store.archive(&id).map_err(HttpError::internal)?;
-    let patient = rec
-        .as_ref()
-        .map(|r| r.patient)
-        .unwrap_or(PublicKey([0; 32]));
-    policy::archive_record(&caller, &patient)?;
+    readable_archive(&state, &caller, &id)?;
     proven(&state, keys::archive(&id)).await
 }
 

@@ -55,6 +55,10 @@ pub struct Metrics {
     pub peers: AtomicU64,
     pub txs_committed: AtomicU64,
     pub txs_rejected: AtomicU64,
+    /// Pending transactions evicted to make room for another signer's.
+    pub txs_evicted: AtomicU64,
+    /// Pending access records (the lane reserved for them).
+    pub mempool_access_txs: AtomicU64,
     pub access_events: AtomicU64,
     pub blocks_synced: AtomicU64,
     pub messages_invalid: AtomicU64,
@@ -63,6 +67,10 @@ pub struct Metrics {
     pub fetches_refused_strangers: AtomicU64,
     /// Signed requests refused because the key is neither a member nor an enrolled patient.
     pub requests_refused_unknown: AtomicU64,
+    /// Requests refused for their address's rate.
+    pub requests_rate_limited_ip: AtomicU64,
+    /// Signed requests refused for their key's rate.
+    pub requests_rate_limited_key: AtomicU64,
     /// From a transaction's admission to this node's mempool to the commit of its block.
     pub commit_latency: Histogram,
     /// From entering a height to committing its block.
@@ -129,6 +137,20 @@ impl Metrics {
         );
         gauge(
             &mut out,
+            "cradle_txs_evicted_total",
+            "counter",
+            "Pending transactions evicted from a full mempool to make room for another signer's.",
+            &self.txs_evicted,
+        );
+        gauge(
+            &mut out,
+            "cradle_mempool_access_txs",
+            "gauge",
+            "Pending access records, in the lane reserved for them.",
+            &self.mempool_access_txs,
+        );
+        gauge(
+            &mut out,
             "cradle_access_events_total",
             "counter",
             "Access records committed.",
@@ -168,6 +190,20 @@ impl Metrics {
             "counter",
             "Signed API requests refused, before the replay cache, from keys neither a member nor an enrolled patient.",
             &self.requests_refused_unknown,
+        );
+        gauge(
+            &mut out,
+            "cradle_requests_rate_limited_ip_total",
+            "counter",
+            "API requests refused with 429 for their IP address's rate (api.rate.per_ip).",
+            &self.requests_rate_limited_ip,
+        );
+        gauge(
+            &mut out,
+            "cradle_requests_rate_limited_key_total",
+            "counter",
+            "Signed API requests refused with 429 for their key's rate (api.rate.per_key).",
+            &self.requests_rate_limited_key,
         );
         self.commit_latency.render(
             &mut out,

@@ -9,6 +9,7 @@ use cradle_ledger::contract::ErrorCode;
 use cradle_ledger::state::StateExt;
 use cradle_ledger::{Hash, PublicKey};
 
+use super::rate::{self, Class};
 use super::{HttpError, HttpState};
 use cradle_genesis::clock::now_ms;
 
@@ -38,6 +39,7 @@ pub fn authenticate(
     method: &str,
     uri: &Uri,
     body_sha256: &Hash,
+    class: Class,
 ) -> Result<PublicKey, HttpError> {
     let value = headers
         .get(AUTH_HEADER)
@@ -97,6 +99,11 @@ pub fn authenticate(
             "the request is signed by a key that is neither a member nor an enrolled patient",
         ));
     }
+    // Each known key is held to its rate before it takes a slot in the replay cache.
+    state
+        .rate
+        .take_key(r.signer, class, now)
+        .map_err(|limited| rate::refusal(state, limited))?;
     let mut replay = state
         .replay
         .lock()

@@ -15,6 +15,7 @@ pub mod blocks;
 pub mod deadline;
 pub mod node;
 pub mod policy;
+pub mod rate;
 pub mod records;
 pub mod serve;
 pub mod tls;
@@ -60,6 +61,8 @@ pub struct HttpState {
     pub started_ms: u64,
     /// The genesis document, as served at `/v1/genesis`.
     pub genesis: Value,
+    /// Request rates per address and per key.
+    pub rate: rate::RateLimiter,
 }
 
 /// An error answer: a status, a stable code and a one-line reason.
@@ -68,6 +71,8 @@ pub struct HttpError {
     status: StatusCode,
     code: ErrorCode,
     error: String,
+    /// Seconds to wait before trying again, for a refusal of load.
+    retry_after_s: Option<u64>,
 }
 
 impl HttpError {
@@ -76,7 +81,13 @@ impl HttpError {
             status,
             code,
             error: error.into(),
+            retry_after_s: None,
         }
+    }
+    /// Tells the client when to try again.
+    pub fn retry_after_s(mut self, seconds: u64) -> Self {
+        self.retry_after_s = Some(seconds);
+        self
     }
     pub fn bad(error: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, error)
@@ -117,7 +128,19 @@ impl IntoResponse for HttpError {
             error: self.error.replace('\n', " "),
             code: self.code,
         };
-        (self.status, axum::Json(answer)).into_response()
+        // A refusal of load always says when to come back.
+        let retry = self
+            .retry_after_s
+            .or((self.status == StatusCode::SERVICE_UNAVAILABLE
+                || self.status == StatusCode::TOO_MANY_REQUESTS)
+                .then_some(1));
+        let mut response = (self.status, axum::Json(answer)).into_response();
+        if let Some(s) = retry {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        response
     }
 }
 
@@ -256,6 +279,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         ))
         .layer(axum::middleware::from_fn(deadline::body_deadline))
         .layer(DefaultBodyLimit::max(body_max))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate::per_ip,
+        ))
         .with_state(state)
 }
 

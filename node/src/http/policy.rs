@@ -79,6 +79,7 @@ pub async fn identify(
             "GET",
             request.uri(),
             &sha256(b""),
+            super::rate::Class::Ordinary,
         ) {
             Ok(key) => Caller::of(&state, key),
             Err(e) => return e.into_response(),

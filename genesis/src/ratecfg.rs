@@ -6,12 +6,17 @@
 //! per_ip_burst = 2000
 //! per_key = 200                          # signed requests per second from one key
 //! per_key_burst = 400
+//! patient_fetches_per_minute = 60        # each writes an access record
+//! patient_fetch_burst = 20
 //! break_glass_per_key_per_minute = 30    # emergency fetches, counted apart
 //! break_glass_burst = 10
 //! ```
-//! Break-glass fetches draw on buckets of their own, so ordinary traffic, however heavy, can
-//! never use up the capacity an emergency needs. A hospital's clinicians often share one
-//! address behind its NAT, hence the generous per-address default.
+//! The per-address rate applies to anonymous requests and to signed ones that fail their
+//! check; a signed request that passes counts against its key only, so clinicians who share
+//! a hospital's address are not shut out by a flood from it. Break-glass fetches draw on
+//! buckets of their own, so ordinary traffic, however heavy, can never use up the capacity an
+//! emergency needs; and a patient's fetches, each of which writes an access record, have a
+//! slower rate than her other requests.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +31,8 @@ pub struct RateConfig {
     pub per_ip_burst: u32,
     pub per_key: u32,
     pub per_key_burst: u32,
+    pub patient_fetches_per_minute: u32,
+    pub patient_fetch_burst: u32,
     pub break_glass_per_key_per_minute: u32,
     pub break_glass_burst: u32,
 }
@@ -37,6 +44,8 @@ impl Default for RateConfig {
             per_ip_burst: 2_000,
             per_key: 200,
             per_key_burst: 400,
+            patient_fetches_per_minute: 60,
+            patient_fetch_burst: 20,
             break_glass_per_key_per_minute: 30,
             break_glass_burst: 10,
         }
@@ -51,6 +60,11 @@ impl RateConfig {
             ("api.rate.per_ip_burst", self.per_ip_burst),
             ("api.rate.per_key", self.per_key),
             ("api.rate.per_key_burst", self.per_key_burst),
+            (
+                "api.rate.patient_fetches_per_minute",
+                self.patient_fetches_per_minute,
+            ),
+            ("api.rate.patient_fetch_burst", self.patient_fetch_burst),
             (
                 "api.rate.break_glass_per_key_per_minute",
                 self.break_glass_per_key_per_minute,

@@ -191,10 +191,18 @@ async fn run(home: Home) -> anyhow::Result<()> {
             .with_context(|| format!("binding the metrics endpoint to {metrics_listen}"))?;
         info!(%metrics_listen, "metrics listening");
         let router = http::metrics_router(api_state.clone());
-        tokio::spawn(async move { http::serve::serve(listener, router, limits, None).await });
+        tokio::spawn(async move { http::serve::serve(listener, router, limits, None, None).await });
     }
     let api = tokio::spawn(async move {
-        http::serve::serve(listener, http::router(api_state), limits, tls).await
+        let evicted = api_state.metrics.api_connections_evicted.clone();
+        http::serve::serve(
+            listener,
+            http::router(api_state),
+            limits,
+            tls,
+            Some(evicted),
+        )
+        .await
     });
 
     let keypair = cradle_ledger::Keypair::from_secret_parts(

@@ -4,6 +4,7 @@
 //! snapshot for monitoring.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Upper bounds (seconds) of the commit latency histogram's buckets.
@@ -67,6 +68,9 @@ pub struct Metrics {
     pub fetches_refused_strangers: AtomicU64,
     /// Signed requests refused because the key is neither a member nor an enrolled patient.
     pub requests_refused_unknown: AtomicU64,
+    /// API connections closed to make room for newcomers (idle ones, or ones that never sent a
+    /// request).
+    pub api_connections_evicted: Arc<AtomicU64>,
     /// Requests refused for their address's rate.
     pub requests_rate_limited_ip: AtomicU64,
     /// Signed requests refused for their key's rate.
@@ -190,6 +194,13 @@ impl Metrics {
             "counter",
             "Signed API requests refused, before the replay cache, from keys neither a member nor an enrolled patient.",
             &self.requests_refused_unknown,
+        );
+        gauge(
+            &mut out,
+            "cradle_api_connections_evicted_total",
+            "counter",
+            "API connections closed when every slot was taken, to make room for a newcomer: ones that never sent a request, or idle ones.",
+            &self.api_connections_evicted,
         );
         gauge(
             &mut out,

@@ -16,19 +16,19 @@ use cradle_tests::promise::{PROMISE, Promise};
 use tokio::net::TcpSocket;
 
 const WAIT: Duration = Duration::from_secs(60);
-/// Half-sent requests the attacker holds open: above a common 1,024 open-file limit.
-const HALF_SENT: usize = 1_100;
+/// Half-sent requests the attacker opens: above a common 1,024 open-file limit, 64 from each of
+/// 18 addresses.
+const HALF_SENT: usize = 1_152;
 
-/// A connection from `source` (another loopback address than the patient's) that sends the
-/// start of a request and never finishes it; `None` when the node closed it on accept.
+/// A connection from `source` that starts a TLS handshake and never finishes it: the header of
+/// a ClientHello record announcing 512 bytes, and nothing more. `None` when the node closed it
+/// on accept.
 async fn half_sent(source: &str, node: std::net::SocketAddr) -> Option<TcpStream> {
     let socket = TcpSocket::new_v4().ok()?;
     socket.bind(format!("{source}:0").parse().ok()?).ok()?;
     let stream = socket.connect(node).await.ok()?.into_std().ok()?;
     stream.set_nonblocking(false).ok()?;
-    (&stream)
-        .write_all(b"GET /v1/status HTTP/1.1\r\nHost: cradle\r\nX-Slow: ")
-        .ok()?;
+    (&stream).write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).ok()?;
     Some(stream)
 }
 
@@ -50,8 +50,11 @@ fn half_sent_requests_above_the_file_limit_do_not_stop_a_fetch() {
     // The attacker opens its half-sent requests and keeps them.
     let held: Vec<TcpStream> = runtime.block_on(async {
         let mut held = Vec::new();
-        for _ in 0..HALF_SENT {
-            if let Some(s) = half_sent("127.0.0.2", node).await {
+        // From the address the mother and the hospitals use too (a shared NAT), and from
+        // enough others to fill every slot of the node (512 by default) twice over.
+        for i in 0..HALF_SENT {
+            let source = format!("127.0.0.{}", 1 + i / 64);
+            if let Some(s) = half_sent(&source, node).await {
                 held.push(s);
             }
         }
@@ -71,6 +74,14 @@ fn half_sent_requests_above_the_file_limit_do_not_stop_a_fetch() {
     );
     promise.keep("half-sent-requests");
     promise.history_is_only_ours();
+    // Every slot was taken: the people above got theirs from connections that had done nothing.
+    let metrics = c.metrics(0).unwrap();
+    let evicted: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cradle_api_connections_evicted_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(evicted > 0, "no connection was evicted");
 
     // The node keeps none of them past its header deadline (10 s by default).
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -159,6 +159,7 @@ impl Driver {
                         reason: format!(
                             "a committed transaction of the same signer used nonce {nonce} or above"
                         ),
+                        stale_nonce: true,
                     },
                 );
             }
@@ -193,6 +194,7 @@ impl Driver {
             hash,
             Receipt::Rejected {
                 reason: reason.to_string(),
+                stale_nonce: matches!(reason, cradle_ledger::Error::StaleNonce { .. }),
             },
         );
     }

@@ -145,6 +145,7 @@ impl Driver {
                     reason: "evicted: the mempool is full and this signer held the largest share \
                              of it; submit again later"
                         .into(),
+                    stale_nonce: false,
                 },
             );
         }

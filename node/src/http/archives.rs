@@ -16,7 +16,6 @@ use axum::extract::ConnectInfo;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use cradle_genesis::clock::now_ms;
 use cradle_ledger::ArchiveId;
 use cradle_ledger::access::SignedAccessRequest;
 use cradle_ledger::contract::{
@@ -29,7 +28,7 @@ use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
 use super::auth::authenticate;
-use super::rate::{self, Class};
+use super::rate::Class;
 use super::{HttpError, HttpResult, HttpState, hex32};
 use crate::custodian::store::Piece;
 use crate::custodian::{ArchiveStoreError, FetchError, FetchOutcome, Released, UploadError};
@@ -86,13 +85,23 @@ impl From<FetchError> for HttpError {
 /// body hash must be the path's hash.
 pub async fn put(
     State(state): State<Arc<HttpState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Path(hash): Path<String>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> HttpResult {
     let expected = hex32(&hash, "ciphertext hash")?;
-    let signer = authenticate(&state, &headers, "PUT", &uri, &expected, Class::Ordinary)?;
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let signer = authenticate(
+        &state,
+        peer,
+        &headers,
+        "PUT",
+        &uri,
+        &expected,
+        Class::Ordinary,
+    )?;
     let len = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -140,19 +149,14 @@ pub async fn fetch(
                 format!("an access request is at most {ACCESS_REQUEST_BYTES_MAX} bytes"),
             )
         })?;
-    // An emergency draws on capacity of its own, per address and per key, that no ordinary
-    // traffic can take. The body is only looked at here; the custodian checks it.
+    // An emergency draws on capacity of its own that no ordinary traffic can take. The body is
+    // only looked at here; the custodian checks it.
     let class = match SignedAccessRequest::decode(&body) {
         Ok(r) if r.request.purpose == Purpose::EmergencyTreat => Class::BreakGlass,
-        _ => Class::Ordinary,
+        _ => Class::Fetch,
     };
-    if let Some(ip) = peer
-        && let Err(limited) = state.rate.take_ip(ip, class, now_ms())
-    {
-        return Err(rate::refusal(&state, limited));
-    }
     let body_hash = cradle_ledger::crypto::sha256(&body);
-    let signer = authenticate(&state, &headers, "POST", &uri, &body_hash, class)?;
+    let signer = authenticate(&state, peer, &headers, "POST", &uri, &body_hash, class)?;
     match state.custodian.fetch(archive_id, signer, &body).await? {
         FetchOutcome::Denied {
             reason,

@@ -75,6 +75,7 @@ pub async fn identify(
     let caller = if request.method() == Method::GET && request.headers().contains_key(AUTH_HEADER) {
         match authenticate(
             &state,
+            super::rate::peer_ip(&request),
             request.headers(),
             "GET",
             request.uri(),

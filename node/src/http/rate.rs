@@ -1,12 +1,12 @@
-//! Request rates: a token bucket per IP address and per signing key, with break-glass fetches
-//! drawing on buckets of their own.
+//! Request rates: a token bucket per IP address and per signing key, with patients' fetches
+//! and break-glass fetches drawing on buckets of their own.
 //!
-//! Every request spends a token of its address's bucket before anything else is done for it
-//! ([`per_ip`]); a signed request also spends one of its key's, after its signature and before
-//! it takes a slot in the replay cache ([`super::auth::authenticate`]). A break-glass fetch is
-//! told apart by its body, so the fetch handler charges the address itself, from the
-//! break-glass bucket. A refusal is 429 `rate_limited` with `Retry-After`, counted in the
-//! metrics; it costs the node a hash lookup and nothing else.
+//! An anonymous request spends a token of its address's bucket before anything else is done for
+//! it ([`per_ip`]). A signed request spends one of its key's once its signature is checked and
+//! before it takes a slot in the replay cache, or, if it fails, one of its address's
+//! ([`super::auth::authenticate`]): so a flood from an address that clinicians share uses up
+//! the address's anonymous capacity and never their own. A refusal is 429 `rate_limited` with
+//! `Retry-After`, counted in the metrics; it costs the node a hash lookup and nothing else.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -15,12 +15,13 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cradle_genesis::clock::now_ms;
 use cradle_genesis::ratecfg::RateConfig;
 use cradle_ledger::PublicKey;
+use cradle_ledger::api_request::AUTH_HEADER;
 use cradle_ledger::contract::ErrorCode;
 
 use super::{HttpError, HttpState};
@@ -31,10 +32,13 @@ const TOKEN: u64 = 1_000_000;
 /// dropped, and if none is, new parties wait.
 pub const BUCKETS_MAX: usize = 200_000;
 
-/// What a request draws on.
+/// What a signed request draws on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
     Ordinary,
+    /// A fetch, which writes an access record: a patient's have a rate of their own (an
+    /// institution's count as its ordinary requests).
+    Fetch,
     /// An emergency fetch: capacity that ordinary traffic cannot take.
     BreakGlass,
 }
@@ -120,11 +124,11 @@ impl<K: Eq + Hash + Copy> Table<K> {
     }
 }
 
-/// The API's request buckets: per address and per key, ordinary and break-glass apart.
+/// The API's request buckets: per address, and per key for each [`Class`].
 pub struct RateLimiter {
     ips: Mutex<Table<IpAddr>>,
-    ips_break_glass: Mutex<Table<IpAddr>>,
     keys: Mutex<Table<PublicKey>>,
+    keys_fetch: Mutex<Table<PublicKey>>,
     keys_break_glass: Mutex<Table<PublicKey>>,
 }
 
@@ -142,12 +146,11 @@ impl RateLimiter {
         }
         Self {
             ips: table(Rate::per_s(config.per_ip, config.per_ip_burst)),
-            // An address gets a tenth of its ordinary rate again for emergencies.
-            ips_break_glass: table(Rate::per_s(
-                (config.per_ip / 10).max(1),
-                (config.per_ip_burst / 10).max(1),
-            )),
             keys: table(Rate::per_s(config.per_key, config.per_key_burst)),
+            keys_fetch: table(Rate::per_minute(
+                config.patient_fetches_per_minute,
+                config.patient_fetch_burst,
+            )),
             keys_break_glass: table(Rate::per_minute(
                 config.break_glass_per_key_per_minute,
                 config.break_glass_burst,
@@ -155,12 +158,8 @@ impl RateLimiter {
         }
     }
 
-    pub fn take_ip(&self, ip: IpAddr, class: Class, now_ms: u64) -> Result<(), Limited> {
-        let table = match class {
-            Class::Ordinary => &self.ips,
-            Class::BreakGlass => &self.ips_break_glass,
-        };
-        lock(table)
+    pub fn take_ip(&self, ip: IpAddr, now_ms: u64) -> Result<(), Limited> {
+        lock(&self.ips)
             .take(ip, now_ms)
             .map_err(|retry_after_ms| Limited::Ip { retry_after_ms })
     }
@@ -168,6 +167,7 @@ impl RateLimiter {
     pub fn take_key(&self, key: PublicKey, class: Class, now_ms: u64) -> Result<(), Limited> {
         let table = match class {
             Class::Ordinary => &self.keys,
+            Class::Fetch => &self.keys_fetch,
             Class::BreakGlass => &self.keys_break_glass,
         };
         lock(table)
@@ -211,17 +211,12 @@ pub fn peer_ip(request: &Request) -> Option<IpAddr> {
         .map(|c| c.0.ip())
 }
 
-/// Whether the request is an archive fetch, which charges its address itself once it knows
-/// whether it is an emergency.
-fn is_fetch(request: &Request) -> bool {
-    request.method() == Method::POST && request.uri().path().ends_with("/fetch")
-}
-
-/// Charges the request's address, before anything else is done for it.
+/// Charges an anonymous request (one without a signature header) to its address, before
+/// anything else is done for it; a signed one is charged when its signature is checked.
 pub async fn per_ip(State(state): State<Arc<HttpState>>, request: Request, next: Next) -> Response {
     if let Some(ip) = peer_ip(&request)
-        && !is_fetch(&request)
-        && let Err(limited) = state.rate.take_ip(ip, Class::Ordinary, now_ms())
+        && !request.headers().contains_key(AUTH_HEADER)
+        && let Err(limited) = state.rate.take_ip(ip, now_ms())
     {
         return refusal(&state, limited).into_response();
     }
@@ -238,6 +233,8 @@ mod tests {
             per_key_burst: burst,
             break_glass_per_key_per_minute: 6,
             break_glass_burst: 2,
+            patient_fetches_per_minute: 60,
+            patient_fetch_burst: 1,
             ..RateConfig::default()
         })
     }
@@ -284,6 +281,10 @@ mod tests {
             })
         );
         assert_eq!(l.take_key(k, Class::BreakGlass, 10_000), Ok(()));
+        // A patient's fetches have their own: one at once, then one a second.
+        assert_eq!(l.take_key(k, Class::Fetch, 10_000), Ok(()));
+        assert!(l.take_key(k, Class::Fetch, 10_000).is_err());
+        assert_eq!(l.take_key(k, Class::Fetch, 11_000), Ok(()));
     }
 
     #[test]
@@ -295,10 +296,10 @@ mod tests {
         });
         let a: IpAddr = [127, 0, 0, 2].into();
         let b: IpAddr = [127, 0, 0, 3].into();
-        assert_eq!(l.take_ip(a, Class::Ordinary, 0), Ok(()));
-        assert!(l.take_ip(a, Class::Ordinary, 0).is_err());
-        assert_eq!(l.take_ip(b, Class::Ordinary, 0), Ok(()));
-        assert_eq!(l.take_ip(a, Class::BreakGlass, 0), Ok(()));
+        assert_eq!(l.take_ip(a, 0), Ok(()));
+        assert!(l.take_ip(a, 0).is_err());
+        assert_eq!(l.take_ip(b, 0), Ok(()));
+        assert_eq!(l.take_ip(a, 1_000), Ok(()));
     }
 
     #[test]

@@ -33,7 +33,7 @@ trap 'rm -f "$lines"' EXIT
 for run in $(seq 1 "$runs"); do
     echo "run $run of $runs" >&2
     (cd "$repo" && cargo test --workspace --release --locked --test adversary --test floods \
-        -- --nocapture --test-threads 1 2>&1) | grep -E '^promise during=' >> "$lines" || {
+        -- --nocapture --test-threads 1 2>&1) | grep -oE 'promise during=.*' >> "$lines" || {
         echo "the attack tests failed" >&2
         exit 1
     }

@@ -323,6 +323,7 @@ impl Driver {
         self.metrics
             .peers
             .store(status.peers as u64, Ordering::Relaxed);
+        self.metrics.record_network(&self.network.stats());
         self.metrics
             .mempool_txs
             .store(self.mempool.len() as u64, Ordering::Relaxed);
@@ -335,7 +336,9 @@ impl Driver {
 
     fn on_net_event(&mut self, event: NetEvent) -> Result<(), DriverError> {
         match event {
-            NetEvent::Message { from, bytes } => {
+            // The event, and with it the message's charge on its sender's inbound budget, lives
+            // until this returns: the bytes count as the sender's until they are handled.
+            NetEvent::Message { from, bytes, .. } => {
                 let message = match NetMessage::decode(&bytes) {
                     Ok(m) => m,
                     Err(e) => {

@@ -18,6 +18,7 @@ use tracing::{debug, error, info, warn};
 
 use super::ingress::Ingress;
 use super::receipts::Receipts;
+use super::sync_peers::SyncPeers;
 use super::{DriverConfig, DriverError, DriverParts, Status};
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
@@ -49,8 +50,8 @@ pub(super) struct Driver {
     pub(super) admitted_at: HashMap<Hash, Instant>,
     /// Transactions to gossip in the next batch.
     pub(super) outbox: Vec<Vec<u8>>,
-    /// Heights peers announced.
-    pub(super) peer_heights: HashMap<PublicKey, u64>,
+    /// Heights peers announced, as far as they are believed; read by catch-up sync only.
+    pub(super) sync_peers: SyncPeers,
     pub(super) sync_in_flight: Option<(PublicKey, Instant)>,
     /// Who waits to hear whether their transaction committed.
     pub(super) receipts: Receipts,
@@ -123,7 +124,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         last_commit: Instant::now(),
         admitted_at: HashMap::new(),
         outbox: Vec::new(),
-        peer_heights: HashMap::new(),
+        sync_peers: SyncPeers::default(),
         sync_in_flight: None,
         receipts: Receipts::default(),
         gossip_verifying: Arc::new(AtomicUsize::new(0)),

@@ -384,6 +384,15 @@ impl Driver {
                 // The core keeps messages for this height and the next; anything further
                 // ahead only tells us we are behind.
                 if h >= height && h <= height + 1 {
+                    if !super::blocks::names_its_builder(&self.core, &p) {
+                        self.metrics
+                            .messages_invalid
+                            .fetch_add(1, Ordering::Relaxed);
+                        warn!(peer = %from, height = h, round = p.proposal.round,
+                            proposer = p.proposal.proposer, named = %p.value.header.proposer,
+                            "refusing a proposal whose block names another proposer");
+                        return Ok(());
+                    }
                     self.feed(Input::Proposal(*p))?;
                 }
             }

@@ -7,7 +7,9 @@
 //! it. A peer that fails to back its claim (the request fails or times out, or the answer holds
 //! no block we lack, or a block that does not verify) has its claim forgotten and its further
 //! announcements ignored for a while, longer after each failure, so the next request goes to
-//! another peer that is ahead. A peer that serves blocks we lacked is trusted again.
+//! another peer that is ahead. A peer that serves blocks we lacked is trusted again, and is
+//! asked first while it is still ahead, so a liar whose distrust has lapsed does not interrupt a
+//! catch-up that is going well.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -35,6 +37,8 @@ struct Claim {
 #[derive(Debug, Default)]
 pub(super) struct SyncPeers {
     claims: HashMap<PublicKey, Claim>,
+    /// The peer that last served blocks we lacked, until it fails.
+    preferred: Option<PublicKey>,
 }
 
 impl SyncPeers {
@@ -58,10 +62,16 @@ impl SyncPeers {
             .map_or(0, |c| c.height)
     }
 
-    /// The trusted peer to ask for the blocks after ours: the one claiming the highest height
-    /// above `above` (ties to the lowest key, so the choice is reproducible). A liar claiming the
-    /// most is asked first, fails once, and is passed over for its distrust period.
+    /// The trusted peer to ask for the blocks after ours: the one that served us last if it
+    /// still claims a height above `above`, else the one claiming the highest (ties to the lowest
+    /// key, so the choice is reproducible). A liar claiming the most is asked, fails once, and is
+    /// passed over for its distrust period.
     pub(super) fn pick(&self, above: u64, now: Instant) -> Option<PublicKey> {
+        if let Some(peer) = self.preferred
+            && self.claimed(&peer, now) > above
+        {
+            return Some(peer);
+        }
         self.claims
             .iter()
             .filter(|(_, c)| Self::trusted(c, now) && c.height > above)
@@ -71,6 +81,7 @@ impl SyncPeers {
 
     /// `peer` served blocks we lacked: its claims count in full again.
     pub(super) fn served(&mut self, peer: &PublicKey) {
+        self.preferred = Some(*peer);
         if let Some(claim) = self.claims.get_mut(peer) {
             claim.failures = 0;
             claim.distrusted_until = None;
@@ -80,6 +91,9 @@ impl SyncPeers {
     /// `peer` did not back its claim: forget it and ignore the peer's announcements for
     /// [`DISTRUST_MIN`], doubled for each further failure up to [`DISTRUST_MAX`].
     pub(super) fn failed(&mut self, peer: PublicKey, now: Instant) -> Duration {
+        if self.preferred == Some(peer) {
+            self.preferred = None;
+        }
         let claim = self.claims.entry(peer).or_default();
         let shift = claim.failures.min(16);
         claim.failures = claim.failures.saturating_add(1);
@@ -123,6 +137,13 @@ mod tests {
             Some(honest),
             "still distrusted half way through its second period"
         );
+        // The honest peer serves; when the liar's distrust lapses again, the peer that serves
+        // stays first while it is ahead, and the liar is asked only once it is not.
+        peers.served(&honest);
+        let lapsed = later + DISTRUST_MAX;
+        peers.note(liar, u64::MAX, lapsed);
+        assert_eq!(peers.pick(101, lapsed), Some(honest));
+        assert_eq!(peers.pick(120, lapsed), Some(liar));
     }
 
     #[test]

@@ -100,8 +100,10 @@ async fn wait_connected(handle: &NetworkHandle, want: &[u8]) {
 }
 
 /// Waits (bounded) until `handle`'s counters satisfy `done`, and returns them.
+/// On failure it shows the senders' counters too.
 async fn wait_stats(
     handle: &NetworkHandle,
+    senders: &[&NetworkHandle],
     what: &str,
     done: impl Fn(&NetworkStats) -> bool,
 ) -> NetworkStats {
@@ -111,7 +113,11 @@ async fn wait_stats(
         if done(&s) {
             return s;
         }
-        assert!(Instant::now() < deadline, "{what}: saw {s:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: saw {s:?}, senders {:?}",
+            senders.iter().map(|h| h.stats()).collect::<Vec<_>>()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -455,7 +461,35 @@ mod network {
         ))
         .await;
         let (c, _rx_c, _) = node(config(3, loopback(), &[(1, Some(addr_a)), (2, None)])).await;
+        // Each side registers the connection on its own: b and c drop what they send before.
         wait_connected(&a, &[2, 3]).await;
+        wait_connected(&b, &[1]).await;
+        wait_connected(&c, &[1]).await;
+        // A writer may lose its first batch while its stream comes up (the sender counts it),
+        // which is not what this test is about: each sender gets one message through first.
+        for (sender, i) in [(&b, 2), (&c, 3)] {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                sender.send(&pk(1), Bytes::from_static(b"hello"));
+                let got = message_from(&mut rx_a, Duration::from_millis(500)).await;
+                if got.is_some_and(|(from, _)| from == pk(i)) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "no message from {i} got through");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        while rx_a.try_recv().is_ok() {}
+        let base = a.stats();
+        assert_eq!(base.messages_over_budget, 0, "{base:?}");
+        // Counts since the warm-up.
+        let since = move |s: &NetworkStats| NetworkStats {
+            messages_in: s.messages_in - base.messages_in,
+            messages_dropped_in: s.messages_dropped_in - base.messages_dropped_in,
+            bytes_dropped_in: s.bytes_dropped_in - base.bytes_dropped_in,
+            ..*s
+        };
+
         // a's consumer reads nothing while b sends far more than its budget.
         let flood: u64 = 100;
         for i in 0..flood {
@@ -464,10 +498,12 @@ mod network {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        let s = wait_stats(&a, "flood accounted for", |s| {
-            s.messages_in + s.messages_over_budget == flood
-        })
-        .await;
+        let s = since(
+            &wait_stats(&a, &[&b, &c], "flood accounted for", |s| {
+                since(s).messages_in + s.messages_over_budget == flood
+            })
+            .await,
+        );
         assert_eq!(
             s.messages_in, PEER_BUDGET_MSGS,
             "b got exactly its budget: {s:?}"
@@ -486,8 +522,8 @@ mod network {
         for _ in 0..4 {
             c.send(&pk(1), Bytes::from(vec![3u8; MSG]));
         }
-        wait_stats(&a, "c's messages delivered", |s| {
-            s.messages_in == PEER_BUDGET_MSGS + 4
+        wait_stats(&a, &[&b, &c], "c's messages delivered", |s| {
+            since(s).messages_in == PEER_BUDGET_MSGS + 4
         })
         .await;
         let mut held = Vec::new();
@@ -507,7 +543,7 @@ mod network {
 
         // Taken off the channel but not yet handled, b's messages still count against it...
         b.send(&pk(1), Bytes::from(vec![2u8; MSG]));
-        wait_stats(&a, "one more from b dropped", |s| {
+        wait_stats(&a, &[&b, &c], "one more from b dropped", |s| {
             s.messages_over_budget == flood - PEER_BUDGET_MSGS + 1
         })
         .await;

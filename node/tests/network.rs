@@ -447,7 +447,7 @@ mod network {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_flooding_peer_is_held_to_its_byte_budget_while_another_is_heard() {
-        const MSG: usize = 64 * 1024;
+        const MSG: usize = 16 * 1024;
         const PEER_BUDGET_MSGS: u64 = 8;
         let mut cfg = config(1, loopback(), &[(2, None), (3, None)]);
         cfg.message_bytes_max = 2 * MSG;

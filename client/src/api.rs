@@ -57,6 +57,11 @@ const RESIGN_AFTER: Duration = Duration::from_millis(2_100);
 /// Largest answer the client reads from a node.
 const ANSWER_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
+/// Times a read is asked again when the node answers 429 or 503, waiting
+/// [`BUSY_BACKOFF`] longer each time.
+pub const BUSY_RETRIES: u32 = 3;
+pub const BUSY_BACKOFF: Duration = Duration::from_millis(400);
+
 pub struct ApiClient {
     base: String,
     agent: ureq::Agent,
@@ -193,7 +198,7 @@ impl ApiClient {
     }
 
     /// `GET path` signed by `key` for the chain `chain_id`; signed again once, a moment
-    /// later, if the node has just restarted.
+    /// later, if the node has just restarted, and up to [`BUSY_RETRIES`] times if it is busy.
     pub fn get_signed_as(
         &self,
         key: &Keypair,
@@ -204,15 +209,28 @@ impl ApiClient {
             let auth = self.auth_with(key, chain_id, "GET", path, sha256(b""))?;
             self.get_bytes_signed(path, AUTH_HEADER, &auth)
         };
-        match once() {
-            Err(ApiError::Refused {
-                code: Some(ErrorCode::StaleRequest),
-                ..
-            }) => {
-                std::thread::sleep(RESIGN_AFTER);
-                once()
+        let mut resigned = false;
+        let mut waited = 0;
+        loop {
+            match once() {
+                Err(ApiError::Refused {
+                    code: Some(ErrorCode::StaleRequest),
+                    ..
+                }) if !resigned => {
+                    resigned = true;
+                    std::thread::sleep(RESIGN_AFTER);
+                }
+                // A node under load asks to come back shortly: a read is signed afresh and
+                // asked again a few times, a little later each time.
+                Err(ApiError::Refused {
+                    code: Some(ErrorCode::RateLimited | ErrorCode::Busy),
+                    ..
+                }) if waited < BUSY_RETRIES => {
+                    waited += 1;
+                    std::thread::sleep(BUSY_BACKOFF * waited);
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 

@@ -14,6 +14,8 @@
 //! [mempool]
 //! txs_max = 10000
 //! bytes_max = 67108864
+//! access_txs_max = 4096          # reserved for access records
+//! access_bytes_max = 16777216
 //! ```
 //! Unknown keys are rejected, so a misspelt setting fails loudly instead of being ignored.
 
@@ -85,6 +87,9 @@ pub struct ApiConfig {
     /// member institutions only. Patients and regulators then use another member's node.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub member_tls: bool,
+    /// Requests per IP address and per key ([`crate::ratecfg`]).
+    #[serde(default)]
+    pub rate: crate::ratecfg::RateConfig,
 }
 
 impl ApiConfig {
@@ -101,6 +106,7 @@ impl ApiConfig {
             tls_key_file: None,
             tls_server_names: Vec::new(),
             member_tls: false,
+            rate: crate::ratecfg::RateConfig::default(),
         }
     }
 }
@@ -124,8 +130,22 @@ pub const API_HEADER_READ_TIMEOUT_MS_MAX: u64 = 300_000;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MempoolConfig {
+    /// The ordinary lane: every transaction but access records.
     pub txs_max: usize,
     pub bytes_max: u64,
+    /// The lane reserved for access records, which clinicians wait on.
+    #[serde(default = "default_access_txs_max")]
+    pub access_txs_max: usize,
+    #[serde(default = "default_access_bytes_max")]
+    pub access_bytes_max: u64,
+}
+
+fn default_access_txs_max() -> usize {
+    4_096
+}
+
+fn default_access_bytes_max() -> u64 {
+    16 * 1024 * 1024
 }
 
 impl Default for MempoolConfig {
@@ -133,6 +153,8 @@ impl Default for MempoolConfig {
         Self {
             txs_max: 10_000,
             bytes_max: 64 * 1024 * 1024,
+            access_txs_max: default_access_txs_max(),
+            access_bytes_max: default_access_bytes_max(),
         }
     }
 }
@@ -246,6 +268,9 @@ impl NodeConfig {
                 ),
             ));
         }
+        if let Some((field, reason)) = api.rate.problem() {
+            return Err(bad(field, reason));
+        }
         if !(1..=api.connections_max).contains(&api.connections_per_ip_max) {
             return Err(bad(
                 "api.connections_per_ip_max",
@@ -277,20 +302,25 @@ impl NodeConfig {
                 ),
             ));
         }
-        if !(1..=MEMPOOL_TXS_MAX).contains(&self.mempool.txs_max) {
-            return Err(bad(
-                "mempool.txs_max",
-                format!("{} is outside 1..={MEMPOOL_TXS_MAX}", self.mempool.txs_max),
-            ));
+        let m = &self.mempool;
+        for (key, txs) in [
+            ("mempool.txs_max", m.txs_max),
+            ("mempool.access_txs_max", m.access_txs_max),
+        ] {
+            if !(1..=MEMPOOL_TXS_MAX).contains(&txs) {
+                return Err(bad(key, format!("{txs} is outside 1..={MEMPOOL_TXS_MAX}")));
+            }
         }
-        if !(1024..=MEMPOOL_BYTES_MAX).contains(&self.mempool.bytes_max) {
-            return Err(bad(
-                "mempool.bytes_max",
-                format!(
-                    "{} is outside 1024..={MEMPOOL_BYTES_MAX}",
-                    self.mempool.bytes_max
-                ),
-            ));
+        for (key, bytes) in [
+            ("mempool.bytes_max", m.bytes_max),
+            ("mempool.access_bytes_max", m.access_bytes_max),
+        ] {
+            if !(1024..=MEMPOOL_BYTES_MAX).contains(&bytes) {
+                return Err(bad(
+                    key,
+                    format!("{bytes} is outside 1024..={MEMPOOL_BYTES_MAX}"),
+                ));
+            }
         }
         let a = &self.archives;
         if a.archive_bytes_max == 0 || a.archive_bytes_max > a.store_bytes_max {
@@ -422,13 +452,15 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         type Breaker = fn(&mut NodeConfig);
-        let cases: [(&str, Breaker); 6] = [
+        let cases: [(&str, Breaker); 8] = [
             ("member", |c| c.member = " ".into()),
             ("p2p.listen", |c| c.p2p.listen = "127.0.0.1:1".into()),
             ("api.listen", |c| c.api.listen = "/ip4/1.2.3.4/tcp/1".into()),
             ("log", |c| c.log = "loud".into()),
             ("mempool.txs_max", |c| c.mempool.txs_max = 0),
             ("mempool.bytes_max", |c| c.mempool.bytes_max = 1),
+            ("mempool.access_txs_max", |c| c.mempool.access_txs_max = 0),
+            ("api.rate.per_key", |c| c.api.rate.per_key = 0),
         ];
         for (field, breaker) in cases {
             let mut c = valid();

@@ -21,6 +21,7 @@ mod fsutil;
 pub mod home;
 pub mod keyfile;
 pub mod localnet;
+pub mod ratecfg;
 pub mod tlscert;
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ pub enum ErrorCode {
     MempoolFull,
     /// Too much is in flight; retry shortly.
     Busy,
+    /// Too many requests from this address or key; retry after `Retry-After` seconds.
+    RateLimited,
     /// The node cannot do it right now (shutting down, no blocks yet, archive unavailable).
     Unavailable,
     /// The transaction was accepted but not committed within the wait.
@@ -76,6 +78,7 @@ impl ErrorCode {
             Self::InsufficientStorage => "insufficient_storage",
             Self::MempoolFull => "mempool_full",
             Self::Busy => "busy",
+            Self::RateLimited => "rate_limited",
             Self::Unavailable => "unavailable",
             Self::CommitTimeout => "commit_timeout",
             Self::Internal => "internal",

@@ -76,10 +76,12 @@ async fn run(home: Home) -> anyhow::Result<()> {
     let consortium = Arc::new(home.consortium().context("genesis")?);
     let member = home.member().name.clone();
     let params = home.genesis.consensus.clone();
+    let m = &home.config.mempool;
     let mempool = MempoolConfig {
-        txs_max: home.config.mempool.txs_max,
-        bytes_max: usize::try_from(home.config.mempool.bytes_max).unwrap_or(usize::MAX),
-        ..MempoolConfig::default()
+        txs_max: m.txs_max,
+        bytes_max: usize::try_from(m.bytes_max).unwrap_or(usize::MAX),
+        access_txs_max: m.access_txs_max,
+        access_bytes_max: usize::try_from(m.access_bytes_max).unwrap_or(usize::MAX),
     };
     let config = DriverConfig::from_genesis(&params, mempool);
     info!(
@@ -145,6 +147,7 @@ async fn run(home: Home) -> anyhow::Result<()> {
         node_key: home.keypair.public_key(),
         started_ms: cradle_genesis::clock::now_ms(),
         genesis: serde_json::to_value(&home.genesis).context("genesis as JSON")?,
+        rate: http::rate::RateLimiter::new(&home.config.api.rate),
     });
     let listen = home.config.api_listen().context("api address")?;
     let limits = http::serve::ServeLimits::from_config(&home.config.api);
@@ -188,10 +191,18 @@ async fn run(home: Home) -> anyhow::Result<()> {
             .with_context(|| format!("binding the metrics endpoint to {metrics_listen}"))?;
         info!(%metrics_listen, "metrics listening");
         let router = http::metrics_router(api_state.clone());
-        tokio::spawn(async move { http::serve::serve(listener, router, limits, None).await });
+        tokio::spawn(async move { http::serve::serve(listener, router, limits, None, None).await });
     }
     let api = tokio::spawn(async move {
-        http::serve::serve(listener, http::router(api_state), limits, tls).await
+        let evicted = api_state.metrics.api_connections_evicted.clone();
+        http::serve::serve(
+            listener,
+            http::router(api_state),
+            limits,
+            tls,
+            Some(evicted),
+        )
+        .await
     });
 
     let keypair = cradle_ledger::Keypair::from_secret_parts(

@@ -4,6 +4,7 @@
 //! snapshot for monitoring.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Upper bounds (seconds) of the commit latency histogram's buckets.
@@ -55,6 +56,10 @@ pub struct Metrics {
     pub peers: AtomicU64,
     pub txs_committed: AtomicU64,
     pub txs_rejected: AtomicU64,
+    /// Pending transactions evicted to make room for another signer's.
+    pub txs_evicted: AtomicU64,
+    /// Pending access records (the lane reserved for them).
+    pub mempool_access_txs: AtomicU64,
     pub access_events: AtomicU64,
     pub blocks_synced: AtomicU64,
     pub messages_invalid: AtomicU64,
@@ -67,6 +72,13 @@ pub struct Metrics {
     pub fetches_refused_strangers: AtomicU64,
     /// Signed requests refused because the key is neither a member nor an enrolled patient.
     pub requests_refused_unknown: AtomicU64,
+    /// API connections closed to make room for newcomers (idle ones, or ones that never sent a
+    /// request).
+    pub api_connections_evicted: Arc<AtomicU64>,
+    /// Requests refused for their address's rate.
+    pub requests_rate_limited_ip: AtomicU64,
+    /// Signed requests refused for their key's rate.
+    pub requests_rate_limited_key: AtomicU64,
     /// From a transaction's admission to this node's mempool to the commit of its block.
     pub commit_latency: Histogram,
     /// From entering a height to committing its block.
@@ -141,6 +153,20 @@ impl Metrics {
         );
         gauge(
             &mut out,
+            "cradle_txs_evicted_total",
+            "counter",
+            "Pending transactions evicted from a full mempool to make room for another signer's.",
+            &self.txs_evicted,
+        );
+        gauge(
+            &mut out,
+            "cradle_mempool_access_txs",
+            "gauge",
+            "Pending access records, in the lane reserved for them.",
+            &self.mempool_access_txs,
+        );
+        gauge(
+            &mut out,
             "cradle_access_events_total",
             "counter",
             "Access records committed.",
@@ -201,6 +227,27 @@ impl Metrics {
             "counter",
             "Bytes of the peer messages dropped, for either reason.",
             &self.net_bytes_dropped_in,
+        );
+        gauge(
+            &mut out,
+            "cradle_api_connections_evicted_total",
+            "counter",
+            "API connections closed when every slot was taken, to make room for a newcomer: ones that never sent a request, or idle ones.",
+            &self.api_connections_evicted,
+        );
+        gauge(
+            &mut out,
+            "cradle_requests_rate_limited_ip_total",
+            "counter",
+            "API requests refused with 429 for their IP address's rate (api.rate.per_ip).",
+            &self.requests_rate_limited_ip,
+        );
+        gauge(
+            &mut out,
+            "cradle_requests_rate_limited_key_total",
+            "counter",
+            "Signed API requests refused with 429 for their key's rate (api.rate.per_key).",
+            &self.requests_rate_limited_key,
         );
         self.commit_latency.render(
             &mut out,

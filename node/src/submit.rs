@@ -23,7 +23,12 @@ pub enum WaitError {
     #[error("{0}")]
     Submit(#[from] SubmitError),
     #[error("the ledger refused the transaction: {reason}")]
-    Rejected { hash: Hash, reason: String },
+    Rejected {
+        hash: Hash,
+        reason: String,
+        /// Refused only for its nonce: signed again, it may commit.
+        stale_nonce: bool,
+    },
     #[error("transaction accepted but not committed within {} s", WAIT_MAX.as_secs())]
     Timeout { hash: Hash },
 }
@@ -142,7 +147,14 @@ impl Submitter {
                 height,
                 index,
             }),
-            Ok(Ok(Receipt::Rejected { reason })) => Err(WaitError::Rejected { hash, reason }),
+            Ok(Ok(Receipt::Rejected {
+                reason,
+                stale_nonce,
+            })) => Err(WaitError::Rejected {
+                hash,
+                reason,
+                stale_nonce,
+            }),
             Ok(Err(_)) => Err(SubmitError::Unavailable.into()),
             Err(_) => Err(WaitError::Timeout { hash }),
         }

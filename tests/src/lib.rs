@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod promise;
 pub mod tls;
 pub mod txs;
 

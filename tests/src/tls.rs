@@ -76,3 +76,65 @@ pub fn half_close(tls: &mut TlsStream) {
     let _ = tls.flush();
     let _ = tls.sock.shutdown(Shutdown::Write);
 }
+
+/// [`connect`] from the loopback address `source` (such as `127.0.0.2`), so that an attacker's
+/// traffic comes from another address than the patient's, as it would in the world.
+pub fn connect_from(api: &str, source: &str, read_timeout: Duration) -> anyhow::Result<TlsStream> {
+    let genesis_file =
+        crate::cluster::genesis_for(api).context("no cluster of this process serves that URL")?;
+    let genesis = cradle_genesis::GenesisDoc::load(genesis_file)?;
+    let pins = Pins::for_url(&genesis, api);
+    let addr = addr_of(api);
+    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+    let name = ServerName::try_from(host.to_string())?;
+    let conn = ClientConnection::new(client_config(pins)?, name)?;
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    let from: std::net::SocketAddr = format!("{source}:0").parse()?;
+    sock.bind(&from.into())?;
+    let to: std::net::SocketAddr = addr.parse()?;
+    sock.connect(&to.into())?;
+    let sock: TcpStream = sock.into();
+    sock.set_read_timeout(Some(read_timeout))?;
+    sock.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut tls = StreamOwned::new(conn, sock);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    Ok(tls)
+}
+
+/// Sends one HTTP/1.1 request on a kept-alive connection and reads its answer: the status and
+/// the body (by `Content-Length`; a node's answers always carry one or close).
+pub fn exchange(tls: &mut TlsStream, request: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    use std::io::Read;
+    tls.write_all(request)?;
+    tls.flush()?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if tls.read(&mut byte)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.push(byte[0]);
+        if head.len() > 64 * 1024 {
+            return Err(std::io::Error::other("answer headers too long"));
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| std::io::Error::other("no status line"))?;
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    tls.read_exact(&mut body)?;
+    Ok((status, body))
+}

@@ -298,6 +298,42 @@ fn every_route_refuses_whom_it_does_not_concern_and_tells_them_nothing() {
         1,
         "a grant went through"
     );
+    framework_refusals_are_json(&c.nodes[0].api);
+}
+
+/// What the web framework refuses by itself (a method a route does not take, a body declared
+/// over its limit) comes in the API's one error shape too.
+fn framework_refusals_are_json(api: &str) {
+    let mut conn = cradle_tests::tls::connect(api, WAIT).unwrap();
+    let cases: [(&str, &str, u16, &str); 3] = [
+        ("DELETE /v1/status", "Content-Length: 0", 405, "bad_request"),
+        (
+            "GET /v1/no-such-thing",
+            "Content-Length: 0",
+            404,
+            "not_found",
+        ),
+        // Declared over the limit: refused before a byte of it is read.
+        (
+            "POST /v1/txs",
+            "Content-Length: 100000000",
+            413,
+            "payload_too_large",
+        ),
+    ];
+    for (line, length, status, code) in cases {
+        let request = format!("{line} HTTP/1.1\r\nHost: cradle\r\n{length}\r\n\r\n");
+        let (got, body) = cradle_tests::tls::exchange(&mut conn, request.as_bytes()).unwrap();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(got, status, "{line}: {body}");
+        let answer: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{line}: not JSON ({e}): {body}"));
+        assert_eq!(answer["code"], code, "{line}: {body}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{body}"
+        );
+    }
 }
 
 /// A TLS server with a certificate of its own key (no member's): it completes the handshake if

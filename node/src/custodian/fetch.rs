@@ -16,6 +16,10 @@ use tracing::{info, warn};
 use super::Custodian;
 use super::store::VerifiedReader;
 use crate::submit::WaitError;
+
+/// Times an access record is signed and submitted before the fetch gives up: again only when
+/// the ledger refused it for its nonce alone.
+const RECORD_ATTEMPTS_MAX: u32 = 3;
 use cradle_genesis::clock::now_ms;
 
 /// A fetch whose access record is committed.
@@ -289,15 +293,33 @@ impl Custodian {
     /// Signs the access record as custodian, submits it, and waits for its receipt.
     async fn record(&self, record: RecordAccess) -> Result<crate::submit::Committed, FetchError> {
         let me = self.public_key();
-        let committed_nonce = self.ledger.last_nonce(&me).map_err(internal)?;
-        let tx = Transaction {
-            chain_id: self.consortium.chain_id,
-            signer: me,
-            nonce: self.next_nonce(committed_nonce),
-            body: TxBody::RecordAccess(record),
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let committed_nonce = self.ledger.last_nonce(&me).map_err(internal)?;
+            let tx = Transaction {
+                chain_id: self.consortium.chain_id,
+                signer: me,
+                nonce: self.next_nonce(committed_nonce),
+                body: TxBody::RecordAccess(record.clone()),
+            }
+            .sign(&self.key);
+            match self.submitter.submit_own_and_wait(tx).await {
+                // Concurrent fetches each take a nonce; gossip may bring a later one to a
+                // proposer first, which makes the earlier stale. Nothing was released: the
+                // same record is signed again with a fresh nonce.
+                Err(WaitError::Rejected {
+                    stale_nonce: true, ..
+                }) if attempts < RECORD_ATTEMPTS_MAX => continue,
+                other => return Self::recorded(other),
+            }
         }
-        .sign(&self.key);
-        match self.submitter.submit_own_and_wait(tx).await {
+    }
+
+    fn recorded(
+        result: Result<crate::submit::Committed, WaitError>,
+    ) -> Result<crate::submit::Committed, FetchError> {
+        match result {
             Ok(committed) => Ok(committed),
             Err(WaitError::Rejected { reason, .. }) => Err(FetchError::Refused { reason }),
             Err(WaitError::Timeout { .. }) => Err(FetchError::Timeout),

@@ -331,6 +331,10 @@ impl Driver {
         self.metrics
             .mempool_bytes
             .store(self.mempool.bytes() as u64, Ordering::Relaxed);
+        self.metrics.mempool_access_txs.store(
+            self.mempool.lane_len(crate::mempool::Lane::Access) as u64,
+            Ordering::Relaxed,
+        );
         self.status.send_replace(status);
         Ok(())
     }

@@ -175,6 +175,7 @@ impl Driver {
                         reason: format!(
                             "a committed transaction of the same signer used nonce {nonce} or above"
                         ),
+                        stale_nonce: true,
                     },
                 );
             }
@@ -209,6 +210,7 @@ impl Driver {
             hash,
             Receipt::Rejected {
                 reason: reason.to_string(),
+                stale_nonce: matches!(reason, cradle_ledger::Error::StaleNonce { .. }),
             },
         );
     }

@@ -20,8 +20,9 @@ pub const WAITERS_MAX: usize = 16_384;
 pub enum Receipt {
     /// Written in a committed block, at `index` among its transactions.
     Committed { height: u64, index: u32 },
-    /// Dropped: the ledger's rules refused it, or a committed transaction made it stale.
-    Rejected { reason: String },
+    /// Dropped: the ledger's rules refused it, or a committed transaction made it stale
+    /// (`stale_nonce`: the same content signed again with a fresh nonce may yet commit).
+    Rejected { reason: String, stale_nonce: bool },
 }
 
 /// The waiters, by transaction hash.
@@ -95,6 +96,7 @@ mod tests {
             &[1; 32],
             Receipt::Rejected {
                 reason: "late".into(),
+                stale_nonce: false,
             },
         );
     }

@@ -15,17 +15,23 @@ use tracing::{debug, error, warn};
 use super::actor::Driver;
 use super::ingress::{Ingress, SubmitError, VerifiedTx};
 use super::receipts::Receipt;
-use crate::mempool::SignerLimit;
+use crate::mempool::{Lane, SignerLimit};
 use crate::wire::{NetMessage, TX_BATCH_MAX};
+use cradle_ledger::tx::TxBody;
 
 /// Most peer transaction batches verified at once; further ones are dropped until one finishes.
 pub const GOSSIP_VERIFY_TASKS_MAX: usize = 8;
-/// Most pending transactions of one member (a quarter of the pool's bytes at most, too).
-pub const MEMBER_PENDING_TXS_MAX: usize = 20_000;
+/// Further gossip verification tasks kept for batches of access records.
+pub const GOSSIP_VERIFY_ACCESS_RESERVED: usize = 2;
+/// Largest batch looked into for access records while busy: a custodian sends each record
+/// out at once, in a small batch, and decoding big ones would load the driver.
+const ACCESS_BATCH_LOOK_MAX: usize = 16;
 /// Most pending transactions of one patient: she grants and revokes by hand.
 pub const PATIENT_PENDING_TXS_MAX: usize = 64;
 /// Most pending bytes of one patient.
 pub const PATIENT_PENDING_BYTES_MAX: usize = 1024 * 1024;
+/// The most of the ordinary lane one member may hold, as a fraction (1/4).
+pub const MEMBER_ORDINARY_SHARE: usize = 4;
 
 impl Driver {
     /// Puts a verified transaction in the mempool, gossiping it on if it came from a client.
@@ -50,43 +56,29 @@ impl Driver {
             )));
         }
         // Only a key the ledger knows takes space: a member, or an enrolled patient, each held
-        // to its share, so throwaway keys cannot fill the pool and delay access records.
+        // to its share of its lane, so throwaway keys cannot fill the pool, and a member's
+        // access records wait in a lane no flood can take.
         let signer = tx.tx.tx.signer;
-        let limit = if self.consortium.member(&signer).is_some() {
-            SignerLimit {
-                txs: MEMBER_PENDING_TXS_MAX,
-                bytes: self.mempool.bytes_max() / 4,
-            }
-        } else if self
-            .store
-            .patient(&signer)
-            .map_err(|e| SubmitError::Invalid(format!("state unavailable: {e}")))?
-            .is_some()
-        {
-            SignerLimit {
-                txs: PATIENT_PENDING_TXS_MAX,
-                bytes: PATIENT_PENDING_BYTES_MAX,
-            }
-        } else {
-            self.metrics.txs_rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(SubmitError::UnknownSigner);
-        };
+        let (lane, limit) = self.lane_of(&tx)?;
         let last = self
             .store
             .last_nonce(&signer)
             .map_err(|e| SubmitError::Invalid(format!("state unavailable: {e}")))?;
-        let result = self
-            .mempool
-            .insert_limited(tx.hash, tx.tx, tx.encoded.len(), last, limit);
+        let result =
+            self.mempool
+                .insert_limited(tx.hash, tx.tx, tx.encoded.len(), last, lane, limit);
         match result {
-            Ok(()) => {
+            Ok(evicted) => {
+                self.evicted(&evicted);
                 self.admitted_at.insert(tx.hash, Instant::now());
                 if let Some(waiter) = receipt {
                     self.receipts.register(tx.hash, waiter);
                 }
                 if from_client {
                     self.outbox.push(tx.encoded);
-                    if self.outbox.len() >= TX_BATCH_MAX {
+                    // An access record goes out at once: a clinician waits on it, and every
+                    // proposer should hold it.
+                    if lane == Lane::Access || self.outbox.len() >= TX_BATCH_MAX {
                         self.flush_outbox();
                     }
                 }
@@ -96,6 +88,72 @@ impl Driver {
                 self.metrics.txs_rejected.fetch_add(1, Ordering::Relaxed);
                 Err(e.into())
             }
+        }
+    }
+
+    /// The lane a transaction waits in and its signer's share there; unknown signers refused.
+    fn lane_of(&self, tx: &VerifiedTx) -> Result<(Lane, SignerLimit), SubmitError> {
+        let signer = tx.tx.tx.signer;
+        let config = *self.mempool.config();
+        if self.consortium.member(&signer).is_some() {
+            if matches!(tx.tx.tx.body, TxBody::RecordAccess(_)) {
+                // Every member can have a share of the access lane at once.
+                let members = self.consortium.members.len().max(1);
+                let cap = config.capacity(Lane::Access);
+                return Ok((
+                    Lane::Access,
+                    SignerLimit {
+                        txs: cap.txs / members,
+                        bytes: cap.bytes / members,
+                    },
+                ));
+            }
+            let cap = config.capacity(Lane::Ordinary);
+            return Ok((
+                Lane::Ordinary,
+                SignerLimit {
+                    txs: cap.txs / MEMBER_ORDINARY_SHARE,
+                    bytes: cap.bytes / MEMBER_ORDINARY_SHARE,
+                },
+            ));
+        }
+        let patient = self
+            .store
+            .patient(&signer)
+            .map_err(|e| SubmitError::Invalid(format!("state unavailable: {e}")))?;
+        if patient.is_none() {
+            self.metrics.txs_rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(SubmitError::UnknownSigner);
+        }
+        Ok((
+            Lane::Ordinary,
+            SignerLimit {
+                txs: PATIENT_PENDING_TXS_MAX,
+                bytes: PATIENT_PENDING_BYTES_MAX,
+            },
+        ))
+    }
+
+    /// Tells the submitters of evicted transactions, which will not be committed.
+    fn evicted(&mut self, evicted: &[Hash]) {
+        for hash in evicted {
+            self.admitted_at.remove(hash);
+            self.metrics.txs_evicted.fetch_add(1, Ordering::Relaxed);
+            self.receipts.resolve(
+                hash,
+                Receipt::Rejected {
+                    reason: "evicted: the mempool is full and this signer held the largest share \
+                             of it; submit again later"
+                        .into(),
+                    stale_nonce: false,
+                },
+            );
+        }
+        if !evicted.is_empty() {
+            debug!(
+                txs = evicted.len(),
+                "evicted pending transactions to make room"
+            );
         }
     }
 
@@ -129,11 +187,29 @@ impl Driver {
         if fresh.is_empty() {
             return;
         }
-        // Bounded: a peer flooding batches cannot queue unlimited signature work.
-        if self.gossip_verifying.load(Ordering::Acquire) >= GOSSIP_VERIFY_TASKS_MAX {
+        // Bounded: a peer flooding batches cannot queue unlimited signature work. Access
+        // records keep verification slots of their own, so such a flood does not hold back
+        // the record a clinician waits on at another node.
+        let busy = self.gossip_verifying.load(Ordering::Acquire);
+        let fresh = if busy < GOSSIP_VERIFY_TASKS_MAX {
+            fresh
+        } else if busy < GOSSIP_VERIFY_TASKS_MAX + GOSSIP_VERIFY_ACCESS_RESERVED
+            && fresh.len() <= ACCESS_BATCH_LOOK_MAX
+        {
+            let tx_max = self.consortium.limits.tx_bytes_max as usize;
+            let access: Vec<Vec<u8>> = fresh
+                .into_iter()
+                .filter(|b| self.is_members_access_record(b, tx_max))
+                .collect();
+            if access.is_empty() {
+                debug!(peer = %from, "busy verifying gossip: dropping a batch");
+                return;
+            }
+            access
+        } else {
             debug!(peer = %from, txs = fresh.len(), "busy verifying gossip: dropping a batch");
             return;
-        }
+        };
         self.gossip_verifying.fetch_add(1, Ordering::AcqRel);
         let chain_id = self.consortium.chain_id;
         let tx_max = self.consortium.limits.tx_bytes_max as usize;
@@ -147,5 +223,14 @@ impl Driver {
                 warn!(peer = %from, "driver mailbox full: dropping gossiped transactions");
             }
         });
+    }
+
+    /// Whether encoded bytes decode as an access record signed by a member (unverified: a
+    /// cheap look before the signature work it is about to be given room for).
+    fn is_members_access_record(&self, bytes: &[u8], tx_max: usize) -> bool {
+        cradle_ledger::tx::SignedTransaction::decode(bytes, tx_max).is_ok_and(|t| {
+            matches!(t.tx.body, TxBody::RecordAccess(_))
+                && self.consortium.member(&t.tx.signer).is_some()
+        })
     }
 }

@@ -10,19 +10,25 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use cradle_ledger::ArchiveId;
+use cradle_ledger::access::SignedAccessRequest;
 use cradle_ledger::contract::{
     ACCESS_REQUEST_BYTES_MAX, ACCESS_TX_HEADER, CIPHERTEXT_SHA256_HEADER, ErrorCode, FetchDenied,
     OUTCOME_HEADER, WRAPPED_KEY_HEADER,
 };
+use cradle_ledger::tx::Purpose;
 use serde_json::json;
+use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
 use super::auth::authenticate;
+use super::rate::Class;
 use super::{HttpError, HttpResult, HttpState, hex32};
 use crate::custodian::store::Piece;
 use crate::custodian::{ArchiveStoreError, FetchError, FetchOutcome, Released, UploadError};
@@ -79,13 +85,23 @@ impl From<FetchError> for HttpError {
 /// body hash must be the path's hash.
 pub async fn put(
     State(state): State<Arc<HttpState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Path(hash): Path<String>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> HttpResult {
     let expected = hex32(&hash, "ciphertext hash")?;
-    let signer = authenticate(&state, &headers, "PUT", &uri, &expected)?;
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let signer = authenticate(
+        &state,
+        peer,
+        &headers,
+        "PUT",
+        &uri,
+        &expected,
+        Class::Ordinary,
+    )?;
     let len = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -115,11 +131,13 @@ pub async fn put(
 /// `POST /v1/archives/{archive_id}/fetch`: the body is the accessor's signed access request.
 pub async fn fetch(
     State(state): State<Arc<HttpState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> HttpResult {
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
     let archive_id = ArchiveId(hex32(&id, "archive id")?);
     // Read at most the bound, so an oversized body is refused before it is buffered.
     let body = axum::body::to_bytes(body, ACCESS_REQUEST_BYTES_MAX)
@@ -131,8 +149,14 @@ pub async fn fetch(
                 format!("an access request is at most {ACCESS_REQUEST_BYTES_MAX} bytes"),
             )
         })?;
+    // An emergency draws on capacity of its own that no ordinary traffic can take. The body is
+    // only looked at here; the custodian checks it.
+    let class = match SignedAccessRequest::decode(&body) {
+        Ok(r) if r.request.purpose == Purpose::EmergencyTreat => Class::BreakGlass,
+        _ => Class::Fetch,
+    };
     let body_hash = cradle_ledger::crypto::sha256(&body);
-    let signer = authenticate(&state, &headers, "POST", &uri, &body_hash)?;
+    let signer = authenticate(&state, peer, &headers, "POST", &uri, &body_hash, class)?;
     match state.custodian.fetch(archive_id, signer, &body).await? {
         FetchOutcome::Denied {
             reason,

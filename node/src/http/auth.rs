@@ -2,6 +2,7 @@
 //! the replay cache that refuses a nonce seen within the allowed clock skew.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 
 use axum::http::{HeaderMap, StatusCode, Uri};
 use cradle_ledger::api_request::{AUTH_HEADER, ApiAuthError, SignedApiRequest};
@@ -9,6 +10,7 @@ use cradle_ledger::contract::ErrorCode;
 use cradle_ledger::state::StateExt;
 use cradle_ledger::{Hash, PublicKey};
 
+use super::rate::{self, Class};
 use super::{HttpError, HttpState};
 use cradle_genesis::clock::now_ms;
 
@@ -31,13 +33,33 @@ fn unauthorized(e: ApiAuthError) -> HttpError {
     HttpError::new(status, code, e.to_string())
 }
 
-/// Checks the signed-request header against this request; returns the signer.
+/// Checks the signed-request header against this request; returns the signer. A request that
+/// fails, for any reason, is charged to its address's rate (`peer`) as an anonymous one is; one
+/// that passes is charged to its key's, so no one sharing an address can use up another's.
 pub fn authenticate(
+    state: &HttpState,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    method: &str,
+    uri: &Uri,
+    body_sha256: &Hash,
+    class: Class,
+) -> Result<PublicKey, HttpError> {
+    check(state, headers, method, uri, body_sha256, class).map_err(|e| {
+        match peer.map(|ip| state.rate.take_ip(ip, now_ms())) {
+            Some(Err(limited)) => rate::refusal(state, limited),
+            _ => e,
+        }
+    })
+}
+
+fn check(
     state: &HttpState,
     headers: &HeaderMap,
     method: &str,
     uri: &Uri,
     body_sha256: &Hash,
+    class: Class,
 ) -> Result<PublicKey, HttpError> {
     let value = headers
         .get(AUTH_HEADER)
@@ -97,6 +119,17 @@ pub fn authenticate(
             "the request is signed by a key that is neither a member nor an enrolled patient",
         ));
     }
+    // Each known key is held to its rate before it takes a slot in the replay cache. An
+    // institution's fetches are its clinicians' and count as its other requests do; a
+    // patient's, which each write an access record, have a slower rate of their own.
+    let class = match class {
+        Class::Fetch if state.consortium.member(&r.signer).is_some() => Class::Ordinary,
+        other => other,
+    };
+    state
+        .rate
+        .take_key(r.signer, class, now)
+        .map_err(|limited| rate::refusal(state, limited))?;
     let mut replay = state
         .replay
         .lock()

@@ -15,6 +15,7 @@ pub mod blocks;
 pub mod deadline;
 pub mod node;
 pub mod policy;
+pub mod rate;
 pub mod records;
 pub mod serve;
 pub mod tls;
@@ -27,7 +28,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use cradle_ledger::contract::{ErrorAnswer, ErrorCode, TX_BATCH_BYTES_MAX};
+use cradle_ledger::contract::{
+    ACCESS_REQUEST_BYTES_MAX, ErrorAnswer, ErrorCode, TX_BATCH_BYTES_MAX,
+};
 use cradle_ledger::{Consortium, PublicKey};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -60,6 +63,8 @@ pub struct HttpState {
     pub started_ms: u64,
     /// The genesis document, as served at `/v1/genesis`.
     pub genesis: Value,
+    /// Request rates per address and per key.
+    pub rate: rate::RateLimiter,
 }
 
 /// An error answer: a status, a stable code and a one-line reason.
@@ -68,6 +73,8 @@ pub struct HttpError {
     status: StatusCode,
     code: ErrorCode,
     error: String,
+    /// Seconds to wait before trying again, for a refusal of load.
+    retry_after_s: Option<u64>,
 }
 
 impl HttpError {
@@ -76,7 +83,13 @@ impl HttpError {
             status,
             code,
             error: error.into(),
+            retry_after_s: None,
         }
+    }
+    /// Tells the client when to try again.
+    pub fn retry_after_s(mut self, seconds: u64) -> Self {
+        self.retry_after_s = Some(seconds);
+        self
     }
     pub fn bad(error: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, error)
@@ -117,7 +130,19 @@ impl IntoResponse for HttpError {
             error: self.error.replace('\n', " "),
             code: self.code,
         };
-        (self.status, axum::Json(answer)).into_response()
+        // A refusal of load always says when to come back.
+        let retry = self
+            .retry_after_s
+            .or((self.status == StatusCode::SERVICE_UNAVAILABLE
+                || self.status == StatusCode::TOO_MANY_REQUESTS)
+                .then_some(1));
+        let mut response = (self.status, axum::Json(answer)).into_response();
+        if let Some(s) = retry {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        response
     }
 }
 
@@ -254,9 +279,122 @@ pub fn router(state: Arc<HttpState>) -> Router {
             state.clone(),
             policy::identify,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            BodyLimits {
+                body_max,
+                budget: Arc::new(tokio::sync::Semaphore::new(BODY_BUDGET_KIB)),
+            },
+            body_limits,
+        ))
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn(deadline::body_deadline))
         .layer(DefaultBodyLimit::max(body_max))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate::per_ip,
+        ))
         .with_state(state)
+}
+
+/// Most request-body bytes buffered at once over all connections, in KiB: bodies are read whole
+/// before their signatures can be checked, so without a bound anyone could make the node hold
+/// a full body per connection.
+pub const BODY_BUDGET_KIB: usize = 64 * 1024;
+
+#[derive(Clone)]
+struct BodyLimits {
+    body_max: usize,
+    budget: Arc<tokio::sync::Semaphore>,
+}
+
+/// Refuses at once a body whose declared length is over the route's limit, rather than reading
+/// up to the limit first, and one that does not fit in what is left of [`BODY_BUDGET_KIB`]
+/// (503 `busy`). Archive uploads stream to disk and have their own limit, checked by the
+/// custodian.
+async fn body_limits(
+    axum::extract::State(limits): axum::extract::State<BodyLimits>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let body_max = limits.body_max;
+    let (limit, what) = match request.uri().path() {
+        "/v1/txs/batch" => (TX_BATCH_BYTES_MAX, "a transaction batch"),
+        p if p.ends_with("/fetch") => (ACCESS_REQUEST_BYTES_MAX, "an access request"),
+        _ if request.method() == axum::http::Method::PUT => (usize::MAX, "an archive"),
+        _ => (body_max, "a request body"),
+    };
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // A read is signed over an empty body: one that carries a body is not what was signed.
+    if request.method() == axum::http::Method::GET && declared.is_some_and(|n| n > 0) {
+        return HttpError::bad("a GET carries no body").into_response();
+    }
+    if let Some(declared) = declared
+        && declared > u64::try_from(limit).unwrap_or(u64::MAX)
+    {
+        return HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            format!("{what} is at most {limit} bytes; this one is {declared}"),
+        )
+        .into_response();
+    }
+    if request.method() == axum::http::Method::GET || limit == usize::MAX {
+        return next.run(request).await;
+    }
+    // A body without a declared length may be as long as the route takes.
+    let bytes = declared.map_or(limit, |n| usize::try_from(n).unwrap_or(limit));
+    let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let Ok(_held) = limits.budget.clone().try_acquire_many_owned(kib) else {
+        return HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Busy,
+            "too many request bodies in flight; retry shortly",
+        )
+        .into_response();
+    };
+    next.run(request).await
+}
+
+/// Answers the framework makes itself (a body over its limit, a path or query that does not
+/// parse, a method the route does not take) in the API's one error shape, with a code, like
+/// every other refusal.
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::LENGTH_REQUIRED => ErrorCode::LengthRequired,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Unavailable,
+        s if s.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::BadRequest,
+    };
+    // The framework's own reason is one short line; keep at most a little of it.
+    let reason = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let reason = if reason.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("refused")
+            .to_lowercase()
+    } else {
+        reason
+    };
+    HttpError::new(status, code, reason).into_response()
 }
 
 /// The operator's own endpoint: Prometheus metrics, on `api.metrics_listen` (loopback by

@@ -75,10 +75,12 @@ pub async fn identify(
     let caller = if request.method() == Method::GET && request.headers().contains_key(AUTH_HEADER) {
         match authenticate(
             &state,
+            super::rate::peer_ip(&request),
             request.headers(),
             "GET",
             request.uri(),
             &sha256(b""),
+            super::rate::Class::Ordinary,
         ) {
             Ok(key) => Caller::of(&state, key),
             Err(e) => return e.into_response(),

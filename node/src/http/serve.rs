@@ -1,20 +1,32 @@
 //! Serving the router over TCP with the connection limits a public endpoint needs: most
 //! connections in all and per IP address, a deadline for a request's headers (which also closes
-//! a connection idle between requests), and a bound on header bytes. A client that opens
-//! connections and never finishes a request holds a slot for at most the deadline, and one
-//! address cannot take every slot. Over TLS ([`super::tls`]) unless the operator asked for plain
-//! HTTP.
+//! a connection idle between requests), and a bound on header bytes. Over TLS ([`super::tls`])
+//! unless the operator asked for plain HTTP.
+//!
+//! When every slot (or every slot of one address) is taken, a newcomer does not simply wait:
+//! it takes the slot of a connection that has done nothing yet (still in its handshake, or no
+//! request sent), the oldest first, or else of one idle between requests for a while. A
+//! connection serving a request is never cut. So holding slots open with half-sent handshakes,
+//! from one address or many, no longer locks anyone out: each real client's connection is
+//! younger than the attacker's and is busy within milliseconds.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
@@ -41,62 +53,212 @@ impl ServeLimits {
     }
 }
 
-/// Open connections per address; a slot is given back when its guard drops.
-#[derive(Default)]
-struct PerIp {
-    open: Mutex<HashMap<IpAddr, usize>>,
-}
+/// How long a connection that has served requests must have been idle before a newcomer may
+/// take its slot.
+pub const IDLE_EVICTABLE: Duration = Duration::from_secs(2);
 
-struct IpSlot {
+/// One open connection, as the slot table sees it.
+struct Conn {
     ip: IpAddr,
-    table: Arc<PerIp>,
+    opened: Instant,
+    requests: AtomicU64,
+    in_flight: AtomicUsize,
+    /// Milliseconds after `opened` of the last request's end (or start).
+    last_ms: AtomicU64,
+    close: Notify,
 }
 
-impl PerIp {
-    fn take(table: &Arc<Self>, ip: IpAddr, max: usize) -> Option<IpSlot> {
-        let mut open = table
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = open.entry(ip).or_insert(0);
-        if *n >= max {
+impl Conn {
+    /// Whether a newcomer may take this slot, and how early it should go (lower first).
+    fn evictable(&self, now: Instant) -> Option<(bool, Duration)> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
-        *n += 1;
-        Some(IpSlot {
+        if self.requests.load(Ordering::Acquire) == 0 {
+            return Some((false, now.duration_since(self.opened)));
+        }
+        let last = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Acquire));
+        let idle = now.saturating_duration_since(last);
+        (idle >= IDLE_EVICTABLE).then_some((true, idle))
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Release);
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    open: HashMap<u64, Arc<Conn>>,
+    per_ip: HashMap<IpAddr, usize>,
+    next_id: u64,
+}
+
+impl Table {
+    fn forget(&mut self, id: u64) -> Option<Arc<Conn>> {
+        let conn = self.open.remove(&id)?;
+        if let Some(n) = self.per_ip.get_mut(&conn.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_ip.remove(&conn.ip);
+            }
+        }
+        Some(conn)
+    }
+
+    /// Closes the connection (of `ip`, if given) a newcomer should replace; false if none may go.
+    fn evict_one(&mut self, ip: Option<IpAddr>, now: Instant) -> bool {
+        let victim = self
+            .open
+            .iter()
+            .filter(|(_, c)| ip.is_none_or(|ip| c.ip == ip))
+            .filter_map(|(id, c)| c.evictable(now).map(|(active, age)| (active, age, *id)))
+            // Those that never sent a request first, then the longest idle; the oldest first.
+            .min_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        match victim.and_then(|(_, _, id)| self.forget(id)) {
+            Some(conn) => {
+                conn.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The open connections, in all and per address.
+#[derive(Default)]
+struct Slots {
+    table: Mutex<Table>,
+    evicted: AtomicU64,
+}
+
+/// A connection's place in [`Slots`], given back when dropped.
+struct Slot {
+    id: u64,
+    conn: Arc<Conn>,
+    slots: Arc<Slots>,
+}
+
+impl Slots {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A slot for a connection from `ip`, taking one that may go if the table is full.
+    fn take(self: &Arc<Self>, ip: IpAddr, limits: &ServeLimits) -> Option<Slot> {
+        let now = Instant::now();
+        let mut table = self.lock();
+        if table.per_ip.get(&ip).copied().unwrap_or(0) >= limits.connections_per_ip_max {
+            if !table.evict_one(Some(ip), now) {
+                return None;
+            }
+            self.evicted.fetch_add(1, Ordering::Relaxed);
+        }
+        if table.open.len() >= limits.connections_max {
+            if !table.evict_one(None, now) {
+                return None;
+            }
+            self.evicted.fetch_add(1, Ordering::Relaxed);
+        }
+        let id = table.next_id;
+        table.next_id = table.next_id.wrapping_add(1);
+        let conn = Arc::new(Conn {
             ip,
-            table: table.clone(),
+            opened: now,
+            requests: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(0),
+            close: Notify::new(),
+        });
+        table.open.insert(id, conn.clone());
+        *table.per_ip.entry(ip).or_insert(0) += 1;
+        Some(Slot {
+            id,
+            conn,
+            slots: self.clone(),
         })
     }
 }
 
-impl Drop for IpSlot {
+impl Drop for Slot {
     fn drop(&mut self) {
-        let mut open = self
-            .table
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = open.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.remove(&self.ip);
-            }
-        }
+        self.slots.lock().forget(self.id);
     }
+}
+
+/// Counts a request in flight on its connection until its answer's body is dropped (sent, or
+/// the connection gone).
+struct InFlight(Arc<Conn>);
+
+impl InFlight {
+    fn new(conn: Arc<Conn>) -> Self {
+        conn.requests.fetch_add(1, Ordering::AcqRel);
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        conn.touch();
+        Self(conn)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// An answer's body that keeps its request counted in flight while it is sent.
+struct Tracked {
+    inner: Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for Tracked {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Marks the connection busy for the whole of each request, answer body included.
+async fn track(conn: Arc<Conn>, request: Request, next: Next) -> Response {
+    let in_flight = InFlight::new(conn);
+    let response = next.run(request).await;
+    response.map(|inner| {
+        Body::new(Tracked {
+            inner,
+            _in_flight: in_flight,
+        })
+    })
 }
 
 /// Accepts connections until the listener fails, serving each on its own task; over TLS when
 /// `tls` is given (the handshake has the header deadline too, so a client that stalls in it
-/// holds its slot no longer than one that stalls in its headers).
+/// holds its slot no longer than one that stalls in its headers). `evicted` counts the
+/// connections closed to make room for newcomers.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,
     tls: Option<TlsAcceptor>,
+    evicted: Option<Arc<AtomicU64>>,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.connections_max));
-    let per_ip = Arc::new(PerIp::default());
+    let slots = Arc::new(Slots::default());
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -107,16 +269,27 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(slot): Result<OwnedSemaphorePermit, _> = slots.clone().try_acquire_owned() else {
-            debug!(%peer, "api connection refused: too many open");
+        let before = slots.evicted.load(Ordering::Relaxed);
+        let Some(slot) = slots.take(peer.ip(), &limits) else {
+            debug!(%peer, "api connection refused: every slot is busy");
             continue;
         };
-        let Some(ip_slot) = PerIp::take(&per_ip, peer.ip(), limits.connections_per_ip_max) else {
-            debug!(%peer, "api connection refused: too many from this address");
-            continue;
-        };
+        if let Some(counter) = &evicted {
+            let now = slots.evicted.load(Ordering::Relaxed);
+            counter.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
+        }
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // Each request carries the address it came from, for the per-address rate, and marks
+        // its connection busy while it is served.
+        let conn = slot.conn.clone();
+        let service = TowerToHyperService::new(
+            router
+                .clone()
+                .layer(axum::middleware::from_fn(move |request, next| {
+                    track(conn.clone(), request, next)
+                }))
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
         let tls = tls.clone();
         tokio::spawn(async move {
             let mut http = hyper::server::conn::http1::Builder::new();
@@ -124,30 +297,39 @@ pub async fn serve(
                 .header_read_timeout(limits.header_read_timeout)
                 .max_buf_size(HEADER_BYTES_MAX)
                 .max_headers(HEADERS_MAX);
-            let served = match tls {
-                None => http.serve_connection(TokioIo::new(stream), service).await,
-                Some(tls) => {
-                    let handshake =
-                        tokio::time::timeout(limits.header_read_timeout, tls.accept(stream)).await;
-                    match handshake {
-                        Ok(Ok(stream)) => {
-                            http.serve_connection(TokioIo::new(stream), service).await
-                        }
-                        Ok(Err(e)) => {
-                            debug!(%peer, error = %e, "api TLS handshake failed");
-                            Ok(())
-                        }
-                        Err(_) => {
-                            debug!(%peer, "api TLS handshake timed out");
-                            Ok(())
+            let serve = async {
+                match tls {
+                    None => http.serve_connection(TokioIo::new(stream), service).await,
+                    Some(tls) => {
+                        let handshake =
+                            tokio::time::timeout(limits.header_read_timeout, tls.accept(stream))
+                                .await;
+                        match handshake {
+                            Ok(Ok(stream)) => {
+                                http.serve_connection(TokioIo::new(stream), service).await
+                            }
+                            Ok(Err(e)) => {
+                                debug!(%peer, error = %e, "api TLS handshake failed");
+                                Ok(())
+                            }
+                            Err(_) => {
+                                debug!(%peer, "api TLS handshake timed out");
+                                Ok(())
+                            }
                         }
                     }
                 }
             };
-            if let Err(e) = served {
-                debug!(%peer, error = %e, "api connection ended");
+            tokio::select! {
+                served = serve => {
+                    if let Err(e) = served {
+                        debug!(%peer, error = %e, "api connection ended");
+                    }
+                }
+                () = slot.conn.close.notified() => {
+                    debug!(%peer, "api connection closed to make room for a newcomer");
+                }
             }
-            drop(ip_slot);
             drop(slot);
         });
     }

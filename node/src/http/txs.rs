@@ -59,7 +59,8 @@ pub async fn submit(
 }
 
 /// `POST /v1/txs/batch`: a borsh `Vec<Vec<u8>>` of encoded transactions behind the version byte.
-/// Each is checked and admitted on its own; the answer lists, in order, a hash or an error.
+/// Each is checked and admitted on its own; the answer lists, in order, a hash or an error
+/// with its code.
 pub async fn submit_batch(State(state): State<Arc<HttpState>>, body: Bytes) -> HttpResult {
     let batch: TxBatch = cradle_ledger::codec::decode(&body, TX_BATCH_BYTES_MAX)
         .map_err(|e| HttpError::bad(format!("invalid batch: {e}")))?;
@@ -70,7 +71,11 @@ pub async fn submit_batch(State(state): State<Arc<HttpState>>, body: Bytes) -> H
         .into_iter()
         .map(|answer| match answer {
             Ok(hash) => json!({ "hash": hex::encode(hash) }),
-            Err(e) => json!({ "error": e.to_string() }),
+            Err(e) => {
+                let error = e.to_string();
+                let code = HttpError::from(e).code();
+                json!({ "error": error, "code": code.as_str() })
+            }
         })
         .collect();
     Ok((

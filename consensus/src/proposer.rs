@@ -64,6 +64,30 @@ impl ProposerSchedule {
     pub fn period(&self) -> usize {
         self.order.len()
     }
+
+    /// Whether `builder` can be the validator that built the value of a proposal in
+    /// `(height, round)` that names `valid_round`.
+    ///
+    /// A fresh value (`valid_round` is `None`, the paper's −1) is built by the proposer of the
+    /// round that proposes it, so it must be that validator. A re-proposed value (L16: `vr ≥ 0`)
+    /// keeps the body, and so the builder, of the round it was first proposed in: it had a quorum
+    /// of prevotes in `vr`, so it was the proposal of round `vr`, itself fresh or re-proposed from
+    /// an earlier round; the first of these is at most `vr`, and nothing tells which it was. So
+    /// the builder must be the proposer of some round `0..=vr`. The schedule repeats every
+    /// [`Self::period`] rounds, which bounds the search whatever `vr` a peer names.
+    pub fn may_have_built(
+        &self,
+        height: Height,
+        round: Round,
+        valid_round: Option<Round>,
+        builder: ValidatorIndex,
+    ) -> bool {
+        let Some(vr) = valid_round else {
+            return self.proposer(height, round) == builder;
+        };
+        let rounds = u64::from(vr).saturating_add(1).min(self.order.len() as u64);
+        (0..rounds).any(|r| Round::try_from(r).is_ok_and(|r| self.proposer(height, r) == builder))
+    }
 }
 
 #[cfg(test)]
@@ -103,6 +127,31 @@ mod tests {
         let mut sorted = rounds.clone();
         sorted.sort();
         assert_eq!(sorted, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_fresh_value_is_built_by_its_rounds_proposer_and_a_re_proposed_one_by_an_earlier_one() {
+        let s = ProposerSchedule::new(&set(&[1, 1, 1, 1]));
+        let (h, p) = (7, |r| s.proposer(7, r));
+        assert!(s.may_have_built(h, 2, None, p(2)));
+        assert!(
+            !s.may_have_built(h, 2, None, p(1)),
+            "fresh, built by another"
+        );
+        // Round 2 re-proposes the value with a quorum in round 1: first proposed in round 0 or 1.
+        assert!(s.may_have_built(h, 2, Some(1), p(0)));
+        assert!(s.may_have_built(h, 2, Some(1), p(1)));
+        assert!(
+            !s.may_have_built(h, 2, Some(1), p(2)),
+            "the re-proposer did not build it"
+        );
+        assert!(!s.may_have_built(h, 2, Some(1), p(3)));
+        // A valid round far out costs one period, and every validator has a slot in it.
+        assert!((0..4).all(|v| s.may_have_built(h, Round::MAX, Some(Round::MAX - 1), v)));
+        assert!(
+            !s.may_have_built(h, Round::MAX, Some(Round::MAX - 1), 4),
+            "not a validator"
+        );
     }
 
     #[test]

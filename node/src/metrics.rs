@@ -64,6 +64,10 @@ pub struct Metrics {
     pub blocks_synced: AtomicU64,
     pub messages_invalid: AtomicU64,
     pub equivocations: AtomicU64,
+    /// Copied from the network's counters (`NetworkStats`) whenever the driver publishes status.
+    pub net_messages_dropped_in: AtomicU64,
+    pub net_messages_over_budget: AtomicU64,
+    pub net_bytes_dropped_in: AtomicU64,
     /// Fetches refused because the signer could not be entitled (no member, not the patient).
     pub fetches_refused_strangers: AtomicU64,
     /// Signed requests refused because the key is neither a member nor an enrolled patient.
@@ -88,6 +92,14 @@ fn gauge(out: &mut String, name: &str, kind: &str, help: &str, v: &AtomicU64) {
 }
 
 impl Metrics {
+    /// Takes the network's inbound drop counters.
+    pub fn record_network(&self, stats: &crate::network::NetworkStats) {
+        let set = |m: &AtomicU64, v: u64| m.store(v, Ordering::Relaxed);
+        set(&self.net_messages_dropped_in, stats.messages_dropped_in);
+        set(&self.net_messages_over_budget, stats.messages_over_budget);
+        set(&self.net_bytes_dropped_in, stats.bytes_dropped_in);
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         gauge(
@@ -194,6 +206,27 @@ impl Metrics {
             "counter",
             "Signed API requests refused, before the replay cache, from keys neither a member nor an enrolled patient.",
             &self.requests_refused_unknown,
+        );
+        gauge(
+            &mut out,
+            "cradle_net_messages_dropped_in_total",
+            "counter",
+            "Peer messages dropped because the node fell behind reading them.",
+            &self.net_messages_dropped_in,
+        );
+        gauge(
+            &mut out,
+            "cradle_net_messages_over_budget_total",
+            "counter",
+            "Peer messages dropped because their sender, or all peers, had their byte budget waiting.",
+            &self.net_messages_over_budget,
+        );
+        gauge(
+            &mut out,
+            "cradle_net_bytes_dropped_in_total",
+            "counter",
+            "Bytes of the peer messages dropped, for either reason.",
+            &self.net_bytes_dropped_in,
         );
         gauge(
             &mut out,

@@ -5,7 +5,9 @@
 
 use bytes::Bytes;
 use cradle_ledger::{Keypair, PublicKey};
-use cradle_node::network::{NetEvent, NetworkConfig, NetworkHandle, Peer, peer_id_of, start};
+use cradle_node::network::{
+    NetEvent, NetworkConfig, NetworkHandle, NetworkStats, Peer, peer_id_of, start,
+};
 use cradle_testkit::seeded_key as key;
 use libp2p::{Multiaddr, StreamProtocol};
 use std::sync::{Arc, Mutex};
@@ -68,7 +70,7 @@ async fn message_from(
     within: Duration,
 ) -> Option<(PublicKey, Vec<u8>)> {
     next_matching(rx, within, |e| match e {
-        NetEvent::Message { from, bytes } => Some((from, bytes)),
+        NetEvent::Message { from, bytes, .. } => Some((from, bytes)),
         _ => None,
     })
     .await
@@ -92,6 +94,29 @@ async fn wait_connected(handle: &NetworkHandle, want: &[u8]) {
         assert!(
             Instant::now() < deadline,
             "connected peers: saw {have:?}, wanted {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (bounded) until `handle`'s counters satisfy `done`, and returns them.
+/// On failure it shows the senders' counters too.
+async fn wait_stats(
+    handle: &NetworkHandle,
+    senders: &[&NetworkHandle],
+    what: &str,
+    done: impl Fn(&NetworkStats) -> bool,
+) -> NetworkStats {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = handle.stats();
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: saw {s:?}, senders {:?}",
+            senders.iter().map(|h| h.stats()).collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -418,6 +443,120 @@ mod network {
         );
         a.shutdown().await;
         b.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flooding_peer_is_held_to_its_byte_budget_while_another_is_heard() {
+        const MSG: usize = 16 * 1024;
+        const PEER_BUDGET_MSGS: u64 = 8;
+        let mut cfg = config(1, loopback(), &[(2, None), (3, None)]);
+        cfg.message_bytes_max = 2 * MSG;
+        cfg.inbound_peer_bytes_max = PEER_BUDGET_MSGS as usize * MSG;
+        cfg.inbound_bytes_max = 2 * PEER_BUDGET_MSGS as usize * MSG;
+        let (a, mut rx_a, addr_a) = node(cfg).await;
+        let (b, _rx_b, _) = node(config(
+            2,
+            loopback(),
+            &[(1, Some(addr_a.clone())), (3, None)],
+        ))
+        .await;
+        let (c, _rx_c, _) = node(config(3, loopback(), &[(1, Some(addr_a)), (2, None)])).await;
+        // Each side registers the connection on its own: b and c drop what they send before.
+        wait_connected(&a, &[2, 3]).await;
+        wait_connected(&b, &[1]).await;
+        wait_connected(&c, &[1]).await;
+        // A writer may lose its first batch while its stream comes up (the sender counts it),
+        // which is not what this test is about: each sender gets one message through first.
+        for (sender, i) in [(&b, 2), (&c, 3)] {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                sender.send(&pk(1), Bytes::from_static(b"hello"));
+                let got = message_from(&mut rx_a, Duration::from_millis(500)).await;
+                if got.is_some_and(|(from, _)| from == pk(i)) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "no message from {i} got through");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        while rx_a.try_recv().is_ok() {}
+        let base = a.stats();
+        assert_eq!(base.messages_over_budget, 0, "{base:?}");
+        // Counts since the warm-up.
+        let since = move |s: &NetworkStats| NetworkStats {
+            messages_in: s.messages_in - base.messages_in,
+            messages_dropped_in: s.messages_dropped_in - base.messages_dropped_in,
+            bytes_dropped_in: s.bytes_dropped_in - base.bytes_dropped_in,
+            ..*s
+        };
+
+        // a's consumer reads nothing while b sends far more than its budget.
+        let flood: u64 = 100;
+        for i in 0..flood {
+            b.send(&pk(1), Bytes::from(vec![2u8; MSG]));
+            if i % 20 == 19 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let s = since(
+            &wait_stats(&a, &[&b, &c], "flood accounted for", |s| {
+                since(s).messages_in + s.messages_over_budget == flood
+            })
+            .await,
+        );
+        assert_eq!(
+            s.messages_in, PEER_BUDGET_MSGS,
+            "b got exactly its budget: {s:?}"
+        );
+        assert_eq!(
+            s.messages_dropped_in, 0,
+            "the event channel had room: {s:?}"
+        );
+        assert_eq!(
+            s.bytes_dropped_in,
+            (flood - PEER_BUDGET_MSGS) * MSG as u64,
+            "dropped bytes counted: {s:?}"
+        );
+
+        // c's messages still arrive while b's wait unread.
+        for _ in 0..4 {
+            c.send(&pk(1), Bytes::from(vec![3u8; MSG]));
+        }
+        wait_stats(&a, &[&b, &c], "c's messages delivered", |s| {
+            since(s).messages_in == PEER_BUDGET_MSGS + 4
+        })
+        .await;
+        let mut held = Vec::new();
+        while let Ok(event) = rx_a.try_recv() {
+            held.push(event);
+        }
+        let from = |i: u8| {
+            held.iter()
+                .filter(|e| matches!(e, NetEvent::Message { from, .. } if *from == pk(i)))
+                .count() as u64
+        };
+        assert_eq!(
+            (from(2), from(3)),
+            (PEER_BUDGET_MSGS, 4),
+            "messages by sender"
+        );
+
+        // Taken off the channel but not yet handled, b's messages still count against it...
+        b.send(&pk(1), Bytes::from(vec![2u8; MSG]));
+        wait_stats(&a, &[&b, &c], "one more from b dropped", |s| {
+            s.messages_over_budget == flood - PEER_BUDGET_MSGS + 1
+        })
+        .await;
+        // ...and once the node is done with them, b is heard again.
+        drop(held);
+        b.send(&pk(1), Bytes::from_static(b"after the flood"));
+        assert_eq!(
+            message_from(&mut rx_a, WAIT).await,
+            Some((pk(2), b"after the flood".to_vec()))
+        );
+        a.shutdown().await;
+        b.shutdown().await;
+        c.shutdown().await;
     }
 
     /// A member whose process is alive and keeps its connection open but never reads the message

@@ -1,5 +1,6 @@
 //! Peers that should not be trusted: a process whose key is not in genesis, a member's key used
-//! to send malformed, oversized and badly signed messages, and one used to equivocate.
+//! to send malformed, oversized and badly signed messages, one used to equivocate, and one used
+//! to announce heights it does not serve.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -362,4 +363,86 @@ fn an_equivocating_validator_is_caught_and_regulators_see_the_evidence_across_re
     );
     check(&regulator_evidence(&c, 1));
     keeps_committing(&c, &[0, 1, 2]);
+}
+
+#[test]
+fn a_peer_announcing_heights_it_does_not_serve_does_not_hold_catch_up() {
+    let mut c = Cluster::start(4, &[]).unwrap();
+    for i in 0..4 {
+        c.wait_height(i, 1, WAIT).unwrap();
+    }
+    // Node 2 stops; the other three commit a dozen blocks without it.
+    c.kill(2);
+    let ahead = c.height(0).unwrap() + 12;
+    c.wait_height(0, ahead, WAIT).unwrap();
+    // Node 3 stops too, which halts nodes 0 and 1 (two of four); then they stop as well, so
+    // that when node 2 comes back the only peer it finds is a liar with node 3's key.
+    c.kill(3);
+    std::thread::sleep(Duration::from_secs(2));
+    let target = c.height(0).unwrap().min(c.height(1).unwrap());
+    c.kill(0);
+    c.kill(1);
+    let key: Keypair = c.member_key(3).unwrap();
+    let genesis = c.genesis.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let net = runtime.block_on(async {
+        let listen = genesis.members[3].p2p_addr.clone().unwrap();
+        let mut config = NetworkConfig::from_genesis(&genesis, &key, &listen).unwrap();
+        config
+            .peers
+            .retain(|p: &Peer| p.public_key != key.public_key());
+        network::start(config).await.unwrap()
+    });
+    let (net, mut events) = net;
+    // The liar claims a height of 10^12 fifty times a second and never answers a request for
+    // blocks (holding each request until the asker gives up on it).
+    let liar = net.clone();
+    let counter = asked.clone();
+    runtime.spawn(async move {
+        let claim = NetMessage::Status {
+            height: 1_000_000_000_000,
+        }
+        .encode();
+        let mut held = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(network::NetEvent::Request { reply, .. }) => {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        held.push(reply);
+                    }
+                    Some(_) => {}
+                    None => return,
+                },
+                _ = tick.tick() => liar.broadcast(claim.clone().into()),
+            }
+        }
+    });
+    c.start_node(2).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while asked.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "node 2 never asked the liar for blocks"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Honest peers come back while node 2 waits on the liar: node 2 must turn to them.
+    c.start_node(0).unwrap();
+    c.start_node(1).unwrap();
+    c.wait_height(2, target, WAIT).unwrap();
+    keeps_committing(&c, &[0, 1, 2]);
+    let log = c.log(2);
+    assert!(
+        log.contains("block sync failed") || log.contains("did not serve the blocks"),
+        "node 2 never logged the liar's failure:\n{}",
+        c.log_tail(2, 30)
+    );
+    runtime.block_on(net.shutdown());
 }

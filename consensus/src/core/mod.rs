@@ -38,7 +38,7 @@ pub use io::{Effect, Input, PersistedState};
 use crate::config::{Config, Step};
 use crate::evidence::Equivocation;
 use crate::keeper::{ROUNDS_BEHIND_MAX, VoteKeeper};
-use crate::proposal::{Message, SignedProposal, Value};
+use crate::proposal::{Message, Proposal, SignedProposal, Value};
 use crate::proposer::ProposerSchedule;
 use crate::types::{Error, Height, Round, SignedVote, ValidatorIndex, ValidatorSet, ValueId};
 
@@ -362,6 +362,15 @@ impl<V: Value> Core<V> {
     }
     pub fn proposer(&self, height: Height, round: Round) -> ValidatorIndex {
         self.schedule.proposer(height, round)
+    }
+    /// See [`crate::proposer::ProposerSchedule::may_have_built`].
+    pub fn may_have_built(&self, proposal: &Proposal, builder: ValidatorIndex) -> bool {
+        self.schedule.may_have_built(
+            proposal.height,
+            proposal.round,
+            proposal.valid_round,
+            builder,
+        )
     }
     pub fn validators(&self) -> &ValidatorSet {
         &self.validators

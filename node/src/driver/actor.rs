@@ -18,6 +18,7 @@ use tracing::{debug, error, info, warn};
 
 use super::ingress::Ingress;
 use super::receipts::Receipts;
+use super::sync_peers::SyncPeers;
 use super::{DriverConfig, DriverError, DriverParts, Status};
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
@@ -49,8 +50,8 @@ pub(super) struct Driver {
     pub(super) admitted_at: HashMap<Hash, Instant>,
     /// Transactions to gossip in the next batch.
     pub(super) outbox: Vec<Vec<u8>>,
-    /// Heights peers announced.
-    pub(super) peer_heights: HashMap<PublicKey, u64>,
+    /// Heights peers announced, as far as they are believed; read by catch-up sync only.
+    pub(super) sync_peers: SyncPeers,
     pub(super) sync_in_flight: Option<(PublicKey, Instant)>,
     /// Who waits to hear whether their transaction committed.
     pub(super) receipts: Receipts,
@@ -123,7 +124,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         last_commit: Instant::now(),
         admitted_at: HashMap::new(),
         outbox: Vec::new(),
-        peer_heights: HashMap::new(),
+        sync_peers: SyncPeers::default(),
         sync_in_flight: None,
         receipts: Receipts::default(),
         gossip_verifying: Arc::new(AtomicUsize::new(0)),
@@ -323,6 +324,7 @@ impl Driver {
         self.metrics
             .peers
             .store(status.peers as u64, Ordering::Relaxed);
+        self.metrics.record_network(&self.network.stats());
         self.metrics
             .mempool_txs
             .store(self.mempool.len() as u64, Ordering::Relaxed);
@@ -339,7 +341,9 @@ impl Driver {
 
     fn on_net_event(&mut self, event: NetEvent) -> Result<(), DriverError> {
         match event {
-            NetEvent::Message { from, bytes } => {
+            // The event, and with it the message's charge on its sender's inbound budget, lives
+            // until this returns: the bytes count as the sender's until they are handled.
+            NetEvent::Message { from, bytes, .. } => {
                 let message = match NetMessage::decode(&bytes) {
                     Ok(m) => m,
                     Err(e) => {
@@ -384,6 +388,15 @@ impl Driver {
                 // The core keeps messages for this height and the next; anything further
                 // ahead only tells us we are behind.
                 if h >= height && h <= height + 1 {
+                    if !super::blocks::names_its_builder(&self.core, &p) {
+                        self.metrics
+                            .messages_invalid
+                            .fetch_add(1, Ordering::Relaxed);
+                        warn!(peer = %from, height = h, round = p.proposal.round,
+                            proposer = p.proposal.proposer, named = %p.value.header.proposer,
+                            "refusing a proposal whose block names another proposer");
+                        return Ok(());
+                    }
                     self.feed(Input::Proposal(*p))?;
                 }
             }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use cradle_consensus::{Height, Input, Value};
+use cradle_consensus::{Core, Height, Input, SignedProposal, Value};
 use cradle_ledger::Hash;
 use cradle_ledger::PublicKey;
 use cradle_ledger::block::{self, Block, ChainTip, Executed, FinalizedBlock};
@@ -16,6 +16,22 @@ use super::DriverError;
 use super::actor::Driver;
 use super::receipts::Receipt;
 use cradle_genesis::clock::now_ms;
+
+/// Whether a peer's proposal names, in its block's header, the validator that built the block:
+/// the proposer of its round for a fresh block, the proposer of an earlier round for a
+/// re-proposed one ([`Core::may_have_built`] says why). A validator cannot build a block and
+/// pass it off as another's.
+///
+/// This is a check of the proposal, not of the block, and runs before the core sees the
+/// proposal: the core asks the ledger once per block whatever round proposes it, and the same
+/// block may rightly be re-proposed by another validator in a later round. A block that
+/// arrives by sync with its commit certificate is not checked here: the quorum that decided it
+/// has already checked its proposal.
+pub(super) fn names_its_builder(core: &Core<Block>, proposal: &SignedProposal<Block>) -> bool {
+    core.validators()
+        .index_of(&proposal.value.header.proposer.0)
+        .is_some_and(|builder| core.may_have_built(&proposal.proposal, builder))
+}
 
 impl Driver {
     /// Builds and proposes a block once the block interval has passed, or at once when the
@@ -229,5 +245,90 @@ impl Driver {
             self.drop_refused(hash, reason);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cradle_consensus::{Config, Proposal, Round};
+    use cradle_ledger::Digest32;
+    use cradle_ledger::Policy;
+    use cradle_ledger::codec::BoundedVec;
+    use cradle_testkit::TestConsortium;
+
+    /// A proposal at height 1 of `round`, signed by nobody (this check reads no signature), for
+    /// a block whose header names `builder`.
+    fn proposal(
+        core: &Core<Block>,
+        round: Round,
+        valid_round: Option<Round>,
+        builder: PublicKey,
+    ) -> SignedProposal<Block> {
+        let block = Block {
+            header: block::BlockHeader {
+                chain_id: Digest32(*core.chain_id()),
+                height: 1,
+                time_ms: 1,
+                prev_hash: Digest32(*core.chain_id()),
+                proposer: builder,
+                tx_count: 0,
+                tx_root: Digest32([0; 32]),
+                state_root: Digest32([0; 32]),
+                access_log_size: 0,
+                access_log_root: Digest32([0; 32]),
+            },
+            txs: BoundedVec::empty(),
+        };
+        SignedProposal {
+            proposal: Proposal {
+                height: 1,
+                round,
+                value: block.id(),
+                valid_round,
+                proposer: core.proposer(1, round),
+            },
+            signature: [0; 64],
+            value: block,
+        }
+    }
+
+    #[test]
+    fn a_proposal_whose_header_names_another_validator_is_refused() {
+        let t = TestConsortium::new(Policy::default());
+        let c = &t.consortium;
+        let core: Core<Block> = Core::new(
+            Config::default(),
+            c.validators().clone(),
+            c.chain_id,
+            None,
+            1,
+            None,
+        )
+        .expect("a core for the test consortium");
+        let key_of = |round: Round| {
+            let index = usize::from(core.proposer(1, round));
+            t.validators()[index].public_key()
+        };
+        let (p0, p1, p2) = (key_of(0), key_of(1), key_of(2));
+        assert!(
+            p0 != p1 && p1 != p2 && p0 != p2,
+            "three validators take turns"
+        );
+
+        assert!(names_its_builder(&core, &proposal(&core, 1, None, p1)));
+        assert!(
+            !names_its_builder(&core, &proposal(&core, 1, None, p0)),
+            "round 1's proposer passes off a block as round 0's"
+        );
+        assert!(
+            !names_its_builder(&core, &proposal(&core, 1, None, t.regulator.public_key())),
+            "a member without voting power named as the proposer"
+        );
+        // Round 2 re-proposes the block that had a quorum in round 1: it was built in round 0
+        // or 1, by their proposers, never by round 2's.
+        assert!(names_its_builder(&core, &proposal(&core, 2, Some(1), p0)));
+        assert!(names_its_builder(&core, &proposal(&core, 2, Some(1), p1)));
+        assert!(!names_its_builder(&core, &proposal(&core, 2, Some(1), p2)));
     }
 }

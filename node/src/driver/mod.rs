@@ -12,6 +12,7 @@ mod blocks;
 mod ingress;
 mod receipts;
 mod sync;
+mod sync_peers;
 mod txs;
 
 use std::sync::Arc;

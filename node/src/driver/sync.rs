@@ -3,7 +3,8 @@
 //! Every block received is checked as a light client would (its commit certificate against
 //! the genesis validators, for its own height and hash) and then re-executed in full, signatures
 //! included, before it is committed. A peer cannot make this node accept anything the
-//! consortium did not decide.
+//! consortium did not decide, nor hold catch-up by announcing heights it does not serve: see
+//! [`super::sync_peers`] for whom a request goes to.
 
 use std::time::{Duration, Instant};
 
@@ -29,26 +30,38 @@ const SYNC_BATCH: u16 = 32;
 const SYNC_RESPONSE_BYTES_MAX: usize = MESSAGE_BYTES_MAX / 2;
 
 impl Driver {
-    /// Records a peer's height; if it is ahead of us, asks it for the blocks we miss.
+    /// Records the height a peer announced; if a peer we believe is ahead of us, asks it for the
+    /// blocks we miss.
     pub(super) fn note_peer_height(&mut self, peer: PublicKey, height: u64) {
-        let entry = self.peer_heights.entry(peer).or_insert(0);
-        *entry = (*entry).max(height);
-        // A peer one block ahead is normal at every height: its precommits for the block we
-        // are deciding are on their way. Fetch only when it is further ahead, or when we have
-        // been stuck behind it for a while; serving blocks is not free for the peer.
-        let stuck = self.last_commit.elapsed() >= SYNC_STUCK_AFTER;
-        if height > self.tip.height + 1 || (height > self.tip.height && stuck) {
-            self.request_blocks(peer);
-        }
+        let now = Instant::now();
+        self.sync_peers.note(peer, height, now);
+        self.maybe_request_blocks(now);
     }
 
-    fn request_blocks(&mut self, peer: PublicKey) {
+    /// Asks the trusted peer furthest ahead for the blocks after our tip, unless a request is
+    /// already out.
+    fn maybe_request_blocks(&mut self, now: Instant) {
         if let Some((_, since)) = self.sync_in_flight
-            && since.elapsed() < SYNC_TIMEOUT
+            && now.saturating_duration_since(since) < SYNC_TIMEOUT
         {
             return;
         }
-        self.sync_in_flight = Some((peer, Instant::now()));
+        // A peer one block ahead is normal at every height: its precommits for the block we
+        // are deciding are on their way. Fetch only from a peer further ahead, or when we have
+        // been stuck behind one for a while; serving blocks is not free for the peer.
+        let stuck = self.last_commit.elapsed() >= SYNC_STUCK_AFTER;
+        let above = if stuck {
+            self.tip.height
+        } else {
+            self.tip.height.saturating_add(1)
+        };
+        if let Some(peer) = self.sync_peers.pick(above, now) {
+            self.request_blocks(peer, now);
+        }
+    }
+
+    fn request_blocks(&mut self, peer: PublicKey, now: Instant) {
+        self.sync_in_flight = Some((peer, now));
         let request = SyncRequest {
             from_height: self.tip.height + 1,
             max_blocks: SYNC_BATCH,
@@ -75,21 +88,32 @@ impl Driver {
         from: PublicKey,
         result: Result<SyncResponse, String>,
     ) -> Result<(), DriverError> {
-        self.sync_in_flight = None;
+        // The answer to a request given up on may come after the next one went out: it does not
+        // end that one, but its blocks are checked like any others.
+        if self.sync_in_flight.is_some_and(|(peer, _)| peer == from) {
+            self.sync_in_flight = None;
+        }
+        let now = Instant::now();
         let response = match result {
             Ok(r) => r,
             Err(e) => {
-                warn!(peer = %from, error = %e, "block sync failed");
+                let ignored_for = self.sync_peers.failed(from, now);
+                warn!(peer = %from, error = %e, ?ignored_for, "block sync failed");
+                self.maybe_request_blocks(now);
                 return Ok(());
             }
         };
+        // What the peer claimed when it was asked: it owes us blocks up to there.
+        let claimed = self.sync_peers.claimed(&from, now);
         let block_max = self.consortium.limits.block_bytes_max as usize + 64 * 1024;
         let mut applied = 0;
+        let mut bad = false;
         for bytes in response.blocks.iter() {
             let fb = match FinalizedBlock::decode(bytes, block_max) {
                 Ok(fb) => fb,
                 Err(e) => {
                     warn!(peer = %from, error = %e, "peer sent a malformed block");
+                    bad = true;
                     break;
                 }
             };
@@ -99,10 +123,12 @@ impl Driver {
             }
             if height != self.tip.height + 1 {
                 warn!(peer = %from, height, "peer sent a block out of order");
+                bad = true;
                 break;
             }
             if let Err(e) = fb.verify_certificate(&self.consortium) {
                 warn!(peer = %from, height, error = %e, "peer sent a block without a valid certificate");
+                bad = true;
                 break;
             }
             let certificate = fb.certificate.clone();
@@ -110,6 +136,7 @@ impl Driver {
             if let Err(e) = self.commit(fb, true) {
                 if let DriverError::Ledger(err) = &e {
                     warn!(peer = %from, height, error = %err, "certified block does not apply");
+                    bad = true;
                     break;
                 }
                 return Err(e);
@@ -119,10 +146,19 @@ impl Driver {
         }
         if applied > 0 {
             info!(peer = %from, applied, height = self.tip.height, "caught up from peer");
+            self.sync_peers.served(&from);
         }
-        if response.tip_height > self.tip.height && applied > 0 {
-            self.request_blocks(from);
+        // A peer that sent something false, or nothing while we are still below the height it
+        // claimed, has not backed its claim (our own tip passing the claim meanwhile is no fault
+        // of its). Heights only grow, so an honest peer never claims what it cannot serve.
+        if bad || (applied == 0 && self.tip.height < claimed) {
+            let ignored_for = self.sync_peers.failed(from, now);
+            warn!(peer = %from, claimed, tip = self.tip.height, ?ignored_for,
+                "peer did not serve the blocks it announced; asking others");
+        } else {
+            self.sync_peers.note(from, response.tip_height, now);
         }
+        self.maybe_request_blocks(now);
         Ok(())
     }
 

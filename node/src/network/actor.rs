@@ -3,6 +3,7 @@
 //! (re)dials members with capped exponential backoff.
 
 use super::behaviour::{Behaviour, BehaviourEvent, MSG_PROTOCOL, REQ_PROTOCOL, build_swarm};
+use super::budget::InboundBudget;
 use super::handle::{NetworkHandle, PeerTx, Shared, lock};
 use super::{
     Counters, EVENTS_MAX, NetEvent, NetworkConfig, NetworkError, REDIAL_BACKOFF_MAX_MS,
@@ -116,6 +117,7 @@ pub async fn spawn(
         outbound: Mutex::new(HashMap::new()),
         listen_addrs: Mutex::new(vec![first_addr]),
         counters: Counters::default(),
+        inbound: InboundBudget::new(config.inbound_peer_bytes_max, config.inbound_bytes_max),
         message_bytes_max: config.message_bytes_max,
         request_timeout: Duration::from_millis(config.request_timeout_ms),
         control,
@@ -140,6 +142,8 @@ pub async fn spawn(
         message_bytes_max = config.message_bytes_max,
         outbound_queue_max = config.outbound_queue_max,
         request_timeout_ms = config.request_timeout_ms,
+        inbound_peer_bytes_max = config.inbound_peer_bytes_max,
+        inbound_bytes_max = config.inbound_bytes_max,
         "network started"
     );
 

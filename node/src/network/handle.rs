@@ -4,6 +4,7 @@
 //! bounded queue of each connected peer's writer task, so a broadcast costs one `try_send` per
 //! peer and never waits.
 
+use super::budget::InboundBudget;
 use super::{Counters, NetworkError, NetworkStats, peer};
 use bytes::Bytes;
 use cradle_ledger::PublicKey;
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     pub outbound: Mutex<HashMap<PeerId, PeerTx>>,
     pub listen_addrs: Mutex<Vec<Multiaddr>>,
     pub counters: Counters,
+    /// Bytes of inbound messages waiting for the node, per peer and in all.
+    pub inbound: Arc<InboundBudget>,
     pub message_bytes_max: usize,
     pub request_timeout: Duration,
     pub control: libp2p_stream::Control,

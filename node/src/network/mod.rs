@@ -19,6 +19,11 @@
 //!   new message and counts it. The inbound event channel is bounded ([`EVENTS_MAX`]); when the
 //!   consumer falls behind, new messages are dropped (counted, warned with the peer) rather than
 //!   blocking the readers, and a reserve of slots is kept for connect/disconnect events.
+//! - The bytes waiting for the node are bounded too, per peer
+//!   ([`NetworkConfig::inbound_peer_bytes_max`]) and in all ([`NetworkConfig::inbound_bytes_max`]):
+//!   each [`NetEvent::Message`] holds its bytes' share of the budget until the node drops it, and
+//!   a message from a peer over its share is dropped and counted. A flooding member loses its own
+//!   messages, not the others'.
 //! - Members with an address are dialed at start and redialed with capped exponential backoff
 //!   while disconnected; a connection whose ping times out is closed (and so redialed).
 //!
@@ -34,11 +39,13 @@
 //!
 //! # Layout
 //! `mod.rs` (this file): the API, configuration, errors and statistics. `actor.rs`: the swarm
-//! task. `peer.rs`: per-peer writer and reader tasks and request serving. `behaviour.rs`: the
-//! libp2p behaviour and swarm construction. `codec.rs`: frames.
+//! task. `peer.rs`: per-peer writer and reader tasks and request serving. `budget.rs`: the bytes each
+//! peer has waiting for the node. `behaviour.rs`: the libp2p behaviour and swarm construction.
+//! `codec.rs`: frames.
 
 mod actor;
 mod behaviour;
+mod budget;
 pub mod codec;
 mod handle;
 mod peer;
@@ -49,6 +56,7 @@ use libp2p::{Multiaddr, PeerId};
 use std::sync::atomic::{AtomicU64, Ordering};
 use zeroize::Zeroizing;
 
+pub use budget::InboundPermit;
 pub use handle::NetworkHandle;
 
 /// Default cap on one message or request/response, in bytes (16 MiB).
@@ -57,6 +65,13 @@ pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
 pub const OUTBOUND_QUEUE_MAX_DEFAULT: usize = 1024;
 /// Default request timeout, in milliseconds.
 pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Default bytes of inbound messages one peer may have waiting for the node (64 MiB): four
+/// messages at the largest size, thousands of votes or transaction batches.
+pub const INBOUND_PEER_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+/// Default bytes of inbound messages all peers together may have waiting (512 MiB). It bounds
+/// the node's memory; it takes eight members flooding at once, more than the Byzantine third
+/// of a consortium of up to 24, to fill it and crowd out the others.
+pub const INBOUND_BYTES_MAX_DEFAULT: usize = 512 * 1024 * 1024;
 /// Capacity of the inbound event channel returned by [`start`].
 pub const EVENTS_MAX: usize = 4096;
 /// Slots of the event channel kept free of messages for connect/disconnect/request events.
@@ -119,6 +134,12 @@ pub struct NetworkConfig {
     /// Bound of each peer's outbound queue, in messages.
     pub outbound_queue_max: usize,
     pub request_timeout_ms: u64,
+    /// Bytes of inbound messages one peer may have waiting for the node; at least
+    /// `message_bytes_max`.
+    pub inbound_peer_bytes_max: usize,
+    /// Bytes of inbound messages all peers together may have waiting; at least
+    /// `inbound_peer_bytes_max`.
+    pub inbound_bytes_max: usize,
 }
 
 impl std::fmt::Debug for NetworkConfig {
@@ -130,6 +151,8 @@ impl std::fmt::Debug for NetworkConfig {
             .field("message_bytes_max", &self.message_bytes_max)
             .field("outbound_queue_max", &self.outbound_queue_max)
             .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("inbound_peer_bytes_max", &self.inbound_peer_bytes_max)
+            .field("inbound_bytes_max", &self.inbound_bytes_max)
             .finish()
     }
 }
@@ -162,6 +185,8 @@ impl NetworkConfig {
             message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
             outbound_queue_max: OUTBOUND_QUEUE_MAX_DEFAULT,
             request_timeout_ms: REQUEST_TIMEOUT_MS_DEFAULT,
+            inbound_peer_bytes_max: INBOUND_PEER_BYTES_MAX_DEFAULT,
+            inbound_bytes_max: INBOUND_BYTES_MAX_DEFAULT,
         }
     }
 
@@ -206,6 +231,15 @@ impl NetworkConfig {
                 "outbound_queue_max must be > 0".into(),
             ));
         }
+        // A peer must be able to have at least one message of the largest size waiting, or it
+        // could never send one.
+        if self.inbound_peer_bytes_max < self.message_bytes_max
+            || self.inbound_bytes_max < self.inbound_peer_bytes_max
+        {
+            return Err(NetworkError::Config(
+                "need message_bytes_max <= inbound_peer_bytes_max <= inbound_bytes_max".into(),
+            ));
+        }
         if self.request_timeout_ms == 0 {
             return Err(NetworkError::Config(
                 "request_timeout_ms must be > 0".into(),
@@ -242,6 +276,9 @@ pub enum NetEvent {
     Message {
         from: PublicKey,
         bytes: Vec<u8>,
+        /// The bytes' share of the sender's inbound budget, given back when the event is dropped:
+        /// keep the event until the message is handled.
+        permit: InboundPermit,
     },
     /// A request; send the response on `reply` (dropping it fails the request).
     Request {
@@ -264,6 +301,11 @@ pub struct NetworkStats {
     pub messages_dropped_out: u64,
     /// Inbound messages dropped because the consumer of [`NetEvent`]s fell behind.
     pub messages_dropped_in: u64,
+    /// Inbound messages dropped because their sender, or all peers together, had their budget's
+    /// worth of bytes waiting for the node.
+    pub messages_over_budget: u64,
+    /// Bytes of the inbound messages dropped, for either reason.
+    pub bytes_dropped_in: u64,
     /// Inbound frames refused for exceeding `message_bytes_max`.
     pub messages_oversized: u64,
     pub requests_in: u64,
@@ -283,6 +325,8 @@ pub(crate) struct Counters {
     pub bytes_out: AtomicU64,
     pub messages_dropped_out: AtomicU64,
     pub messages_dropped_in: AtomicU64,
+    pub messages_over_budget: AtomicU64,
+    pub bytes_dropped_in: AtomicU64,
     pub messages_oversized: AtomicU64,
     pub requests_in: AtomicU64,
     pub requests_out: AtomicU64,
@@ -304,6 +348,8 @@ impl Counters {
             bytes_out: get(&self.bytes_out),
             messages_dropped_out: get(&self.messages_dropped_out),
             messages_dropped_in: get(&self.messages_dropped_in),
+            messages_over_budget: get(&self.messages_over_budget),
+            bytes_dropped_in: get(&self.bytes_dropped_in),
             messages_oversized: get(&self.messages_oversized),
             requests_in: get(&self.requests_in),
             requests_out: get(&self.requests_out),

@@ -3,7 +3,9 @@
 //!
 //! Readers and request servers only deliver to the node with `try_send`: a consumer that falls
 //! behind loses messages (counted and warned per peer) but never blocks a reader, so a flood from
-//! one peer cannot hold the streams of the others.
+//! one peer cannot hold the streams of the others. A message is delivered only with a charge on
+//! its sender's inbound byte budget ([`super::budget`]), so a flood cannot fill the node's memory
+//! or the room the others' messages need either.
 
 use super::behaviour::{MSG_PROTOCOL, REQ_PROTOCOL};
 use super::codec::{FrameError, read_frame, write_frame};
@@ -152,12 +154,30 @@ async fn run_reader(
             }
         };
         let len = bytes.len() as u64;
+        let permit = match shared.inbound.try_charge(from, bytes.len()) {
+            Ok(permit) => permit,
+            Err(over) => {
+                Counters::add(&shared.counters.messages_over_budget, 1);
+                Counters::add(&shared.counters.bytes_dropped_in, len);
+                if dropped.is_multiple_of(DROP_WARN_EVERY) {
+                    tracing::warn!(%peer, dropped = dropped + 1, ?over, len,
+                        "inbound byte budget spent, dropping inbound message");
+                }
+                dropped += 1;
+                continue;
+            }
+        };
         // Messages may not take the last slots: connect/disconnect and requests need them.
+        // A message not delivered drops its permit here, which gives its bytes back.
         let delivered = if events.capacity() <= EVENTS_RESERVED {
             Err(None)
         } else {
             events
-                .try_send(NetEvent::Message { from, bytes })
+                .try_send(NetEvent::Message {
+                    from,
+                    bytes,
+                    permit,
+                })
                 .map_err(Some)
         };
         match delivered {
@@ -168,6 +188,7 @@ async fn run_reader(
             Err(Some(mpsc::error::TrySendError::Closed(_))) => return,
             Err(_) => {
                 Counters::add(&shared.counters.messages_dropped_in, 1);
+                Counters::add(&shared.counters.bytes_dropped_in, len);
                 if dropped.is_multiple_of(DROP_WARN_EVERY) {
                     tracing::warn!(%peer, dropped = dropped + 1, "event consumer behind, dropping inbound message");
                 }

@@ -36,10 +36,14 @@ const DROP_WARN_EVERY: u64 = 1024;
 
 /// Drains one peer's outbound queue into a long-lived message stream until the queue closes
 /// (the swarm task closes it when the peer disconnects). A failed stream is reopened; messages
-/// queued meanwhile wait in the bounded queue, and new ones are dropped when it is full.
+/// queued meanwhile wait in the bounded queue, and new ones are dropped when it is full. The
+/// batch a stream failed on is written once more on the next stream: when two members dial
+/// each other at once, the first stream may be on the connection that is then closed, and its
+/// first messages would otherwise be lost (a receiver drops what it already has).
 pub async fn run_writer(shared: Arc<Shared>, peer: PeerId, mut rx: mpsc::Receiver<Bytes>) {
     let mut control = shared.control.clone();
     let mut backoff = REOPEN_BACKOFF_MIN;
+    let mut carried: Option<Vec<Bytes>> = None;
     loop {
         let stream = match tokio::time::timeout(
             OPEN_STREAM_TIMEOUT,
@@ -62,22 +66,33 @@ pub async fn run_writer(shared: Arc<Shared>, peer: PeerId, mut rx: mpsc::Receive
         backoff = REOPEN_BACKOFF_MIN;
         let mut writer = BufWriter::with_capacity(STREAM_BUFFER_BYTES, stream);
         loop {
-            let Some(first) = rx.recv().await else {
-                let _ = writer.close().await;
-                return;
-            };
-            let mut batch = vec![first];
-            while batch.len() < WRITE_BATCH_MAX {
-                match rx.try_recv() {
-                    Ok(bytes) => batch.push(bytes),
-                    Err(_) => break,
+            let (batch, retry) = match carried.take() {
+                Some(batch) => (batch, true),
+                None => {
+                    let Some(first) = rx.recv().await else {
+                        let _ = writer.close().await;
+                        return;
+                    };
+                    let mut batch = vec![first];
+                    while batch.len() < WRITE_BATCH_MAX {
+                        match rx.try_recv() {
+                            Ok(bytes) => batch.push(bytes),
+                            Err(_) => break,
+                        }
+                    }
+                    (batch, false)
                 }
-            }
+            };
             match write_batch(&mut writer, &batch).await {
                 Ok(()) => {
                     let bytes: usize = batch.iter().map(Bytes::len).sum();
                     Counters::add(&shared.counters.messages_out, batch.len() as u64);
                     Counters::add(&shared.counters.bytes_out, bytes as u64);
+                }
+                Err(e) if !retry => {
+                    tracing::debug!(%peer, error = %e, "message stream failed; its batch goes on the next");
+                    carried = Some(batch);
+                    break;
                 }
                 Err(e) => {
                     Counters::add(&shared.counters.messages_dropped_out, batch.len() as u64);

@@ -23,22 +23,7 @@ pub fn addr_of(api: &str) -> &str {
 /// Connects to the node at `api` (`https://host:port`) and completes the handshake, pinned from
 /// the genesis of the cluster that serves it.
 pub fn connect(api: &str, read_timeout: Duration) -> anyhow::Result<TlsStream> {
-    let genesis_file =
-        crate::cluster::genesis_for(api).context("no cluster of this process serves that URL")?;
-    let genesis = cradle_genesis::GenesisDoc::load(genesis_file)?;
-    let pins = Pins::for_url(&genesis, api);
-    let addr = addr_of(api);
-    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
-    let name = ServerName::try_from(host.to_string())?;
-    let conn = ClientConnection::new(client_config(pins)?, name)?;
-    let sock = TcpStream::connect(addr)?;
-    sock.set_read_timeout(Some(read_timeout))?;
-    sock.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let mut tls = StreamOwned::new(conn, sock);
-    while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock)?;
-    }
-    Ok(tls)
+    handshake(api, None, read_timeout)
 }
 
 /// Reads the node's whole answer until it closes the connection, without writing anything
@@ -80,6 +65,10 @@ pub fn half_close(tls: &mut TlsStream) {
 /// [`connect`] from the loopback address `source` (such as `127.0.0.2`), so that an attacker's
 /// traffic comes from another address than the patient's, as it would in the world.
 pub fn connect_from(api: &str, source: &str, read_timeout: Duration) -> anyhow::Result<TlsStream> {
+    handshake(api, Some(source), read_timeout)
+}
+
+fn handshake(api: &str, source: Option<&str>, read_timeout: Duration) -> anyhow::Result<TlsStream> {
     let genesis_file =
         crate::cluster::genesis_for(api).context("no cluster of this process serves that URL")?;
     let genesis = cradle_genesis::GenesisDoc::load(genesis_file)?;
@@ -89,9 +78,13 @@ pub fn connect_from(api: &str, source: &str, read_timeout: Duration) -> anyhow::
     let name = ServerName::try_from(host.to_string())?;
     let conn = ClientConnection::new(client_config(pins)?, name)?;
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    let from: std::net::SocketAddr = format!("{source}:0").parse()?;
-    sock.bind(&from.into())?;
-    let to: std::net::SocketAddr = addr.parse()?;
+    if let Some(source) = source {
+        let from: std::net::SocketAddr = format!("{source}:0").parse()?;
+        sock.bind(&from.into())?;
+    }
+    let to = std::net::ToSocketAddrs::to_socket_addrs(addr)?
+        .next()
+        .context("the node's address resolves to nothing")?;
     sock.connect(&to.into())?;
     let sock: TcpStream = sock.into();
     sock.set_read_timeout(Some(read_timeout))?;

@@ -127,6 +127,33 @@ fn http(method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> Ve
     raw
 }
 
+/// A fetch of `archive` by `who` for `purpose`, its access request and header properly signed
+/// (request id from `i`), as raw HTTP for `api`'s node.
+fn fetch_request(
+    api: &cradle_client::api::ApiClient,
+    chain: cradle_ledger::Hash,
+    who: &Keypair,
+    archive: ArchiveId,
+    purpose: Purpose,
+    i: u64,
+) -> Vec<u8> {
+    let request = AccessRequest {
+        accessor: who.public_key(),
+        archive,
+        purpose,
+        justification: None,
+        requested_at_ms: cradle_genesis::clock::now_ms(),
+        request_id: sha256(&i.to_be_bytes())[..16].try_into().unwrap(),
+    };
+    let signature = who.sign(TAG_ACCESS_REQUEST, &chain, &request);
+    let body = SignedAccessRequest { request, signature }.encode();
+    let path = format!("/v1/archives/{}/fetch", archive.to_hex());
+    let auth = api
+        .auth_with(who, &chain, "POST", &path, sha256(&body))
+        .unwrap();
+    http("POST", &path, &[("x-cradle-auth", auth)], &body)
+}
+
 fn counter(c: &Cluster, name: &str) -> u64 {
     let metrics = c.metrics(0).unwrap();
     metrics
@@ -219,27 +246,9 @@ fn a_known_keys_request_flood_is_held_to_its_rate() {
     let archive = ArchiveId::from_hex(&promise.mother.archive).unwrap();
     let api = c.anonymous(0);
     let mut fetch = |i: u64| {
-        let request = AccessRequest {
-            accessor: squatter.public_key(),
-            archive,
-            purpose: Purpose::PatientRequest,
-            justification: None,
-            requested_at_ms: cradle_genesis::clock::now_ms(),
-            request_id: sha256(&i.to_le_bytes())[..16].try_into().unwrap(),
-        };
-        let signature = squatter.sign(TAG_ACCESS_REQUEST, &chain, &request);
-        let body = SignedAccessRequest { request, signature }.encode();
-        let path = format!("/v1/archives/{}/fetch", archive.to_hex());
-        let auth = api
-            .auth_with(&squatter, &chain, "POST", &path, sha256(&body))
-            .unwrap();
+        let request = fetch_request(&api, chain, &squatter, archive, Purpose::PatientRequest, i);
         let mut conn = connect_from(&c.nodes[0].api, ATTACKER, WAIT).unwrap();
-        exchange(
-            &mut conn,
-            &http("POST", &path, &[("x-cradle-auth", auth)], &body),
-        )
-        .unwrap()
-        .0
+        exchange(&mut conn, &request).unwrap().0
     };
     let statuses: Vec<u16> = (0..30).map(&mut fetch).collect();
     assert!(statuses[..20].iter().all(|s| *s == 403), "{statuses:?}");
@@ -259,21 +268,7 @@ fn strangers_asking_for_an_archive_write_nothing_into_her_history() {
     let stop = Arc::new(AtomicBool::new(false));
     let answers = flood(&c.nodes[0].api, ATTACKER, 2, &stop, move |i| {
         let stranger = Keypair::from_seed(&sha256(&i.to_le_bytes()));
-        let request = AccessRequest {
-            accessor: stranger.public_key(),
-            archive,
-            purpose: Purpose::Treat,
-            justification: None,
-            requested_at_ms: cradle_genesis::clock::now_ms(),
-            request_id: sha256(&i.to_be_bytes())[..16].try_into().unwrap(),
-        };
-        let signature = stranger.sign(TAG_ACCESS_REQUEST, &chain, &request);
-        let body = SignedAccessRequest { request, signature }.encode();
-        let path = format!("/v1/archives/{}/fetch", archive.to_hex());
-        let auth = api
-            .auth_with(&stranger, &chain, "POST", &path, sha256(&body))
-            .unwrap();
-        http("POST", &path, &[("x-cradle-auth", auth)], &body)
+        fetch_request(&api, chain, &stranger, archive, Purpose::Treat, i)
     });
     std::thread::sleep(Duration::from_secs(2));
     promise.keep("stranger-fetch-flood");

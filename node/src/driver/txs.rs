@@ -95,27 +95,24 @@ impl Driver {
     fn lane_of(&self, tx: &VerifiedTx) -> Result<(Lane, SignerLimit), SubmitError> {
         let signer = tx.tx.tx.signer;
         let config = *self.mempool.config();
+        // One `n`th of a lane.
+        let share = |lane: Lane, n: usize| {
+            let cap = config.capacity(lane);
+            let n = n.max(1);
+            (
+                lane,
+                SignerLimit {
+                    txs: cap.txs / n,
+                    bytes: cap.bytes / n,
+                },
+            )
+        };
         if self.consortium.member(&signer).is_some() {
             if matches!(tx.tx.tx.body, TxBody::RecordAccess(_)) {
                 // Every member can have a share of the access lane at once.
-                let members = self.consortium.members.len().max(1);
-                let cap = config.capacity(Lane::Access);
-                return Ok((
-                    Lane::Access,
-                    SignerLimit {
-                        txs: cap.txs / members,
-                        bytes: cap.bytes / members,
-                    },
-                ));
+                return Ok(share(Lane::Access, self.consortium.members.len()));
             }
-            let cap = config.capacity(Lane::Ordinary);
-            return Ok((
-                Lane::Ordinary,
-                SignerLimit {
-                    txs: cap.txs / MEMBER_ORDINARY_SHARE,
-                    bytes: cap.bytes / MEMBER_ORDINARY_SHARE,
-                },
-            ));
+            return Ok(share(Lane::Ordinary, MEMBER_ORDINARY_SHARE));
         }
         let patient = self
             .store

@@ -209,13 +209,16 @@ impl Drop for InFlight {
     }
 }
 
-/// An answer's body that keeps its request counted in flight while it is sent.
-struct Tracked {
+/// A body that marks its connection's progress with each piece that passes: a request's as
+/// the handler reads it, an answer's (which also keeps its request counted in flight) as the
+/// client takes it.
+struct Progress {
     inner: Body,
-    _in_flight: InFlight,
+    conn: Arc<Conn>,
+    _in_flight: Option<InFlight>,
 }
 
-impl http_body::Body for Tracked {
+impl http_body::Body for Progress {
     type Data = axum::body::Bytes;
     type Error = axum::Error;
 
@@ -223,7 +226,12 @@ impl http_body::Body for Tracked {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &polled {
+            this.conn.touch();
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -235,16 +243,47 @@ impl http_body::Body for Tracked {
     }
 }
 
-/// Marks the connection busy for the whole of each request, answer body included.
+/// Marks the connection busy for the whole of each request, answer body included, and its
+/// progress as either body moves.
 async fn track(conn: Arc<Conn>, request: Request, next: Next) -> Response {
-    let in_flight = InFlight::new(conn);
+    let in_flight = InFlight::new(conn.clone());
+    let request = request.map(|inner| {
+        Body::new(Progress {
+            inner,
+            conn: conn.clone(),
+            _in_flight: None,
+        })
+    });
     let response = next.run(request).await;
     response.map(|inner| {
-        Body::new(Tracked {
+        Body::new(Progress {
             inner,
-            _in_flight: in_flight,
+            conn,
+            _in_flight: Some(in_flight),
         })
     })
+}
+
+/// Longest a request in flight may go without progress (its handler working, or the client
+/// taking a piece of its answer) before its connection is closed: a client that never reads a
+/// large answer would otherwise hold its slot forever, since a busy slot is never taken.
+/// Above the longest a handler waits (30 s for a commit).
+pub const ANSWER_STALL_MAX: Duration = Duration::from_secs(60);
+
+/// Resolves when the connection has had a request in flight without progress for
+/// [`ANSWER_STALL_MAX`].
+async fn stalled(conn: &Conn) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        if conn.in_flight.load(Ordering::Acquire) == 0 {
+            continue;
+        }
+        let last = conn.opened + Duration::from_millis(conn.last_ms.load(Ordering::Acquire));
+        if last.elapsed() >= ANSWER_STALL_MAX {
+            return;
+        }
+    }
 }
 
 /// Accepts connections until the listener fails, serving each on its own task; over TLS when
@@ -328,6 +367,9 @@ pub async fn serve(
                 }
                 () = slot.conn.close.notified() => {
                     debug!(%peer, "api connection closed to make room for a newcomer");
+                }
+                () = stalled(&slot.conn) => {
+                    debug!(%peer, "api connection closed: its answer made no progress");
                 }
             }
             drop(slot);

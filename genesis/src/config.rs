@@ -60,6 +60,10 @@ pub struct ApiConfig {
     /// kept between requests, in milliseconds.
     #[serde(default = "default_header_read_timeout_ms")]
     pub header_read_timeout_ms: u64,
+    /// How long a request in flight may make no progress (its handler working, its body
+    /// read, its answer taken by the client) before its connection is closed, in milliseconds.
+    #[serde(default = "default_answer_stall_ms")]
+    pub answer_stall_ms: u64,
     /// Serve plain HTTP instead of TLS. Only for a node behind the operator's own TLS
     /// terminator on a private network: nothing a client reads from it is authenticated, and
     /// signed requests sent to it can be read on the way. Never set in a localnet.
@@ -100,6 +104,7 @@ impl ApiConfig {
             connections_max: default_connections_max(),
             connections_per_ip_max: default_connections_per_ip_max(),
             header_read_timeout_ms: default_header_read_timeout_ms(),
+            answer_stall_ms: default_answer_stall_ms(),
             plaintext: false,
             metrics_listen: None,
             tls_cert_file: None,
@@ -120,6 +125,10 @@ fn default_connections_per_ip_max() -> usize {
 }
 fn default_header_read_timeout_ms() -> u64 {
     10_000
+}
+/// Above the longest a handler waits (30 s for a commit).
+fn default_answer_stall_ms() -> u64 {
+    60_000
 }
 
 /// Bounds of the API's connection limits, for `validate`.
@@ -265,6 +274,15 @@ impl NodeConfig {
                 format!(
                     "{} is outside 1..={API_CONNECTIONS_MAX}",
                     api.connections_max
+                ),
+            ));
+        }
+        if !(1_000..=API_HEADER_READ_TIMEOUT_MS_MAX).contains(&api.answer_stall_ms) {
+            return Err(bad(
+                "api.answer_stall_ms",
+                format!(
+                    "{} is outside 1000..={API_HEADER_READ_TIMEOUT_MS_MAX}",
+                    api.answer_stall_ms
                 ),
             ));
         }

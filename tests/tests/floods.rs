@@ -335,3 +335,87 @@ fn an_anonymous_flood_from_a_shared_address_does_not_shut_its_users_out() {
     drop(held);
     promise.history_is_only_ours();
 }
+
+/// A client that asks for a large archive and never reads the answer loses its connection once
+/// the answer has made no progress for `api.answer_stall_ms` (2 s here), rather than holding a
+/// slot that, being busy, no newcomer may take.
+#[test]
+fn a_client_that_never_reads_its_answer_loses_the_connection() {
+    let mut c = Cluster::write(4, &[]).unwrap();
+    let config_path = c.nodes[0].home.join("config.toml");
+    let mut config = cradle_genesis::config::NodeConfig::load(&config_path).unwrap();
+    config.api.answer_stall_ms = 2_000;
+    config.save(&config_path).unwrap();
+    for i in 0..4 {
+        c.start_node(i).unwrap();
+    }
+    for i in 0..4 {
+        c.wait_height(i, 1, WAIT).unwrap();
+    }
+    // 32 MB that does not compress: far more than the sockets between them buffer.
+    let work = c.dir.path().join("stall");
+    std::fs::create_dir_all(&work).unwrap();
+    let big = work.join("ultrasound.bin");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let bytes: Vec<u8> = (0..32 * 1024 * 1024 / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(&big, &bytes).unwrap();
+    let mother = cradle_tests::cli::mother_with_archive(&c, &work, 0, &big);
+    let key = cradle_genesis::keyfile::read_key_file(&mother.key).unwrap();
+    let archive = ArchiveId::from_hex(&mother.archive).unwrap();
+    let request = fetch_request(
+        &c.anonymous(0),
+        c.chain_id(),
+        &key,
+        archive,
+        Purpose::PatientRequest,
+        1,
+    );
+    let mut conn = connect_from(&c.nodes[0].api, ATTACKER, WAIT).unwrap();
+    conn.write_all(&request).unwrap();
+    conn.flush().unwrap();
+    // Take the first bytes of the answer, then stop reading.
+    let mut first = [0u8; 1024];
+    let n = std::io::Read::read(&mut conn, &mut first).unwrap();
+    assert!(
+        String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&first[..n])
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    // What the sockets held arrives, then the end (the node closed the connection, with no
+    // more to say): far less than the archive. A read that waits instead means it kept it.
+    conn.sock
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut got = n;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match std::io::Read::read(&mut conn, &mut buf) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) => {
+                assert!(
+                    !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
+                    "the node kept the stalled connection open ({got} bytes so far)"
+                );
+                break;
+            }
+        }
+    }
+    assert!(
+        got < bytes.len(),
+        "the node kept sending to a client that stopped reading ({got} bytes)"
+    );
+    // And the node serves the mother as ever.
+    assert!(c.status(0).is_ok());
+}

@@ -41,6 +41,8 @@ pub struct ServeLimits {
     pub connections_max: usize,
     pub connections_per_ip_max: usize,
     pub header_read_timeout: Duration,
+    /// Longest a request in flight may go without progress.
+    pub answer_stall: Duration,
 }
 
 impl ServeLimits {
@@ -49,6 +51,7 @@ impl ServeLimits {
             connections_max: api.connections_max,
             connections_per_ip_max: api.connections_per_ip_max,
             header_read_timeout: Duration::from_millis(api.header_read_timeout_ms),
+            answer_stall: Duration::from_millis(api.answer_stall_ms),
         }
     }
 }
@@ -264,23 +267,18 @@ async fn track(conn: Arc<Conn>, request: Request, next: Next) -> Response {
     })
 }
 
-/// Longest a request in flight may go without progress (its handler working, or the client
-/// taking a piece of its answer) before its connection is closed: a client that never reads a
-/// large answer would otherwise hold its slot forever, since a busy slot is never taken.
-/// Above the longest a handler waits (30 s for a commit).
-pub const ANSWER_STALL_MAX: Duration = Duration::from_secs(60);
-
-/// Resolves when the connection has had a request in flight without progress for
-/// [`ANSWER_STALL_MAX`].
-async fn stalled(conn: &Conn) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
+/// Resolves when the connection has had a request in flight without progress for `max`
+/// (`api.answer_stall_ms`): a client that never reads a large answer would otherwise hold its
+/// slot forever, since a busy slot is never taken.
+async fn stalled(conn: &Conn, max: Duration) {
+    let mut tick = tokio::time::interval((max / 4).max(Duration::from_millis(250)));
     loop {
         tick.tick().await;
         if conn.in_flight.load(Ordering::Acquire) == 0 {
             continue;
         }
         let last = conn.opened + Duration::from_millis(conn.last_ms.load(Ordering::Acquire));
-        if last.elapsed() >= ANSWER_STALL_MAX {
+        if last.elapsed() >= max {
             return;
         }
     }
@@ -368,7 +366,7 @@ pub async fn serve(
                 () = slot.conn.close.notified() => {
                     debug!(%peer, "api connection closed to make room for a newcomer");
                 }
-                () = stalled(&slot.conn) => {
+                () = stalled(&slot.conn, limits.answer_stall) => {
                     debug!(%peer, "api connection closed: its answer made no progress");
                 }
             }

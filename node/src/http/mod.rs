@@ -12,6 +12,7 @@ pub mod archives;
 pub mod audit;
 pub mod auth;
 pub mod blocks;
+pub mod bodies;
 pub mod deadline;
 pub mod node;
 pub mod policy;
@@ -28,9 +29,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use cradle_ledger::contract::{
-    ACCESS_REQUEST_BYTES_MAX, ErrorAnswer, ErrorCode, TX_BATCH_BYTES_MAX,
-};
+use cradle_ledger::contract::{ErrorAnswer, ErrorCode, TX_BATCH_BYTES_MAX};
 use cradle_ledger::{Consortium, PublicKey};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -280,11 +279,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
             policy::identify,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            BodyLimits {
-                body_max,
-                budget: Arc::new(tokio::sync::Semaphore::new(BODY_BUDGET_KIB)),
-            },
-            body_limits,
+            bodies::BodyLimits::new(body_max),
+            bodies::body_limits,
         ))
         .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn(deadline::body_deadline))
@@ -294,69 +290,6 @@ pub fn router(state: Arc<HttpState>) -> Router {
             rate::per_ip,
         ))
         .with_state(state)
-}
-
-/// Most request-body bytes buffered at once over all connections, in KiB: bodies are read whole
-/// before their signatures can be checked, so without a bound anyone could make the node hold
-/// a full body per connection.
-pub const BODY_BUDGET_KIB: usize = 64 * 1024;
-
-#[derive(Clone)]
-struct BodyLimits {
-    body_max: usize,
-    budget: Arc<tokio::sync::Semaphore>,
-}
-
-/// Refuses at once a body whose declared length is over the route's limit, rather than reading
-/// up to the limit first, and one that does not fit in what is left of [`BODY_BUDGET_KIB`]
-/// (503 `busy`). Archive uploads stream to disk and have their own limit, checked by the
-/// custodian.
-async fn body_limits(
-    axum::extract::State(limits): axum::extract::State<BodyLimits>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let body_max = limits.body_max;
-    let (limit, what) = match request.uri().path() {
-        "/v1/txs/batch" => (TX_BATCH_BYTES_MAX, "a transaction batch"),
-        p if p.ends_with("/fetch") => (ACCESS_REQUEST_BYTES_MAX, "an access request"),
-        _ if request.method() == axum::http::Method::PUT => (usize::MAX, "an archive"),
-        _ => (body_max, "a request body"),
-    };
-    let declared = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    // A read is signed over an empty body: one that carries a body is not what was signed.
-    if request.method() == axum::http::Method::GET && declared.is_some_and(|n| n > 0) {
-        return HttpError::bad("a GET carries no body").into_response();
-    }
-    if let Some(declared) = declared
-        && declared > u64::try_from(limit).unwrap_or(u64::MAX)
-    {
-        return HttpError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::PayloadTooLarge,
-            format!("{what} is at most {limit} bytes; this one is {declared}"),
-        )
-        .into_response();
-    }
-    if request.method() == axum::http::Method::GET || limit == usize::MAX {
-        return next.run(request).await;
-    }
-    // A body without a declared length may be as long as the route takes.
-    let bytes = declared.map_or(limit, |n| usize::try_from(n).unwrap_or(limit));
-    let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-    let Ok(_held) = limits.budget.clone().try_acquire_many_owned(kib) else {
-        return HttpError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Busy,
-            "too many request bodies in flight; retry shortly",
-        )
-        .into_response();
-    };
-    next.run(request).await
 }
 
 /// Answers the framework makes itself (a body over its limit, a path or query that does not

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -56,9 +56,18 @@ impl ServeLimits {
     }
 }
 
-/// How long a connection that has served requests must have been idle before a newcomer may
-/// take its slot.
+/// How long a new connection is left to finish its handshake and first request before a
+/// newcomer may take its slot: a real client needs milliseconds.
+pub const PENDING_GRACE: Duration = Duration::from_secs(1);
+/// How long a connection whose requests all went unsigned (or were refused) must have idled:
+/// not at all. Anyone can open such connections as fast as they are cut, so they give way to
+/// every newcomer between their requests.
+pub const ANONYMOUS_IDLE_EVICTABLE: Duration = Duration::ZERO;
+/// How long a connection that made a signed request must have idled.
 pub const IDLE_EVICTABLE: Duration = Duration::from_secs(2);
+/// Slowest a request body may arrive, once it has had [`PENDING_GRACE`], without its slot
+/// being taken when a newcomer needs one: far below any real link's upload.
+pub const SLOW_BODY_BYTES_PER_S: u64 = 16 * 1024;
 
 /// One open connection, as the slot table sees it.
 struct Conn {
@@ -66,23 +75,50 @@ struct Conn {
     opened: Instant,
     requests: AtomicU64,
     in_flight: AtomicUsize,
-    /// Milliseconds after `opened` of the last request's end (or start).
+    /// Milliseconds after `opened` of the last progress: a request's start or end, a piece of
+    /// its body read or of its answer taken.
     last_ms: AtomicU64,
+    /// A request of this connection was signed by a known key and answered with success.
+    signed: AtomicBool,
+    /// The current request's body is still arriving: since when, and how much so far.
+    receiving: AtomicBool,
+    body_from_ms: AtomicU64,
+    body_bytes: AtomicU64,
     close: Notify,
 }
 
+/// How early a connection should give up its slot: lower ranks first, then the longer waited.
+type Eviction = (u8, Duration);
+
 impl Conn {
-    /// Whether a newcomer may take this slot, and how early it should go (lower first).
-    fn evictable(&self, now: Instant) -> Option<(bool, Duration)> {
+    fn since_opened(&self, ms: &AtomicU64) -> Instant {
+        self.opened + Duration::from_millis(ms.load(Ordering::Acquire))
+    }
+
+    /// Whether a newcomer may take this slot, and how early it should go. First a connection
+    /// that has done nothing since its grace; then an idle one that never made a signed
+    /// request; then one trickling a request body; then an idle one that did.
+    fn evictable(&self, now: Instant) -> Option<Eviction> {
+        let age = now.saturating_duration_since(self.opened);
+        let idle = now.saturating_duration_since(self.since_opened(&self.last_ms));
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            return None;
+            if !self.receiving.load(Ordering::Acquire) {
+                return None;
+            }
+            let receiving_for =
+                now.saturating_duration_since(self.since_opened(&self.body_from_ms));
+            let secs = receiving_for.as_secs_f64();
+            let rate = self.body_bytes.load(Ordering::Acquire) as f64 / secs.max(0.001);
+            return (receiving_for >= PENDING_GRACE && rate < SLOW_BODY_BYTES_PER_S as f64)
+                .then_some((2, receiving_for));
         }
         if self.requests.load(Ordering::Acquire) == 0 {
-            return Some((false, now.duration_since(self.opened)));
+            return (age >= PENDING_GRACE).then_some((0, age));
         }
-        let last = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Acquire));
-        let idle = now.saturating_duration_since(last);
-        (idle >= IDLE_EVICTABLE).then_some((true, idle))
+        if !self.signed.load(Ordering::Acquire) {
+            return (idle >= ANONYMOUS_IDLE_EVICTABLE).then_some((1, idle));
+        }
+        (idle >= IDLE_EVICTABLE).then_some((3, idle))
     }
 
     fn touch(&self) {
@@ -116,8 +152,7 @@ impl Table {
             .open
             .iter()
             .filter(|(_, c)| ip.is_none_or(|ip| c.ip == ip))
-            .filter_map(|(id, c)| c.evictable(now).map(|(active, age)| (active, age, *id)))
-            // Those that never sent a request first, then the longest idle; the oldest first.
+            .filter_map(|(id, c)| c.evictable(now).map(|(rank, waited)| (rank, waited, *id)))
             .min_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         match victim.and_then(|(_, _, id)| self.forget(id)) {
             Some(conn) => {
@@ -174,6 +209,10 @@ impl Slots {
             requests: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             last_ms: AtomicU64::new(0),
+            signed: AtomicBool::new(false),
+            receiving: AtomicBool::new(false),
+            body_from_ms: AtomicU64::new(0),
+            body_bytes: AtomicU64::new(0),
             close: Notify::new(),
         });
         table.open.insert(id, conn.clone());
@@ -231,8 +270,21 @@ impl http_body::Body for Progress {
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(_))) = &polled {
-            this.conn.touch();
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.conn.touch();
+                if this._in_flight.is_none()
+                    && let Some(data) = frame.data_ref()
+                {
+                    this.conn
+                        .body_bytes
+                        .fetch_add(data.len() as u64, Ordering::AcqRel);
+                }
+            }
+            Poll::Ready(None) if this._in_flight.is_none() => {
+                this.conn.receiving.store(false, Ordering::Release);
+            }
+            _ => {}
         }
         polled
     }
@@ -250,6 +302,20 @@ impl http_body::Body for Progress {
 /// progress as either body moves.
 async fn track(conn: Arc<Conn>, request: Request, next: Next) -> Response {
     let in_flight = InFlight::new(conn.clone());
+    let has_body = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || request
+            .headers()
+            .contains_key(axum::http::header::TRANSFER_ENCODING);
+    conn.body_bytes.store(0, Ordering::Release);
+    conn.body_from_ms
+        .store(conn.last_ms.load(Ordering::Acquire), Ordering::Release);
+    conn.receiving.store(has_body, Ordering::Release);
+    let signed = request
+        .headers()
+        .contains_key(cradle_ledger::api_request::AUTH_HEADER);
     let request = request.map(|inner| {
         Body::new(Progress {
             inner,
@@ -258,6 +324,12 @@ async fn track(conn: Arc<Conn>, request: Request, next: Next) -> Response {
         })
     });
     let response = next.run(request).await;
+    // Whatever is left of the body will not be read now.
+    conn.receiving.store(false, Ordering::Release);
+    // A signature the node accepted: this connection is someone's, not anyone's.
+    if signed && response.status().is_success() {
+        conn.signed.store(true, Ordering::Release);
+    }
     response.map(|inner| {
         Body::new(Progress {
             inner,
@@ -284,6 +356,55 @@ async fn stalled(conn: &Conn, max: Duration) {
     }
 }
 
+/// Most connections waiting at once for a slot to be given up, in all and from one address (so
+/// that one address cannot fill the waiting room either).
+const WAITING_MAX: usize = 256;
+const WAITING_PER_IP_MAX: usize = 8;
+
+/// A connection's place among those waiting for a slot, given back when dropped.
+struct Waiting {
+    ip: IpAddr,
+    table: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Waiting {
+    fn lock(
+        table: &Mutex<HashMap<IpAddr, usize>>,
+    ) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn enter(table: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr) -> Option<Self> {
+        let mut waiting = Self::lock(table);
+        let total: usize = waiting.values().sum();
+        let mine = waiting.get(&ip).copied().unwrap_or(0);
+        if total >= WAITING_MAX || mine >= WAITING_PER_IP_MAX {
+            return None;
+        }
+        waiting.insert(ip, mine + 1);
+        Some(Self {
+            ip,
+            table: table.clone(),
+        })
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let mut waiting = Self::lock(&self.table);
+        if let Some(n) = waiting.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                waiting.remove(&self.ip);
+            }
+        }
+    }
+}
+/// Longest a connection waits for a slot before it is closed.
+const WAIT_FOR_SLOT: Duration = Duration::from_millis(1_500);
+
 /// Accepts connections until the listener fails, serving each on its own task; over TLS when
 /// `tls` is given (the handshake has the header deadline too, so a client that stalls in it
 /// holds its slot no longer than one that stalls in its headers). `evicted` counts the
@@ -296,6 +417,7 @@ pub async fn serve(
     evicted: Option<Arc<AtomicU64>>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Slots::default());
+    let waiting = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -307,70 +429,107 @@ pub async fn serve(
             }
         };
         let before = slots.evicted.load(Ordering::Relaxed);
-        let Some(slot) = slots.take(peer.ip(), &limits) else {
-            debug!(%peer, "api connection refused: every slot is busy");
-            continue;
-        };
-        if let Some(counter) = &evicted {
-            let now = slots.evicted.load(Ordering::Relaxed);
-            counter.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
-        }
-        let _ = stream.set_nodelay(true);
-        // Each request carries the address it came from, for the per-address rate, and marks
-        // its connection busy while it is served.
-        let conn = slot.conn.clone();
-        let service = TowerToHyperService::new(
-            router
-                .clone()
-                .layer(axum::middleware::from_fn(move |request, next| {
-                    track(conn.clone(), request, next)
-                }))
-                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
-        );
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
-                .max_buf_size(HEADER_BYTES_MAX)
-                .max_headers(HEADERS_MAX);
-            let serve = async {
-                match tls {
-                    None => http.serve_connection(TokioIo::new(stream), service).await,
-                    Some(tls) => {
-                        let handshake =
-                            tokio::time::timeout(limits.header_read_timeout, tls.accept(stream))
-                                .await;
-                        match handshake {
-                            Ok(Ok(stream)) => {
-                                http.serve_connection(TokioIo::new(stream), service).await
-                            }
-                            Ok(Err(e)) => {
-                                debug!(%peer, error = %e, "api TLS handshake failed");
-                                Ok(())
-                            }
-                            Err(_) => {
-                                debug!(%peer, "api TLS handshake timed out");
-                                Ok(())
-                            }
+        let slot = match slots.take(peer.ip(), &limits) {
+            Some(slot) => slot,
+            None => {
+                // Every slot is busy or still within its grace: wait a moment for one to be
+                // given up rather than cut a client that may be a real one. Bounded.
+                let Some(wait) = Waiting::enter(&waiting, peer.ip()) else {
+                    debug!(%peer, "api connection refused: every slot is busy");
+                    continue;
+                };
+                let slots = slots.clone();
+                let (router, tls, evicted) = (router.clone(), tls.clone(), evicted.clone());
+                tokio::spawn(async move {
+                    let until = Instant::now() + WAIT_FOR_SLOT;
+                    let mut slot = None;
+                    while slot.is_none() && Instant::now() < until {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        slot = slots.take(peer.ip(), &limits);
+                    }
+                    drop(wait);
+                    match slot {
+                        Some(slot) => {
+                            count_evicted(&slots, before, evicted.as_deref());
+                            serve_one(stream, peer, slot, router, limits, tls).await;
                         }
+                        None => debug!(%peer, "api connection refused: every slot is busy"),
                     }
-                }
-            };
-            tokio::select! {
-                served = serve => {
-                    if let Err(e) = served {
-                        debug!(%peer, error = %e, "api connection ended");
+                });
+                continue;
+            }
+        };
+        count_evicted(&slots, before, evicted.as_deref());
+        let (router, tls) = (router.clone(), tls.clone());
+        tokio::spawn(async move { serve_one(stream, peer, slot, router, limits, tls).await });
+    }
+}
+
+fn count_evicted(slots: &Slots, before: u64, counter: Option<&AtomicU64>) {
+    if let Some(counter) = counter {
+        let now = slots.evicted.load(Ordering::Relaxed);
+        counter.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
+    }
+}
+
+/// Serves one connection in its slot until it ends, is cut for a newcomer, or stalls.
+async fn serve_one(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    slot: Slot,
+    router: Router,
+    limits: ServeLimits,
+    tls: Option<TlsAcceptor>,
+) {
+    let _ = stream.set_nodelay(true);
+    // Each request carries the address it came from, for the per-address rate, and marks
+    // its connection busy while it is served.
+    let conn = slot.conn.clone();
+    let service = TowerToHyperService::new(
+        router
+            .clone()
+            .layer(axum::middleware::from_fn(move |request, next| {
+                track(conn.clone(), request, next)
+            }))
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+    );
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(HEADER_BYTES_MAX)
+        .max_headers(HEADERS_MAX);
+    let serve = async {
+        match tls {
+            None => http.serve_connection(TokioIo::new(stream), service).await,
+            Some(tls) => {
+                let handshake =
+                    tokio::time::timeout(limits.header_read_timeout, tls.accept(stream)).await;
+                match handshake {
+                    Ok(Ok(stream)) => http.serve_connection(TokioIo::new(stream), service).await,
+                    Ok(Err(e)) => {
+                        debug!(%peer, error = %e, "api TLS handshake failed");
+                        Ok(())
                     }
-                }
-                () = slot.conn.close.notified() => {
-                    debug!(%peer, "api connection closed to make room for a newcomer");
-                }
-                () = stalled(&slot.conn, limits.answer_stall) => {
-                    debug!(%peer, "api connection closed: its answer made no progress");
+                    Err(_) => {
+                        debug!(%peer, "api TLS handshake timed out");
+                        Ok(())
+                    }
                 }
             }
-            drop(slot);
-        });
+        }
+    };
+    tokio::select! {
+        served = serve => {
+            if let Err(e) = served {
+                debug!(%peer, error = %e, "api connection ended");
+            }
+        }
+        () = slot.conn.close.notified() => {
+            debug!(%peer, "api connection closed to make room for a newcomer");
+        }
+        () = stalled(&slot.conn, limits.answer_stall) => {
+            debug!(%peer, "api connection closed: its answer made no progress");
+        }
     }
+    drop(slot);
 }

@@ -19,6 +19,7 @@ pub mod policy;
 pub mod rate;
 pub mod records;
 pub mod serve;
+pub mod slots;
 pub mod tls;
 pub mod txs;
 

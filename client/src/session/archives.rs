@@ -104,18 +104,15 @@ impl Session {
         })
     }
 
-    /// Asks the archive's custodian for it. The custodian records the access on the ledger
-    /// first; then the ciphertext is checked against the ledger's hash and decrypted into a
-    /// temporary file beside `out`, which becomes `out` only if every check passed.
-    pub fn get_archive(
+    /// A signed access request for `archive`, with a fresh id and time (and the justification
+    /// sealed for the patient and the regulators), and its time.
+    fn access_request(
         &self,
+        patient: &cradle_ledger::PublicKey,
         archive: ArchiveId,
         purpose: Purpose,
         justification: Option<&str>,
-        out: &Path,
-        progress: &dyn Progress,
-    ) -> Result<GetReceipt, ClientError> {
-        let record = self.archive_record(&archive)?;
+    ) -> Result<(Vec<u8>, u64), ClientError> {
         let mut request_id = [0u8; 16];
         getrandom::fill(&mut request_id)
             .map_err(|e| ClientError::Invalid(format!("random source failed: {e}")))?;
@@ -130,33 +127,64 @@ impl Session {
         // The justification never leaves this machine in clear: sealed for the patient and
         // the regulators, bound to this request, then signed with it.
         if let Some(text) = justification {
-            let readers = self.justification_readers(&record.patient)?;
+            let readers = self.justification_readers(patient)?;
             justification::seal_into(&mut request, &self.chain_id, text, &readers)?;
         }
         let requested_at_ms = request.requested_at_ms;
         let signature = self.key.sign(TAG_ACCESS_REQUEST, &self.chain_id, &request);
-        let body = SignedAccessRequest { request, signature }.encode();
-        let request_hash = sha256(&body);
-        let path = format!("/v1/archives/{}/fetch", archive.to_hex());
-        let auth = self.auth("POST", &path, sha256(&body))?;
-        let fetched = self.api.fetch(&path, &auth, AUTH_HEADER, &body)?;
-        let fetched = match fetched {
-            crate::api::Fetched::Refused {
-                status,
-                reason,
-                access_tx,
-                code,
-            } => {
-                return Err(match access_tx {
-                    Some(access_tx) => ClientError::Denied { reason, access_tx },
-                    None => ClientError::Api(ApiError::Refused {
-                        status,
-                        reason,
-                        code,
-                    }),
-                });
+        Ok((
+            SignedAccessRequest { request, signature }.encode(),
+            requested_at_ms,
+        ))
+    }
+
+    /// Asks the archive's custodian for it. The custodian records the access on the ledger
+    /// first; then the ciphertext is checked against the ledger's hash and decrypted into a
+    /// temporary file beside `out`, which becomes `out` only if every check passed.
+    pub fn get_archive(
+        &self,
+        archive: ArchiveId,
+        purpose: Purpose,
+        justification: Option<&str>,
+        out: &Path,
+        progress: &dyn Progress,
+    ) -> Result<GetReceipt, ClientError> {
+        let record = self.archive_record(&archive)?;
+        // A node under load refuses before it records anything (429, 503): the request is
+        // signed afresh, with a new id, and sent again a few times, a little later each time.
+        let mut attempt = 0;
+        let (fetched, request_hash, requested_at_ms) = loop {
+            attempt += 1;
+            let (body, requested_at_ms) =
+                self.access_request(&record.patient, archive, purpose, justification)?;
+            let request_hash = sha256(&body);
+            let path = format!("/v1/archives/{}/fetch", archive.to_hex());
+            let auth = self.auth("POST", &path, sha256(&body))?;
+            match self.api.fetch(&path, &auth, AUTH_HEADER, &body)? {
+                crate::api::Fetched::Stream(s) => break (s, request_hash, requested_at_ms),
+                crate::api::Fetched::Refused {
+                    status: 429 | 503,
+                    access_tx: None,
+                    ..
+                } if attempt <= crate::api::BUSY_RETRIES => {
+                    std::thread::sleep(crate::api::BUSY_BACKOFF * attempt);
+                }
+                crate::api::Fetched::Refused {
+                    status,
+                    reason,
+                    access_tx,
+                    code,
+                } => {
+                    return Err(match access_tx {
+                        Some(access_tx) => ClientError::Denied { reason, access_tx },
+                        None => ClientError::Api(ApiError::Refused {
+                            status,
+                            reason,
+                            code,
+                        }),
+                    });
+                }
             }
-            crate::api::Fetched::Stream(s) => s,
         };
         let wrapped = WrappedKey::from_hex(&fetched.wrapped_key_hex)
             .map_err(|_| bad_answer("wrapped key header"))?;

@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use futures::StreamExt as _;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
@@ -26,6 +27,10 @@ use super::HttpError;
 
 /// Most bytes of buffered transaction bodies held at once over all connections, in KiB.
 pub const BODY_BUDGET_KIB: usize = 64 * 1024;
+/// Most bytes over a route's limit that a refused body is read (and dropped) before the answer.
+const DRAIN_MAX_BYTES: u64 = 1024 * 1024;
+/// Longest such a body is read for.
+const DRAIN_WAIT: Duration = Duration::from_secs(5);
 /// Longest a buffered body may take to arrive.
 pub const BUFFERED_BODY_MAX: Duration = Duration::from_secs(30);
 
@@ -92,12 +97,30 @@ pub async fn body_limits(
     if let Some(declared) = declared
         && declared > u64::try_from(limit).unwrap_or(u64::MAX)
     {
-        return HttpError::new(
+        let refusal = HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::PayloadTooLarge,
             format!("{what} is at most {limit} bytes; this one is {declared}"),
         )
         .into_response();
+        // A body a little over the limit is read and dropped first: closing with it unread
+        // would reset the connection, and the client would never see the answer. A huge one
+        // is refused at once.
+        let over = declared.saturating_sub(u64::try_from(limit).unwrap_or(u64::MAX));
+        if over <= DRAIN_MAX_BYTES {
+            let mut body = request.into_body().into_data_stream();
+            let drain = async {
+                let mut read = 0u64;
+                while let Some(Ok(chunk)) = body.next().await {
+                    read = read.saturating_add(chunk.len() as u64);
+                    if read >= declared {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_WAIT, drain).await;
+        }
+        return refusal;
     }
     if !buffered {
         return next.run(request).await;

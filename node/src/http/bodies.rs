@@ -15,12 +15,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use futures::StreamExt as _;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cradle_ledger::contract::{ACCESS_REQUEST_BYTES_MAX, ErrorCode, TX_BATCH_BYTES_MAX};
+use futures::StreamExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::HttpError;

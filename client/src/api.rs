@@ -57,7 +57,23 @@ const RESIGN_AFTER: Duration = Duration::from_millis(2_100);
 /// Largest answer the client reads from a node.
 const ANSWER_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
-/// Times a read is asked again when the node answers 429 or 503, waiting
+/// Whether a read may be asked again: the node said it is busy (429, 503), or the connection
+/// was cut, as a node out of connection slots does.
+fn busy_or_cut(e: &ApiError) -> bool {
+    match e {
+        ApiError::Refused {
+            code: Some(ErrorCode::RateLimited | ErrorCode::Busy),
+            ..
+        } => true,
+        // Cut, not refused: a wrong certificate or an unreachable node is not asked again.
+        ApiError::Transport(reason) => {
+            reason.contains("reset by peer") || reason.contains("unexpected end of file")
+        }
+        _ => false,
+    }
+}
+
+/// Times a read is asked again when the node answers 429 or 503 (or cuts the connection), waiting
 /// [`BUSY_BACKOFF`] longer each time.
 pub const BUSY_RETRIES: u32 = 3;
 pub const BUSY_BACKOFF: Duration = Duration::from_millis(400);
@@ -193,7 +209,19 @@ impl ApiClient {
     fn get(&self, path: &str) -> Result<Vec<u8>, ApiError> {
         match &self.signer {
             Some(s) => self.get_signed_as(&s.key, &s.chain_id, path),
-            None => Self::answer(self.agent.get(format!("{}{}", self.base, path)).call()),
+            None => {
+                let url = format!("{}{}", self.base, path);
+                let mut waited = 0;
+                loop {
+                    match Self::answer(self.agent.get(&url).call()) {
+                        Err(e) if busy_or_cut(&e) && waited < BUSY_RETRIES => {
+                            waited += 1;
+                            std::thread::sleep(BUSY_BACKOFF * waited);
+                        }
+                        other => return other,
+                    }
+                }
+            }
         }
     }
 
@@ -220,12 +248,10 @@ impl ApiClient {
                     resigned = true;
                     std::thread::sleep(RESIGN_AFTER);
                 }
-                // A node under load asks to come back shortly: a read is signed afresh and
-                // asked again a few times, a little later each time.
-                Err(ApiError::Refused {
-                    code: Some(ErrorCode::RateLimited | ErrorCode::Busy),
-                    ..
-                }) if waited < BUSY_RETRIES => {
+                // A node under load asks to come back shortly, or cuts a connection it has
+                // no slot for: a read is signed afresh and asked again a few times, a little
+                // later each time.
+                Err(e) if busy_or_cut(&e) && waited < BUSY_RETRIES => {
                     waited += 1;
                     std::thread::sleep(BUSY_BACKOFF * waited);
                 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,7 +56,7 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     evicted: Option<Arc<AtomicU64>>,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Slots::default());
+    let slots = Arc::new(evicted.map_or_else(Slots::default, Slots::counting_into));
     let waiting = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -68,7 +68,6 @@ pub async fn serve(
                 continue;
             }
         };
-        let before = slots.evicted.load(Ordering::Relaxed);
         let slot = match slots.take(peer.ip(), &limits) {
             Some(slot) => slot,
             None => {
@@ -79,7 +78,7 @@ pub async fn serve(
                     continue;
                 };
                 let slots = slots.clone();
-                let (router, tls, evicted) = (router.clone(), tls.clone(), evicted.clone());
+                let (router, tls) = (router.clone(), tls.clone());
                 tokio::spawn(async move {
                     let until = Instant::now() + WAIT_FOR_SLOT;
                     let mut slot = None;
@@ -90,7 +89,6 @@ pub async fn serve(
                     drop(wait);
                     match slot {
                         Some(slot) => {
-                            count_evicted(&slots, before, evicted.as_deref());
                             serve_one(stream, peer, slot, router, limits, tls).await;
                         }
                         None => debug!(%peer, "api connection refused: every slot is busy"),
@@ -99,16 +97,8 @@ pub async fn serve(
                 continue;
             }
         };
-        count_evicted(&slots, before, evicted.as_deref());
         let (router, tls) = (router.clone(), tls.clone());
         tokio::spawn(async move { serve_one(stream, peer, slot, router, limits, tls).await });
-    }
-}
-
-fn count_evicted(slots: &Slots, before: u64, counter: Option<&AtomicU64>) {
-    if let Some(counter) = counter {
-        let now = slots.evicted.load(Ordering::Relaxed);
-        counter.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
     }
 }
 

@@ -137,7 +137,8 @@ impl Table {
 #[derive(Default)]
 pub(super) struct Slots {
     table: Mutex<Table>,
-    pub(super) evicted: AtomicU64,
+    /// Connections closed to make room for a newcomer (the operator's metric, if given).
+    evicted: Arc<AtomicU64>,
 }
 
 /// A connection's place in [`Slots`], given back when dropped.
@@ -148,6 +149,13 @@ pub(super) struct Slot {
 }
 
 impl Slots {
+    pub(super) fn counting_into(evicted: Arc<AtomicU64>) -> Self {
+        Self {
+            table: Mutex::default(),
+            evicted,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.table
             .lock()

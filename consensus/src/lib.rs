@@ -10,7 +10,7 @@
 //!   ledger verifies the commit certificates that this crate produces.
 //! - [`proposal`]: proposals, the [`Value`] trait and messages; [`evidence`]: equivocation
 //!   evidence, checkable from the validator set alone.
-//! - [`config`]: timeouts; [`proposer`]: weighted round-robin; [`keeper`]: the vote keeper.
+//! - [`config`]: timeouts; [`pacing`]: when a proposer proposes; [`proposer`]: weighted round-robin; [`keeper`]: the vote keeper.
 //! - [`core`]: the state machine the node drives.
 //! - `sim` (feature `sim`): a seeded whole-cluster simulator with Byzantine actors and a checker.
 
@@ -18,6 +18,7 @@ pub mod config;
 pub mod core;
 pub mod evidence;
 pub mod keeper;
+pub mod pacing;
 pub mod proposal;
 pub mod proposer;
 #[cfg(feature = "sim")]
@@ -27,6 +28,7 @@ pub mod types;
 pub use config::{Config, Step};
 pub use core::{Core, Effect, Input, PersistedState};
 pub use evidence::{Equivocation, EvidenceKind, EvidenceSlot};
+pub use pacing::Pacing;
 pub use proposal::{Message, Proposal, SignedProposal, SignedProposalHeader, Value};
 pub use types::{
     CommitCertificate, CommitSig, Error, Height, Round, SignedVote, Validator, ValidatorIndex,

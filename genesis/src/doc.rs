@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use cradle_consensus::config::TIMEOUT_MS_MAX;
 use cradle_ledger::crypto::sha256_parts;
 use cradle_ledger::{Consortium, Hash, Limits, Member, Policy, PublicKey, Role, X25519Public};
 use serde::{Deserialize, Serialize};
@@ -68,32 +67,26 @@ impl GenesisMember {
     }
 }
 
-/// How Tendermint is paced: the consensus crate's timeouts, and the block interval. Round `r`
-/// waits `timeout_X_ms + r * timeout_delta_ms`.
+/// How Tendermint is paced: the consensus crate's timeouts (round `r` waits
+/// `timeout_X_ms + r * timeout_delta_ms`) and the proposer's pacing (a short batching window for
+/// pending transactions, one empty block per heartbeat while idle).
 ///
-/// The timeouts are flattened, so the JSON object and the borsh encoding (hence the chain id)
-/// are those of five plain fields in this order.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+/// Both are flattened, so the JSON object and the borsh encoding (hence the chain id) are those
+/// of six plain fields in this order.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
 #[serde(deny_unknown_fields)]
 pub struct ConsensusParams {
     #[serde(flatten)]
     pub timeouts: cradle_consensus::Config,
-    /// Least time between two blocks; 0 proposes as soon as the previous block is decided.
-    pub block_interval_ms: u64,
-}
-
-impl Default for ConsensusParams {
-    fn default() -> Self {
-        Self {
-            timeouts: cradle_consensus::Config::default(),
-            block_interval_ms: 1_000,
-        }
-    }
+    #[serde(flatten)]
+    pub pacing: cradle_consensus::Pacing,
 }
 
 impl ConsensusParams {
-    /// The timeouts as [`cradle_consensus::Config::problems`] checks them, and the block
-    /// interval at most [`TIMEOUT_MS_MAX`].
+    /// The timeouts as [`cradle_consensus::Config::problems`] checks them and the pacing as
+    /// [`cradle_consensus::Pacing::problems`] does.
     pub fn validate(&self) -> Result<(), GenesisErrors> {
         let mut errs = GenesisErrors::default();
         self.check(&mut errs);
@@ -101,16 +94,9 @@ impl ConsensusParams {
     }
 
     fn check(&self, errs: &mut GenesisErrors) {
-        for problem in self.timeouts.problems() {
+        let problems = self.timeouts.problems().into_iter();
+        for problem in problems.chain(self.pacing.problems(&self.timeouts)) {
             errs.push(GenesisError::from_consensus_config(problem));
-        }
-        if self.block_interval_ms > TIMEOUT_MS_MAX {
-            errs.push(GenesisError::BadTimeout {
-                name: "block_interval_ms",
-                value_ms: self.block_interval_ms,
-                min_ms: 0,
-                max_ms: TIMEOUT_MS_MAX,
-            });
         }
     }
 }

@@ -200,12 +200,25 @@ fn timeouts_out_of_bounds() {
     );
     let e = only_error(|d| d.consensus.timeouts.timeout_precommit_ms = 60_001);
     assert!(matches!(e, GenesisError::BadTimeout { .. }), "{e}");
-    let e = only_error(|d| d.consensus.block_interval_ms = 120_000);
+    let e = only_error(|d| d.consensus.pacing.batch_window_ms = 120_000);
     assert!(
         matches!(
             e,
             GenesisError::BadTimeout {
-                name: "block_interval_ms",
+                name: "batch_window_ms",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // An idle proposer that outwaits the others' propose timeout would lose every idle round.
+    let e = only_error(|d| d.consensus.pacing.heartbeat_ms = 3_000);
+    assert!(
+        matches!(
+            e,
+            GenesisError::BadTimeout {
+                name: "heartbeat_ms",
+                max_ms: 2_999,
                 ..
             }
         ),
@@ -315,8 +328,12 @@ fn chain_id_changes_when_any_field_changes() {
             Box::new(|d| d.consensus.timeouts.timeout_delta_ms += 1),
         ),
         (
-            "block_interval_ms",
-            Box::new(|d| d.consensus.block_interval_ms += 1),
+            "batch_window_ms",
+            Box::new(|d| d.consensus.pacing.batch_window_ms += 1),
+        ),
+        (
+            "heartbeat_ms",
+            Box::new(|d| d.consensus.pacing.heartbeat_ms += 1),
         ),
         (
             "break_glass_allowed",
@@ -384,11 +401,12 @@ fn lookups_by_key_and_name() {
 
 #[test]
 fn chain_id_of_a_known_document_is_stable() {
-    // Computed before the consensus timeouts moved into `cradle_consensus::Config`: embedding
-    // them must not change the hash of any existing genesis.
+    // Computed when the proposer's pacing (batch window and heartbeat) replaced the fixed block
+    // interval, which changed the document's layout and so every chain id on purpose. Moving
+    // fields between crates (as the timeouts into `cradle_consensus::Config` did) must not.
     assert_eq!(
         valid().chain_id_hex(),
-        "3afcca8666f806fe1e638ce35a4d2a617a2228e0bba0828792d488c0cf866648"
+        "682476aba5e2ba1bf5412f5abbc6da5a25465726f6dc561bcf885d33927d39d1"
     );
     let json: serde_json::Value = serde_json::from_str(&valid().to_json_pretty()).unwrap();
     assert_eq!(
@@ -398,7 +416,8 @@ fn chain_id_of_a_known_document_is_stable() {
             "timeout_prevote_ms": 1000,
             "timeout_precommit_ms": 1000,
             "timeout_delta_ms": 500,
-            "block_interval_ms": 1000,
+            "batch_window_ms": 5,
+            "heartbeat_ms": 1000,
         })
     );
 }

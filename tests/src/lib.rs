@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod promise;
+pub mod stats;
 pub mod tls;
 pub mod txs;
 

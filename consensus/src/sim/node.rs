@@ -34,6 +34,8 @@ struct Actor {
     epoch: u64,
     peers: Vec<usize>,
     last_sync_ms: Vec<u64>,
+    /// When this node last decided a height or (re)started: its pacing counts from there.
+    decided_at_ms: u64,
 }
 
 struct Sim<'a> {
@@ -122,6 +124,7 @@ fn new_actor(validator: ValidatorIndex, key: SigningKey, behaviour: Option<Behav
         epoch: 0,
         peers: Vec::new(),
         last_sync_ms: Vec::new(),
+        decided_at_ms: 0,
     }
 }
 
@@ -239,6 +242,7 @@ impl Sim<'_> {
         .expect("a node restarts from its own persisted state");
         core.inject_defects(self.defects);
         actor.core = Some(core);
+        actor.decided_at_ms = self.net.now_ms;
         actor.epoch += 1;
         let epoch = actor.epoch;
         let first_gossip = self.scenario.gossip_interval_ms + self.rng.below(50);
@@ -399,6 +403,28 @@ impl Sim<'_> {
         self.checker
             .decision(actor.validator, height, &value, &cert);
         actor.blocks.insert(height, (value, cert));
+        actor.decided_at_ms = self.net.now_ms;
+    }
+
+    /// How long a proposer waits before it builds its block, under the scenario's pacing, with
+    /// transactions that arrive at random: none before the heartbeat, some already pending, or
+    /// a first one at a random moment of the heartbeat.
+    fn pacing_delay(&mut self, a: usize) -> u64 {
+        let pacing = self.scenario.pacing;
+        let since = self.net.now_ms.saturating_sub(self.actors[a].decided_at_ms);
+        let idle = pacing.wait_ms(since, None);
+        match self.rng.below(3) {
+            0 => idle,
+            1 => {
+                let waited = self.rng.below(2 * pacing.batch_window_ms + 1);
+                pacing.wait_ms(since, Some(waited))
+            }
+            _ => {
+                let arrival = self.rng.below(pacing.heartbeat_ms + 1);
+                let then = pacing.wait_ms(since.saturating_add(arrival), Some(0));
+                idle.min(arrival.saturating_add(then))
+            }
+        }
     }
 
     /// Feeds one input to a node's core and carries out the effects, in order.
@@ -442,7 +468,7 @@ impl Sim<'_> {
                     },
                 ),
                 Effect::RequestValue { height, round } => {
-                    let delay = self.net.local_delay();
+                    let delay = self.pacing_delay(a) + self.net.local_delay();
                     self.net.schedule(
                         delay,
                         EventKind::ProposeReady {

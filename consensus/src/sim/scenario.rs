@@ -2,6 +2,7 @@
 //! derived from the seed, so a seed alone replays a run.
 
 use crate::config::Config;
+use crate::pacing::Pacing;
 use crate::types::ValidatorIndex;
 
 use super::rng::Rng;
@@ -89,6 +90,9 @@ pub struct Scenario {
     /// Simulated time after GST within which those K heights must be decided.
     pub liveness_bound_ms: u64,
     pub config: Config,
+    /// The proposers' pacing; the heartbeat is always shorter than the propose timeout, as
+    /// genesis requires, but network delay can still make an idle proposer's block late.
+    pub pacing: Pacing,
     pub gossip_interval_ms: u64,
 }
 
@@ -158,6 +162,11 @@ impl Scenario {
                 crashes.push((v, at, rng.range(at, gst_ms)));
             }
         }
+        // Drawn last, so that every other part of a seed's scenario is what it always was.
+        let pacing = Pacing {
+            batch_window_ms: rng.range(0, 20),
+            heartbeat_ms: rng.range(50, 199),
+        };
         Scenario {
             seed,
             mix,
@@ -174,6 +183,7 @@ impl Scenario {
                 timeout_precommit_ms: 100,
                 timeout_delta_ms: 50,
             },
+            pacing,
             gossip_interval_ms: 300,
         }
     }
@@ -204,6 +214,11 @@ impl Scenario {
                 timeout_prevote_ms: 100,
                 timeout_precommit_ms: 100,
                 timeout_delta_ms: 50,
+            },
+            // The benchmark's proposers never wait (a heartbeat genesis would refuse).
+            pacing: Pacing {
+                batch_window_ms: 0,
+                heartbeat_ms: 0,
             },
             gossip_interval_ms: 1_000,
         }

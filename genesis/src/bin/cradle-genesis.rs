@@ -102,8 +102,12 @@ struct NewArgs {
     timeout_precommit_ms: Option<u64>,
     #[arg(long)]
     timeout_delta_ms: Option<u64>,
+    /// How long the first pending transaction waits for others to share its block.
     #[arg(long)]
-    block_interval_ms: Option<u64>,
+    batch_window_ms: Option<u64>,
+    /// Longest time between blocks while no transaction is pending.
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
     #[arg(long)]
     out: PathBuf,
     /// Replace an existing file at --out.
@@ -242,7 +246,8 @@ fn new_genesis(args: NewArgs) -> Result<()> {
             args.timeout_delta_ms,
             &mut consensus.timeouts.timeout_delta_ms,
         ),
-        (args.block_interval_ms, &mut consensus.block_interval_ms),
+        (args.batch_window_ms, &mut consensus.pacing.batch_window_ms),
+        (args.heartbeat_ms, &mut consensus.pacing.heartbeat_ms),
     ];
     for (value, field) in overrides {
         if let Some(v) = value {

@@ -43,9 +43,12 @@ pub(super) struct Driver {
     pub(super) timer_seq: u64,
     /// Blocks this node executed at the current height (its own or validated), by id.
     pub(super) executed: HashMap<ValueId, Executed>,
-    /// The core asked us to propose: at this height and round, from this moment.
-    pub(super) propose: Option<(Height, Round, Instant)>,
+    /// The core asked us to propose at this height and round; [`Driver::propose_wait`] says when.
+    pub(super) propose: Option<(Height, Round)>,
     pub(super) last_commit: Instant,
+    /// When the mempool last went from empty to holding a transaction: the batching window
+    /// counts from there.
+    pub(super) pending_since: Option<Instant>,
     /// When each pending transaction entered this node's mempool, for commit latency.
     pub(super) admitted_at: HashMap<Hash, Instant>,
     /// Transactions to gossip in the next batch.
@@ -122,6 +125,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         executed: HashMap::new(),
         propose: None,
         last_commit: Instant::now(),
+        pending_since: None,
         admitted_at: HashMap::new(),
         outbox: Vec::new(),
         sync_peers: SyncPeers::default(),
@@ -141,8 +145,9 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         if let Some((&(t, _), _)) = d.timers.first_key_value() {
             wake = wake.min(t);
         }
-        if let Some((_, _, at)) = d.propose {
-            wake = wake.min(at);
+        if d.propose.is_some() {
+            let now = Instant::now();
+            wake = wake.min(now + d.propose_wait(now));
         }
         tokio::select! {
             event = net_events.recv() => match event {
@@ -230,9 +235,7 @@ impl Driver {
                     .insert((at, self.timer_seq), (height, round, step));
             }
             Effect::RequestValue { height, round } => {
-                let earliest =
-                    self.last_commit + Duration::from_millis(self.config.block_interval_ms);
-                self.propose = Some((height, round, earliest.max(Instant::now())));
+                self.propose = Some((height, round));
             }
             Effect::ValidateValue {
                 height,

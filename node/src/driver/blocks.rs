@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cradle_consensus::{Core, Height, Input, SignedProposal, Value};
 use cradle_ledger::Hash;
@@ -34,14 +34,31 @@ pub(super) fn names_its_builder(core: &Core<Block>, proposal: &SignedProposal<Bl
 }
 
 impl Driver {
-    /// Builds and proposes a block once the block interval has passed, or at once when the
-    /// mempool already holds a full block.
+    /// How long the proposer still waits before it builds its block: the pacing's batching
+    /// window from the first pending transaction, or the heartbeat when none is pending; no wait
+    /// at all when the mempool already holds a full block.
+    pub(super) fn propose_wait(&self, now: Instant) -> Duration {
+        let pending = self.mempool.len();
+        if pending >= self.consortium.limits.block_txs_max as usize {
+            return Duration::ZERO;
+        }
+        let ms = |since: Instant| {
+            u64::try_from(now.saturating_duration_since(since).as_millis()).unwrap_or(u64::MAX)
+        };
+        let pending_for = self.pending_since.filter(|_| pending > 0).map(ms);
+        Duration::from_millis(
+            self.config
+                .pacing
+                .wait_ms(ms(self.last_commit), pending_for),
+        )
+    }
+
+    /// Builds and proposes a block once [`Driver::propose_wait`] has passed.
     pub(super) fn maybe_propose(&mut self, now: Instant) -> Result<(), DriverError> {
-        let Some((height, round, at)) = self.propose else {
+        let Some((height, round)) = self.propose else {
             return Ok(());
         };
-        let full = self.mempool.len() >= self.consortium.limits.block_txs_max as usize;
-        if now < at && !full {
+        if !self.propose_wait(now).is_zero() {
             return Ok(());
         }
         self.propose = None;
@@ -66,6 +83,11 @@ impl Driver {
             self.drop_refused(hash, reason);
         }
         let block = built.block;
+        if block.txs.is_empty() {
+            // Whatever is pending cannot go in now (the rules refused it): wait for the next
+            // arrival or the heartbeat rather than building empty blocks back to back.
+            self.pending_since = None;
+        }
         debug!(height, round, txs = block.txs.len(), "proposing");
         self.executed.insert(block.id(), built.executed);
         self.feed(Input::ProposeValue {

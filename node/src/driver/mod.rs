@@ -34,8 +34,9 @@ use crate::storage::Store;
 #[derive(Clone, Debug)]
 pub struct DriverConfig {
     pub consensus: cradle_consensus::Config,
-    /// Least time between two blocks; transactions arriving meanwhile share one block.
-    pub block_interval_ms: u64,
+    /// When this node, as proposer, builds its block: a short batching window for pending
+    /// transactions, a heartbeat while idle.
+    pub pacing: cradle_consensus::Pacing,
     /// How far ahead of this node's clock a proposed block's time may be.
     pub clock_drift_ms_max: u64,
     /// How often to send our consensus messages again and announce our height.
@@ -49,7 +50,7 @@ impl DriverConfig {
     pub fn from_genesis(params: &cradle_genesis::ConsensusParams, mempool: MempoolConfig) -> Self {
         Self {
             consensus: params.timeouts,
-            block_interval_ms: params.block_interval_ms,
+            pacing: params.pacing,
             clock_drift_ms_max: 2_000,
             gossip_interval_ms: 1_000,
             tx_flush_interval_ms: 10,

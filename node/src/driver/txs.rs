@@ -70,7 +70,11 @@ impl Driver {
         match result {
             Ok(evicted) => {
                 self.evicted(&evicted);
-                self.admitted_at.insert(tx.hash, Instant::now());
+                let now = Instant::now();
+                self.admitted_at.insert(tx.hash, now);
+                if self.pending_since.is_none() || self.mempool.len() == 1 {
+                    self.pending_since = Some(now);
+                }
                 if let Some(waiter) = receipt {
                     self.receipts.register(tx.hash, waiter);
                 }

@@ -20,6 +20,7 @@ use cradle_ledger::codec::{self, BoundedVec};
 use cradle_ledger::crypto::{self, TAG_ACCESS_REQUEST};
 use cradle_ledger::tx::*;
 use cradle_ledger::{ArchiveId, Hash, Keypair, X25519Public};
+use cradle_tests::stats::percentile;
 use cradle_tests::txs::{fresh_nonce, patient};
 use serde_json::{Value, json};
 
@@ -143,14 +144,6 @@ fn rss_mb(pid: u32) -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[i]
 }
 
 fn main() -> anyhow::Result<()> {
@@ -287,6 +280,11 @@ fn main() -> anyhow::Result<()> {
     let submitted: Arc<Mutex<HashMap<Hash, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
     let refused = Arc::new(Mutex::new(0usize));
     let start = Instant::now() + Duration::from_millis(500);
+    // Scripts that measure something else under this load wait for this line.
+    eprintln!(
+        "load: submitting {} tx/s for {} s",
+        args.rate, args.duration_s
+    );
     let slices = args.duration_s * 10;
     let mut handles = Vec::new();
     for (m, txs) in per_member.into_iter().enumerate() {
@@ -316,7 +314,8 @@ fn main() -> anyhow::Result<()> {
     }
 
     // Watcher: node 0's committed blocks, for throughput and latency; and every node's RSS.
-    let observer = ApiClient::new(&members[0].api, &genesis)?;
+    // Blocks are answered only to members: the watcher reads as member 0.
+    let observer = ApiClient::new(&members[0].api, &genesis)?.signed_by(&members[0].key, chain);
     let first_height = observer.status()?["height"].as_u64().unwrap_or(0);
     let end = start + Duration::from_secs(args.duration_s);
     let drain_until = end + Duration::from_secs(20);

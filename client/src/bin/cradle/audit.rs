@@ -53,7 +53,7 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
         };
         let max_age_ms = match args.max_age {
             Some(s) => s.saturating_mul(1000),
-            None => genesis.consensus.block_interval_ms.saturating_add(5_000),
+            None => genesis.consensus.pacing.heartbeat_ms.saturating_add(5_000),
         };
         let v = a::audit_verified(
             &api,

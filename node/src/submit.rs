@@ -73,14 +73,10 @@ impl Submitter {
     ) -> Result<Vec<Result<Hash, SubmitError>>, SubmitError> {
         let chain_id = self.chain_id;
         let max = self.tx_bytes_max;
-        let checked = tokio::task::spawn_blocking(move || {
-            batch
-                .into_iter()
-                .map(|b| crate::verify::verify_one(b, &chain_id, max))
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|_| SubmitError::Unavailable)?;
+        let checked =
+            tokio::task::spawn_blocking(move || crate::verify::verify_many(batch, &chain_id, max))
+                .await
+                .map_err(|_| SubmitError::Unavailable)?;
         let mut answers = Vec::with_capacity(checked.len());
         for item in checked {
             answers.push(match item {

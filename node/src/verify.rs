@@ -31,8 +31,43 @@ pub fn verify_one(
     })
 }
 
-/// Decodes and verifies a peer's batch: one batched signature check, falling back to single
-/// checks to sort good from bad when the batch fails. Bad transactions are counted and dropped.
+/// Decodes and verifies many transactions in one batched signature check, falling back to
+/// single checks to sort good from bad when the batch fails: one answer per transaction, in
+/// order. A batch costs about half as much per signature as checking them one by one.
+pub fn verify_many(
+    batch: Vec<Vec<u8>>,
+    chain_id: &Hash,
+    tx_bytes_max: usize,
+) -> Vec<Result<VerifiedTx, Error>> {
+    let mut out: Vec<Result<VerifiedTx, Error>> = batch
+        .into_iter()
+        .map(|bytes| {
+            let tx = SignedTransaction::decode(&bytes, tx_bytes_max)?;
+            if &tx.tx.chain_id != chain_id {
+                return Err(Error::WrongChain);
+            }
+            Ok(VerifiedTx {
+                hash: cradle_ledger::crypto::sha256(&bytes),
+                tx,
+                encoded: bytes,
+            })
+        })
+        .collect();
+    let decoded = out.iter().filter_map(|r| r.as_ref().ok()).map(|v| &v.tx);
+    if block::verify_signatures_of(decoded, chain_id).is_ok() {
+        return out;
+    }
+    for item in &mut out {
+        if let Ok(v) = item
+            && let Err(e) = v.tx.verify(chain_id)
+        {
+            *item = Err(e);
+        }
+    }
+    out
+}
+
+/// [`verify_many`] over a peer's batch: bad transactions are counted and dropped.
 pub fn verify_batch(
     batch: Vec<Vec<u8>>,
     chain_id: &Hash,
@@ -40,33 +75,15 @@ pub fn verify_batch(
     metrics: &Metrics,
     from: &PublicKey,
 ) -> Vec<VerifiedTx> {
-    let mut decoded = Vec::with_capacity(batch.len());
-    for bytes in batch {
-        match SignedTransaction::decode(&bytes, tx_bytes_max) {
-            Ok(tx) if &tx.tx.chain_id == chain_id => decoded.push(VerifiedTx {
-                hash: cradle_ledger::crypto::sha256(&bytes),
-                tx,
-                encoded: bytes,
-            }),
-            Ok(_) | Err(_) => {
-                metrics.messages_invalid.fetch_add(1, Ordering::Relaxed);
-                warn!(peer = %from, "peer sent a malformed or foreign transaction");
-            }
-        }
-    }
-    let txs: Vec<SignedTransaction> = decoded.iter().map(|v| v.tx.clone()).collect();
-    if block::verify_signatures(&txs, chain_id).is_ok() {
-        return decoded;
-    }
-    decoded
+    verify_many(batch, chain_id, tx_bytes_max)
         .into_iter()
-        .filter(|v| {
-            let ok = v.tx.verify(chain_id).is_ok();
-            if !ok {
+        .filter_map(|item| match item {
+            Ok(v) => Some(v),
+            Err(e) => {
                 metrics.messages_invalid.fetch_add(1, Ordering::Relaxed);
-                warn!(peer = %from, "peer sent a badly signed transaction");
+                warn!(peer = %from, error = %e, "peer sent a malformed, foreign or badly signed transaction");
+                None
             }
-            ok
         })
         .collect()
 }

@@ -2,6 +2,8 @@
 //! at once with the ledger's reason, and nothing is released without a committed record.
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cradle_tests::Cluster;
@@ -48,16 +50,25 @@ fn fetches_racing_a_revocation_each_end_within_5s_released_only_when_logged() {
         ],
     ));
 
-    // Hospital B fetches over and over from several threads while the patient revokes.
+    // Hospital B fetches over and over from several threads while the patient revokes, each
+    // thread until two of its fetches began after the revocation committed (commits take tens
+    // of milliseconds, so a fixed number of rounds could all end before it).
     let fetchers = 6;
-    let rounds = 4;
+    let rounds_max = 200;
+    let revoked = Arc::new(AtomicBool::new(false));
     let handles: Vec<_> = (0..fetchers)
         .map(|f| {
             let (a_url, b_key, archive, work) =
                 (a_url.clone(), b_key.clone(), archive.clone(), work.clone());
+            let revoked = revoked.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(97 * f));
-                (0..rounds)
+                let mut after = 0;
+                (0..rounds_max)
+                    .take_while(|_| {
+                        after += usize::from(revoked.load(Ordering::Acquire));
+                        after <= 2
+                    })
                     .map(|r| {
                         let out = work.join(format!("got-{f}-{r}.json"));
                         let started = Instant::now();
@@ -85,6 +96,7 @@ fn fetches_racing_a_revocation_each_end_within_5s_released_only_when_logged() {
     std::thread::sleep(Duration::from_millis(700));
     ok(cradle(&a_url, &p_key, &["consent", "revoke", &grant]));
     let revoked_at = Instant::now();
+    revoked.store(true, Ordering::Release);
 
     let mut released = 0;
     let mut refused = 0;

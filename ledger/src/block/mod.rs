@@ -32,7 +32,7 @@ use crate::tx::SignedTransaction;
 pub use build::{BuiltBlock, build_block};
 pub use envelope::{EnvelopeChecked, check_envelope};
 pub use execute::{Executed, execute};
-pub use signatures::{SignaturesChecked, check_block, verify_signatures};
+pub use signatures::{SignaturesChecked, check_block, verify_signatures, verify_signatures_of};
 
 /// Hard bound on transactions per block, whatever genesis says.
 pub const BLOCK_TXS_HARD_MAX: usize = 100_000;

@@ -39,7 +39,7 @@ impl<'a> EnvelopeChecked<'a> {
     /// Checks the signatures of every transaction of the block, in one batch.
     pub fn verify_signatures(self, chain_id: &Hash) -> Result<SignaturesChecked<'a>, Error> {
         let (block, encoded) = self.into_parts();
-        verify_batch(&block.txs, chain_id, |_| true)?;
+        verify_batch(block.txs.iter().enumerate(), chain_id)?;
         Ok(SignaturesChecked { block, encoded })
     }
 
@@ -57,11 +57,12 @@ impl<'a> EnvelopeChecked<'a> {
         verified_on_admission: impl Fn(&Hash) -> bool,
     ) -> Result<SignaturesChecked<'a>, Error> {
         let (block, encoded) = self.into_parts();
-        verify_batch(&block.txs, chain_id, |index| {
+        let unchecked = block.txs.iter().enumerate().filter(|(index, _)| {
             encoded
-                .get(index)
+                .get(*index)
                 .is_none_or(|e| !verified_on_admission(&e.hash))
-        })?;
+        });
+        verify_batch(unchecked, chain_id)?;
         Ok(SignaturesChecked { block, encoded })
     }
 }
@@ -79,20 +80,29 @@ pub fn check_block<'a>(
 /// Checks every transaction's signatures in one batch (and, for access records, the accessor's
 /// signature on the request; for enrolments, the patient's proof), plus each chain id. Names the first bad transaction on failure.
 pub fn verify_signatures(txs: &[SignedTransaction], chain_id: &Hash) -> Result<(), Error> {
-    verify_batch(txs, chain_id, |_| true)
+    verify_batch(txs.iter().enumerate(), chain_id)
 }
 
-/// [`verify_signatures`] over the transactions of `txs` whose index `check` selects; errors
-/// name the index in `txs`.
-fn verify_batch(
-    txs: &[SignedTransaction],
+/// [`verify_signatures`] over transactions that need not sit in one slice; errors name a
+/// transaction by its place in the iteration.
+pub fn verify_signatures_of<'t>(
+    txs: impl IntoIterator<Item = &'t SignedTransaction>,
     chain_id: &Hash,
-    check: impl Fn(usize) -> bool,
 ) -> Result<(), Error> {
-    let mut messages = Vec::with_capacity(txs.len());
-    let mut signatures = Vec::with_capacity(txs.len());
-    let mut keys_ = Vec::with_capacity(txs.len());
-    let mut owner = Vec::with_capacity(txs.len());
+    verify_batch(txs.into_iter().enumerate(), chain_id)
+}
+
+/// The batch check of the `(index, transaction)` pairs given; errors name the index.
+fn verify_batch<'t>(
+    txs: impl IntoIterator<Item = (usize, &'t SignedTransaction)>,
+    chain_id: &Hash,
+) -> Result<(), Error> {
+    let txs = txs.into_iter();
+    let (len, _) = txs.size_hint();
+    let mut messages = Vec::with_capacity(len);
+    let mut signatures = Vec::with_capacity(len);
+    let mut keys_ = Vec::with_capacity(len);
+    let mut owner = Vec::with_capacity(len);
     // A block's signatures come from far fewer keys than it has signatures (institutions sign
     // most transactions), and parsing a key is a point decompression, a field exponentiation:
     // parse each distinct key once. A key that fails to parse fails at its first use, as before.
@@ -105,10 +115,7 @@ fn verify_batch(
         parsed.insert(*key, k);
         Ok(k)
     };
-    for (index, stx) in txs.iter().enumerate() {
-        if !check(index) {
-            continue;
-        }
+    for (index, stx) in txs {
         let invalid = |e: Error| Error::InvalidTx {
             index,
             source: Box::new(e),

@@ -46,7 +46,11 @@ impl Store {
         batch.logs(fb.block.header.height, executed)?;
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
+        // Readers of the cached tree wait across the write, then see the block's nodes.
+        let mut cached = self.tree_cache.lock();
         self.db.write_opt(batch.batch, &opts)?;
+        super::tree_cache::apply(&mut cached, &executed.writes);
+        drop(cached);
         tracing::debug!(
             height = fb.block.header.height,
             txs = fb.block.txs.len(),

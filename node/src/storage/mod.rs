@@ -28,6 +28,7 @@ mod error;
 pub mod evidence;
 mod read;
 pub mod schema;
+mod tree_cache;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -54,6 +55,9 @@ pub struct Store {
     evidence_count: Mutex<u64>,
     /// At most this many are kept ([`EVIDENCE_STORED_MAX`]; less in tests).
     evidence_max: u64,
+    /// The committed tree's upper levels, for [`Store`]'s own state reads (a snapshot reads
+    /// the database as of its moment instead).
+    tree_cache: tree_cache::TreeCache,
 }
 
 const _: () = {
@@ -215,6 +219,7 @@ impl Store {
             path: path.to_path_buf(),
             evidence_count: Mutex::new(evidence_stored),
             evidence_max: EVIDENCE_STORED_MAX,
+            tree_cache: tree_cache::TreeCache::default(),
         };
         store.check_schema()?;
         let tip = store.tip()?;
@@ -284,6 +289,9 @@ impl Store {
 
 impl StateReader for Store {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, cradle_ledger::Error> {
+        if tree_cache::cached(key) {
+            return self.tree_cache.get(key, || self.view().state_get(key));
+        }
         self.view().state_get(key)
     }
 

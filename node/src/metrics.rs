@@ -60,6 +60,11 @@ pub struct Metrics {
     pub txs_evicted: AtomicU64,
     /// Pending access records (the lane reserved for them).
     pub mempool_access_txs: AtomicU64,
+    /// Members' transactions refused because the pending ones already hold about a second of
+    /// the cluster's commits.
+    pub txs_backlogged: AtomicU64,
+    /// 1 while that is so: batches are refused before their signatures are checked.
+    pub backlogged: AtomicU64,
     pub access_events: AtomicU64,
     pub blocks_synced: AtomicU64,
     pub messages_invalid: AtomicU64,
@@ -157,6 +162,20 @@ impl Metrics {
             "counter",
             "Pending transactions evicted from a full mempool to make room for another signer's.",
             &self.txs_evicted,
+        );
+        gauge(
+            &mut out,
+            "cradle_txs_refused_backlog_total",
+            "counter",
+            "Members' transactions refused with 503 because about a second of commits was already pending.",
+            &self.txs_backlogged,
+        );
+        gauge(
+            &mut out,
+            "cradle_mempool_backlogged",
+            "gauge",
+            "1 while members' new transactions are refused for the backlog.",
+            &self.backlogged,
         );
         gauge(
             &mut out,

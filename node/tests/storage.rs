@@ -14,8 +14,9 @@ mod storage {
     use std::sync::Arc;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+    use cradle_consensus::{PersistedState, Proposal, Round, SignedProposal, Step, Value};
     use cradle_ledger::access::{AccessOutcome, DenialReason, LoggedEvent};
-    use cradle_ledger::block::{self, ChainTip, Executed, FinalizedBlock};
+    use cradle_ledger::block::{self, Block, ChainTip, Executed, FinalizedBlock};
     use cradle_ledger::merkle::log::{
         consistency_proof, inclusion_proof, root_at, verify_consistency, verify_inclusion,
     };
@@ -168,7 +169,9 @@ mod storage {
         {
             let store = open(&dir);
             chain.commit_all(&store);
-            store.save_consensus_state(b"round 3, locked").unwrap();
+            store
+                .save_consensus_state(&wal_state(&chain.blocks()[0].block, 3))
+                .unwrap();
         }
         let store = open(&dir);
         assert_eq!(store.tip().unwrap(), Some(chain.world.tip));
@@ -183,22 +186,80 @@ mod storage {
         }
         assert_eq!(store.state_root().unwrap(), chain.world.root());
         assert_eq!(
-            store.load_consensus_state().unwrap().as_deref(),
-            Some(&b"round 3, locked"[..])
+            store.load_consensus_state().unwrap(),
+            Some(wal_state(&chain.blocks()[0].block, 3))
         );
     }
 
+    /// A record as the core saves it at a precommit: locked on `block`, which it proposed.
+    fn wal_state(block: &Block, round: Round) -> PersistedState<Block> {
+        PersistedState {
+            height: block.header.height,
+            round,
+            step: Step::Precommit,
+            locked: Some((round, block.clone())),
+            valid: Some((round, block.clone())),
+            own_votes: Vec::new(),
+            own_proposals: vec![SignedProposal {
+                proposal: Proposal {
+                    height: block.header.height,
+                    round,
+                    value: block.id(),
+                    valid_round: None,
+                    proposer: 0,
+                },
+                signature: [7; 64],
+                value: block.clone(),
+            }],
+        }
+    }
+
     #[test]
-    fn storage_consensus_state_round_trips_and_is_replaced() {
+    fn storage_consensus_state_round_trips_is_replaced_and_ends_with_its_height() {
         let dir = TempDir::new().unwrap();
+        let chain = Chain::build(3);
+        let (first, second) = (&chain.blocks()[0], &chain.blocks()[1]);
         let store = open(&dir);
         assert_eq!(store.load_consensus_state().unwrap(), None);
-        store.save_consensus_state(&[1, 2, 3]).unwrap();
-        store.save_consensus_state(&[4; 1000]).unwrap();
-        assert_eq!(store.load_consensus_state().unwrap(), Some(vec![4; 1000]));
+        store
+            .save_consensus_state(&wal_state(&first.block, 0))
+            .unwrap();
+        let later = wal_state(&first.block, 2);
+        store.save_consensus_state(&later).unwrap();
+        assert_eq!(store.load_consensus_state().unwrap(), Some(later.clone()));
         drop(store);
         let store = open(&dir);
-        assert_eq!(store.load_consensus_state().unwrap(), Some(vec![4; 1000]));
+        assert_eq!(store.load_consensus_state().unwrap(), Some(later));
+
+        // Each block is stored once, however many saves name it; the commit of the height
+        // drops the record and its blocks.
+        drop(store);
+        assert_eq!(wal_blocks(dir.path()), 1);
+        let store = open(&dir);
+        store.commit_block(first, &chain.executed[0]).unwrap();
+        assert_eq!(store.load_consensus_state().unwrap(), None);
+        store
+            .save_consensus_state(&wal_state(&second.block, 0))
+            .unwrap();
+        drop(store);
+        assert_eq!(wal_blocks(dir.path()), 1, "only the next height's block");
+
+        // A record whose block is damaged or missing is refused, not half-loaded.
+        let id = second.block.id().0;
+        poke(dir.path(), schema::CF_WAL_BLOCKS, &id, b"not a block");
+        assert!(matches!(
+            open(&dir).load_consensus_state(),
+            Err(StorageError::Corrupt { .. })
+        ));
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), COLUMN_FAMILIES)
+            .unwrap();
+        db.delete_cf(db.cf_handle(schema::CF_WAL_BLOCKS).unwrap(), id)
+            .unwrap();
+        drop(db);
+        assert!(matches!(
+            open(&dir).load_consensus_state(),
+            Err(StorageError::Corrupt { .. })
+        ));
     }
 
     /// Everything a refused commit could have touched, to compare before and after.
@@ -513,6 +574,13 @@ mod storage {
             "{checked} snapshots checked at {} distinct heights",
             heights.len()
         );
+    }
+
+    /// How many blocks the consensus record's column family holds in the closed store at `path`.
+    fn wal_blocks(path: &Path) -> usize {
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), path, COLUMN_FAMILIES).unwrap();
+        let cf = db.cf_handle(schema::CF_WAL_BLOCKS).unwrap();
+        db.iterator_cf(cf, rocksdb::IteratorMode::Start).count()
     }
 
     /// Overwrites `key` in column family `cf` of the closed store at `path`.

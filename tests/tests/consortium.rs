@@ -50,6 +50,16 @@ fn four_nodes_commit_transactions_submitted_to_any_and_agree_on_every_block() {
         statuses.iter().all(|s| s["peers"].as_u64() == Some(3)),
         "{statuses:?}"
     );
+
+    // Idle, the chain makes one empty block per heartbeat (genesis `heartbeat_ms`, 1 s): block
+    // time keeps advancing for grant expiry, and no proposer builds empty blocks back to back.
+    let before = c.height(0).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let idle = c.height(0).unwrap() - before;
+    assert!(
+        (1..=4).contains(&idle),
+        "{idle} blocks in 3 s without transactions"
+    );
 }
 
 #[test]

@@ -196,10 +196,12 @@ fn a_members_transaction_flood_is_held_to_its_share() {
     eprintln!("member flood: batches answered {answers:?}");
     let n = |k: &str| answers.get(k).copied().unwrap_or(0);
     assert!(n("tx admitted") > 0, "{answers:?}");
-    // Past its share of the pool, the member is told to come back later; nothing else.
+    // Past its share of the pool, the member is told to come back later. The flood's two
+    // threads sign with one key, so once one thread's later nonces commit the other's earlier
+    // ones are stale (409): blocks commit within milliseconds, so that happens too. Nothing else.
     assert!(n("tx busy") > 0, "{answers:?}");
     assert_eq!(
-        n("tx admitted") + n("tx busy"),
+        n("tx admitted") + n("tx busy") + n("tx tx_conflict"),
         n("202") * 512,
         "{answers:?}"
     );

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cradle_consensus::{
-    Core, Effect, Equivocation, Height, Input, PersistedState, Round, Step, Value, ValueId,
-};
+use cradle_consensus::{Core, Effect, Equivocation, Height, Input, Round, Step, Value, ValueId};
 use cradle_ledger::block::{Block, ChainTip, Executed, FinalizedBlock};
 use cradle_ledger::state::StateExt;
 use cradle_ledger::{Hash, PublicKey};
@@ -60,6 +58,9 @@ pub(super) struct Driver {
     pub(super) receipts: Receipts,
     /// Peer transaction batches being verified on blocking threads right now.
     pub(super) gossip_verifying: Arc<AtomicUsize>,
+    /// Transactions committed per block over the last [`super::txs::BACKLOG_WINDOW`], for the
+    /// backlog bound.
+    pub(super) recent_commits: VecDeque<(Instant, usize)>,
 }
 
 /// Runs the driver until the network closes or a fatal error; a fatal error stops the node.
@@ -79,15 +80,11 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
     let tip = store
         .tip()?
         .unwrap_or_else(|| ChainTip::genesis(&consortium));
-    let persisted = match store.load_consensus_state()? {
-        None => None,
-        Some(bytes) => {
-            let state: PersistedState<Block> =
-                borsh::from_slice(&bytes).map_err(|e| DriverError::CorruptState(e.to_string()))?;
-            // A record for a height already committed belongs to the past.
-            (state.height == tip.height + 1).then_some(state)
-        }
-    };
+    let persisted = store
+        .load_consensus_state()
+        .map_err(|e| DriverError::CorruptState(e.to_string()))?
+        // A record for a height already committed belongs to the past.
+        .filter(|state| state.height == tip.height + 1);
     let me = keypair.public_key();
     let signer = consortium
         .validators()
@@ -132,6 +129,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         sync_in_flight: None,
         receipts: Receipts::default(),
         gossip_verifying: Arc::new(AtomicUsize::new(0)),
+        recent_commits: VecDeque::new(),
     };
     d.publish_status()?;
     d.feed(Input::Start)?;
@@ -208,14 +206,12 @@ impl Driver {
     fn carry_out(&mut self, effect: Effect<Block>) -> Result<Option<Input<Block>>, DriverError> {
         match effect {
             Effect::PersistAndBroadcastVote { state, vote } => {
-                self.store
-                    .save_consensus_state(&borsh::to_vec(&*state).map_err(io_to_state)?)?;
+                self.store.save_consensus_state(&state)?;
                 self.network
                     .broadcast(NetMessage::Vote(vote).encode().into());
             }
             Effect::PersistAndBroadcastProposal { state, proposal } => {
-                self.store
-                    .save_consensus_state(&borsh::to_vec(&*state).map_err(io_to_state)?)?;
+                self.store.save_consensus_state(&state)?;
                 self.network
                     .broadcast(NetMessage::Proposal(Box::new(proposal)).encode().into());
             }
@@ -456,8 +452,4 @@ impl Driver {
         self.admitted_at.retain(|h, _| mempool.contains(h));
         let _ = self.publish_status();
     }
-}
-
-fn io_to_state(e: std::io::Error) -> DriverError {
-    DriverError::CorruptState(e.to_string())
 }

@@ -205,6 +205,7 @@ impl Driver {
         self.metrics
             .txs_committed
             .fetch_add(fb.block.txs.len() as u64, Ordering::Relaxed);
+        self.note_commits(now, fb.block.txs.len());
         self.metrics
             .access_events
             .fetch_add(executed.events.len() as u64, Ordering::Relaxed);

@@ -2,7 +2,7 @@
 //! gossiping batches to and from peers.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cradle_genesis::clock::now_us;
 use cradle_ledger::codec::BoundedVec;
@@ -32,6 +32,13 @@ pub const PATIENT_PENDING_TXS_MAX: usize = 64;
 pub const PATIENT_PENDING_BYTES_MAX: usize = 1024 * 1024;
 /// The most of the ordinary lane one member may hold, as a fraction (1/4).
 pub const MEMBER_ORDINARY_SHARE: usize = 4;
+/// How much of the cluster's recent commit rate may wait in the ordinary lane: beyond it a
+/// member's new transaction would wait longer than this, and is refused with 503 instead.
+pub const BACKLOG_TARGET: Duration = Duration::from_secs(1);
+/// Over how long the commit rate is measured.
+pub const BACKLOG_WINDOW: Duration = Duration::from_secs(2);
+/// The bound is never below this, so a quiet cluster takes a burst.
+pub const BACKLOG_FLOOR_TXS: usize = 2_000;
 
 impl Driver {
     /// Puts a verified transaction in the mempool, gossiping it on if it came from a client.
@@ -60,6 +67,14 @@ impl Driver {
         // access records wait in a lane no flood can take.
         let signer = tx.tx.tx.signer;
         let (lane, limit) = self.lane_of(&tx)?;
+        if from_client
+            && lane == Lane::Ordinary
+            && self.consortium.member(&signer).is_some()
+            && self.backlogged()
+        {
+            self.metrics.txs_backlogged.fetch_add(1, Ordering::Relaxed);
+            return Err(SubmitError::Busy);
+        }
         let last = self
             .store
             .last_nonce(&signer)
@@ -93,6 +108,42 @@ impl Driver {
                 Err(e.into())
             }
         }
+    }
+
+    /// Most ordinary transactions pending before members' new ones are refused: about
+    /// [`BACKLOG_TARGET`] of the commits of the last [`BACKLOG_WINDOW`], at least
+    /// [`BACKLOG_FLOOR_TXS`] (an idle cluster takes a burst), at most the lane. Patients and
+    /// access records are never held to it, nor are transactions that peers pass on (their
+    /// sender's node took them).
+    fn backlog_cap(&self) -> usize {
+        let committed: usize = self.recent_commits.iter().map(|(_, n)| n).sum();
+        let per_target =
+            committed as f64 / BACKLOG_WINDOW.as_secs_f64() * BACKLOG_TARGET.as_secs_f64();
+        (per_target as usize)
+            .max(BACKLOG_FLOOR_TXS)
+            .min(self.mempool.config().txs_max)
+    }
+
+    /// Whether the ordinary lane holds [`Self::backlog_cap`]; published for the API, which
+    /// then refuses batches before checking their signatures.
+    pub(super) fn backlogged(&self) -> bool {
+        let full = self.mempool.lane_len(Lane::Ordinary) >= self.backlog_cap();
+        self.metrics
+            .backlogged
+            .store(u64::from(full), Ordering::Relaxed);
+        full
+    }
+
+    /// Counts a commit's transactions towards the backlog bound.
+    pub(super) fn note_commits(&mut self, now: Instant, txs: usize) {
+        self.recent_commits.push_back((now, txs));
+        while let Some(&(at, _)) = self.recent_commits.front() {
+            if now.saturating_duration_since(at) <= BACKLOG_WINDOW {
+                break;
+            }
+            self.recent_commits.pop_front();
+        }
+        self.backlogged();
     }
 
     /// The lane a transaction waits in and its signer's share there; unknown signers refused.

@@ -2,6 +2,7 @@
 //! committed one, and a signer's last committed nonce.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -16,6 +17,7 @@ use serde_json::json;
 
 use super::policy::{self, Caller};
 use super::{HttpError, HttpResult, HttpState, hex32};
+use crate::driver::SubmitError;
 
 #[derive(Deserialize)]
 pub struct SubmitQuery {
@@ -62,6 +64,11 @@ pub async fn submit(
 /// Each is checked and admitted on its own; the answer lists, in order, a hash or an error
 /// with its code.
 pub async fn submit_batch(State(state): State<Arc<HttpState>>, body: Bytes) -> HttpResult {
+    // Refused whole, before any signature work, while about a second of commits is already
+    // pending: the excess waits at its sender (Retry-After), not in seconds of queue here.
+    if state.metrics.backlogged.load(Ordering::Relaxed) == 1 {
+        return Err(SubmitError::Busy.into());
+    }
     let batch: TxBatch = cradle_ledger::codec::decode(&body, TX_BATCH_BYTES_MAX)
         .map_err(|e| HttpError::bad(format!("invalid batch: {e}")))?;
     let answers: Vec<_> = state

@@ -44,13 +44,16 @@ impl Store {
         let mut batch = Batch::new(view);
         batch.block(fb, executed)?;
         batch.logs(fb.block.header.height, executed)?;
+        let mut batch = batch.batch;
+        self.drop_wal(&mut batch)?;
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         // Readers of the cached tree wait across the write, then see the block's nodes.
         let mut cached = self.tree_cache.lock();
-        self.db.write_opt(batch.batch, &opts)?;
+        self.db.write_opt(batch, &opts)?;
         super::tree_cache::apply(&mut cached, &executed.writes);
         drop(cached);
+        self.forget_wal_blocks();
         tracing::debug!(
             height = fb.block.header.height,
             txs = fb.block.txs.len(),

@@ -15,7 +15,7 @@
 //! - It refuses, writing nothing, a block that does not extend the tip (height, parent, chain)
 //!   or whose header disagrees with the execution results it is given.
 //! - [`Store::save_consensus_state`] is synced before it returns: a vote sent after it cannot
-//!   be forgotten by a restart.
+//!   be forgotten by a restart. It names blocks by id and writes each block once ([`wal`]).
 //! - Reads never panic on what they find on disk: bad bytes are [`StorageError::Corrupt`].
 //!   [`Store::snapshot`] gives reads that all see one committed block.
 //! - Memory is bounded whatever the data size: one 32 MiB block cache (index and filter blocks
@@ -29,6 +29,7 @@ pub mod evidence;
 mod read;
 pub mod schema;
 mod tree_cache;
+mod wal;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -58,6 +59,8 @@ pub struct Store {
     /// The committed tree's upper levels, for [`Store`]'s own state reads (a snapshot reads
     /// the database as of its moment instead).
     tree_cache: tree_cache::TreeCache,
+    /// The blocks the consensus record's saves wrote since the last commit.
+    wal_written: Mutex<wal::Written>,
 }
 
 const _: () = {
@@ -188,13 +191,6 @@ macro_rules! read_methods {
         ) -> $crate::storage::LogNodes<'_> {
             $crate::storage::LogNodes::patient(self.view(), *patient)
         }
-
-        /// The last saved consensus state.
-        pub fn load_consensus_state(
-            &self,
-        ) -> Result<Option<Vec<u8>>, $crate::storage::StorageError> {
-            self.view().consensus_state()
-        }
     };
 }
 use read_methods;
@@ -220,6 +216,7 @@ impl Store {
             evidence_count: Mutex::new(evidence_stored),
             evidence_max: EVIDENCE_STORED_MAX,
             tree_cache: tree_cache::TreeCache::default(),
+            wal_written: Mutex::new(wal::Written::default()),
         };
         store.check_schema()?;
         let tip = store.tip()?;
@@ -274,16 +271,6 @@ impl Store {
             snapshot: self.db.snapshot(),
             db: &self.db,
         }
-    }
-
-    /// Saves the consensus core's state, synced to disk before returning. The driver calls
-    /// this before every vote it sends.
-    pub fn save_consensus_state(&self, bytes: &[u8]) -> Result<(), StorageError> {
-        let mut opts = WriteOptions::default();
-        opts.set_sync(true);
-        let cf = self.view().cf(CF_CONSENSUS)?;
-        self.db.put_cf_opt(cf, CONSENSUS_STATE, bytes, &opts)?;
-        Ok(())
     }
 }
 

@@ -33,8 +33,10 @@ pub const CF_IDX_PATIENT: &str = "idx_patient";
 pub const CF_IDX_ARCHIVE: &str = "idx_archive";
 /// Accessor || global index → nothing.
 pub const CF_IDX_ACCESSOR: &str = "idx_accessor";
-/// The consensus core's write-ahead state, one value.
+/// The consensus core's write-ahead record, one value.
 pub const CF_CONSENSUS: &str = "consensus";
+/// Block id → the encoded block, for each block the write-ahead record names.
+pub const CF_WAL_BLOCKS: &str = "consensus_blocks";
 /// Break-glass events: [`BREAK_GLASS_ID`] ‖ global index → ().
 pub const CF_IDX_BREAK_GLASS: &str = "idx_break_glass";
 /// Equivocation evidence: `EvidenceSlot::key` (height ‖ round ‖ step ‖ validator) → the encoded
@@ -46,7 +48,7 @@ pub const BREAK_GLASS_ID: [u8; 32] = [0; 32];
 /// Every column family the store opens (RocksDB's `default` is opened too, and left empty).
 /// A column family added later is created when an older store is opened
 /// (`create_missing_column_families`), so existing data directories keep working.
-pub const COLUMN_FAMILIES: [&str; 14] = [
+pub const COLUMN_FAMILIES: [&str; 15] = [
     CF_META,
     CF_BLOCKS,
     CF_BLOCK_HASHES,
@@ -61,6 +63,7 @@ pub const COLUMN_FAMILIES: [&str; 14] = [
     CF_CONSENSUS,
     CF_IDX_BREAK_GLASS,
     CF_EVIDENCE,
+    CF_WAL_BLOCKS,
 ];
 
 /// `meta` key of the last committed block's [`cradle_ledger::block::ChainTip`].
@@ -69,8 +72,8 @@ pub const META_TIP: &[u8] = b"tip";
 pub const META_CHAIN_ID: &[u8] = b"chain_id";
 /// `meta` key of the layout version, written when the store is created.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
-/// The layout this build writes and reads.
-pub const SCHEMA_VERSION: u8 = 1;
+/// The layout this build writes and reads. 2: the consensus record names blocks by id.
+pub const SCHEMA_VERSION: u8 = 2;
 /// `consensus` key of the one saved consensus state.
 pub const CONSENSUS_STATE: &[u8] = b"state";
 

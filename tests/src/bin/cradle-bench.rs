@@ -321,6 +321,9 @@ fn main() -> anyhow::Result<()> {
     let drain_until = end + Duration::from_secs(20);
     let mut latencies = Vec::new();
     let mut committed_in_window = 0u64;
+    // The longest stretch of the window in which no new transaction of the load committed.
+    let mut last_commit_seen = start;
+    let mut gap_max = Duration::ZERO;
     let mut next = first_height + 1;
     let mut rss_max: f64 = 0.0;
     // Bounded: the watcher stops at the drain deadline whatever happens.
@@ -335,6 +338,7 @@ fn main() -> anyhow::Result<()> {
             let block: Value = observer.block(next)?;
             let seen = Instant::now();
             let map = submitted.lock().unwrap_or_else(|p| p.into_inner());
+            let before = latencies.len();
             for h in block["txs"].as_array().into_iter().flatten() {
                 let mut hash = [0u8; 32];
                 if hex::decode_to_slice(h.as_str().unwrap_or(""), &mut hash).is_ok()
@@ -346,6 +350,10 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
             }
+            if latencies.len() > before && seen <= end {
+                gap_max = gap_max.max(seen.saturating_duration_since(last_commit_seen));
+                last_commit_seen = seen;
+            }
             next += 1;
         }
         if Instant::now() > end && latencies.len() as u64 >= total {
@@ -356,6 +364,7 @@ fn main() -> anyhow::Result<()> {
     for h in handles {
         let _ = h.join();
     }
+    gap_max = gap_max.max(end.saturating_duration_since(last_commit_seen));
     latencies.sort_by(f64::total_cmp);
     let window = args.duration_s as f64;
     let refused = *refused.lock().unwrap_or_else(|p| p.into_inner());
@@ -370,6 +379,7 @@ fn main() -> anyhow::Result<()> {
         "latency_p50_ms": percentile(&latencies, 0.50).round(),
         "latency_p99_ms": percentile(&latencies, 0.99).round(),
         "rss_mb_max": rss_max.round(),
+        "commit_gap_max_ms": gap_max.as_millis() as u64,
     });
     println!(
         "committed {} of {} transactions; {} tx/s in the {} s window; latency p50 {} ms, p99 {} ms; largest node RSS {} MB",

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cradle_consensus::{Core, Effect, Equivocation, Height, Input, Round, Step, Value, ValueId};
@@ -56,8 +56,8 @@ pub(super) struct Driver {
     pub(super) sync_in_flight: Option<(PublicKey, Instant)>,
     /// Who waits to hear whether their transaction committed.
     pub(super) receipts: Receipts,
-    /// Peer transaction batches being verified on blocking threads right now.
-    pub(super) gossip_verifying: Arc<AtomicUsize>,
+    /// Each peer's transaction batches: the one being checked, and those waiting.
+    pub(super) gossip: super::gossip::GossipQueues,
     /// Transactions committed per block over the last [`super::txs::BACKLOG_WINDOW`], for the
     /// backlog bound.
     pub(super) recent_commits: VecDeque<(Instant, usize)>,
@@ -128,7 +128,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         sync_peers: SyncPeers::default(),
         sync_in_flight: None,
         receipts: Receipts::default(),
-        gossip_verifying: Arc::new(AtomicUsize::new(0)),
+        gossip: Default::default(),
         recent_commits: VecDeque::new(),
     };
     d.publish_status()?;
@@ -420,11 +420,7 @@ impl Driver {
                 let result = self.admit(*tx, true, receipt);
                 let _ = reply.send(result);
             }
-            Ingress::Gossiped { txs } => {
-                for tx in txs {
-                    let _ = self.admit(tx, false, None);
-                }
-            }
+            Ingress::Gossiped { from, txs } => self.gossip_checked(from, txs),
             Ingress::Synced { from, result } => self.on_synced(from, result)?,
         }
         Ok(())

@@ -190,7 +190,9 @@ impl Driver {
         }
         for (signer, nonce) in last_nonce {
             for hash in self.mempool.drop_stale(&signer, nonce) {
+                debug!(tx = %hex::encode(hash), %signer, nonce, "dropping a transaction a later one of its signer overtook");
                 self.admitted_at.remove(&hash);
+                self.metrics.txs_rejected.fetch_add(1, Ordering::Relaxed);
                 self.receipts.resolve(
                     &hash,
                     Receipt::Rejected {

@@ -1,6 +1,6 @@
 //! The driver's mailbox: what the API and helper tasks send it.
 
-use cradle_ledger::Hash;
+use cradle_ledger::{Hash, PublicKey};
 use tokio::sync::oneshot;
 
 use super::receipts::Receipt;
@@ -33,7 +33,10 @@ pub enum Ingress {
         receipt: Option<oneshot::Sender<Receipt>>,
     },
     /// Transactions gossiped by a peer, verified off the driver's task.
-    Gossiped { txs: Vec<VerifiedTx> },
+    Gossiped {
+        from: PublicKey,
+        txs: Vec<VerifiedTx>,
+    },
     /// The answer to a sync request (or why there is none).
     Synced {
         from: cradle_ledger::PublicKey,

@@ -9,6 +9,7 @@
 
 mod actor;
 mod blocks;
+mod gossip;
 mod ingress;
 mod receipts;
 mod sync;

@@ -5,27 +5,20 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cradle_genesis::clock::now_us;
+use cradle_ledger::Hash;
 use cradle_ledger::codec::BoundedVec;
 use cradle_ledger::state::StateExt;
 use cradle_ledger::tx::NONCE_AHEAD_MAX_US;
-use cradle_ledger::{Hash, PublicKey};
 use tokio::sync::oneshot;
-use tracing::{debug, error, warn};
+use tracing::{debug, error};
 
 use super::actor::Driver;
-use super::ingress::{Ingress, SubmitError, VerifiedTx};
+use super::ingress::{SubmitError, VerifiedTx};
 use super::receipts::Receipt;
 use crate::mempool::{Lane, SignerLimit};
 use crate::wire::{NetMessage, TX_BATCH_MAX};
 use cradle_ledger::tx::TxBody;
 
-/// Most peer transaction batches verified at once; further ones are dropped until one finishes.
-pub const GOSSIP_VERIFY_TASKS_MAX: usize = 8;
-/// Further gossip verification tasks kept for batches of access records.
-pub const GOSSIP_VERIFY_ACCESS_RESERVED: usize = 2;
-/// Largest batch looked into for access records while busy: a custodian sends each record
-/// out at once, in a small batch, and decoding big ones would load the driver.
-const ACCESS_BATCH_LOOK_MAX: usize = 16;
 /// Most pending transactions of one patient: she grants and revokes by hand.
 pub const PATIENT_PENDING_TXS_MAX: usize = 64;
 /// Most pending bytes of one patient.
@@ -220,69 +213,5 @@ impl Driver {
                 .broadcast(NetMessage::Txs(batch).encode().into()),
             Err(e) => error!(error = %e, "transaction batch over its bound"),
         }
-    }
-
-    /// Checks a peer's transaction batch on a blocking thread (signatures cost), then hands
-    /// the good ones back to the driver.
-    pub(super) fn verify_gossip(
-        &mut self,
-        from: PublicKey,
-        batch: BoundedVec<Vec<u8>, TX_BATCH_MAX>,
-    ) {
-        // A transaction's hash is the hash of its canonical bytes: skip what we already hold
-        // without decoding or verifying it again.
-        let fresh: Vec<Vec<u8>> = batch
-            .into_inner()
-            .into_iter()
-            .filter(|b| !self.mempool.contains(&cradle_ledger::crypto::sha256(b)))
-            .collect();
-        if fresh.is_empty() {
-            return;
-        }
-        // Bounded: a peer flooding batches cannot queue unlimited signature work. Access
-        // records keep verification slots of their own, so such a flood does not hold back
-        // the record a clinician waits on at another node.
-        let busy = self.gossip_verifying.load(Ordering::Acquire);
-        let fresh = if busy < GOSSIP_VERIFY_TASKS_MAX {
-            fresh
-        } else if busy < GOSSIP_VERIFY_TASKS_MAX + GOSSIP_VERIFY_ACCESS_RESERVED
-            && fresh.len() <= ACCESS_BATCH_LOOK_MAX
-        {
-            let tx_max = self.consortium.limits.tx_bytes_max as usize;
-            let access: Vec<Vec<u8>> = fresh
-                .into_iter()
-                .filter(|b| self.is_members_access_record(b, tx_max))
-                .collect();
-            if access.is_empty() {
-                debug!(peer = %from, "busy verifying gossip: dropping a batch");
-                return;
-            }
-            access
-        } else {
-            debug!(peer = %from, txs = fresh.len(), "busy verifying gossip: dropping a batch");
-            return;
-        };
-        self.gossip_verifying.fetch_add(1, Ordering::AcqRel);
-        let chain_id = self.consortium.chain_id;
-        let tx_max = self.consortium.limits.tx_bytes_max as usize;
-        let ingress = self.ingress_tx.clone();
-        let metrics = self.metrics.clone();
-        let verifying = self.gossip_verifying.clone();
-        tokio::task::spawn_blocking(move || {
-            let txs = crate::verify::verify_batch(fresh, &chain_id, tx_max, &metrics, &from);
-            verifying.fetch_sub(1, Ordering::AcqRel);
-            if !txs.is_empty() && ingress.try_send(Ingress::Gossiped { txs }).is_err() {
-                warn!(peer = %from, "driver mailbox full: dropping gossiped transactions");
-            }
-        });
-    }
-
-    /// Whether encoded bytes decode as an access record signed by a member (unverified: a
-    /// cheap look before the signature work it is about to be given room for).
-    fn is_members_access_record(&self, bytes: &[u8], tx_max: usize) -> bool {
-        cradle_ledger::tx::SignedTransaction::decode(bytes, tx_max).is_ok_and(|t| {
-            matches!(t.tx.body, TxBody::RecordAccess(_))
-                && self.consortium.member(&t.tx.signer).is_some()
-        })
     }
 }

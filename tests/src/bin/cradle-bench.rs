@@ -110,18 +110,53 @@ fn archive_of(run: u64, p: u64) -> ArchiveId {
     ))
 }
 
-/// Submits in batches; returns how many the node refused.
+/// Submits in batches; returns how many the node refused, one by one or (503 or 429 while it
+/// is backlogged) a whole batch at once.
 fn submit_all(api: &ApiClient, txs: &[Vec<u8>]) -> anyhow::Result<usize> {
     let mut errors = 0;
     for chunk in txs.chunks(1024) {
         let batch = TxBatch::new(chunk.to_vec())?;
-        let answer = api.post_bytes("/v1/txs/batch", &codec::encode(&batch))?;
+        let answer = match api.post_bytes("/v1/txs/batch", &codec::encode(&batch)) {
+            Ok(answer) => answer,
+            Err(cradle_client::api::ApiError::Refused {
+                status: 503 | 429, ..
+            }) => {
+                errors += chunk.len();
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         errors += answer["results"]
             .as_array()
             .map(|r| r.iter().filter(|x| x.get("error").is_some()).count())
             .unwrap_or(chunk.len());
     }
     Ok(errors)
+}
+
+/// The untimed setup, each member's transactions to its own node, in rounds the nodes take
+/// whole (below their backlog bound), each round committed before the next.
+fn submit_setup(apis: &[ApiClient], per_member: &[Vec<Vec<u8>>]) -> anyhow::Result<()> {
+    const ROUND: usize = 1_600;
+    let per = ROUND / per_member.len().max(1);
+    let rounds = per_member
+        .iter()
+        .map(|t| t.len().div_ceil(per))
+        .max()
+        .unwrap_or(0);
+    for r in 0..rounds {
+        for (api, txs) in apis.iter().zip(per_member) {
+            let chunk = txs
+                .get(r * per..((r + 1) * per).min(txs.len()))
+                .unwrap_or(&[]);
+            let refused = submit_all(api, chunk)?;
+            if refused > 0 {
+                bail!("setup: the node refused {refused} transactions");
+            }
+        }
+        wait_drained(apis, Duration::from_secs(120))?;
+    }
+    Ok(())
 }
 
 fn wait_drained(apis: &[ApiClient], timeout: Duration) -> anyhow::Result<()> {
@@ -162,6 +197,7 @@ fn main() -> anyhow::Result<()> {
     // Setup (untimed): patients enrolled and one archive each, by their custodian.
     eprintln!("setup: {} patients with one archive each", args.patients);
     let pkeys: Vec<Keypair> = (0..args.patients).map(|p| patient(run + p)).collect();
+    let mut setup: Vec<Vec<Vec<u8>>> = vec![Vec::new(); members.len()];
     for (i, m) in members.iter().enumerate() {
         let txs: Vec<Vec<u8>> = (0..args.patients)
             .filter(|&p| mine(p) == i as u64)
@@ -171,9 +207,9 @@ fn main() -> anyhow::Result<()> {
                 sign(chain, &m.key, TxBody::EnrolPatient(body))
             })
             .collect();
-        submit_all(&apis[i], &txs)?;
+        setup[i] = txs;
     }
-    wait_drained(&apis, Duration::from_secs(120))?;
+    submit_setup(&apis, &setup)?;
     let register = |m: &Member, p: u64, archive: ArchiveId, category: Category| {
         let body = RegisterArchive {
             archive,
@@ -192,9 +228,9 @@ fn main() -> anyhow::Result<()> {
             .filter(|&p| mine(p) == i as u64)
             .map(|p| register(m, p, archive_of(run, p), Category::PrenatalVisit))
             .collect();
-        submit_all(&apis[i], &txs)?;
+        setup[i] = txs;
     }
-    wait_drained(&apis, Duration::from_secs(120))?;
+    submit_setup(&apis, &setup)?;
 
     // The timed load, signed in advance so signing does not slow submission. Patients below
     // `granted` receive grants; new archives go to the others, so no registration has to wrap

@@ -60,7 +60,7 @@ pub struct Metrics {
     pub txs_evicted: AtomicU64,
     /// Pending access records (the lane reserved for them).
     pub mempool_access_txs: AtomicU64,
-    /// Members' transactions refused because the pending ones already hold about a second of
+    /// Members' transactions refused because the pending ones already hold half a second of
     /// the cluster's commits.
     pub txs_backlogged: AtomicU64,
     /// 1 while that is so: batches are refused before their signatures are checked.
@@ -167,7 +167,7 @@ impl Metrics {
             &mut out,
             "cradle_txs_refused_backlog_total",
             "counter",
-            "Members' transactions refused with 503 because about a second of commits was already pending.",
+            "Members' transactions refused with 503 because half a second of commits was already pending.",
             &self.txs_backlogged,
         );
         gauge(

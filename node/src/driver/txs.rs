@@ -27,11 +27,11 @@ pub const PATIENT_PENDING_BYTES_MAX: usize = 1024 * 1024;
 pub const MEMBER_ORDINARY_SHARE: usize = 4;
 /// How much of the cluster's recent commit rate may wait in the ordinary lane: beyond it a
 /// member's new transaction would wait longer than this, and is refused with 503 instead.
-pub const BACKLOG_TARGET: Duration = Duration::from_secs(1);
+pub const BACKLOG_TARGET: Duration = Duration::from_millis(500);
 /// Over how long the commit rate is measured.
 pub const BACKLOG_WINDOW: Duration = Duration::from_secs(2);
 /// The bound is never below this, so a quiet cluster takes a burst.
-pub const BACKLOG_FLOOR_TXS: usize = 2_000;
+pub const BACKLOG_FLOOR_TXS: usize = 1_000;
 
 impl Driver {
     /// Puts a verified transaction in the mempool, gossiping it on if it came from a client.

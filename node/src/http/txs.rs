@@ -64,7 +64,7 @@ pub async fn submit(
 /// Each is checked and admitted on its own; the answer lists, in order, a hash or an error
 /// with its code.
 pub async fn submit_batch(State(state): State<Arc<HttpState>>, body: Bytes) -> HttpResult {
-    // Refused whole, before any signature work, while about a second of commits is already
+    // Refused whole, before any signature work, while half a second of commits is already
     // pending: the excess waits at its sender (Retry-After), not in seconds of queue here.
     if state.metrics.backlogged.load(Ordering::Relaxed) == 1 {
         return Err(SubmitError::Busy.into());

@@ -137,7 +137,7 @@ fn submit_all(api: &ApiClient, txs: &[Vec<u8>]) -> anyhow::Result<usize> {
 /// The untimed setup, each member's transactions to its own node, in rounds the nodes take
 /// whole (below their backlog bound), each round committed before the next.
 fn submit_setup(apis: &[ApiClient], per_member: &[Vec<Vec<u8>>]) -> anyhow::Result<()> {
-    const ROUND: usize = 1_600;
+    const ROUND: usize = 800;
     let per = ROUND / per_member.len().max(1);
     let rounds = per_member
         .iter()

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The cluster benchmark: a fresh 4-member localnet on this machine and `cradle-bench` (the
-# realistic mix of signed transactions, each member's to its own node) at each offered rate of
-# --rates for --duration seconds: committed tx/s, commit latency p50/p99, the largest node's RSS
+# The cluster benchmark: for each offered rate of --rates, a fresh 4-member localnet on this
+# machine and `cradle-bench` (the realistic mix of signed transactions, each member's to its own
+# node) at that rate for --duration seconds: committed tx/s, commit latency p50/p99, the largest node's RSS
 # and the longest gap between commits. The rate with the most commits is the saturating rate;
 # then one more run offers twice it (the overload), to see the cluster keep committing and
-# refuse the excess (503 with Retry-After). With --runs N each run has its own fresh localnet
-# and the JSON (the last line) gives every run and the median of each figure.
+# refuse the excess (503 with Retry-After). With --runs N the whole sweep is repeated and the
+# JSON (the last line) gives every run and the median of each figure.
 #
 #   scripts/bench.sh [--rates "1000 2000 ..."] [--duration S] [--runs N] [--patients N]
 #
@@ -49,9 +49,13 @@ trap 'exit 130' INT TERM
 results="$work/results.jsonl"
 : >"$results"
 
-# One load at `rate`, its JSON appended with the run and a label.
+# One load at `rate` on a fresh localnet (state left by a previous load would slow the next),
+# its JSON appended with the run and a label.
 load() {
     local run="$1" label="$2" rate="$3" out
+    "$repo/scripts/localnet.sh" down >/dev/null 2>&1 || true
+    rm -rf "$net"
+    "$repo/scripts/localnet.sh" up >/dev/null
     out="$("$bench" --localnet "$net" --rate "$rate" --duration "$duration" --patients "$patients" 2>"$work/bench.err" | tail -1)" \
         || { echo "bench: cradle-bench failed at $rate tx/s: $(tail -3 "$work/bench.err")" >&2; exit 1; }
     echo "bench: run $run, $label, offered $rate tx/s: $out" >&2
@@ -59,9 +63,6 @@ load() {
 }
 
 for run in $(seq 1 "$runs"); do
-    "$repo/scripts/localnet.sh" down >/dev/null 2>&1 || true
-    rm -rf "$net"
-    "$repo/scripts/localnet.sh" up >&2
     for rate in $rates; do load "$run" sweep "$rate"; done
     peak=$(python3 -c '
 import json, sys

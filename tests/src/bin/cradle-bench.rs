@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,7 +65,7 @@ fn wrapped(tag: u8) -> WrappedKey {
 }
 
 struct Member {
-    key: Keypair,
+    key: Arc<Keypair>,
     api: String,
     pid: Option<u32>,
 }
@@ -82,7 +83,7 @@ fn load_members(dir: &Path) -> anyhow::Result<Vec<Member>> {
             .ok()
             .and_then(|s| s.trim().parse().ok());
         out.push(Member {
-            key,
+            key: Arc::new(key),
             api: format!("https://{}", config.api.listen),
             pid,
         });
@@ -91,6 +92,13 @@ fn load_members(dir: &Path) -> anyhow::Result<Vec<Member>> {
         bail!("no node homes under {}", dir.display());
     }
     Ok(out)
+}
+
+/// A transaction of the timed load: signed already (a patient's), or a member's, signed when
+/// it is sent.
+enum Pending {
+    Signed(Vec<u8>),
+    Member(TxBody),
 }
 
 fn sign(chain: Hash, key: &Keypair, body: TxBody) -> Vec<u8> {
@@ -110,32 +118,44 @@ fn archive_of(run: u64, p: u64) -> ArchiveId {
     ))
 }
 
-/// Submits in batches; returns how many the node refused, one by one or (503 or 429 while it
-/// is backlogged) a whole batch at once.
+/// Posts one batch: per transaction, `None` if the node took it, else why not (all of them
+/// when the batch was refused whole, 503 or 429 while the node is backlogged).
+fn post_batch(api: &ApiClient, chunk: &[Vec<u8>]) -> anyhow::Result<Vec<Option<String>>> {
+    let batch = TxBatch::new(chunk.to_vec())?;
+    let answer = match api.post_bytes("/v1/txs/batch", &codec::encode(&batch)) {
+        Ok(answer) => answer,
+        Err(cradle_client::api::ApiError::Refused {
+            status: status @ (503 | 429),
+            reason,
+            ..
+        }) => {
+            tracing_free_note(status, &reason);
+            return Ok(vec![Some(reason); chunk.len()]);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    Ok((0..chunk.len())
+        .map(|i| match results.get(i) {
+            Some(r) if r.get("hash").is_some() => None,
+            Some(r) => Some(r["error"].as_str().unwrap_or("refused").to_string()),
+            None => Some("no answer".into()),
+        })
+        .collect())
+}
+
+/// Submits in batches; returns how many the node refused.
 fn submit_all(api: &ApiClient, txs: &[Vec<u8>]) -> anyhow::Result<usize> {
     let mut errors = 0;
     for chunk in txs.chunks(1024) {
-        let batch = TxBatch::new(chunk.to_vec())?;
-        let answer = match api.post_bytes("/v1/txs/batch", &codec::encode(&batch)) {
-            Ok(answer) => answer,
-            Err(cradle_client::api::ApiError::Refused {
-                status: 503 | 429, ..
-            }) => {
-                errors += chunk.len();
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        errors += answer["results"]
-            .as_array()
-            .map(|r| r.iter().filter(|x| x.get("error").is_some()).count())
-            .unwrap_or(chunk.len());
+        errors += post_batch(api, chunk)?.iter().flatten().count();
     }
     Ok(errors)
 }
 
-/// The untimed setup, each member's transactions to its own node, in rounds the nodes take
-/// whole (below their backlog bound), each round committed before the next.
+/// The untimed setup, each member's transactions to its own node, in rounds below the nodes'
+/// backlog bound, each round committed before the next; what a node refuses for the moment
+/// (busy after the previous load) is sent again a little later.
 fn submit_setup(apis: &[ApiClient], per_member: &[Vec<Vec<u8>>]) -> anyhow::Result<()> {
     const ROUND: usize = 800;
     let per = ROUND / per_member.len().max(1);
@@ -146,17 +166,39 @@ fn submit_setup(apis: &[ApiClient], per_member: &[Vec<Vec<u8>>]) -> anyhow::Resu
         .unwrap_or(0);
     for r in 0..rounds {
         for (api, txs) in apis.iter().zip(per_member) {
-            let chunk = txs
+            let mut chunk: Vec<Vec<u8>> = txs
                 .get(r * per..((r + 1) * per).min(txs.len()))
-                .unwrap_or(&[]);
-            let refused = submit_all(api, chunk)?;
-            if refused > 0 {
-                bail!("setup: the node refused {refused} transactions");
+                .unwrap_or(&[])
+                .to_vec();
+            for attempt in 0.. {
+                let answers = post_batch(api, &chunk)?;
+                let refused: Vec<(Vec<u8>, String)> = chunk
+                    .into_iter()
+                    .zip(answers)
+                    .filter_map(|(tx, a)| a.map(|why| (tx, why)))
+                    .collect();
+                let Some((_, why)) = refused.first() else {
+                    break;
+                };
+                if attempt == 40 {
+                    bail!(
+                        "setup: the node still refuses {} transactions: {why}",
+                        refused.len()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(250));
+                chunk = refused.into_iter().map(|(tx, _)| tx).collect();
             }
         }
         wait_drained(apis, Duration::from_secs(120))?;
     }
     Ok(())
+}
+
+/// The first whole-batch refusal of the run, on stderr, so a run that loses batches says why.
+fn tracing_free_note(status: u16, reason: &str) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| eprintln!("a batch was refused whole (HTTP {status}): {reason}"));
 }
 
 fn wait_drained(apis: &[ApiClient], timeout: Duration) -> anyhow::Result<()> {
@@ -210,8 +252,8 @@ fn main() -> anyhow::Result<()> {
         setup[i] = txs;
     }
     submit_setup(&apis, &setup)?;
-    let register = |m: &Member, p: u64, archive: ArchiveId, category: Category| {
-        let body = RegisterArchive {
+    let register = |p: u64, archive: ArchiveId, category: Category| {
+        TxBody::RegisterArchive(RegisterArchive {
             archive,
             patient: pkeys[p as usize].public_key(),
             ciphertext_sha256: archive.0,
@@ -220,29 +262,32 @@ fn main() -> anyhow::Result<()> {
             key_for_patient: wrapped(1),
             key_for_custodian: wrapped(2),
             grant_keys: BoundedVec::empty(),
-        };
-        sign(chain, &m.key, TxBody::RegisterArchive(body))
+        })
     };
     for (i, m) in members.iter().enumerate() {
         let txs: Vec<Vec<u8>> = (0..args.patients)
             .filter(|&p| mine(p) == i as u64)
-            .map(|p| register(m, p, archive_of(run, p), Category::PrenatalVisit))
+            .map(|p| {
+                let body = register(p, archive_of(run, p), Category::PrenatalVisit);
+                sign(chain, &m.key, body)
+            })
             .collect();
         setup[i] = txs;
     }
     submit_setup(&apis, &setup)?;
 
-    // The timed load, signed in advance so signing does not slow submission. Patients below
-    // `granted` receive grants; new archives go to the others, so no registration has to wrap
-    // keys for grants.
+    // The timed load, built in advance. Patients sign theirs (grants, and the access requests
+    // inside access records) now; a member's transactions are signed just before they are sent:
+    // its node's custodian signs access records with the same key and a nonce of the moment,
+    // which would make anything signed earlier and sent later stale. Patients below `granted`
+    // receive grants; new archives go to the others, so no registration has to wrap keys for
+    // grants.
     let total = args.rate * args.duration_s;
     let granted = args.patients / 2;
-    eprintln!("signing {total} transactions");
-    let mut per_member: Vec<Vec<Vec<u8>>> = vec![Vec::new(); members.len()];
-    let mut bytes_total = 0usize;
+    eprintln!("preparing {total} transactions");
+    let mut per_member: Vec<Vec<Pending>> = (0..members.len()).map(|_| Vec::new()).collect();
     for k in 0..total {
         let m = (k % n) as usize;
-        let key = &members[m].key;
         let round = k / 10;
         // A patient of this custodian, from the upper (ungranted) or lower half.
         let own = |upper: bool| {
@@ -270,24 +315,21 @@ fn main() -> anyhow::Result<()> {
                     request_id,
                 };
                 let signature = pk.sign(TAG_ACCESS_REQUEST, &chain, &request);
-                let body = RecordAccess {
+                Pending::Member(TxBody::RecordAccess(RecordAccess {
                     request: SignedAccessRequest { request, signature },
                     grant: None,
                     outcome: AccessOutcome::Permitted,
-                };
-                sign(chain, key, TxBody::RecordAccess(body))
+                }))
             }
             4..=6 => {
                 let pk = patient(run + 1_000_000_000 + k);
-                let body = EnrolPatient::prove(&pk, &chain);
-                sign(chain, key, TxBody::EnrolPatient(body))
+                Pending::Member(TxBody::EnrolPatient(EnrolPatient::prove(&pk, &chain)))
             }
-            7 | 8 => register(
-                &members[m],
+            7 | 8 => Pending::Member(register(
                 own(true),
                 archive_of(run + 1, k),
                 Category::Ultrasound,
-            ),
+            )),
             _ => {
                 let p = (round % granted.max(1)).min(args.patients - 1);
                 let pk = &pkeys[p as usize];
@@ -304,17 +346,16 @@ fn main() -> anyhow::Result<()> {
                     }])?,
                 };
                 // The patient's own client would send it to her hospital's node.
-                sign(chain, pk, TxBody::GrantConsent(body))
+                Pending::Signed(sign(chain, pk, TxBody::GrantConsent(body)))
             }
         };
-        bytes_total += tx.len();
         per_member[m].push(tx);
     }
-    eprintln!("average transaction: {} bytes", bytes_total as u64 / total);
 
     // Submitters: each member's node gets its share in ten slices a second.
     let submitted: Arc<Mutex<HashMap<Hash, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
     let refused = Arc::new(Mutex::new(0usize));
+    let bytes_sent = Arc::new(AtomicUsize::new(0));
     let start = Instant::now() + Duration::from_millis(500);
     // Scripts that measure something else under this load wait for this line.
     eprintln!(
@@ -325,8 +366,10 @@ fn main() -> anyhow::Result<()> {
     let mut handles = Vec::new();
     for (m, txs) in per_member.into_iter().enumerate() {
         let api = ApiClient::new(&members[m].api, &genesis)?;
+        let key = members[m].key.clone();
         let submitted = submitted.clone();
         let refused = refused.clone();
+        let bytes_sent = bytes_sent.clone();
         handles.push(std::thread::spawn(move || {
             let per_slice = txs.len().div_ceil(slices as usize);
             for (s, chunk) in txs.chunks(per_slice.max(1)).enumerate() {
@@ -334,6 +377,15 @@ fn main() -> anyhow::Result<()> {
                 if let Some(wait) = at.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
+                let chunk: Vec<Vec<u8>> = chunk
+                    .iter()
+                    .map(|p| match p {
+                        Pending::Signed(bytes) => bytes.clone(),
+                        Pending::Member(body) => sign(chain, &key, body.clone()),
+                    })
+                    .collect();
+                let chunk = &chunk[..];
+                bytes_sent.fetch_add(chunk.iter().map(Vec::len).sum(), Ordering::Relaxed);
                 let sent = Instant::now();
                 {
                     let mut map = submitted.lock().unwrap_or_else(|p| p.into_inner());
@@ -402,6 +454,10 @@ fn main() -> anyhow::Result<()> {
     }
     gap_max = gap_max.max(end.saturating_duration_since(last_commit_seen));
     latencies.sort_by(f64::total_cmp);
+    eprintln!(
+        "average transaction: {} bytes",
+        bytes_sent.load(Ordering::Relaxed) as u64 / total
+    );
     let window = args.duration_s as f64;
     let refused = *refused.lock().unwrap_or_else(|p| p.into_inner());
     let result = json!({

@@ -98,7 +98,7 @@ fn load_members(dir: &Path) -> anyhow::Result<Vec<Member>> {
 /// it is sent.
 enum Pending {
     Signed(Vec<u8>),
-    Member(TxBody),
+    Member(Box<TxBody>),
 }
 
 fn sign(chain: Hash, key: &Keypair, body: TxBody) -> Vec<u8> {
@@ -315,21 +315,23 @@ fn main() -> anyhow::Result<()> {
                     request_id,
                 };
                 let signature = pk.sign(TAG_ACCESS_REQUEST, &chain, &request);
-                Pending::Member(TxBody::RecordAccess(RecordAccess {
+                Pending::Member(Box::new(TxBody::RecordAccess(RecordAccess {
                     request: SignedAccessRequest { request, signature },
                     grant: None,
                     outcome: AccessOutcome::Permitted,
-                }))
+                })))
             }
             4..=6 => {
                 let pk = patient(run + 1_000_000_000 + k);
-                Pending::Member(TxBody::EnrolPatient(EnrolPatient::prove(&pk, &chain)))
+                Pending::Member(Box::new(TxBody::EnrolPatient(EnrolPatient::prove(
+                    &pk, &chain,
+                ))))
             }
-            7 | 8 => Pending::Member(register(
+            7 | 8 => Pending::Member(Box::new(register(
                 own(true),
                 archive_of(run + 1, k),
                 Category::Ultrasound,
-            )),
+            ))),
             _ => {
                 let p = (round % granted.max(1)).min(args.patients - 1);
                 let pk = &pkeys[p as usize];
@@ -381,7 +383,7 @@ fn main() -> anyhow::Result<()> {
                     .iter()
                     .map(|p| match p {
                         Pending::Signed(bytes) => bytes.clone(),
-                        Pending::Member(body) => sign(chain, &key, body.clone()),
+                        Pending::Member(body) => sign(chain, &key, (**body).clone()),
                     })
                     .collect();
                 let chunk = &chunk[..];

@@ -61,6 +61,8 @@ pub(super) struct Driver {
     /// Transactions committed per block over the last [`super::txs::BACKLOG_WINDOW`], for the
     /// backlog bound.
     pub(super) recent_commits: VecDeque<(Instant, usize)>,
+    /// Their sum, kept as they come and go: every member's admission reads it.
+    pub(super) recent_committed: usize,
 }
 
 /// Runs the driver until the network closes or a fatal error; a fatal error stops the node.
@@ -130,6 +132,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         receipts: Receipts::default(),
         gossip: Default::default(),
         recent_commits: VecDeque::new(),
+        recent_committed: 0,
     };
     d.publish_status()?;
     d.feed(Input::Start)?;

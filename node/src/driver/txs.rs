@@ -109,7 +109,7 @@ impl Driver {
     /// access records are never held to it, nor are transactions that peers pass on (their
     /// sender's node took them).
     fn backlog_cap(&self) -> usize {
-        let committed: usize = self.recent_commits.iter().map(|(_, n)| n).sum();
+        let committed = self.recent_committed;
         let per_target =
             committed as f64 / BACKLOG_WINDOW.as_secs_f64() * BACKLOG_TARGET.as_secs_f64();
         (per_target as usize)
@@ -130,11 +130,13 @@ impl Driver {
     /// Counts a commit's transactions towards the backlog bound.
     pub(super) fn note_commits(&mut self, now: Instant, txs: usize) {
         self.recent_commits.push_back((now, txs));
-        while let Some(&(at, _)) = self.recent_commits.front() {
+        self.recent_committed = self.recent_committed.saturating_add(txs);
+        while let Some(&(at, n)) = self.recent_commits.front() {
             if now.saturating_duration_since(at) <= BACKLOG_WINDOW {
                 break;
             }
             self.recent_commits.pop_front();
+            self.recent_committed = self.recent_committed.saturating_sub(n);
         }
         self.backlogged();
     }

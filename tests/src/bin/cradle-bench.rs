@@ -129,7 +129,7 @@ fn post_batch(api: &ApiClient, chunk: &[Vec<u8>]) -> anyhow::Result<Vec<Option<S
             reason,
             ..
         }) => {
-            tracing_free_note(status, &reason);
+            say_batch_refused(status, &reason);
             return Ok(vec![Some(reason); chunk.len()]);
         }
         Err(e) => return Err(e.into()),
@@ -196,7 +196,7 @@ fn submit_setup(apis: &[ApiClient], per_member: &[Vec<Vec<u8>>]) -> anyhow::Resu
 }
 
 /// The first whole-batch refusal of the run, on stderr, so a run that loses batches says why.
-fn tracing_free_note(status: u16, reason: &str) {
+fn say_batch_refused(status: u16, reason: &str) {
     static SAID: std::sync::Once = std::sync::Once::new();
     SAID.call_once(|| eprintln!("a batch was refused whole (HTTP {status}): {reason}"));
 }

@@ -392,6 +392,24 @@ impl ApiClient {
         Self::json(&Self::answer(response)?)
     }
 
+    /// `PUT path` with a small JSON body, signed with `auth` in `auth_header`.
+    pub fn put_json(
+        &self,
+        path: &str,
+        auth: &str,
+        auth_header: &str,
+        body: &[u8],
+    ) -> Result<Value, ApiError> {
+        let url = format!("{}{}", self.base, path);
+        let response = self
+            .agent
+            .put(&url)
+            .header("content-type", "application/json")
+            .header(auth_header, auth)
+            .send(body);
+        Self::json(&Self::answer(response)?)
+    }
+
     /// Streams `len` bytes from `body` to `PUT path`, signed with `auth` in `auth_header`.
     pub fn put_reader(
         &self,

@@ -30,12 +30,12 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use cradle_genesis::{GenesisDoc, GenesisError};
-use cradle_ledger::access::EventOutcome;
+use cradle_ledger::access::{AccessEvent, EventOutcome};
 use cradle_ledger::audit::{
     AuditAnswer, AuditError, AuditSubject, Checkpoint, ConsistencyAnswer, IndexedEvent,
     VerifiedAudit, advance_checkpoint, verify_answer,
 };
-use cradle_ledger::{Consortium, Digest32, Hash, Keypair, PublicKey};
+use cradle_ledger::{Consortium, Digest32, Hash, Keypair, PublicKey, StaffId};
 
 use crate::api::{ApiClient, ApiError};
 use crate::session::justification::JustificationView;
@@ -264,10 +264,37 @@ fn outcome(o: &EventOutcome) -> String {
 /// ([`crate::session::justification::read_justifications`]).
 pub type Justifications = BTreeMap<Digest32, JustificationView>;
 
-/// A plain-text table, one row per event: time (UTC), institution, archive category, purpose,
-/// outcome and a break-glass flag.
+/// The names of the clinicians the reader is entitled to know, by pseudonymous id, as their
+/// institutions' nodes told them ([`crate::session::Session::staff_names`]).
+pub type Names = BTreeMap<StaffId, String>;
+
+/// Who asked, for a table: the institution (a clinician's, or the accessor itself).
+fn asking_institution(consortium: &Consortium, e: &AccessEvent) -> String {
+    match &e.staff {
+        Some(s) => institution(consortium, &s.institution),
+        None => institution(consortium, &e.accessor),
+    }
+}
+
+/// Who asked, for a table: the clinician's role, pseudonymous id and (where the reader may
+/// know it) name; `-` for a patient or an institution's own key.
+pub fn person(e: &AccessEvent, names: &Names) -> String {
+    match &e.staff {
+        Some(s) => {
+            let id = &s.id.to_hex()[..8];
+            match names.get(&s.id) {
+                Some(name) => format!("{} {} ({id})", s.role, one_line(name)),
+                None => format!("{} {id}", s.role),
+            }
+        }
+        None => "-".into(),
+    }
+}
+
+/// A plain-text table, one row per event: time (UTC), institution, the person who asked,
+/// archive category, purpose, outcome and a break-glass flag.
 pub fn render_table(events: &[IndexedEvent], consortium: &Consortium) -> String {
-    render_table_with(events, consortium, &Justifications::new())
+    render_table_with(events, consortium, &Justifications::new(), &Names::new())
 }
 
 /// [`render_table`], with a last column for the justifications of emergency accesses when
@@ -276,10 +303,12 @@ pub fn render_table_with(
     events: &[IndexedEvent],
     consortium: &Consortium,
     justifications: &Justifications,
+    names: &Names,
 ) -> String {
     let mut header = vec![
         "TIME (UTC)",
         "INSTITUTION",
+        "PERSON",
         "CATEGORY",
         "PURPOSE",
         "OUTCOME",
@@ -294,7 +323,8 @@ pub fn render_table_with(
             let e = &ie.event;
             let mut row = vec![
                 iso8601_utc(e.time_ms),
-                institution(consortium, &e.accessor),
+                asking_institution(consortium, e),
+                person(e, names),
                 e.category.code().to_string(),
                 e.purpose.code().to_string(),
                 outcome(&e.outcome),
@@ -354,7 +384,7 @@ pub(crate) fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// The verified audit as JSON: what was proven, against which block, and the events.
 pub fn render_json(verified: &VerifiedAudit, consortium: &Consortium) -> String {
-    render_json_with(verified, consortium, &Justifications::new())
+    render_json_with(verified, consortium, &Justifications::new(), &Names::new())
 }
 
 /// [`render_json`], each emergency access with its justification as the reader sees it:
@@ -363,6 +393,7 @@ pub fn render_json_with(
     verified: &VerifiedAudit,
     consortium: &Consortium,
     justifications: &Justifications,
+    names: &Names,
 ) -> String {
     let events: Vec<serde_json::Value> = verified
         .events
@@ -374,8 +405,14 @@ pub fn render_json_with(
                 "time": iso8601_utc(e.time_ms),
                 "time_ms": e.time_ms,
                 "height": e.height,
-                "institution": institution(consortium, &e.accessor),
+                "institution": asking_institution(consortium, e),
                 "accessor": e.accessor,
+                "staff": e.staff.map(|s| serde_json::json!({
+                    "id": s.id,
+                    "role": s.role,
+                    "institution": s.institution,
+                    "name": names.get(&s.id),
+                })),
                 "patient": e.patient,
                 "archive": e.archive,
                 "custodian": e.custodian,
@@ -438,7 +475,7 @@ mod tests {
             events[1].event.tx_hash,
             JustificationView::Read("eclampsia\n2026-01-01  Forged Clinic\x1b[2K".into()),
         );
-        let table = render_table_with(&events, &t.consortium, &j);
+        let table = render_table_with(&events, &t.consortium, &j, &Names::new());
         assert_eq!(table.lines().count(), 3, "{table}");
         assert!(table.lines().next().unwrap().ends_with("JUSTIFICATION"));
         assert!(
@@ -446,7 +483,7 @@ mod tests {
             "{table}"
         );
         j.insert(events[1].event.tx_hash, JustificationView::Sealed);
-        let table = render_table_with(&events, &t.consortium, &j);
+        let table = render_table_with(&events, &t.consortium, &j, &Names::new());
         assert!(table.contains("(sealed for the patient and the regulators)"));
     }
 

@@ -18,12 +18,13 @@
 
 use cradle_ledger::access::EventOutcome;
 use cradle_ledger::audit::IndexedEvent;
+use cradle_ledger::staff::StaffRef;
 use cradle_ledger::state::GrantRecord;
 use cradle_ledger::tx::{Purpose, Scope};
 use cradle_ledger::{Consortium, GrantId, PublicKey};
 use serde_json::{Value, json};
 
-use crate::audit::Justifications;
+use crate::audit::{Justifications, Names};
 use crate::session::justification::JustificationView;
 
 /// DICOM controlled terminology: event types and audit participant role ids.
@@ -38,6 +39,13 @@ pub const SYSTEM_GRANT: &str = "urn:cradle:grant";
 pub const SYSTEM_TX: &str = "urn:cradle:tx";
 pub const SYSTEM_CATEGORY: &str = "urn:cradle:category";
 pub const SYSTEM_ROLE: &str = "urn:cradle:role";
+/// A clinician's pseudonymous staff id.
+pub const SYSTEM_STAFF: &str = "urn:cradle:staff";
+/// A clinician's role.
+pub const SYSTEM_STAFF_ROLE: &str = "urn:cradle:staff-role";
+const SYSTEM_SECURITY_ROLE_TYPE: &str =
+    "http://terminology.hl7.org/CodeSystem/extra-security-role-type";
+const SYSTEM_ROLE_CLASS: &str = "http://terminology.hl7.org/CodeSystem/v3-RoleClass";
 /// The extension on a `Consent` that carries the moment the patient revoked it.
 pub const EXTENSION_REVOKED_AT: &str = "urn:cradle:fhir:consent-revoked-at";
 
@@ -62,23 +70,31 @@ const DAY_MS: u64 = 86_400_000;
 /// `consortium` supplies the display names of member institutions; `chain_id_hex` becomes each
 /// event's `source.site`, so events from different chains cannot be mistaken for each other.
 pub fn audit_bundle(events: &[IndexedEvent], consortium: &Consortium, chain_id_hex: &str) -> Value {
-    audit_bundle_with(events, consortium, chain_id_hex, &Justifications::new())
+    audit_bundle_with(
+        events,
+        consortium,
+        chain_id_hex,
+        &Justifications::new(),
+        &Names::new(),
+    )
 }
 
 /// [`audit_bundle`], each emergency access with its justification as the reader sees it (the
 /// text for the patient and the regulators, that it is sealed for anyone else), as the
-/// `cradle-justification` detail of the ledger-record entity.
+/// `cradle-justification` detail of the ledger-record entity; a clinician who asked is named in
+/// her agent where the reader may know her name (`names`).
 pub fn audit_bundle_with(
     events: &[IndexedEvent],
     consortium: &Consortium,
     chain_id_hex: &str,
     justifications: &Justifications,
+    names: &Names,
 ) -> Value {
     let entries: Vec<Value> = events
         .iter()
         .map(|e| {
             let j = justifications.get(&e.event.tx_hash);
-            json!({ "resource": audit_event(e, consortium, chain_id_hex, j) })
+            json!({ "resource": audit_event(e, consortium, chain_id_hex, j, names) })
         })
         .collect();
     json!({ "resourceType": "Bundle", "type": "collection", "entry": entries })
@@ -108,6 +124,7 @@ fn audit_event(
     consortium: &Consortium,
     chain_id_hex: &str,
     justification: Option<&JustificationView>,
+    names: &Names,
 ) -> Value {
     let e = &logged.event;
     let (outcome, outcome_desc) = match e.outcome {
@@ -124,7 +141,7 @@ fn audit_event(
         "recorded": instant(e.time_ms),
         "outcome": outcome,
         "purposeOfEvent": [concept(purpose_coding(e.purpose))],
-        "agent": [accessor_agent(logged, consortium), custodian_agent(&e.custodian, consortium)],
+        "agent": agents(logged, consortium, names),
         "source": {
             "site": chain_id_hex,
             "observer": reference(&e.custodian, consortium, &e.patient),
@@ -145,7 +162,45 @@ fn audit_event(
     event
 }
 
-/// Who asked: the requestor, with the purpose it gave.
+/// Who took part: the requestor; for a clinician, her institution too (as IHE BALP carries
+/// the user beside her organization); and the custodian.
+fn agents(logged: &IndexedEvent, consortium: &Consortium, names: &Names) -> Vec<Value> {
+    let e = &logged.event;
+    let mut agents = Vec::with_capacity(3);
+    match &e.staff {
+        Some(s) => {
+            agents.push(clinician_agent(logged, s, names));
+            agents.push(json!({
+                "type": concept(coding(SYSTEM_ROLE_CLASS, "PROV", "healthcare provider")),
+                "who": member_or_key(&s.institution, consortium),
+                "requestor": false,
+            }));
+        }
+        None => agents.push(accessor_agent(logged, consortium)),
+    }
+    agents.push(custodian_agent(&e.custodian, consortium));
+    agents
+}
+
+/// The clinician who asked: a human user, by her pseudonymous staff id and (where the reader
+/// may know it) her name, with her role and the purpose she gave.
+fn clinician_agent(logged: &IndexedEvent, s: &StaffRef, names: &Names) -> Value {
+    let e = &logged.event;
+    let mut who = json!({ "identifier": identifier(SYSTEM_STAFF, s.id.to_hex()) });
+    if let Some(name) = names.get(&s.id) {
+        who["display"] = json!(name);
+    }
+    json!({
+        "type": concept(coding(SYSTEM_SECURITY_ROLE_TYPE, "humanuser", "human user")),
+        "role": [concept(coding(SYSTEM_STAFF_ROLE, s.role.code(), s.role.code()))],
+        "who": who,
+        "altId": e.accessor.to_hex(),
+        "requestor": true,
+        "purposeOfUse": [concept(purpose_coding(e.purpose))],
+    })
+}
+
+/// Who asked, when it was not a clinician: the patient herself, or an institution's key.
 fn accessor_agent(logged: &IndexedEvent, consortium: &Consortium) -> Value {
     let e = &logged.event;
     let mut agent = json!({
@@ -427,7 +482,7 @@ mod tests {
             e.event.tx_hash,
             JustificationView::Read("placenta praevia".into()),
         );
-        let bundle = audit_bundle_with(&[e], &f.consortium, "ab", &j);
+        let bundle = audit_bundle_with(&[e], &f.consortium, "ab", &j, &Names::new());
         let ev = only_event(&bundle);
         let record = ev["entity"].as_array().unwrap().last().unwrap();
         let detail = record["detail"]

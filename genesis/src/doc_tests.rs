@@ -401,12 +401,12 @@ fn lookups_by_key_and_name() {
 
 #[test]
 fn chain_id_of_a_known_document_is_stable() {
-    // Computed when the proposer's pacing (batch window and heartbeat) replaced the fixed block
-    // interval, which changed the document's layout and so every chain id on purpose. Moving
-    // fields between crates (as the timeouts into `cradle_consensus::Config` did) must not.
+    // Computed when the policy gained the roles that may break the glass, which changed the
+    // document's layout and so every chain id on purpose (as the proposer's pacing did before).
+    // Moving fields between crates (as the timeouts into `cradle_consensus::Config` did) must not.
     assert_eq!(
         valid().chain_id_hex(),
-        "682476aba5e2ba1bf5412f5abbc6da5a25465726f6dc561bcf885d33927d39d1"
+        "7071f95e7dd7c034f7f04b539461fd06b1f6a95d5234484d7677f098331940d4"
     );
     let json: serde_json::Value = serde_json::from_str(&valid().to_json_pretty()).unwrap();
     assert_eq!(

@@ -86,7 +86,7 @@ fn bench_apply(c: &mut Criterion) {
     for i in 0..200usize {
         // Half read through a grant, half are denied.
         let archive = archive_id(i as u64 * 2);
-        let req = w.request(&b, archive, Purpose::Treat, None, 0);
+        let req = w.request(w.staff(&b), archive, Purpose::Treat, None, 0);
         let mut req = req;
         req.request.request_id[..8].copy_from_slice(&(i as u64).to_le_bytes());
         req.signature = b.sign(
@@ -96,7 +96,7 @@ fn bench_apply(c: &mut Criterion) {
         );
         let idx = i * 2;
         let tx = if idx < 400 {
-            w.record(&a, req, Some(grants[idx]), AccessOutcome::Permitted)
+            w.record(&a, req, Some(grants[idx]), permitted())
         } else {
             w.record(
                 &a,

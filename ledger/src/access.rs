@@ -1,10 +1,14 @@
 //! The access rule: who may read an archive, decided from committed state and block time alone.
 //!
-//! The patient and the custodian may always read. Anyone else needs an active, unexpired,
-//! unrevoked grant from the patient that covers the archive and the purpose. Failing that, a
-//! care-providing member may break the glass, if genesis allows it, with purpose ETREAT and a
-//! justification sealed for the patient and every regulator ([`crate::justification`]); such
-//! reads are always flagged. Everything else is denied, and denials are recorded too.
+//! Records are read by people: the patient herself, or a clinician with her own key
+//! ([`crate::staff`]); an institution's own key is refused, so every access names a person.
+//! The patient may always read, and so may the active clinicians of the archive's custodian.
+//! Another institution's active clinician needs an active, unexpired, unrevoked grant from the
+//! patient to her institution that covers the archive, the purpose and (if the grant names roles)
+//! her role. Failing that, an active clinician of a care-providing member whose role the policy
+//! lets break the glass may do so, if genesis allows it, with purpose ETREAT and a justification
+//! sealed for the patient and every regulator ([`crate::justification`]); such reads are always
+//! flagged. Everything else is denied, and denials are recorded too.
 
 use std::collections::BTreeSet;
 
@@ -18,6 +22,7 @@ use crate::crypto::{
 use crate::error::Error;
 use crate::identity::{Policy, Role};
 use crate::justification::{self, SealedJustification};
+use crate::staff::{StaffRecord, StaffRef};
 use crate::state::{ArchiveRecord, GrantRecord};
 use crate::tx::{Purpose, WrappedKey};
 
@@ -116,6 +121,14 @@ pub enum DenialReason {
     BreakGlassNotMember = 8,
     /// The justification is not sealed for exactly the patient and every regulator.
     JustificationNotSealed = 9,
+    /// An institution's own key asked: records are read by a person, with her own key.
+    InstitutionKey = 10,
+    /// The clinician is suspended or retired, or her key was replaced.
+    StaffNotActive = 11,
+    /// A grant covers the archive and purpose, but only for other roles.
+    RoleNotCovered = 12,
+    /// The policy does not let the clinician's role break the glass.
+    BreakGlassRoleNotAllowed = 13,
 }
 
 impl DenialReason {
@@ -132,6 +145,14 @@ impl DenialReason {
             DenialReason::JustificationNotSealed => {
                 "the justification must be sealed for the patient and every regulator"
             }
+            DenialReason::InstitutionKey => {
+                "an institution's key cannot read records: a clinician reads with her own key"
+            }
+            DenialReason::StaffNotActive => "the clinician is suspended, retired or rotated out",
+            DenialReason::RoleNotCovered => "the grant does not cover the clinician's role",
+            DenialReason::BreakGlassRoleNotAllowed => {
+                "the clinician's role may not break the glass"
+            }
         }
     }
 }
@@ -140,7 +161,11 @@ impl DenialReason {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum AccessOutcome {
-    Permitted,
+    /// A clinician's read carries the archive key, which the custodian re-wrapped for her own
+    /// X25519 key; the patient's read carries none (the archive record holds hers).
+    Permitted {
+        key_for_accessor: Option<WrappedKey>,
+    },
     Denied {
         reason: DenialReason,
     },
@@ -155,8 +180,45 @@ pub enum AccessOutcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Basis {
     Patient,
+    /// A clinician of the archive's custodian.
     Custodian,
     Grant(GrantId),
+}
+
+/// Who asked, as the ledger knows the key.
+#[derive(Clone, Copy, Debug)]
+pub enum Accessor<'a> {
+    /// A clinician's key, current or past, and the role of her institution.
+    Staff {
+        record: &'a StaffRecord,
+        institution_role: Option<Role>,
+    },
+    /// A member institution's own key.
+    Institution(Role),
+    /// Neither (the patient is recognised by her key).
+    Other,
+}
+
+impl Accessor<'_> {
+    /// The institution whose grants cover this accessor.
+    pub fn grantee(&self) -> Option<PublicKey> {
+        match self {
+            Accessor::Staff { record, .. } => Some(record.institution),
+            _ => None,
+        }
+    }
+
+    /// The clinician as an access event names her.
+    pub fn staff_ref(&self) -> Option<StaffRef> {
+        match self {
+            Accessor::Staff { record, .. } => Some(StaffRef {
+                id: record.id,
+                institution: record.institution,
+                role: record.role,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// What the rule decides.
@@ -177,12 +239,13 @@ impl Decision {
     }
 }
 
-/// How a grant stands at a moment, for one archive and purpose.
+/// How a grant stands at a moment, for one archive, purpose and clinician's role.
 fn grant_standing(
     grant: &GrantRecord,
     archive: &ArchiveId,
     archive_rec: &ArchiveRecord,
     purpose: Purpose,
+    role: crate::staff::StaffRole,
     now_ms: u64,
 ) -> Result<(), DenialReason> {
     if !grant.scope.covers(archive, archive_rec.category) {
@@ -190,6 +253,9 @@ fn grant_standing(
     }
     if !grant.purposes.contains(&purpose) {
         return Err(DenialReason::PurposeNotCovered);
+    }
+    if !grant.roles.is_empty() && !grant.roles.contains(&role) {
+        return Err(DenialReason::RoleNotCovered);
     }
     if grant.revoked_at_ms.is_some() {
         return Err(DenialReason::GrantRevoked);
@@ -203,15 +269,15 @@ fn grant_standing(
     Ok(())
 }
 
-/// The access rule. `accessor_role` is the accessor's role if it is a member; `grants` are the
-/// patient's grants to this accessor, in grant-id order; `readers` are the X25519 keys a
-/// break-glass justification must be sealed for (the patient's and every regulator's). Pure:
-/// same inputs, same decision.
+/// The access rule. `accessor` is who the ledger knows the requester to be; `grants` are the
+/// patient's grants to the clinician's institution, in grant-id order; `readers` are the X25519
+/// keys a break-glass justification must be sealed for (the patient's and every regulator's).
+/// Pure: same inputs, same decision.
 pub fn decide(
     policy: &Policy,
     archive_rec: &ArchiveRecord,
     request: &AccessRequest,
-    accessor_role: Option<Role>,
+    accessor: Accessor<'_>,
     grants: &[(GrantId, GrantRecord)],
     readers: &BTreeSet<X25519Public>,
     now_ms: u64,
@@ -219,13 +285,24 @@ pub fn decide(
     if request.accessor == archive_rec.patient {
         return Decision::Permitted(Basis::Patient);
     }
-    if request.accessor == archive_rec.custodian {
+    let (staff, institution_role) = match accessor {
+        Accessor::Institution(_) => return Decision::Denied(DenialReason::InstitutionKey),
+        Accessor::Other => return Decision::Denied(DenialReason::NoGrant),
+        Accessor::Staff {
+            record,
+            institution_role,
+        } => (record, institution_role),
+    };
+    if !staff.is_active() {
+        return Decision::Denied(DenialReason::StaffNotActive);
+    }
+    if staff.institution == archive_rec.custodian {
         return Decision::Permitted(Basis::Custodian);
     }
-    // The most telling refusal among the accessor's grants, if none permits.
+    // The most telling refusal among the institution's grants, if none permits.
     let mut refusal = DenialReason::NoGrant;
     for (id, grant) in grants {
-        if grant.patient != archive_rec.patient || grant.grantee != request.accessor {
+        if grant.patient != archive_rec.patient || grant.grantee != staff.institution {
             continue;
         }
         match grant_standing(
@@ -233,6 +310,7 @@ pub fn decide(
             &request.archive,
             archive_rec,
             request.purpose,
+            staff.role,
             now_ms,
         ) {
             Ok(()) => return Decision::Permitted(Basis::Grant(*id)),
@@ -240,11 +318,14 @@ pub fn decide(
         }
     }
     if request.purpose == Purpose::EmergencyTreat {
-        if !accessor_role.is_some_and(Role::provides_care) {
+        if !institution_role.is_some_and(Role::provides_care) {
             return Decision::Denied(DenialReason::BreakGlassNotMember);
         }
         if !policy.break_glass_allowed {
             return Decision::Denied(DenialReason::BreakGlassNotAllowed);
+        }
+        if !policy.break_glass_roles.contains(&staff.role) {
+            return Decision::Denied(DenialReason::BreakGlassRoleNotAllowed);
         }
         return match &request.justification {
             None => Decision::Denied(DenialReason::JustificationRequired),
@@ -266,7 +347,7 @@ fn more_telling(a: DenialReason, b: DenialReason) -> DenialReason {
             DenialReason::GrantRevoked => 5,
             DenialReason::GrantNotYetValid => 4,
             DenialReason::GrantExpired => 3,
-            DenialReason::PurposeNotCovered => 2,
+            DenialReason::PurposeNotCovered | DenialReason::RoleNotCovered => 2,
             _ => 1,
         }
     }
@@ -293,7 +374,7 @@ impl EventOutcome {
 impl From<&AccessOutcome> for EventOutcome {
     fn from(o: &AccessOutcome) -> Self {
         match o {
-            AccessOutcome::Permitted => EventOutcome::Permitted,
+            AccessOutcome::Permitted { .. } => EventOutcome::Permitted,
             AccessOutcome::Denied { reason } => EventOutcome::Denied { reason: *reason },
             AccessOutcome::BreakGlass { .. } => EventOutcome::BreakGlass,
         }
@@ -315,6 +396,8 @@ pub struct AccessEvent {
     pub category: crate::tx::Category,
     pub custodian: PublicKey,
     pub accessor: PublicKey,
+    /// The clinician who asked, when a clinician did (her institution is the grantee).
+    pub staff: Option<StaffRef>,
     pub purpose: Purpose,
     pub grant: Option<GrantId>,
     pub outcome: EventOutcome,

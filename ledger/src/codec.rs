@@ -59,9 +59,15 @@ fn read_len<R: Read>(reader: &mut R, max: usize, what: &str) -> io::Result<usize
 }
 
 /// A vector whose decoded length can never exceed `MAX`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct BoundedVec<T, const MAX: usize>(Vec<T>);
+
+impl<T, const MAX: usize> Default for BoundedVec<T, MAX> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
 
 /// From JSON too, a list longer than its bound is refused.
 impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for BoundedVec<T, MAX> {

@@ -129,6 +129,11 @@ key_bytes_type!(
     "An archive's identifier, chosen at random by its custodian."
 );
 key_bytes_type!(
+    StaffId,
+    16,
+    "A clinician's pseudonymous id: the same across her key rotations, never her name."
+);
+key_bytes_type!(
     GrantId,
     32,
     "A consent grant's identifier, derived from the patient and nonce."

@@ -80,6 +80,12 @@ pub enum Error {
     BadEnrolmentProof(PublicKey),
     #[error("a member key cannot be enrolled as a patient")]
     PatientIsMember,
+    #[error("key {key} is already {by}'s: a key serves one party for good")]
+    KeyInUse { key: PublicKey, by: &'static str },
+    #[error("{0} is not a registered clinician")]
+    UnknownStaff(PublicKey),
+    #[error("invalid staff change: {0}")]
+    InvalidStaffChange(&'static str),
     #[error("patient {0} is not enrolled")]
     UnknownPatient(PublicKey),
     #[error("archive {0} is already registered")]

@@ -1,7 +1,8 @@
 //! Who takes part: member institutions (from genesis), their roles, and the consortium's policy.
 //!
 //! [`Consortium`] is the part of the genesis document that the rules read. Members are listed in
-//! genesis and never change on the ledger; patients are enrolled by members (see [`crate::state`]).
+//! genesis and never change on the ledger; patients are enrolled by members and clinicians
+//! registered by their institutions (see [`crate::state`] and [`crate::staff`]).
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cradle_consensus::{Validator, ValidatorSet};
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{Hash, PublicKey, X25519Public};
 use crate::error::Error;
+use crate::staff::StaffRole;
 
 /// What a member institution is, which decides what it may do.
 #[derive(
@@ -80,6 +82,9 @@ pub struct Policy {
     /// Whether an institution without a grant may read an archive in an emergency (ETREAT with
     /// a justification, always flagged).
     pub break_glass_allowed: bool,
+    /// The roles of the clinicians who may break the glass.
+    #[serde(default = "default_break_glass_roles")]
+    pub break_glass_roles: Vec<StaffRole>,
     /// How far an accessor's signed request may be from the block time, either way.
     pub access_request_ttl_ms: u64,
     /// Longest validity a patient may give one grant.
@@ -90,10 +95,16 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             break_glass_allowed: true,
+            break_glass_roles: default_break_glass_roles(),
             access_request_ttl_ms: 10 * 60 * 1000,
             grant_duration_max_ms: 5 * 365 * 24 * 3600 * 1000,
         }
     }
+}
+
+/// Emergency physicians and obstetricians break the glass unless genesis says otherwise.
+pub fn default_break_glass_roles() -> Vec<StaffRole> {
+    vec![StaffRole::EmergencyPhysician, StaffRole::Obstetrician]
 }
 
 /// Size limits every node enforces on transactions and blocks.

@@ -1,7 +1,8 @@
 //! `cradle-ledger`: what the consortium records and the rules for it.
 //!
 //! - [`identity`]: member institutions, roles and the consortium's policy (from genesis);
-//! - [`tx`] and [`access`]: the five transactions and the access rule;
+//! - [`tx`] and [`access`]: the transactions and the access rule;
+//! - [`staff`]: clinicians, their roles and keys, registered by their institutions;
 //! - [`rules`]: what each transaction may do to state, one module per kind;
 //! - [`block`]: headers, blocks and their commit certificates, and the block pipeline: envelope,
 //!   batched signatures, execution (which takes proof that signatures were checked), building;
@@ -30,9 +31,12 @@ pub mod justification;
 pub mod keywrap;
 pub mod merkle;
 pub mod rules;
+pub mod staff;
 pub mod state;
 pub mod tx;
 
-pub use crypto::{ArchiveId, Digest32, GrantId, Hash, Keypair, PublicKey, Signature, X25519Public};
+pub use crypto::{
+    ArchiveId, Digest32, GrantId, Hash, Keypair, PublicKey, Signature, StaffId, X25519Public,
+};
 pub use error::Error;
 pub use identity::{Consortium, Limits, Member, Policy, Role};

@@ -15,6 +15,7 @@ use crate::crypto::{ArchiveId, GrantId, Hash, PublicKey, X25519Public};
 use crate::error::Error;
 use crate::merkle::log::Frontier;
 use crate::merkle::smt::{self, Node, NodeKey, TreeReader};
+use crate::staff::{StaffRecord, StaffRole};
 use crate::tx::{Category, Purpose, Scope, WrappedKey};
 
 /// Largest encoded state value the ledger ever writes; bounds every decode from the store.
@@ -40,6 +41,8 @@ pub mod keys {
     pub const ARCHIVE_LOG: u8 = b'X';
     pub const ACCESSOR_LOG: u8 = b'Y';
     pub const BREAK_GLASS_LOG: u8 = b'B';
+    pub const STAFF: u8 = b'S';
+    pub const INSTITUTION_STAFF: u8 = b's';
 
     fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
         let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
@@ -108,6 +111,17 @@ pub mod keys {
     pub fn break_glass_log() -> Vec<u8> {
         vec![BREAK_GLASS_LOG]
     }
+    /// A clinician's key, current or past.
+    pub fn staff(k: &PublicKey) -> Vec<u8> {
+        key(STAFF, &[&k.0])
+    }
+    /// Index of an institution's clinicians' keys (rotated-out keys included).
+    pub fn institution_staff(institution: &PublicKey, k: &PublicKey) -> Vec<u8> {
+        key(INSTITUTION_STAFF, &[&institution.0, &k.0])
+    }
+    pub fn institution_staff_all(institution: &PublicKey) -> Vec<u8> {
+        key(INSTITUTION_STAFF, &[&institution.0])
+    }
     pub fn tree_node(node: &NodeKey) -> Vec<u8> {
         let mut buf = [0u8; TREE_NODE_BYTES_MAX];
         tree_node_into(node, &mut buf).to_vec()
@@ -155,6 +169,8 @@ pub struct GrantRecord {
     pub grantee: PublicKey,
     pub scope: Scope,
     pub purposes: BoundedVec<Purpose, { crate::tx::GRANT_CODES_MAX }>,
+    /// The grantee's clinicians it covers, by role; empty covers every active clinician.
+    pub roles: BoundedVec<StaffRole, { crate::tx::GRANT_CODES_MAX }>,
     pub valid_from_ms: u64,
     pub expires_at_ms: u64,
     pub granted_at_ms: u64,
@@ -215,6 +231,27 @@ pub trait StateExt: StateReader {
 
     fn archive(&self, a: &ArchiveId) -> Result<Option<ArchiveRecord>, Error> {
         self.record(&keys::archive(a))
+    }
+
+    fn staff(&self, k: &PublicKey) -> Result<Option<StaffRecord>, Error> {
+        self.record(&keys::staff(k))
+    }
+
+    /// An institution's clinicians' keys (rotated-out ones included), in key order.
+    fn institution_staff(
+        &self,
+        institution: &PublicKey,
+        limit: usize,
+    ) -> Result<Vec<(PublicKey, StaffRecord)>, Error> {
+        let mut out = Vec::new();
+        for (k, _) in self.scan_prefix(&keys::institution_staff_all(institution), limit)? {
+            let key = PublicKey(id_suffix(&k)?);
+            let rec = self
+                .staff(&key)?
+                .ok_or(Error::Corrupt("dangling staff index".into()))?;
+            out.push((key, rec));
+        }
+        Ok(out)
     }
 
     fn grant(&self, g: &GrantId) -> Result<Option<GrantRecord>, Error> {

@@ -1,4 +1,4 @@
-//! Transactions: the five things the consortium records, signed by who may do them.
+//! Transactions: what the consortium records, signed by who may do them.
 //!
 //! A transaction names its chain and carries a per-signer nonce that must grow strictly, so it
 //! can be applied once and only on the chain it was signed for. Its signature covers
@@ -14,6 +14,7 @@ use crate::crypto::{
     X25519Public,
 };
 use crate::error::Error;
+use crate::staff::{RegisterStaff, RotateStaffKey, SetStaffStatus, StaffRole};
 
 /// Most grants a newly registered archive can carry wrapped keys for.
 pub const GRANT_KEYS_MAX: usize = 256;
@@ -82,6 +83,8 @@ macro_rules! code_enum {
         }
     };
 }
+
+pub(crate) use code_enum;
 
 code_enum!(
     /// What kind of maternal or newborn record an archive holds.
@@ -230,6 +233,9 @@ pub struct GrantKey {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct RegisterArchive {
     pub archive: ArchiveId,
+    /// The institution that holds the ciphertext: the signer, or the institution of the
+    /// clinician who signs on its behalf.
+    pub custodian: PublicKey,
     pub patient: PublicKey,
     /// SHA-256 of the whole ciphertext as the custodian stores and serves it.
     pub ciphertext_sha256: Hash,
@@ -254,6 +260,8 @@ pub struct GrantConsent {
     pub grantee: PublicKey,
     pub scope: Scope,
     pub purposes: BoundedVec<Purpose, GRANT_CODES_MAX>,
+    /// The grantee's clinicians it covers, by role; empty covers every active clinician.
+    pub roles: BoundedVec<StaffRole, GRANT_CODES_MAX>,
     pub valid_from_ms: u64,
     pub expires_at_ms: u64,
     /// The key of every existing archive the scope covers, wrapped for the grantee.
@@ -284,6 +292,9 @@ pub enum TxBody {
     GrantConsent(GrantConsent),
     RevokeConsent(RevokeConsent),
     RecordAccess(RecordAccess),
+    RegisterStaff(RegisterStaff),
+    SetStaffStatus(SetStaffStatus),
+    RotateStaffKey(RotateStaffKey),
 }
 
 impl TxBody {
@@ -294,6 +305,9 @@ impl TxBody {
             TxBody::GrantConsent(_) => "grant_consent",
             TxBody::RevokeConsent(_) => "revoke_consent",
             TxBody::RecordAccess(_) => "record_access",
+            TxBody::RegisterStaff(_) => "register_staff",
+            TxBody::SetStaffStatus(_) => "set_staff_status",
+            TxBody::RotateStaffKey(_) => "rotate_staff_key",
         }
     }
 }
@@ -347,7 +361,8 @@ impl SignedTransaction {
     }
 
     /// Checks the chain id and the signer's signature (and, for an access record, the
-    /// accessor's signature on the embedded request; for an enrolment, the patient's proof).
+    /// accessor's signature on the embedded request; for an enrolment, the patient's proof; for
+    /// a clinician's registration or new keys, her proof).
     pub fn verify(&self, chain_id: &Hash) -> Result<(), Error> {
         if &self.tx.chain_id != chain_id {
             return Err(Error::WrongChain);
@@ -358,6 +373,8 @@ impl SignedTransaction {
         match &self.tx.body {
             TxBody::RecordAccess(r) => r.request.verify(chain_id)?,
             TxBody::EnrolPatient(e) => e.verify_proof(chain_id)?,
+            TxBody::RegisterStaff(r) => r.keys.verify_proof(chain_id)?,
+            TxBody::RotateStaffKey(r) => r.new_keys.verify_proof(chain_id)?,
             _ => {}
         }
         Ok(())

@@ -62,7 +62,7 @@ fn a_break_glass_justification_is_sealed_and_only_the_patient_and_regulators_rea
     let a = Keypair::from_seed(&[1; 32]);
     let b = Keypair::from_seed(&[2; 32]);
     let regulator = Keypair::from_seed(&[4; 32]);
-    let req = w.request(&b, archive, Purpose::EmergencyTreat, Some(TEXT), 1);
+    let req = w.request(w.staff(&b), archive, Purpose::EmergencyTreat, Some(TEXT), 1);
     let tx = w.record(&a, req, None, break_glass());
     w.commit_one(tx.clone()).unwrap();
 
@@ -115,7 +115,7 @@ fn a_justification_missing_a_reader_or_sealed_for_a_stranger_is_denied() {
     ];
     for (readers, id) in cases {
         let req = w.request_sealed(
-            &b,
+            w.staff(&b),
             archive,
             Purpose::EmergencyTreat,
             Some((TEXT, readers)),
@@ -134,7 +134,7 @@ fn a_justification_missing_a_reader_or_sealed_for_a_stranger_is_denied() {
         assert!(!ex.events[0].event.outcome.is_break_glass());
     }
     // No justification at all is still denied as before.
-    let req = w.request(&b, archive, Purpose::EmergencyTreat, None, 5);
+    let req = w.request(w.staff(&b), archive, Purpose::EmergencyTreat, None, 5);
     let tx = w.record(&a, req, None, denied(DenialReason::JustificationRequired));
     w.commit_one(tx).unwrap();
 }
@@ -145,7 +145,7 @@ fn a_sealed_justification_moved_to_another_request_or_archive_no_longer_opens() 
     let a = Keypair::from_seed(&[1; 32]);
     let b = Keypair::from_seed(&[2; 32]);
     let regulator = Keypair::from_seed(&[4; 32]);
-    let req = w.request(&b, archive, Purpose::EmergencyTreat, Some(TEXT), 1);
+    let req = w.request(w.staff(&b), archive, Purpose::EmergencyTreat, Some(TEXT), 1);
     let tx = w.record(&a, req.clone(), None, break_glass());
     w.commit_one(tx).unwrap();
     let original = req.request.justification.clone().unwrap();
@@ -156,7 +156,7 @@ fn a_sealed_justification_moved_to_another_request_or_archive_no_longer_opens() 
     let tx = w.register(&a, &p, other, Category::Postpartum, vec![]);
     w.commit_one(tx).unwrap();
     for (target, id) in [(archive, 2), (other, 3)] {
-        let mut moved = w.request(&b, target, Purpose::EmergencyTreat, None, id);
+        let mut moved = w.request(w.staff(&b), target, Purpose::EmergencyTreat, None, id);
         moved.request.justification = Some(original.clone());
         moved.signature = b.sign(crypto::TAG_ACCESS_REQUEST, &w.chain_id(), &moved.request);
         let context = moved.request.justification_context(&w.chain_id());

@@ -9,6 +9,7 @@ use common::*;
 use cradle_ledger::access::{AccessEvent, AccessOutcome, DenialReason};
 use cradle_ledger::block::{Block, ChainTip, FinalizedBlock};
 use cradle_ledger::codec::{self, BoundedVec};
+use cradle_ledger::staff::StaffRole;
 use cradle_ledger::state::{MemoryStore, StateExt};
 use cradle_ledger::tx::*;
 use cradle_ledger::*;
@@ -40,6 +41,7 @@ fn body(chain: Hash) -> impl Strategy<Value = TxBody> {
             .prop_map(|(a, p, size, cat, k, grants)| TxBody::RegisterArchive(
                 RegisterArchive {
                     archive: ArchiveId(a),
+                    custodian: PublicKey(a),
                     patient: PublicKey(p),
                     ciphertext_sha256: a,
                     size_bytes: size,
@@ -75,6 +77,8 @@ fn body(chain: Hash) -> impl Strategy<Value = TxBody> {
                     )
                 },
                 purposes: BoundedVec::new(ps.iter().map(|i| Purpose::ALL[*i]).collect()).unwrap(),
+                roles: BoundedVec::new(ps.iter().map(|i| StaffRole::ALL[*i % 7]).collect())
+                    .unwrap(),
                 valid_from_ms: from,
                 expires_at_ms: to,
                 archive_keys: BoundedVec::empty(),
@@ -162,7 +166,8 @@ fn run_script(ops: &[(u8, u64, u64)]) -> (World, Vec<Hash>) {
     let mut w = World::new(Policy::default());
     let a = Keypair::from_secret_parts(&w.hospital_a.ed25519_seed(), &w.hospital_a.x25519_secret());
     let b = Keypair::from_secret_parts(&w.hospital_b.ed25519_seed(), &w.hospital_b.x25519_secret());
-    let mut roots = Vec::new();
+    // The world starts with one block (its clinicians' registrations).
+    let mut roots = vec![w.root()];
     let mut grants: Vec<GrantId> = Vec::new();
     for (i, &(op, x, y)) in ops.iter().enumerate() {
         let p = patient_key(x);
@@ -186,7 +191,7 @@ fn run_script(ops: &[(u8, u64, u64)]) -> (World, Vec<Hash>) {
                 w.revoke(&p, g)
             }
             4 => {
-                let req = w.request(&b, archive_id(y), Purpose::Treat, None, i as u8);
+                let req = w.request(w.staff(&b), archive_id(y), Purpose::Treat, None, i as u8);
                 w.record(
                     &a,
                     req,

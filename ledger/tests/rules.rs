@@ -207,7 +207,8 @@ fn replayed_and_reused_nonces_are_refused() {
     let a = w.hospital_a.clone_key();
     let tx = w.enrol(&a, &patient_key(1));
     w.commit_one(tx.clone()).unwrap();
-    refused(&mut w, tx.clone(), Error::StaleNonce { got: 1, last: 1 });
+    // Hospital A's first nonce went to registering its obstetrician.
+    refused(&mut w, tx.clone(), Error::StaleNonce { got: 2, last: 2 });
     // A fresh body signed with an old nonce is refused too.
     let old = Transaction {
         chain_id: w.chain_id(),
@@ -216,7 +217,7 @@ fn replayed_and_reused_nonces_are_refused() {
         body: TxBody::EnrolPatient(EnrolPatient::prove(&patient_key(2), &w.chain_id())),
     }
     .sign(&a);
-    refused(&mut w, old, Error::StaleNonce { got: 1, last: 1 });
+    refused(&mut w, old, Error::StaleNonce { got: 1, last: 2 });
     // Gaps are fine: nonces only have to grow.
     let gap = Transaction {
         nonce: 10,
@@ -272,6 +273,7 @@ fn wrong_chain_bad_signature_and_oversize_are_refused() {
             grantee: a.public_key(),
             scope: Scope::All,
             purposes: BoundedVec::new(vec![Purpose::Treat]).unwrap(),
+            roles: BoundedVec::default(),
             valid_from_ms: 0,
             expires_at_ms: u64::MAX,
             archive_keys: BoundedVec::new(keys).unwrap(),
@@ -303,7 +305,7 @@ fn custodians_register_archives_for_enrolled_patients() {
         &mut w,
         tx,
         Error::NotAuthorized {
-            action: "register archives",
+            action: "hold archives",
             signer: r.public_key(),
         },
     );
@@ -465,15 +467,15 @@ fn access_follows_the_consent_lifecycle_and_every_outcome_is_logged() {
 
     // The patient and the custodian may always read.
     let req = w.request(&p, archive, Purpose::PatientRequest, None, 1);
-    let tx = w.record(&a, req, None, AccessOutcome::Permitted);
+    let tx = w.record(&a, req, None, permitted());
     w.commit_one(tx).unwrap();
-    let req = w.request(&a, archive, Purpose::Treat, None, 2);
-    let tx = w.record(&a, req, None, AccessOutcome::Permitted);
+    let req = w.request(w.staff(&a), archive, Purpose::Treat, None, 2);
+    let tx = w.record(&a, req, None, permitted());
     w.commit_one(tx).unwrap();
 
     // B has no grant: denied, and the denial is logged.
-    let req = w.request(&b, archive, Purpose::Treat, None, 3);
-    let tx = w.record(&a, req.clone(), None, AccessOutcome::Permitted);
+    let req = w.request(w.staff(&b), archive, Purpose::Treat, None, 3);
+    let tx = w.record(&a, req.clone(), None, permitted());
     assert!(matches!(
         unwrap_tx_error(w.commit_one(tx).unwrap_err()),
         Error::OutcomeMismatch { .. }
@@ -498,15 +500,15 @@ fn access_follows_the_consent_lifecycle_and_every_outcome_is_logged() {
     // P grants B TREAT for 30 days: permitted through that grant; HRESCH is not covered.
     let (tx, gid) = w.grant(&p, &b, Scope::All, &[Purpose::Treat], 30, &[archive]);
     w.commit_one(tx).unwrap();
-    let req = w.request(&b, archive, Purpose::Treat, None, 4);
-    let tx = w.record(&a, req.clone(), None, AccessOutcome::Permitted);
+    let req = w.request(w.staff(&b), archive, Purpose::Treat, None, 4);
+    let tx = w.record(&a, req.clone(), None, permitted());
     assert!(matches!(
         unwrap_tx_error(w.commit_one(tx).unwrap_err()),
         Error::OutcomeMismatch { .. }
     ));
-    let tx = w.record(&a, req, Some(gid), AccessOutcome::Permitted);
+    let tx = w.record(&a, req, Some(gid), permitted());
     w.commit_one(tx).unwrap();
-    let req = w.request(&b, archive, Purpose::Research, None, 5);
+    let req = w.request(w.staff(&b), archive, Purpose::Research, None, 5);
     let tx = w.record(
         &a,
         req,
@@ -520,7 +522,7 @@ fn access_follows_the_consent_lifecycle_and_every_outcome_is_logged() {
     // Revoked: denied from the next block on.
     let tx = w.revoke(&p, gid);
     w.commit_one(tx).unwrap();
-    let req = w.request(&b, archive, Purpose::Treat, None, 6);
+    let req = w.request(w.staff(&b), archive, Purpose::Treat, None, 6);
     let tx = w.record(
         &a,
         req,
@@ -533,7 +535,7 @@ fn access_follows_the_consent_lifecycle_and_every_outcome_is_logged() {
 
     // Break-glass: ETREAT with a justification is permitted and flagged; without, denied.
     let req = w.request(
-        &b,
+        w.staff(&b),
         archive,
         Purpose::EmergencyTreat,
         Some("postpartum haemorrhage, patient unconscious"),
@@ -549,7 +551,7 @@ fn access_follows_the_consent_lifecycle_and_every_outcome_is_logged() {
     );
     let ex = w.commit_one(tx).unwrap();
     assert!(ex.events[0].event.outcome.is_break_glass());
-    let req = w.request(&b, archive, Purpose::EmergencyTreat, None, 8);
+    let req = w.request(w.staff(&b), archive, Purpose::EmergencyTreat, None, 8);
     let tx = w.record(
         &a,
         req,
@@ -584,7 +586,7 @@ fn expired_and_not_yet_valid_grants_deny() {
     let (tx, _) = w.grant(&p, &b, Scope::All, &[Purpose::Treat], 1, &[archive]);
     w.commit_one(tx).unwrap();
     w.advance(2 * DAY_MS);
-    let req = w.request(&b, archive, Purpose::Treat, None, 1);
+    let req = w.request(w.staff(&b), archive, Purpose::Treat, None, 1);
     let tx = w.record(
         &a,
         req,
@@ -602,7 +604,7 @@ fn expired_and_not_yet_valid_grants_deny() {
     }
     let tx = tx.tx.sign(&p);
     w.commit_one(tx).unwrap();
-    let req = w.request(&b, archive, Purpose::Treat, None, 2);
+    let req = w.request(w.staff(&b), archive, Purpose::Treat, None, 2);
     let tx = w.record(
         &a,
         req,
@@ -627,7 +629,7 @@ fn break_glass_is_denied_when_policy_forbids_it() {
     let tx = w.register(&a, &p, archive_id(1), Category::LabourAndDelivery, vec![]);
     w.commit_one(tx).unwrap();
     let req = w.request(
-        &b,
+        w.staff(&b),
         archive_id(1),
         Purpose::EmergencyTreat,
         Some("eclampsia"),
@@ -662,7 +664,7 @@ fn only_the_custodian_records_fresh_unreplayed_requests() {
     let (b, c) = (w.hospital_b.clone_key(), w.clinic.clone_key());
     let a = w.hospital_a.clone_key();
     let req = w.request(&p, archive, Purpose::PatientRequest, None, 1);
-    let tx = w.record(&c, req.clone(), None, AccessOutcome::Permitted);
+    let tx = w.record(&c, req.clone(), None, permitted());
     refused(
         &mut w,
         tx,
@@ -671,11 +673,11 @@ fn only_the_custodian_records_fresh_unreplayed_requests() {
             signer: c.public_key(),
         },
     );
-    let tx = w.record(&a, req.clone(), None, AccessOutcome::Permitted);
+    let tx = w.record(&a, req.clone(), None, permitted());
     w.commit_one(tx).unwrap();
-    let tx = w.record(&a, req, None, AccessOutcome::Permitted);
+    let tx = w.record(&a, req, None, permitted());
     refused(&mut w, tx, Error::RequestReplayed);
-    let old = w.request(&b, archive, Purpose::Treat, None, 2);
+    let old = w.request(w.staff(&b), archive, Purpose::Treat, None, 2);
     w.advance(11 * 60 * 1000);
     let now = w.now_ms + 1000;
     let requested_at_ms = old.request.requested_at_ms;
@@ -696,7 +698,7 @@ fn only_the_custodian_records_fresh_unreplayed_requests() {
         },
     );
     // A request whose accessor signature is forged is refused when signatures are checked.
-    let mut forged = w.request(&b, archive, Purpose::Treat, None, 3);
+    let mut forged = w.request(w.staff(&b), archive, Purpose::Treat, None, 3);
     forged.signature.0[0] ^= 0x40;
     let tx = w.record(
         &a,
@@ -715,8 +717,8 @@ fn only_the_custodian_records_fresh_unreplayed_requests() {
         })
     );
     let unknown = archive_id(99);
-    let req = w.request(&b, unknown, Purpose::Treat, None, 4);
-    let tx = w.record(&a, req, None, AccessOutcome::Permitted);
+    let req = w.request(w.staff(&b), unknown, Purpose::Treat, None, 4);
+    let tx = w.record(&a, req, None, permitted());
     refused(&mut w, tx, Error::UnknownArchive(unknown));
 }
 
@@ -908,12 +910,12 @@ fn every_access_grows_the_patient_archive_accessor_and_break_glass_logs() {
 
     // The patient reads her own archive.
     let req = w.request(&p, archive, Purpose::PatientRequest, None, 1);
-    let tx = w.record(&a, req, None, AccessOutcome::Permitted);
+    let tx = w.record(&a, req, None, permitted());
     w.commit_one(tx).unwrap();
     assert_eq!(sizes(&w), (1, 1, 0, 0, 1, 0));
 
     // Hospital B without a grant: denied, logged under B and the archive.
-    let req = w.request(&b, other, Purpose::Treat, None, 2);
+    let req = w.request(w.staff(&b), other, Purpose::Treat, None, 2);
     let tx = w.record(
         &a,
         req,
@@ -926,7 +928,13 @@ fn every_access_grows_the_patient_archive_accessor_and_break_glass_logs() {
     assert_eq!(sizes(&w), (2, 1, 1, 1, 1, 0));
 
     // Hospital B breaks the glass: the break-glass log grows too.
-    let req = w.request(&b, archive, Purpose::EmergencyTreat, Some("haemorrhage"), 3);
+    let req = w.request(
+        w.staff(&b),
+        archive,
+        Purpose::EmergencyTreat,
+        Some("haemorrhage"),
+        3,
+    );
     let tx = w.record(
         &a,
         req,

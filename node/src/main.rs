@@ -134,6 +134,10 @@ async fn run(home: Home) -> anyhow::Result<()> {
         submitter.clone(),
         metrics.clone(),
     ));
+    let directory = Arc::new(
+        cradle_node::directory::Directory::open(&data_dir.join("staff-directory.json"))
+            .context("opening the staff directory")?,
+    );
     let api_state = Arc::new(HttpState {
         consortium: consortium.clone(),
         member,
@@ -148,6 +152,7 @@ async fn run(home: Home) -> anyhow::Result<()> {
         started_ms: cradle_genesis::clock::now_ms(),
         genesis: serde_json::to_value(&home.genesis).context("genesis as JSON")?,
         rate: http::rate::RateLimiter::new(&home.config.api.rate),
+        directory,
     });
     let listen = home.config.api_listen().context("api address")?;
     let limits = http::serve::ServeLimits::from_config(&home.config.api);

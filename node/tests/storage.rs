@@ -27,7 +27,7 @@ mod storage {
     use cradle_node::storage::{StorageError, Store};
     use tempfile::TempDir;
 
-    use super::common::{World, archive_id, patient_key};
+    use super::common::{World, archive_id, patient_key, permitted};
 
     fn clone_key(k: &Keypair) -> Keypair {
         Keypair::from_secret_parts(&k.ed25519_seed(), &k.x25519_secret())
@@ -106,12 +106,18 @@ mod storage {
         };
         let mut txs = Vec::new();
         let req = w.request(p1, archive_id(1), Purpose::PatientRequest, None, k);
-        txs.push(w.record(&a, req, None, AccessOutcome::Permitted));
-        let req = w.request(&b, archive_id(1), Purpose::Treat, None, k);
-        txs.push(w.record(&a, req, Some(gid), AccessOutcome::Permitted));
-        let req = w.request(&b, archive_id(2), Purpose::Treat, None, k.wrapping_add(128));
+        txs.push(w.record(&a, req, None, permitted()));
+        let req = w.request(w.staff(&b), archive_id(1), Purpose::Treat, None, k);
+        txs.push(w.record(&a, req, Some(gid), permitted()));
+        let req = w.request(
+            w.staff(&b),
+            archive_id(2),
+            Purpose::Treat,
+            None,
+            k.wrapping_add(128),
+        );
         txs.push(w.record(&c, req, None, denied.clone()));
-        let req = w.request(&a, archive_id(3), Purpose::Treat, None, k);
+        let req = w.request(w.staff(&a), archive_id(3), Purpose::Treat, None, k);
         txs.push(w.record(&c, req, None, denied));
         w.commit(txs).unwrap()
     }

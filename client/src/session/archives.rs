@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use super::*;
 
 impl Session {
-    /// A custodian encrypts `file`, uploads the ciphertext to its own node and registers the
-    /// archive for `patient`, wrapping its key for her, for itself and for every active grant
-    /// of hers that covers it.
+    /// A custodian (or one of its clinicians, on its behalf) encrypts `file`, uploads the
+    /// ciphertext to its own node and registers the archive for `patient`, wrapping its key for
+    /// her, for the custodian and for every active grant of hers that covers it.
     pub fn put_archive(
         &self,
         file: &Path,
@@ -21,6 +21,13 @@ impl Session {
         progress: &dyn Progress,
     ) -> Result<PutReceipt, ClientError> {
         let patient_rec = self.patient(&patient)?;
+        // The custodian is this key's institution: the key itself if it is a member's.
+        let custodian = self.own_institution()?;
+        let custodian_x25519 = self
+            .consortium
+            .member(&custodian)
+            .map(|m| m.x25519)
+            .ok_or_else(|| ClientError::Invalid("the custodian is no member".into()))?;
         let mut id = [0u8; 32];
         getrandom::fill(&mut id)
             .map_err(|e| ClientError::Invalid(format!("random source failed: {e}")))?;
@@ -85,12 +92,13 @@ impl Session {
         let grants_covered = grant_keys.len();
         let body = TxBody::RegisterArchive(RegisterArchive {
             archive,
+            custodian,
             patient,
             ciphertext_sha256: summary.ciphertext_sha256,
             size_bytes: summary.ciphertext_bytes,
             category,
             key_for_patient: wrap_key(key.as_bytes(), &archive, &patient_rec.x25519)?,
-            key_for_custodian: wrap_key(key.as_bytes(), &archive, &self.key.x25519_public())?,
+            key_for_custodian: wrap_key(key.as_bytes(), &archive, &custodian_x25519)?,
             grant_keys: BoundedVec::new(grant_keys)?,
         });
         let tx = self.submit(body)?;

@@ -37,6 +37,7 @@ use crate::seal::{self, ArchiveKey, SealError};
 mod archives;
 pub mod enrolment;
 pub mod justification;
+pub mod staff;
 
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -334,14 +335,17 @@ impl Session {
         self.submit(TxBody::EnrolPatient(enrolment))
     }
 
-    /// The patient grants `grantee` access to the archives `scope` covers, for `purposes`,
-    /// from `valid_from_ms` until `expires_at_ms`; the keys of every covered archive that
-    /// exists now are unwrapped here and wrapped for the grantee.
+    /// The patient grants `grantee`'s clinicians (those of `roles`, or all if it is empty)
+    /// access to the archives `scope` covers, for `purposes`, from `valid_from_ms` until
+    /// `expires_at_ms`; the keys of every covered archive that exists now are unwrapped here
+    /// and wrapped for the grantee.
+    #[allow(clippy::too_many_arguments)]
     pub fn grant(
         &self,
         grantee: &MemberInfo,
         scope: Scope,
         purposes: Vec<Purpose>,
+        roles: Vec<cradle_ledger::staff::StaffRole>,
         valid_from_ms: u64,
         expires_at_ms: u64,
     ) -> Result<(GrantId, Receipt), ClientError> {
@@ -361,6 +365,7 @@ impl Session {
             grantee: grantee.public_key,
             scope,
             purposes: BoundedVec::new(purposes)?,
+            roles: BoundedVec::new(roles)?,
             valid_from_ms,
             expires_at_ms,
             archive_keys: BoundedVec::new(archive_keys)?,

@@ -94,7 +94,10 @@ impl AuditSubject {
         match self {
             AuditSubject::Patient(p) => event.patient == *p,
             AuditSubject::Archive(a) => event.archive == *a,
-            AuditSubject::Accessor(k) => event.accessor == *k,
+            // An institution answers for its clinicians' accesses too.
+            AuditSubject::Accessor(k) => {
+                event.accessor == *k || event.staff.is_some_and(|s| s.institution == *k)
+            }
             AuditSubject::BreakGlass => event.outcome.is_break_glass(),
         }
     }

@@ -127,27 +127,39 @@ fn verify_batch<'t>(
         signatures.push(ed25519_dalek::Signature::from_bytes(&stx.signature.0));
         keys_.push(parse(&stx.tx.signer).map_err(invalid)?);
         owner.push((index, Error::BadSignature));
-        match &stx.tx.body {
-            TxBody::RecordAccess(r) => {
-                let req = &r.request;
-                messages.push(crypto::signing_bytes(
-                    crypto::TAG_ACCESS_REQUEST,
-                    chain_id,
-                    &req.request,
-                ));
-                signatures.push(ed25519_dalek::Signature::from_bytes(&req.signature.0));
-                keys_.push(parse(&req.request.accessor).map_err(invalid)?);
-                owner.push((index, Error::BadSignature));
-            }
-            TxBody::EnrolPatient(e) => {
-                // The patient's proof that she holds the keys she is enrolled with.
-                let bad_proof = Error::BadEnrolmentProof(e.patient);
-                messages.push(e.proof_signing_bytes(chain_id));
-                signatures.push(ed25519_dalek::Signature::from_bytes(&e.proof.0));
-                keys_.push(parse(&e.patient).map_err(|_| invalid(bad_proof.clone()))?);
-                owner.push((index, bad_proof));
-            }
-            _ => {}
+        if let TxBody::RecordAccess(r) = &stx.tx.body {
+            let req = &r.request;
+            messages.push(crypto::signing_bytes(
+                crypto::TAG_ACCESS_REQUEST,
+                chain_id,
+                &req.request,
+            ));
+            signatures.push(ed25519_dalek::Signature::from_bytes(&req.signature.0));
+            keys_.push(parse(&req.request.accessor).map_err(invalid)?);
+            owner.push((index, Error::BadSignature));
+        }
+        // The proof that the holder of a key chose the X25519 key it is enrolled or
+        // registered with: a patient's, or a clinician's (new) keys.
+        let proof = match &stx.tx.body {
+            TxBody::EnrolPatient(e) => Some((e.patient, e.proof_signing_bytes(chain_id), e.proof)),
+            TxBody::RegisterStaff(r) => Some((
+                r.keys.key,
+                r.keys.proof_signing_bytes(chain_id),
+                r.keys.proof,
+            )),
+            TxBody::RotateStaffKey(r) => Some((
+                r.new_keys.key,
+                r.new_keys.proof_signing_bytes(chain_id),
+                r.new_keys.proof,
+            )),
+            _ => None,
+        };
+        if let Some((key, message, proof)) = proof {
+            let bad_proof = Error::BadEnrolmentProof(key);
+            messages.push(message);
+            signatures.push(ed25519_dalek::Signature::from_bytes(&proof.0));
+            keys_.push(parse(&key).map_err(|_| invalid(bad_proof.clone()))?);
+            owner.push((index, bad_proof));
         }
     }
     if messages.is_empty() {

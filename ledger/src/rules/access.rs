@@ -5,10 +5,13 @@
 
 use std::collections::BTreeSet;
 
-use crate::access::{self, AccessEvent, AccessRequest, Decision, EventOutcome, LoggedEvent};
+use crate::access::{
+    self, AccessEvent, AccessOutcome, AccessRequest, Accessor, Decision, EventOutcome, LoggedEvent,
+};
 use crate::crypto::{self, Digest32, Hash, PublicKey, X25519Public};
 use crate::error::Error;
-use crate::identity::{Consortium, Role};
+use crate::identity::Consortium;
+use crate::staff::StaffRecord;
 use crate::state::{ArchiveRecord, Overlay, StateExt, StateReader, keys};
 use crate::tx::{Purpose, RecordAccess};
 
@@ -37,20 +40,38 @@ pub fn decide_access<S: StateReader + ?Sized>(
     {
         return Err(Error::RequestReplayed);
     }
-    let grants = state.grants_to(
-        &archive.patient,
-        &req.accessor,
-        OPEN_GRANTS_MAX as usize * 4,
-    )?;
-    let role: Option<Role> = c.member(&req.accessor).map(|m| m.role);
+    let staff = state.staff(&req.accessor)?;
+    let accessor = accessor_of(c, &req.accessor, staff.as_ref());
+    let grants = match accessor.grantee() {
+        Some(grantee) => {
+            state.grants_to(&archive.patient, &grantee, OPEN_GRANTS_MAX as usize * 4)?
+        }
+        None => Vec::new(),
+    };
     let readers = if req.purpose == Purpose::EmergencyTreat {
         justification_readers(state, c, &archive.patient)?
     } else {
         BTreeSet::new()
     };
     Ok(access::decide(
-        &c.policy, archive, req, role, &grants, &readers, now_ms,
+        &c.policy, archive, req, accessor, &grants, &readers, now_ms,
     ))
+}
+
+/// Who `key` is to the access rule, given its staff record if it has one.
+pub fn accessor_of<'a>(
+    c: &Consortium,
+    key: &PublicKey,
+    staff: Option<&'a StaffRecord>,
+) -> Accessor<'a> {
+    match (staff, c.member(key)) {
+        (Some(record), _) => Accessor::Staff {
+            record,
+            institution_role: c.member(&record.institution).map(|m| m.role),
+        },
+        (None, Some(m)) => Accessor::Institution(m.role),
+        (None, None) => Accessor::Other,
+    }
 }
 
 /// Whom a break-glass justification about `patient`'s archive must be sealed for: the
@@ -87,16 +108,28 @@ pub(super) fn record_access<S: StateReader + ?Sized>(
             signer: *signer,
         });
     }
-    // Only a party that could be entitled has an access recorded: a member institution or the
-    // archive's own patient. A stranger's request is refused by the custodian off the ledger;
-    // refusing it here too keeps a custodian from writing noise into a mother's history.
-    if c.member(&req.accessor).is_none() && req.accessor != archive.patient {
+    // Only a party that could be entitled has an access recorded: a clinician, a member
+    // institution or the archive's own patient. A stranger's request is refused by the custodian
+    // off the ledger; refusing it here too keeps a custodian from writing noise into a mother's
+    // history.
+    let staff = state.staff(&req.accessor)?;
+    if staff.is_none() && c.member(&req.accessor).is_none() && req.accessor != archive.patient {
         return Err(Error::NotAuthorized {
-            action: "record an access by a key that is neither a member nor the archive's patient",
+            action: "record an access by a key that is neither a clinician, a member nor the archive's patient",
             signer: *signer,
         });
     }
+    let staff_ref = accessor_of(c, &req.accessor, staff.as_ref()).staff_ref();
     let decision = decide_access(&*state, c, &archive, req, ctx.time_ms)?;
+    // A clinician's permitted read carries the key re-wrapped for her; the patient's, none.
+    if let AccessOutcome::Permitted { key_for_accessor } = &b.outcome
+        && key_for_accessor.is_some() != staff_ref.is_some()
+    {
+        return Err(Error::OutcomeMismatch {
+            recorded: "a permitted read with the key wrapped for the wrong party".into(),
+            rule: "the key re-wrapped for a clinician, and none for the patient".into(),
+        });
+    }
     let seen = keys::request_seen(&req.accessor, &req.request_id);
     let recorded = EventOutcome::from(&b.outcome);
     let rule = match decision {
@@ -124,6 +157,7 @@ pub(super) fn record_access<S: StateReader + ?Sized>(
         category: archive.category,
         custodian: archive.custodian,
         accessor: req.accessor,
+        staff: staff_ref,
         purpose: req.purpose,
         grant: b.grant,
         outcome: rule,
@@ -139,10 +173,14 @@ pub(super) fn record_access<S: StateReader + ?Sized>(
     state.put(keys::access_log(), &global);
     state.put(keys::patient_log(&archive.patient), &own);
     // Every audit subject has its own committed log, so an answer about it proves completeness.
+    // A clinician's access is also her institution's, which answers for its staff.
     let mut subject_logs = vec![
         keys::archive_log(&req.archive),
         keys::accessor_log(&req.accessor),
     ];
+    if let Some(s) = &staff_ref {
+        subject_logs.push(keys::accessor_log(&s.institution));
+    }
     if rule.is_break_glass() {
         subject_logs.push(keys::break_glass_log());
     }

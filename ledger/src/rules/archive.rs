@@ -1,5 +1,6 @@
-//! Registering an archive: its custodian records the ciphertext's hash and the archive key,
-//! wrapped for the patient, for itself and for every open grant that covers the archive.
+//! Registering an archive: its custodian (or one of its active clinicians, on its behalf) records
+//! the ciphertext's hash and the archive key, wrapped for the patient, for the custodian and for
+//! every open grant that covers the archive.
 
 use std::collections::BTreeSet;
 
@@ -18,7 +19,19 @@ pub(super) fn register_archive<S: StateReader + ?Sized>(
     signer: &PublicKey,
     b: &RegisterArchive,
 ) -> Result<(), Error> {
-    care_provider(c, signer, "register archives")?;
+    care_provider(c, &b.custodian, "hold archives")?;
+    // The institution registers its own archives, or one of its active clinicians does for it.
+    if signer != &b.custodian {
+        match state.staff(signer)? {
+            Some(s) if s.institution == b.custodian && s.is_active() => {}
+            _ => {
+                return Err(Error::NotAuthorized {
+                    action: "register archives for this custodian",
+                    signer: *signer,
+                });
+            }
+        }
+    }
     let mut patient = state
         .patient(&b.patient)?
         .ok_or(Error::UnknownPatient(b.patient))?;
@@ -44,7 +57,7 @@ pub(super) fn register_archive<S: StateReader + ?Sized>(
     )?;
     let record = ArchiveRecord {
         patient: b.patient,
-        custodian: *signer,
+        custodian: b.custodian,
         ciphertext_sha256: b.ciphertext_sha256,
         size_bytes: b.size_bytes,
         category: b.category,

@@ -1,5 +1,6 @@
-//! Consent: a patient grants a member institution access to some or all of their archives, for
-//! named purposes and a bounded time, handing over the covered archives' keys; and revokes it.
+//! Consent: a patient grants a member institution's clinicians (all of them, or those of some
+//! roles) access to some or all of their archives, for named purposes and a bounded time,
+//! handing over the covered archives' keys; and revokes it.
 
 use std::collections::BTreeSet;
 
@@ -34,6 +35,10 @@ pub(super) fn grant_consent<S: StateReader + ?Sized>(
     let purposes: BTreeSet<_> = b.purposes.iter().collect();
     if purposes.len() != b.purposes.len() {
         return Err(Error::Duplicate("purpose".into()));
+    }
+    let roles: BTreeSet<_> = b.roles.iter().collect();
+    if roles.len() != b.roles.len() {
+        return Err(Error::Duplicate("role".into()));
     }
     if b.valid_from_ms >= b.expires_at_ms {
         return Err(Error::InvalidGrant("expires before it starts"));
@@ -105,6 +110,7 @@ pub(super) fn grant_consent<S: StateReader + ?Sized>(
         grantee: b.grantee,
         scope: b.scope.clone(),
         purposes: b.purposes.clone(),
+        roles: b.roles.clone(),
         valid_from_ms: b.valid_from_ms,
         expires_at_ms: b.expires_at_ms,
         granted_at_ms: ctx.time_ms,

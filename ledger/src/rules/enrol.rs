@@ -26,6 +26,12 @@ pub(super) fn enrol_patient<S: StateReader + ?Sized>(
         return Err(Error::PatientIsMember);
     }
     b.patient.verifying_key()?;
+    if state.staff(&b.patient)?.is_some() {
+        return Err(Error::KeyInUse {
+            key: b.patient,
+            by: "a clinician",
+        });
+    }
     if state.patient(&b.patient)?.is_some() {
         return Err(Error::AlreadyEnrolled(b.patient));
     }

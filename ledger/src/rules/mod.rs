@@ -1,9 +1,9 @@
-//! The transaction rules: what each of the five transactions may do to state, and what it writes.
+//! The transaction rules: what each transaction may do to state, and what it writes.
 //!
 //! `apply_tx` checks what every transaction must pass (chain, size, nonce), then hands the body
 //! to the rule of its kind, one module each: `enrol`, `archive`, `consent` (grants and
-//! revocations) and `access` (access records, and [`decide_access`], which a custodian also asks
-//! before it records an access). Pure and deterministic: the outcome depends only on state, the
+//! revocations), `access` (access records, and [`decide_access`], which a custodian also asks
+//! before it records an access) and `staff` (clinicians). Pure and deterministic: the outcome depends only on state, the
 //! consortium and the block's height and time. Signatures are not checked here; the block
 //! pipeline ([`crate::block`]) checks them before it applies anything.
 
@@ -11,6 +11,7 @@ mod access;
 mod archive;
 mod consent;
 mod enrol;
+mod staff;
 
 use std::collections::BTreeSet;
 
@@ -21,7 +22,7 @@ use crate::identity::Consortium;
 use crate::state::{Overlay, StateExt, StateReader, keys};
 use crate::tx::{self, SignedTransaction, TxBody};
 
-pub use access::{decide_access, justification_readers};
+pub use access::{accessor_of, decide_access, justification_readers};
 
 /// Most unrevoked grants one patient may hold open at once.
 pub const OPEN_GRANTS_MAX: u32 = tx::GRANT_KEYS_MAX as u32;
@@ -101,6 +102,9 @@ fn dispatch<S: StateReader + ?Sized>(
         TxBody::RecordAccess(b) => {
             access::record_access(state, c, ctx, &tx.signer, tx_hash, b, events)?
         }
+        TxBody::RegisterStaff(b) => staff::register_staff(state, c, ctx, &tx.signer, b)?,
+        TxBody::SetStaffStatus(b) => staff::set_staff_status(state, ctx, &tx.signer, b)?,
+        TxBody::RotateStaffKey(b) => staff::rotate_staff_key(state, c, ctx, &tx.signer, b)?,
     }
     state.put(keys::nonce(&tx.signer), &tx.nonce);
     Ok(())

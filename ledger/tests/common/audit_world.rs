@@ -10,6 +10,7 @@ use cradle_ledger::state::MemoryStore;
 use cradle_ledger::tx::{Category, Purpose, Scope};
 use cradle_ledger::{ArchiveId, Error, Keypair};
 
+use super::permitted;
 use super::{World, archive_id, patient_key, wrapped};
 
 /// The state, tip and event index as they stood after one block.
@@ -83,6 +84,7 @@ impl Scenario {
             AuditSubject::Archive(self.a2),
             AuditSubject::Archive(self.a3),
             AuditSubject::Accessor(self.world.hospital_b.public_key()),
+            AuditSubject::Accessor(self.world.staff(&self.world.hospital_b).public_key()),
             AuditSubject::Accessor(self.world.clinic.public_key()),
             AuditSubject::Accessor(self.world.regulator.public_key()),
             AuditSubject::BreakGlass,
@@ -93,9 +95,9 @@ impl Scenario {
     pub fn b_reads(&mut self, archive: ArchiveId, grant: Option<cradle_ledger::GrantId>, id: u8) {
         let w = &mut self.world;
         let (a, b) = (key(&w.hospital_a), key(&w.hospital_b));
-        let req = w.request(&b, archive, Purpose::Treat, None, id);
+        let req = w.request(w.staff(&b), archive, Purpose::Treat, None, id);
         let outcome = match grant {
-            Some(_) => AccessOutcome::Permitted,
+            Some(_) => permitted(),
             None => AccessOutcome::Denied {
                 reason: DenialReason::NoGrant,
             },
@@ -137,7 +139,7 @@ pub fn scenario() -> Scenario {
 
     // 1. P reads her prenatal notes.
     let req = w.request(&p, a1, Purpose::PatientRequest, None, 1);
-    let tx = w.record(&a, req, None, AccessOutcome::Permitted);
+    let tx = w.record(&a, req, None, permitted());
     w.commit_one(tx).unwrap();
     let mut s = Scenario {
         world: w,
@@ -152,7 +154,7 @@ pub fn scenario() -> Scenario {
     s.b_reads(a2, None, 3);
     let w = &mut s.world;
     // 4. The clinic is denied A's archive; 5. B breaks the glass on the ultrasound.
-    let req = w.request(&c, a2, Purpose::Treat, None, 4);
+    let req = w.request(w.staff(&c), a2, Purpose::Treat, None, 4);
     let tx = w.record(
         &a,
         req,
@@ -163,7 +165,7 @@ pub fn scenario() -> Scenario {
     );
     w.commit_one(tx).unwrap();
     let req = w.request(
-        &b,
+        w.staff(&b),
         a2,
         Purpose::EmergencyTreat,
         Some("placental abruption"),
@@ -180,7 +182,7 @@ pub fn scenario() -> Scenario {
     w.commit_one(tx).unwrap();
     // 6. Q reads her lab results at the clinic; 7. B reads P's notes again.
     let req = w.request(&s.q, s.a3, Purpose::PatientRequest, None, 6);
-    let tx = w.record(&c, req, None, AccessOutcome::Permitted);
+    let tx = w.record(&c, req, None, permitted());
     w.commit_one(tx).unwrap();
     s.b_reads(a1, Some(grant), 7);
     s

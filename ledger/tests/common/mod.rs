@@ -12,6 +12,7 @@ use cradle_ledger::block::{self, ChainTip, Executed, FinalizedBlock};
 use cradle_ledger::codec::BoundedVec;
 use cradle_ledger::crypto::{self, TAG_ACCESS_REQUEST};
 use cradle_ledger::justification;
+use cradle_ledger::staff::*;
 use cradle_ledger::state::{MemoryStore, StateExt};
 use cradle_ledger::tx::*;
 use cradle_ledger::*;
@@ -25,6 +26,9 @@ pub struct World {
     pub hospital_b: Keypair,
     pub clinic: Keypair,
     pub regulator: Keypair,
+    /// One active clinician per care-providing member, registered in block 1: an obstetrician
+    /// at each hospital and a midwife at the clinic.
+    staff: HashMap<PublicKey, Keypair>,
     pub store: MemoryStore,
     pub tip: ChainTip,
     pub now_ms: u64,
@@ -57,19 +61,58 @@ impl World {
         )
         .unwrap();
         let tip = ChainTip::genesis(&consortium);
-        Self {
+        let mut w = Self {
             consortium,
             hospital_a,
             hospital_b,
             clinic,
             regulator,
+            staff: HashMap::new(),
             store: MemoryStore::new(),
             tip,
             now_ms: GENESIS_MS,
             nonces: HashMap::new(),
             blocks: Vec::new(),
             events: Vec::new(),
+        };
+        let roster = [
+            (Keypair::from_seed(&[1; 32]), 11u8, StaffRole::Obstetrician),
+            (Keypair::from_seed(&[2; 32]), 12, StaffRole::Obstetrician),
+            (Keypair::from_seed(&[3; 32]), 13, StaffRole::Midwife),
+        ];
+        let mut txs = Vec::new();
+        for (institution, seed, role) in roster {
+            let clinician = Keypair::from_seed(&[seed; 32]);
+            txs.push(w.register_staff(&institution, &institution, &clinician, role));
+            w.staff.insert(institution.public_key(), clinician);
         }
+        w.commit(txs).unwrap();
+        w
+    }
+
+    /// The clinician registered for `institution` in block 1.
+    pub fn staff(&self, institution: &Keypair) -> &Keypair {
+        &self.staff[&institution.public_key()]
+    }
+
+    /// `by` registers `clinician` at `institution` with `role`.
+    pub fn register_staff(
+        &mut self,
+        by: &Keypair,
+        institution: &Keypair,
+        clinician: &Keypair,
+        role: StaffRole,
+    ) -> SignedTransaction {
+        let keys = StaffKeys::prove(clinician, &self.chain_id());
+        self.sign(
+            by,
+            TxBody::RegisterStaff(RegisterStaff {
+                institution: institution.public_key(),
+                keys,
+                role,
+                department: Department::Obstetrics,
+            }),
+        )
     }
 
     pub fn chain_id(&self) -> Hash {
@@ -176,6 +219,7 @@ impl World {
             custodian,
             TxBody::RegisterArchive(RegisterArchive {
                 archive,
+                custodian: custodian.public_key(),
                 patient: patient.public_key(),
                 ciphertext_sha256: crypto::sha256(&archive.0),
                 size_bytes: 4096,
@@ -202,6 +246,7 @@ impl World {
             grantee: grantee.public_key(),
             scope,
             purposes: BoundedVec::new(purposes.to_vec()).unwrap(),
+            roles: BoundedVec::default(),
             valid_from_ms: self.now_ms,
             expires_at_ms: self.now_ms + days * DAY_MS,
             archive_keys: BoundedVec::new(
@@ -284,8 +329,19 @@ impl World {
         custodian: &Keypair,
         request: SignedAccessRequest,
         grant: Option<GrantId>,
-        outcome: AccessOutcome,
+        mut outcome: AccessOutcome,
     ) -> SignedTransaction {
+        // A clinician's permitted read carries the key the custodian re-wrapped for her.
+        if let AccessOutcome::Permitted { key_for_accessor } = &mut outcome
+            && key_for_accessor.is_none()
+            && self
+                .store
+                .staff(&request.request.accessor)
+                .unwrap()
+                .is_some()
+        {
+            *key_for_accessor = Some(wrapped(5));
+        }
         self.sign(
             custodian,
             TxBody::RecordAccess(RecordAccess {
@@ -306,4 +362,11 @@ impl World {
 
 pub fn archive_id(i: u64) -> ArchiveId {
     ArchiveId(crypto::sha256(&i.to_le_bytes()))
+}
+
+/// A permitted outcome; [`World::record`] adds the key re-wrapped for a clinician.
+pub fn permitted() -> AccessOutcome {
+    AccessOutcome::Permitted {
+        key_for_accessor: None,
+    }
 }

@@ -60,7 +60,9 @@ pub enum FetchError {
     OtherArchive,
     #[error("bad access request signature")]
     BadSignature,
-    #[error("only member institutions and the archive's patient may ask for an archive")]
+    #[error(
+        "only clinicians, member institutions and the archive's patient may ask for an archive"
+    )]
     NotEntitled,
     #[error("no such archive on the ledger")]
     NoSuchArchive,
@@ -166,12 +168,15 @@ impl Custodian {
         Ok(request)
     }
 
-    /// Only a party that could be entitled — a member institution, or the archive's own
+    /// Only a party that could be entitled — a clinician (whatever her status: a retired one's
+    /// attempt is recorded as the denial it is), a member institution, or the archive's own
     /// patient — has its access recorded. A stranger's request is refused and counted here, off
     /// the ledger, so no one can fill a mother's history with noise; the refusal is the same
     /// whether or not the archive exists.
     fn entitled(&self, archive_id: &ArchiveId, signer: &PublicKey) -> Result<(), FetchError> {
-        if self.consortium.member(signer).is_some() {
+        if self.consortium.member(signer).is_some()
+            || self.ledger.staff(signer).map_err(internal)?.is_some()
+        {
             return Ok(());
         }
         let patient = self
@@ -246,7 +251,13 @@ impl Custodian {
     }
 
     /// The record's outcome, and the archive key wrapped for the accessor when it may read.
-    /// Break-glass: the accessor holds no grant, so the custodian wraps the key for it.
+    ///
+    /// A clinician holds no key of her institution's: the custodian opens its own wrapped copy
+    /// of the archive key and wraps it for her X25519 key, inside the access record, whether she
+    /// reads under a grant, as the custodian's own clinician, or by breaking the glass. The
+    /// institution's secret key never leaves its node, and the ledger shows which person got
+    /// the key with which access. The patient reads with the key wrapped for her at
+    /// registration.
     fn outcome_of(
         &self,
         decision: &Decision,
@@ -255,39 +266,50 @@ impl Custodian {
         request: &SignedAccessRequest,
     ) -> Result<(AccessOutcome, Option<WrappedKey>), FetchError> {
         match decision {
-            Decision::Permitted(basis) => {
-                let key = match basis {
-                    access::Basis::Patient => Some(archive.key_for_patient),
-                    access::Basis::Custodian => Some(archive.key_for_custodian),
-                    access::Basis::Grant(g) => {
-                        self.ledger.grant_key(g, archive_id).map_err(internal)?
-                    }
-                };
-                Ok((AccessOutcome::Permitted, key))
+            Decision::Permitted(access::Basis::Patient) => Ok((
+                AccessOutcome::Permitted {
+                    key_for_accessor: None,
+                },
+                Some(archive.key_for_patient),
+            )),
+            Decision::Permitted(_) => {
+                let key = self.rewrap_for_clinician(archive, archive_id, request)?;
+                Ok((
+                    AccessOutcome::Permitted {
+                        key_for_accessor: Some(key),
+                    },
+                    Some(key),
+                ))
             }
             Decision::Denied(reason) => Ok((AccessOutcome::Denied { reason: *reason }, None)),
             Decision::BreakGlass => {
-                let member = self
-                    .consortium
-                    .member(&request.request.accessor)
-                    .ok_or_else(|| internal("break-glass decided for a non-member"))?;
-                let key = cradle_ledger::keywrap::unwrap_key(
-                    &archive.key_for_custodian,
-                    archive_id,
-                    &self.key,
-                )
-                .map_err(|e| internal(format!("custodian key unwrap: {e}")))?;
-                let for_accessor =
-                    cradle_ledger::keywrap::wrap_key(&key, archive_id, &member.x25519)
-                        .map_err(internal)?;
+                let key = self.rewrap_for_clinician(archive, archive_id, request)?;
                 Ok((
                     AccessOutcome::BreakGlass {
-                        key_for_accessor: for_accessor,
+                        key_for_accessor: key,
                     },
-                    Some(for_accessor),
+                    Some(key),
                 ))
             }
         }
+    }
+
+    /// The archive key, opened from the custodian's copy and wrapped for the clinician who asked.
+    fn rewrap_for_clinician(
+        &self,
+        archive: &ArchiveRecord,
+        archive_id: &ArchiveId,
+        request: &SignedAccessRequest,
+    ) -> Result<WrappedKey, FetchError> {
+        let staff = self
+            .ledger
+            .staff(&request.request.accessor)
+            .map_err(internal)?
+            .ok_or_else(|| internal("a read permitted to a key that is no clinician's"))?;
+        let key =
+            cradle_ledger::keywrap::unwrap_key(&archive.key_for_custodian, archive_id, &self.key)
+                .map_err(|e| internal(format!("custodian key unwrap: {e}")))?;
+        cradle_ledger::keywrap::wrap_key(&key, archive_id, &staff.x25519).map_err(internal)
     }
 
     /// Signs the access record as custodian, submits it, and waits for its receipt.
@@ -333,7 +355,7 @@ impl Custodian {
 
 fn outcome_label(o: &AccessOutcome) -> &'static str {
     match o {
-        AccessOutcome::Permitted => "permitted",
+        AccessOutcome::Permitted { .. } => "permitted",
         AccessOutcome::Denied { .. } => "denied",
         AccessOutcome::BreakGlass { .. } => "break_glass",
     }

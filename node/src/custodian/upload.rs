@@ -1,7 +1,9 @@
-//! Storing an archive: only this node's own institution uploads, and the ciphertext streams to
-//! disk, checked against the hash its signed request named, without being held in memory.
+//! Storing an archive: only this node's own institution, or one of its active clinicians on its
+//! behalf, uploads, and the ciphertext streams to disk, checked against the hash its signed
+//! request named, without being held in memory.
 
 use bytes::Bytes;
+use cradle_ledger::state::StateExt;
 use cradle_ledger::{Hash, PublicKey};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -15,8 +17,14 @@ use super::store::ArchiveStoreError;
 pub enum UploadError {
     #[error("{name} is not this node's member: upload to your own institution's node")]
     OtherMember { name: String },
-    #[error("uploads are accepted only from consortium members")]
+    #[error("uploads are accepted only from consortium members and their active clinicians")]
     NotMember,
+    #[error("a clinician of {name} uploads to {name}'s node")]
+    OtherInstitution { name: String },
+    #[error("the clinician is suspended, retired or rotated out")]
+    StaffNotActive,
+    #[error("the ledger cannot be read right now: {0}")]
+    Ledger(String),
     #[error(transparent)]
     Store(#[from] ArchiveStoreError),
     #[error("the upload was interrupted: {0}")]
@@ -26,6 +34,31 @@ pub enum UploadError {
 }
 
 impl Custodian {
+    /// Why `signer` may not upload to this node, if it may not: it must be this node's member
+    /// or one of its active clinicians.
+    fn upload_refusal(&self, signer: &PublicKey) -> Result<Option<UploadError>, UploadError> {
+        if *signer == self.public_key() {
+            return Ok(None);
+        }
+        if let Some(m) = self.consortium.member(signer) {
+            return Ok(Some(UploadError::OtherMember {
+                name: m.name.clone(),
+            }));
+        }
+        let staff = self
+            .ledger
+            .staff(signer)
+            .map_err(|e| UploadError::Ledger(e.to_string()))?;
+        Ok(match staff {
+            None => Some(UploadError::NotMember),
+            Some(s) if s.institution != self.public_key() => Some(UploadError::OtherInstitution {
+                name: self.member_name(&s.institution),
+            }),
+            Some(s) if !s.is_active() => Some(UploadError::StaffNotActive),
+            Some(_) => None,
+        })
+    }
+
     /// Stores the ciphertext `body` of `len` bytes that must hash to `expected`, uploaded by
     /// `signer` (already authenticated). Returns whether it was new to the store.
     pub async fn upload<S, E>(
@@ -39,13 +72,7 @@ impl Custodian {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        if signer != self.public_key() {
-            let refusal = match self.consortium.member(&signer) {
-                Some(m) => UploadError::OtherMember {
-                    name: m.name.clone(),
-                },
-                None => UploadError::NotMember,
-            };
+        if let Some(refusal) = self.upload_refusal(&signer)? {
             warn!(signer = %signer, "archive upload refused: {refusal}");
             return Err(refusal);
         }

@@ -37,9 +37,10 @@ impl From<UploadError> for HttpError {
     fn from(e: UploadError) -> Self {
         use ArchiveStoreError as S;
         let (status, code) = match &e {
-            UploadError::OtherMember { .. } | UploadError::NotMember => {
-                (StatusCode::FORBIDDEN, ErrorCode::Forbidden)
-            }
+            UploadError::OtherMember { .. }
+            | UploadError::NotMember
+            | UploadError::OtherInstitution { .. }
+            | UploadError::StaffNotActive => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
             UploadError::Store(S::TooLarge { .. }) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge)
             }
@@ -51,7 +52,7 @@ impl From<UploadError> for HttpError {
                 S::HashMismatch { .. } | S::LengthMismatch { .. } | S::Interrupted(_),
             )
             | UploadError::Interrupted(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
-            UploadError::Store(S::Io { .. }) | UploadError::Writer(_) => {
+            UploadError::Store(S::Io { .. }) | UploadError::Writer(_) | UploadError::Ledger(_) => {
                 return HttpError::internal(e);
             }
         };

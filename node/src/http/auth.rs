@@ -102,9 +102,12 @@ fn check(
             ),
         ));
     }
-    // Only a known key (a member, or an enrolled patient) may take a slot in the replay cache:
-    // throwaway keys cannot fill it and lock everyone else out.
+    // Only a known key (a member, a clinician, or an enrolled patient) may take a slot in the
+    // replay cache: throwaway keys cannot fill it and lock everyone else out. A suspended or
+    // retired clinician is known too: her fetch is recorded as the denial it is.
+    let staff = state.store.staff(&r.signer).map_err(HttpError::internal)?;
     let known = state.consortium.member(&r.signer).is_some()
+        || staff.is_some()
         || state
             .store
             .patient(&r.signer)
@@ -116,14 +119,16 @@ fn check(
             .requests_refused_unknown
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return Err(HttpError::forbidden(
-            "the request is signed by a key that is neither a member nor an enrolled patient",
+            "the request is signed by a key that is neither a member, a clinician nor an enrolled patient",
         ));
     }
     // Each known key is held to its rate before it takes a slot in the replay cache. An
-    // institution's fetches are its clinicians' and count as its other requests do; a
-    // patient's, which each write an access record, have a slower rate of their own.
+    // institution's or a clinician's fetches count as its other requests do; a patient's,
+    // which each write an access record, have a slower rate of their own.
     let class = match class {
-        Class::Fetch if state.consortium.member(&r.signer).is_some() => Class::Ordinary,
+        Class::Fetch if state.consortium.member(&r.signer).is_some() || staff.is_some() => {
+            Class::Ordinary
+        }
         other => other,
     };
     state

@@ -20,6 +20,7 @@ pub mod rate;
 pub mod records;
 pub mod serve;
 pub mod slots;
+pub mod staff;
 pub mod tls;
 pub mod txs;
 
@@ -65,6 +66,8 @@ pub struct HttpState {
     pub genesis: Value,
     /// Request rates per address and per key.
     pub rate: rate::RateLimiter,
+    /// This institution's staff directory: its clinicians' names, off the ledger.
+    pub directory: Arc<crate::directory::Directory>,
 }
 
 /// An error answer: a status, a stable code and a one-line reason.
@@ -257,6 +260,13 @@ pub fn routes() -> Vec<Route> {
             get(records::grant_key),
         ),
         route("/v1/members", &["GET"], get(records::members)),
+        route("/v1/members/{key}/staff", &["GET"], get(staff::list)),
+        route("/v1/staff/{key}", &["GET"], get(staff::get)),
+        route(
+            "/v1/staff/{key}/directory",
+            &["GET", "PUT"],
+            get(staff::directory).put(staff::set_directory),
+        ),
         route("/v1/audit/patient/{key}", &["GET"], get(audit::patient)),
         route("/v1/audit/archive/{id}", &["GET"], get(audit::archive)),
         route("/v1/audit/accessor/{key}", &["GET"], get(audit::accessor)),

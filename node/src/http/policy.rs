@@ -11,7 +11,13 @@
 //! | anyone | `/healthz`, and `/v1/status` as height and block hash only |
 //! | a patient | her own patient record, archives, grants, access history and the access records about her archives; the member list |
 //! | a hospital or clinic | blocks and transactions (it validates them); patient keys, archive records and a patient's grants (to register archives for her, refer her and, in an emergency, reach an archive); her list of archives once she granted it something or it holds one of them; grants it got; its own accesses; the histories of archives it holds |
+//! | a clinician (active) | what her institution may read of patients, archives and grants, to reach a record she is entitled to; her own accesses; an administrator, her institution's accesses and staff list |
+//! | a clinician (suspended, retired or rotated out) | her own accesses |
 //! | a regulator | everything, including every break-glass access and the equivocation evidence |
+//!
+//! A clinician's name and staff number are served only by her institution's node, to the
+//! institution, its administrators, regulators, herself, and a patient whose records she read
+//! ([`staff_directory`]).
 //!
 //! A request without a signature gets 401 `unauthorized`, a signed one from the wrong party
 //! 403 `forbidden`; neither learns whether the thing asked for exists.
@@ -27,8 +33,9 @@ use cradle_ledger::audit::AuditSubject;
 use cradle_ledger::contract::ErrorCode;
 use cradle_ledger::crypto::sha256;
 use cradle_ledger::identity::Role;
+use cradle_ledger::staff::{StaffRecord, StaffRole};
 use cradle_ledger::state::{GrantRecord, StateExt, StateReader, keys};
-use cradle_ledger::{ArchiveId, PublicKey};
+use cradle_ledger::{ArchiveId, PublicKey, StaffId};
 
 use super::auth::authenticate;
 use super::{HttpError, HttpState};
@@ -45,22 +52,56 @@ pub enum Caller {
     Regulator(PublicKey),
     /// An enrolled patient.
     Patient(PublicKey),
+    /// A clinician's key, current or past.
+    Staff(StaffCaller),
+}
+
+/// A clinician as the ledger knows her key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StaffCaller {
+    pub key: PublicKey,
+    pub id: StaffId,
+    pub institution: PublicKey,
+    pub active: bool,
+    pub administrator: bool,
+}
+
+impl StaffCaller {
+    /// An active clinician reads on her institution's behalf.
+    fn acting_for(&self) -> Option<PublicKey> {
+        self.active.then_some(self.institution)
+    }
+
+    /// An active administrator manages her institution's staff.
+    fn administers(&self, institution: &PublicKey) -> bool {
+        self.active && self.administrator && self.institution == *institution
+    }
 }
 
 impl Caller {
-    fn of(state: &HttpState, key: PublicKey) -> Self {
-        match state.consortium.member(&key).map(|m| m.role) {
+    pub(super) fn of(state: &HttpState, key: PublicKey) -> Result<Self, HttpError> {
+        Ok(match state.consortium.member(&key).map(|m| m.role) {
             Some(Role::Regulator) => Self::Regulator(key),
             Some(_) => Self::Institution(key),
-            // `authenticate` admits only members and enrolled patients.
-            None => Self::Patient(key),
-        }
+            // `authenticate` admits only members, clinicians and enrolled patients.
+            None => match state.store.staff(&key).map_err(HttpError::internal)? {
+                Some(s) => Self::Staff(StaffCaller {
+                    key,
+                    id: s.id,
+                    institution: s.institution,
+                    active: s.is_active(),
+                    administrator: s.role == StaffRole::Administrator,
+                }),
+                None => Self::Patient(key),
+            },
+        })
     }
 
     fn key(&self) -> Option<&PublicKey> {
         match self {
             Self::Anonymous => None,
             Self::Institution(k) | Self::Regulator(k) | Self::Patient(k) => Some(k),
+            Self::Staff(s) => Some(&s.key),
         }
     }
 }
@@ -82,7 +123,10 @@ pub async fn identify(
             &sha256(b""),
             super::rate::Class::Ordinary,
         ) {
-            Ok(key) => Caller::of(&state, key),
+            Ok(key) => match Caller::of(&state, key) {
+                Ok(caller) => caller,
+                Err(e) => return e.into_response(),
+            },
             Err(e) => return e.into_response(),
         }
     } else {
@@ -114,7 +158,7 @@ pub fn members(caller: &Caller) -> Result<(), HttpError> {
     match caller {
         Caller::Anonymous => Err(unsigned()),
         Caller::Institution(_) | Caller::Regulator(_) => Ok(()),
-        Caller::Patient(_) => Err(refuse("members and regulators")),
+        Caller::Patient(_) | Caller::Staff(_) => Err(refuse("members and regulators")),
     }
 }
 
@@ -132,15 +176,21 @@ pub fn transaction(caller: &Caller, about: Option<&PublicKey>) -> Result<(), Htt
 
 /// A signer's last nonce: the signer itself, members and regulators.
 pub fn nonce(caller: &Caller, of: &PublicKey) -> Result<(), HttpError> {
-    herself_or_members(caller, of, "the key itself, members and regulators")
+    match caller {
+        Caller::Staff(s) if s.key == *of => Ok(()),
+        Caller::Staff(_) => Err(refuse("the key itself, members and regulators")),
+        _ => herself_or_members(caller, of, "the key itself, members and regulators"),
+    }
 }
 
-/// What concerns `patient`: herself, members and regulators (`who` says so to a refused
-/// patient).
+/// What concerns `patient`: herself, members, their active clinicians and regulators (`who`
+/// says so to a refused patient).
 fn herself_or_members(caller: &Caller, patient: &PublicKey, who: &str) -> Result<(), HttpError> {
     match caller {
         Caller::Patient(k) if k == patient => Ok(()),
         Caller::Patient(_) => Err(refuse(who)),
+        Caller::Staff(s) if s.active => Ok(()),
+        Caller::Staff(_) => Err(refuse(who)),
         _ => members(caller),
     }
 }
@@ -187,6 +237,10 @@ pub fn patient_listing(
         Caller::Regulator(_) => Ok(()),
         Caller::Patient(k) if k == patient => Ok(()),
         Caller::Patient(_) => Err(refuse(who)),
+        Caller::Staff(s) => match s.acting_for() {
+            Some(institution) => patient_listing(state, &Caller::Institution(institution), patient),
+            None => Err(refuse(who)),
+        },
         Caller::Institution(member) => {
             let granted = !state
                 .store
@@ -215,6 +269,7 @@ pub fn grant(caller: &Caller, grant: &GrantRecord) -> Result<(), HttpError> {
         {
             Ok(())
         }
+        Caller::Staff(s) if s.acting_for() == Some(grant.grantee) => Ok(()),
         _ => Err(refuse(
             "the patient who gave the grant, its grantee and regulators",
         )),
@@ -228,6 +283,7 @@ pub fn audit(state: &HttpState, caller: &Caller, subject: &AuditSubject) -> Resu
         Caller::Anonymous => return Err(unsigned()),
         Caller::Regulator(_) => return Ok(()),
         Caller::Institution(k) | Caller::Patient(k) => k,
+        Caller::Staff(s) => return staff_audit(state, s, subject),
     };
     let (allowed, who) = match subject {
         AuditSubject::Patient(p) => (p == signer, "the patient herself or a regulator"),
@@ -239,6 +295,102 @@ pub fn audit(state: &HttpState, caller: &Caller, subject: &AuditSubject) -> Resu
         AuditSubject::BreakGlass => (false, "regulators"),
     };
     if allowed { Ok(()) } else { Err(refuse(who)) }
+}
+
+/// A clinician's access histories: her own; an active administrator's, her institution's; an
+/// active clinician's, those of the archives her institution holds.
+fn staff_audit(
+    state: &HttpState,
+    s: &StaffCaller,
+    subject: &AuditSubject,
+) -> Result<(), HttpError> {
+    let allowed = match subject {
+        AuditSubject::Accessor(a) => *a == s.key || s.administers(a),
+        AuditSubject::Archive(id) => s.acting_for().is_some_and(|i| {
+            archive_parties(state, id)
+                .ok()
+                .flatten()
+                .is_some_and(|(_, c)| c == i)
+        }),
+        AuditSubject::Patient(_) | AuditSubject::BreakGlass => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(refuse(
+            "the clinician herself, her institution's administrators, or a regulator",
+        ))
+    }
+}
+
+/// A clinician's ledger record (pseudonymous: id, institution, role, status): anyone the
+/// ledger knows, so a patient can read who read her records.
+pub fn staff_record(caller: &Caller) -> Result<(), HttpError> {
+    known(caller)
+}
+
+/// An institution's staff list, and changes to its directory: the institution, its active
+/// administrators and (to read) regulators.
+pub fn staff_admin(caller: &Caller, institution: &PublicKey, write: bool) -> Result<(), HttpError> {
+    match caller {
+        Caller::Anonymous => Err(unsigned()),
+        Caller::Regulator(_) if !write => Ok(()),
+        Caller::Institution(k) if k == institution => Ok(()),
+        Caller::Staff(s) if s.administers(institution) => Ok(()),
+        _ => Err(refuse("the institution, its administrators and regulators")),
+    }
+}
+
+/// A clinician's name and staff number: her institution, its administrators, regulators,
+/// herself, and a patient whose records she read (with any of her keys).
+pub fn staff_directory(
+    state: &HttpState,
+    caller: &Caller,
+    staff: &StaffRecord,
+) -> Result<(), HttpError> {
+    let who = "her institution, regulators, herself, and a patient whose records she read";
+    match caller {
+        Caller::Anonymous => Err(unsigned()),
+        Caller::Regulator(_) => Ok(()),
+        Caller::Institution(k) if *k == staff.institution => Ok(()),
+        Caller::Staff(s) if s.id == staff.id || s.administers(&staff.institution) => Ok(()),
+        Caller::Patient(p) => {
+            if read_by(state, p, &staff.id)? {
+                Ok(())
+            } else {
+                Err(refuse(who))
+            }
+        }
+        _ => Err(refuse(who)),
+    }
+}
+
+/// Most of a patient's access events scanned for a clinician who read her records.
+const READ_BY_SCAN_MAX: usize = 100_000;
+
+/// Whether the clinician `id` asked for any of `patient`'s records (whatever the outcome).
+fn read_by(state: &HttpState, patient: &PublicKey, id: &StaffId) -> Result<bool, HttpError> {
+    let page_max = crate::storage::EVENTS_PAGE_MAX;
+    let mut from = 0u64;
+    let mut scanned = 0usize;
+    while scanned < READ_BY_SCAN_MAX {
+        let page = state
+            .store
+            .events_for_patient(patient, from, page_max)
+            .map_err(HttpError::internal)?;
+        if page
+            .iter()
+            .any(|e| e.event.staff.is_some_and(|r| r.id == *id))
+        {
+            return Ok(true);
+        }
+        match page.last() {
+            Some(last) if page.len() == page_max => from = last.global_index.saturating_add(1),
+            _ => return Ok(false),
+        }
+        scanned = scanned.saturating_add(page.len());
+    }
+    Ok(false)
 }
 
 /// The equivocation evidence: regulators.

@@ -247,6 +247,14 @@ impl<'a> Batch<'a> {
                 &[],
             )?;
         }
+        // A clinician's access is her institution's too, as the ledger's accessor logs have it.
+        if let Some(staff) = &e.staff {
+            self.put(
+                CF_IDX_ACCESSOR,
+                &index_key(&staff.institution.0, ev.global_index),
+                &[],
+            )?;
+        }
         self.put(
             CF_IDX_ACCESSOR,
             &index_key(&e.accessor.0, ev.global_index),

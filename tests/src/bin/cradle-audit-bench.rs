@@ -5,10 +5,11 @@
 //! 1. `cradle-genesis localnet --members 1 --deterministic` writes one validator's home.
 //! 2. Before the node starts, blocks are written straight into its store, each one built and
 //!    applied by the ledger's own rules and finalised by the validator's precommit, exactly as
-//!    the consensus driver would commit it: the patients' enrolments, one archive per patient in
-//!    the member's custody, then `--records` access records, each embedding the accessor's
-//!    signed request. Accessors are the custodian itself (60 %), the patient (30 %) or a
-//!    clinician outside the consortium, which the rule denies (10 %). One "probe" patient has
+//!    the consensus driver would commit it: one clinician's registration, the patients'
+//!    enrolments, one archive per patient in the member's custody, then `--records` access
+//!    records, each embedding the accessor's signed request. Accessors are the custodian's
+//!    clinician (60 %, the archive key re-wrapped for her in each record), the patient (30 %) or
+//!    a key the rule denies (10 %). One "probe" patient has
 //!    about 200 events spread over the whole run, a few "quiet" patients have 5 each, the rest
 //!    share the remainder at random (about 50 each by default). Block times are spread over the
 //!    months between genesis and now, so histories span a pregnancy rather than minutes.
@@ -37,6 +38,7 @@ use cradle_ledger::audit::{AuditAnswer, verify_answer};
 use cradle_ledger::block::{self, ChainTip, Executed, FinalizedBlock};
 use cradle_ledger::codec::BoundedVec;
 use cradle_ledger::crypto::{self, TAG_ACCESS_REQUEST};
+use cradle_ledger::staff::{Department, RegisterStaff, StaffKeys, StaffRole};
 use cradle_ledger::tx::*;
 use cradle_ledger::{ArchiveId, Consortium, Keypair, keywrap};
 use cradle_node::storage::Store;
@@ -111,6 +113,11 @@ fn seeded(tag: u8, i: u64) -> Keypair {
     Keypair::from_seed(&seed)
 }
 
+/// Patient `p`'s archive key.
+fn archive_key(p: u64) -> [u8; 32] {
+    crypto::sha256_parts(&[b"archive key".as_slice(), &archive_of(p).0])
+}
+
 fn archive_of(p: u64) -> ArchiveId {
     ArchiveId(crypto::sha256_parts(&[
         b"audit-bench".as_slice(),
@@ -150,8 +157,9 @@ impl Plan {
         match mix(i ^ 0xacce55) % 10 {
             0..=5 => Accessor::Custodian,
             6..=8 => Accessor::Patient,
-            // Denied: a member without a grant (the regulator, the one member besides the
-            // custodian here); only a member or the archive's patient has an access recorded.
+            // Denied: a member's own key (the regulator, the one member besides the custodian
+            // here): records are read by people; only a clinician, a member or the archive's
+            // patient has an access recorded.
             _ => Accessor::Outsider(0),
         }
     }
@@ -161,6 +169,10 @@ impl Plan {
 struct Signer<'a> {
     chain: crypto::Hash,
     member: &'a Keypair,
+    /// The custodian's obstetrician, who reads for it.
+    clinician: &'a Keypair,
+    /// Each patient's archive key wrapped for the clinician.
+    clinician_keys: &'a [WrappedKey],
     patients: &'a [Keypair],
     outsiders: &'a [Keypair],
     plan: &'a Plan,
@@ -177,6 +189,19 @@ impl Signer<'_> {
         .sign(self.member)
     }
 
+    /// The member registers its clinician, before any other transaction (nonce 0).
+    fn register_clinician(&self) -> SignedTransaction {
+        self.sign(
+            0,
+            TxBody::RegisterStaff(RegisterStaff {
+                institution: self.member.public_key(),
+                keys: StaffKeys::prove(self.clinician, &self.chain),
+                role: StaffRole::Obstetrician,
+                department: Department::Obstetrics,
+            }),
+        )
+    }
+
     fn enrol(&self, p: u64) -> SignedTransaction {
         let pk = &self.patients[p as usize];
         let body = EnrolPatient::prove(pk, &self.chain);
@@ -186,9 +211,10 @@ impl Signer<'_> {
     fn register(&self, p: u64) -> anyhow::Result<SignedTransaction> {
         let pk = &self.patients[p as usize];
         let archive = archive_of(p);
-        let key = crypto::sha256_parts(&[b"archive key".as_slice(), &archive.0]);
+        let key = archive_key(p);
         let body = RegisterArchive {
             archive,
+            custodian: self.member.public_key(),
             patient: pk.public_key(),
             ciphertext_sha256: crypto::sha256(&key),
             size_bytes: 600_000,
@@ -203,17 +229,25 @@ impl Signer<'_> {
     fn access(&self, i: u64, time_ms: u64) -> SignedTransaction {
         let p = self.plan.patient_of(i);
         let (accessor, purpose, outcome) = match self.plan.accessor_of(i) {
-            Accessor::Custodian => (self.member, Purpose::Treat, AccessOutcome::Permitted),
+            Accessor::Custodian => (
+                self.clinician,
+                Purpose::Treat,
+                AccessOutcome::Permitted {
+                    key_for_accessor: Some(self.clinician_keys[p as usize]),
+                },
+            ),
             Accessor::Patient => (
                 &self.patients[p as usize],
                 Purpose::PatientRequest,
-                AccessOutcome::Permitted,
+                AccessOutcome::Permitted {
+                    key_for_accessor: None,
+                },
             ),
             Accessor::Outsider(k) => (
                 &self.outsiders[k as usize],
                 Purpose::Treat,
                 AccessOutcome::Denied {
-                    reason: DenialReason::NoGrant,
+                    reason: DenialReason::InstitutionKey,
                 },
             ),
         };
@@ -337,7 +371,15 @@ fn generate(
         counts[plan.patient_of(i) as usize] += 1;
     }
     let per = args.block_txs;
-    let blocks = 2 * args.patients.div_ceil(per) + args.records.div_ceil(per);
+    let blocks = 1 + 2 * args.patients.div_ceil(per) + args.records.div_ceil(per);
+    let clinician = seeded(0xc1, 0);
+    let clinician_keys = on_two_cores(0..args.patients, &|p| {
+        Ok(keywrap::wrap_key(
+            &archive_key(p),
+            &archive_of(p),
+            &clinician.x25519_public(),
+        )?)
+    })?;
     // Spread the blocks over the time since genesis, at most 12 hours apart, ending an hour ago.
     let span = now_ms()
         .saturating_sub(consortium.genesis_time_ms)
@@ -361,6 +403,8 @@ fn generate(
     let s = Signer {
         chain: consortium.chain_id,
         member,
+        clinician: &clinician,
+        clinician_keys: &clinician_keys,
         patients: &patients,
         outsiders: &outsiders,
         plan: &plan,
@@ -371,6 +415,7 @@ fn generate(
         args.records,
         interval_ms / 60_000
     );
+    w.commit(vec![s.register_clinician()])?;
     for start in (0..args.patients).step_by(per as usize) {
         let end = (start + per).min(args.patients);
         w.commit(on_two_cores(start..end, &|p| Ok(s.enrol(p)))?)?;

@@ -20,7 +20,7 @@ use cradle_ledger::access::{AccessOutcome, AccessRequest, SignedAccessRequest};
 use cradle_ledger::codec::{self, BoundedVec};
 use cradle_ledger::crypto::{self, TAG_ACCESS_REQUEST};
 use cradle_ledger::tx::*;
-use cradle_ledger::{ArchiveId, Hash, Keypair, X25519Public};
+use cradle_ledger::{ArchiveId, Hash, Keypair, PublicKey, X25519Public};
 use cradle_tests::stats::percentile;
 use cradle_tests::txs::{fresh_nonce, patient};
 use serde_json::{Value, json};
@@ -252,9 +252,10 @@ fn main() -> anyhow::Result<()> {
         setup[i] = txs;
     }
     submit_setup(&apis, &setup)?;
-    let register = |p: u64, archive: ArchiveId, category: Category| {
+    let register = |custodian: PublicKey, p: u64, archive: ArchiveId, category: Category| {
         TxBody::RegisterArchive(RegisterArchive {
             archive,
+            custodian,
             patient: pkeys[p as usize].public_key(),
             ciphertext_sha256: archive.0,
             size_bytes: 600_000,
@@ -268,7 +269,12 @@ fn main() -> anyhow::Result<()> {
         let txs: Vec<Vec<u8>> = (0..args.patients)
             .filter(|&p| mine(p) == i as u64)
             .map(|p| {
-                let body = register(p, archive_of(run, p), Category::PrenatalVisit);
+                let body = register(
+                    m.key.public_key(),
+                    p,
+                    archive_of(run, p),
+                    Category::PrenatalVisit,
+                );
                 sign(chain, &m.key, body)
             })
             .collect();
@@ -318,7 +324,9 @@ fn main() -> anyhow::Result<()> {
                 Pending::Member(Box::new(TxBody::RecordAccess(RecordAccess {
                     request: SignedAccessRequest { request, signature },
                     grant: None,
-                    outcome: AccessOutcome::Permitted,
+                    outcome: AccessOutcome::Permitted {
+                        key_for_accessor: None,
+                    },
                 })))
             }
             4..=6 => {
@@ -328,6 +336,7 @@ fn main() -> anyhow::Result<()> {
                 ))))
             }
             7 | 8 => Pending::Member(Box::new(register(
+                members[m].key.public_key(),
                 own(true),
                 archive_of(run + 1, k),
                 Category::Ultrasound,
@@ -340,6 +349,7 @@ fn main() -> anyhow::Result<()> {
                     grantee: members[(p as usize + 1) % members.len()].key.public_key(),
                     scope: Scope::Archives(BoundedVec::new(vec![archive])?),
                     purposes: BoundedVec::new(vec![Purpose::Treat])?,
+                    roles: BoundedVec::empty(),
                     valid_from_ms: now_ms(),
                     expires_at_ms: now_ms() + 30 * 24 * 3600 * 1000,
                     archive_keys: BoundedVec::new(vec![ArchiveKey {

@@ -98,11 +98,18 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
         &consortium.chain_id,
         &events,
     )?;
+    // Each clinician's name comes from her institution's node, to whom may know it.
+    let session = cradle_client::session::Session::over(
+        node_with(cli, &genesis)?,
+        genesis.clone(),
+        key(cli)?,
+    )?;
+    let names = session.staff_names(&events);
     match args.format {
         RecordFormat::Table => {
             print!(
                 "{}",
-                a::render_table_with(&events, &consortium, &justifications)
+                a::render_table_with(&events, &consortium, &justifications, &names)
             );
             match &verified {
                 Some(v) => println!(
@@ -116,7 +123,10 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
             }
         }
         RecordFormat::Json => match &verified {
-            Some(v) => println!("{}", a::render_json_with(v, &consortium, &justifications)),
+            Some(v) => println!(
+                "{}",
+                a::render_json_with(v, &consortium, &justifications, &names)
+            ),
             None => {
                 let items: Vec<_> = events
                     .iter()
@@ -124,6 +134,7 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
                         json!({
                             "index": ie.index,
                             "event": ie.event,
+                            "name": ie.event.staff.and_then(|s| names.get(&s.id)),
                             "justification": justifications.get(&ie.event.tx_hash),
                         })
                     })
@@ -140,6 +151,7 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
                 &consortium,
                 &hex::encode(consortium.chain_id),
                 &justifications,
+                &names,
             );
             println!("{}", serde_json::to_string_pretty(&bundle)?);
         }

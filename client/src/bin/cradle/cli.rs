@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use cradle_ledger::staff::{Department, StaffRole};
 use cradle_ledger::tx::{Category, Purpose};
 
 #[derive(Parser)]
@@ -74,6 +75,10 @@ pub(crate) enum Command {
     /// A patient's consent: grant, revoke, list.
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// An institution's clinicians (for its administrator): add, suspend, reinstate, retire,
+    /// rotate-key, list.
+    #[command(subcommand)]
+    Staff(StaffCommand),
     /// Who read what: a patient's, an archive's or an institution's access history, or every
     /// break-glass access; or (for regulators) the validators caught equivocating. With
     /// --verify, checked from genesis without trusting the node.
@@ -198,6 +203,11 @@ pub(crate) enum ConsentCommand {
         /// all, categories:ultrasound,lab-results, or archives:ID,ID
         #[arg(long, default_value = "all")]
         scope: String,
+        /// Only the grantee's clinicians of these roles, comma-separated (obstetrician,
+        /// midwife, nurse, general-practitioner, emergency-physician, paediatrician,
+        /// administrator); all its clinicians by default.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<StaffRole>,
         /// How long the grant lasts: 30d, 12h, 15m or 90s.
         #[arg(long)]
         expires: String,
@@ -216,5 +226,63 @@ pub(crate) enum ConsentCommand {
         patient: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
         format: RecordFormat,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum StaffCommand {
+    /// Register a clinician of your institution: PUBKEY is her public key file with her proof
+    /// (`cradle keygen --genesis ...` wrote it on her machine). Her name and staff number stay
+    /// in your node's directory, never on the ledger.
+    Add {
+        pubkey: String,
+        /// obstetrician, midwife, nurse, general-practitioner, emergency-physician,
+        /// paediatrician or administrator.
+        #[arg(long)]
+        role: StaffRole,
+        /// obstetrics, midwifery, neonatology, emergency, maternal-child-health,
+        /// general-practice, laboratory, imaging or administration.
+        #[arg(long)]
+        department: Department,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        staff_number: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Suspend a clinician (her current key, or its file): refused from the next block.
+    Suspend {
+        staff: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Reinstate a suspended clinician.
+    Reinstate {
+        staff: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Retire a clinician who left: refused for good from the next block.
+    Retire {
+        staff: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Replace a clinician's keys (a lost or stolen device): the old key is refused from the
+    /// next block; NEW_PUBKEY is her new public key file with her proof.
+    RotateKey {
+        staff: String,
+        new_pubkey: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Your institution's clinicians (or --institution's, for a regulator), every key ever
+    /// registered, with names when asked of the institution's own node.
+    List {
+        #[arg(long)]
+        institution: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
 }

@@ -7,6 +7,7 @@ mod cli;
 mod consent;
 mod keys;
 mod progress;
+mod staff;
 
 use std::process::ExitCode;
 
@@ -61,7 +62,7 @@ pub(crate) fn genesis(cli: &Cli) -> anyhow::Result<GenesisDoc> {
     GenesisDoc::load(path).with_context(|| format!("reading the genesis {}", path.display()))
 }
 
-fn session(cli: &Cli) -> anyhow::Result<Session> {
+pub(crate) fn session(cli: &Cli) -> anyhow::Result<Session> {
     let genesis = genesis(cli)?;
     Ok(Session::over(
         node_with(cli, &genesis)?,
@@ -244,10 +245,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
             )?;
         }
+        Command::Staff(cmd) => staff::run(&cli, cmd)?,
         Command::Consent(ConsentCommand::Grant {
             grantee,
             purpose,
             scope,
+            roles,
             expires,
             format,
         }) => {
@@ -259,6 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &member,
                 parse_scope(scope)?,
                 purpose.clone(),
+                roles.clone(),
                 now,
                 expires_at,
             )?;
@@ -267,6 +271,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &json!({
                     "grant": id,
                     "grantee": member.name,
+                    "roles": roles,
                     "expires_at_ms": expires_at,
                     "tx": r.hash,
                     "height": r.height,

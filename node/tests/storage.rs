@@ -35,7 +35,7 @@ mod storage {
 
     /// A deterministic chain: two patients enrolled, three archives over three custodians, a
     /// grant, then blocks of four access records each (permitted by patient, by grant, denied
-    /// by custodian and by lack of grant). `blocks` counts every block, at least 4.
+    /// by custodian and by lack of grant). `blocks` counts every block, at least 5 (the clinicians' registration first).
     struct Chain {
         world: World,
         executed: Vec<Executed>,
@@ -53,7 +53,8 @@ mod storage {
             );
             let (p1, p2) = (patient_key(1), patient_key(2));
             let (ar1, ar2, ar3) = (archive_id(1), archive_id(2), archive_id(3));
-            let mut executed = Vec::new();
+            // The world's first block registered its clinicians.
+            let mut executed = w.executed.clone();
             let txs = vec![w.enrol(&a, &p1), w.enrol(&c, &p2)];
             executed.push(w.commit(txs).unwrap());
             let txs = vec![
@@ -65,7 +66,7 @@ mod storage {
             let (tx, gid) = w.grant(&p1, &b, Scope::All, &[Purpose::Treat], 30, &[ar1, ar3]);
             executed.push(w.commit_one(tx).unwrap());
             executed.push(w.commit(vec![]).unwrap());
-            for k in 0..blocks.saturating_sub(4) {
+            for k in 0..blocks.saturating_sub(5) {
                 let k = u8::try_from(k).unwrap();
                 executed.push(access_block(&mut w, k, &p1, gid));
             }
@@ -357,7 +358,7 @@ mod storage {
     fn storage_indexes_return_events_in_order_with_limits() {
         let dir = TempDir::new().unwrap();
         let store = open(&dir);
-        let chain = Chain::build(9);
+        let chain = Chain::build(10);
         chain.commit_all(&store);
         let events = chain.events();
         assert_eq!(events.len(), 20);
@@ -399,7 +400,9 @@ mod storage {
                 Box::new(|f, l| store.events_for_accessor(&b, f, l).unwrap()),
                 events
                     .iter()
-                    .filter(|e| e.event.accessor == b)
+                    .filter(|e| {
+                        e.event.accessor == b || e.event.staff.is_some_and(|s| s.institution == b)
+                    })
                     .cloned()
                     .collect(),
             ),
@@ -437,7 +440,7 @@ mod storage {
     fn storage_serves_inclusion_and_consistency_proofs_that_verify() {
         let dir = TempDir::new().unwrap();
         let store = open(&dir);
-        let chain = Chain::build(10);
+        let chain = Chain::build(11);
         chain.commit_all(&store);
         let last = &chain.blocks().last().unwrap().block.header;
         let size = last.access_log_size;
@@ -505,18 +508,18 @@ mod storage {
         let dir = TempDir::new().unwrap();
         let store = open(&dir);
         let chain = Chain::build(8);
-        for (fb, ex) in chain.blocks()[..5].iter().zip(&chain.executed) {
+        for (fb, ex) in chain.blocks()[..6].iter().zip(&chain.executed) {
             store.commit_block(fb, ex).unwrap();
         }
         let snap = store.snapshot();
-        for (fb, ex) in chain.blocks()[5..].iter().zip(&chain.executed[5..]) {
+        for (fb, ex) in chain.blocks()[6..].iter().zip(&chain.executed[6..]) {
             store.commit_block(fb, ex).unwrap();
         }
-        let at5 = &chain.blocks()[4].block.header;
+        let at5 = &chain.blocks()[5].block.header;
         assert_eq!(snap.tip().unwrap(), Some(ChainTip::of(at5)));
         assert_eq!(snap.state_root().unwrap(), at5.state_root.0);
         assert_eq!(snap.access_log().unwrap().size(), at5.access_log_size);
-        assert!(snap.block(6).unwrap().is_none());
+        assert!(snap.block(7).unwrap().is_none());
         assert!(snap.event(at5.access_log_size).unwrap().is_none());
         let p1 = chain.patients[0];
         let seen = snap.events_for_patient(&p1, 0, 1000).unwrap();

@@ -104,6 +104,57 @@ pub fn mother_with_archive(c: &Cluster, work: &Path, custodian: usize, record: &
     }
 }
 
+/// A clinician's key files.
+pub struct Clinician {
+    pub key: PathBuf,
+    pub public: PathBuf,
+}
+
+/// Makes a clinician's key in `work` (named `name`, on her own machine in life) and has member
+/// `institution` register her with `role` and `department` through its own node, with `name`
+/// and a staff number in its directory.
+pub fn clinician(
+    c: &Cluster,
+    work: &Path,
+    institution: usize,
+    role: &str,
+    department: &str,
+    name: &str,
+) -> Clinician {
+    std::fs::create_dir_all(work).expect("work directory");
+    let file = name.to_lowercase().replace(' ', "-");
+    let key = work.join(format!("{file}.key"));
+    ok(
+        Command::new(bin("cradle").expect("the cradle binary is built"))
+            .args(["keygen", "--out"])
+            .arg(&key)
+            .arg("--genesis")
+            .arg(c.nodes[institution].home.join("genesis.json"))
+            .output()
+            .expect("running cradle keygen"),
+    );
+    let public = work.join(format!("{file}.key.pub"));
+    let member = c.nodes[institution].home.join("node.key");
+    ok(cradle(
+        &c.nodes[institution].api,
+        &member,
+        &[
+            "staff",
+            "add",
+            public.to_str().expect("UTF-8 path"),
+            "--role",
+            role,
+            "--department",
+            department,
+            "--name",
+            name,
+            "--staff-number",
+            &format!("S-{}", file.len()),
+        ],
+    ));
+    Clinician { key, public }
+}
+
 /// A committed transaction as member `node` has it (`GET /v1/txs/{tx}`). The node that answered
 /// a client may be a block ahead of this one, so it is given up to `wait` to commit it.
 pub fn committed_tx(c: &Cluster, node: usize, tx: &str, wait: Duration) -> Value {

@@ -385,7 +385,11 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     let a_url = c.nodes[0].api.clone();
     let a_key = c.nodes[0].home.join("node.key"); // County Hospital 1, the custodian
     let b_key = c.nodes[1].home.join("node.key"); // County Hospital 2, the referral hospital
-    let clinic_key = c.nodes[2].home.join("node.key"); // Township Clinic 1
+    // People read, with their own keys: an obstetrician at B, a midwife at the clinic.
+    let b_doc =
+        cradle_tests::cli::clinician(&c, &work, 1, "obstetrician", "obstetrics", "Zhang Wei").key;
+    let clinic_midwife =
+        cradle_tests::cli::clinician(&c, &work, 2, "midwife", "midwifery", "Li Mei").key;
     let record = prenatal_record();
 
     // The patient makes her key; hospital A enrols her and registers her prenatal file.
@@ -451,7 +455,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     // B has no grant: denied, logged, nothing written.
     let b_out = work.join("b.json");
     let err = refused(
-        get(&b_key, "TREAT", &b_out, &[]),
+        get(&b_doc, "TREAT", &b_out, &[]),
         "no grant covers this archive",
     );
     assert!(!b_out.exists());
@@ -476,7 +480,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
         ],
     ));
     assert_eq!(grant.len(), 64, "grant id: {grant}");
-    let got = json(get(&b_key, "TREAT", &b_out, &[]));
+    let got = json(get(&b_doc, "TREAT", &b_out, &[]));
     same_bytes(&record, &b_out);
     assert_eq!(got["outcome"], "permitted");
     assert_eq!(
@@ -507,7 +511,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     let second_out = work.join("second.json");
     let got = json(cradle(
         &a_url,
-        &b_key,
+        &b_doc,
         &[
             "archive",
             "get",
@@ -526,7 +530,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     // The grant does not cover research.
     let research = work.join("research.json");
     let err = refused(
-        get(&b_key, "HRESCH", &research, &[]),
+        get(&b_doc, "HRESCH", &research, &[]),
         "the grant does not cover this purpose",
     );
     assert!(!research.exists());
@@ -546,7 +550,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     ok(cradle(&a_url, &p_key, &["consent", "revoke", &grant]));
     let again = work.join("again.json");
     let err = refused(
-        get(&b_key, "TREAT", &again, &[]),
+        get(&b_doc, "TREAT", &again, &[]),
         "the patient revoked the grant",
     );
     assert!(!again.exists());
@@ -563,12 +567,12 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
 
     // Emergency: B breaks the glass with a justification; permitted, flagged, decrypts.
     refused(
-        get(&b_key, "ETREAT", &again, &[]),
+        get(&b_doc, "ETREAT", &again, &[]),
         "emergency access needs a justification",
     );
     let glass = work.join("glass.json");
     let got = json(get(
-        &b_key,
+        &b_doc,
         "ETREAT",
         &glass,
         &[
@@ -617,7 +621,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     let altered = work.join("altered.json");
     let out = cradle(
         &a_url,
-        &b_key,
+        &b_doc,
         &[
             "archive",
             "get",
@@ -675,7 +679,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     };
     refused(
         upload(&stranger),
-        "neither a member nor an enrolled patient",
+        "neither a member, a clinician nor an enrolled patient",
     );
     refused(upload(&b_key), "upload to your own institution's node");
 
@@ -699,7 +703,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     std::thread::sleep(Duration::from_secs(4));
     let late = work.join("late.json");
     let err = refused(
-        get(&clinic_key, "TREAT", &late, &[]),
+        get(&clinic_midwife, "TREAT", &late, &[]),
         "the grant has expired",
     );
     assert!(!late.exists());
@@ -815,11 +819,17 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
         table.contains("County Hospital 2") && table.contains("prenatal-visit"),
         "{table}"
     );
+    // She sees the people who read her records, by role and name: the names come from each
+    // clinician's institution, which serves them to the patient whose records were read.
+    assert!(
+        table.contains("obstetrician Zhang Wei") && table.contains("midwife Li Mei"),
+        "{table}"
+    );
 
     // One more access; the next verified audit moves the checkpoint over a consistency proof.
     let once_more = work.join("once-more.json");
     refused(
-        get(&b_key, "HRESCH", &once_more, &[]),
+        get(&b_doc, "HRESCH", &once_more, &[]),
         "the grant does not cover this purpose",
     );
     let history = json(audit(1, "json"));
@@ -886,7 +896,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     }
     // The log grows; a node whose log does not extend the remembered one is refused.
     refused(
-        get(&b_key, "HRESCH", &once_more, &[]),
+        get(&b_doc, "HRESCH", &once_more, &[]),
         "the grant does not cover this purpose",
     );
     c.wait_height(2, c.height(0).unwrap(), WAIT).unwrap();
@@ -953,6 +963,11 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
             .iter()
             .all(|e| e["break_glass"] == true && e["institution"] == "County Hospital 2")
     );
+    // The regulator reviews each emergency access by person: role, pseudonymous id, name.
+    for e in glass {
+        assert_eq!(e["staff"]["role"], "obstetrician", "{e}");
+        assert_eq!(e["staff"]["name"], "Zhang Wei", "{e}");
+    }
     // The patient and the regulator read each justification with their own key; the
     // institution that wrote it, and everyone else, see only that one exists.
     let texts = [
@@ -1020,7 +1035,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     ));
     let newer = work.join("newer.json");
     ok(get(
-        &b_key,
+        &b_doc,
         "ETREAT",
         &newer,
         &["--justification", "cord prolapse"],
@@ -1053,7 +1068,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     tape_record("/fetch");
     let first = work.join("first.json");
     ok(get(
-        &b_key,
+        &b_doc,
         "ETREAT",
         &first,
         &["--justification", "sepsis", "--custodian", &custodian.url],
@@ -1062,7 +1077,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     replay();
     let unlogged = work.join("unlogged.json");
     let out = get(
-        &b_key,
+        &b_doc,
         "ETREAT",
         &unlogged,
         &["--justification", "sepsis", "--custodian", &custodian.url],
@@ -1081,7 +1096,7 @@ fn consent_governs_every_read_and_every_access_is_on_the_ledger() {
     });
     let forged = work.join("forged.json");
     let out = get(
-        &b_key,
+        &b_doc,
         "ETREAT",
         &forged,
         &["--justification", "sepsis", "--custodian", &forging.url],
@@ -1130,7 +1145,6 @@ fn break_glass_is_denied_when_genesis_forbids_it() {
     std::fs::create_dir_all(&work).unwrap();
     let a_url = c.nodes[0].api.clone();
     let a_key = c.nodes[0].home.join("node.key");
-    let b_key = c.nodes[1].home.join("node.key");
     let p_key = work.join("patient.key");
     assert!(
         Command::new(bin("cradle").unwrap())
@@ -1162,11 +1176,20 @@ fn break_glass_is_denied_when_genesis_forbids_it() {
             "labour-and-delivery",
         ],
     ));
+    let b_doc = cradle_tests::cli::clinician(
+        &c,
+        &work,
+        1,
+        "emergency-physician",
+        "emergency",
+        "Chen Jing",
+    )
+    .key;
     let out = work.join("glass.json");
     let err = refused(
         cradle(
             &a_url,
-            &b_key,
+            &b_doc,
             &[
                 "archive",
                 "get",

@@ -30,7 +30,8 @@ enum Class {
 fn class(path: &str) -> Class {
     match path {
         "/healthz" | "/v1/status" => Class::Open,
-        "/v1/genesis" | "/v1/members" | "/v1/audit/consistency" => Class::Known,
+        // A clinician's ledger record is pseudonymous (id, institution, role, status).
+        "/v1/genesis" | "/v1/members" | "/v1/audit/consistency" | "/v1/staff/{key}" => Class::Known,
         "/v1/txs" | "/v1/txs/batch" => Class::TxSigned,
         _ => Class::Restricted,
     }
@@ -39,6 +40,8 @@ fn class(path: &str) -> Class {
 /// The route's path with real identifiers of the mother's records.
 struct Ids {
     mother: String,
+    /// The key of a clinician who read the mother's record.
+    staff: String,
     archive: String,
     grant: String,
     tx: String,
@@ -50,10 +53,15 @@ fn fill(path: &str, ids: &Ids) -> String {
     } else {
         &ids.archive
     };
+    let key = if path.starts_with("/v1/staff/") {
+        &ids.staff
+    } else {
+        &ids.mother
+    };
     let filled = path
         .replace("{height}", "1")
         .replace("{hash}", &ids.tx)
-        .replace("{key}", &ids.mother)
+        .replace("{key}", key)
         .replace("{archive}", &ids.archive)
         .replace("{id}", id);
     if filled == "/v1/audit/consistency" {
@@ -122,10 +130,28 @@ fn every_route_refuses_whom_it_does_not_concern_and_tells_them_nothing() {
         ],
     )))
     .unwrap();
+    // The grantee's midwife reads the mother's record: the mother may then learn her name.
+    let midwife = cradle_tests::cli::clinician(&c, &work, 1, "midwife", "midwifery", "Wang Fang");
+    let read_out = work.join("read.json");
+    ok(cradle(
+        &c.nodes[0].api,
+        &midwife.key,
+        &[
+            "archive",
+            "get",
+            &mother.archive,
+            "--purpose",
+            "TREAT",
+            "--out",
+            read_out.to_str().unwrap(),
+        ],
+    ));
+    let midwife_key = cradle_genesis::keyfile::read_key_file(&midwife.key).unwrap();
     let mother_key = cradle_genesis::keyfile::read_key_file(&mother.key).unwrap();
     let other_key = cradle_genesis::keyfile::read_key_file(&other.key).unwrap();
     let ids = Ids {
         mother: mother_key.public_key().to_hex(),
+        staff: midwife_key.public_key().to_hex(),
         archive: mother.archive.clone(),
         grant: granted["grant"].as_str().unwrap().to_string(),
         tx: granted["tx"].as_str().unwrap().to_string(),
@@ -246,6 +272,51 @@ fn every_route_refuses_whom_it_does_not_concern_and_tells_them_nothing() {
         );
     }
     assert_eq!(call(&mother_api, "GET", "/v1/audit/break-glass").0, 403);
+
+    // The midwife's name: to the mother whose record she read, from the midwife's own
+    // institution's node; to her institution; never to another mother or another institution.
+    let directory = format!("/v1/staff/{}/directory", ids.staff);
+    let mother_at_b = c.anonymous(1).signed_by(&mother_key, chain);
+    let (status, body) = call(&mother_at_b, "GET", &directory);
+    assert_eq!(status, 200, "the mother asking her reader's name: {body}");
+    assert!(body.contains("Wang Fang"), "{body}");
+    assert_eq!(call(&c.client(1), "GET", &directory).0, 200);
+    let other_at_b = c.anonymous(1).signed_by(&other_key, chain);
+    assert_eq!(call(&other_at_b, "GET", &directory).0, 403);
+    assert_eq!(call(&c.client(2), "GET", &directory).0, 403);
+    // Another node than hers keeps no names: it says whose node to ask.
+    assert_eq!(call(&mother_api, "GET", &directory).0, 421);
+    // Only her institution writes its directory; the midwife herself does not.
+    let staff_list = format!(
+        "/v1/members/{}/staff",
+        c.genesis.members[1].public_key.to_hex()
+    );
+    assert_eq!(call(&c.client(1), "GET", &staff_list).0, 200);
+    assert_eq!(call(&c.client(2), "GET", &staff_list).0, 403);
+    assert_eq!(call(&mother_at_b, "GET", &staff_list).0, 403);
+    let midwife_api = c.anonymous(1).signed_by(&midwife_key, chain);
+    assert_eq!(call(&midwife_api, "GET", &staff_list).0, 403);
+    for (who, key) in [
+        ("another institution", c.member_key(2).unwrap()),
+        ("the midwife", midwife_key),
+    ] {
+        let s =
+            cradle_client::session::Session::over(c.anonymous(1), c.genesis.clone(), key).unwrap();
+        let entry = cradle_client::session::staff::DirectoryEntry {
+            name: "Someone Else".into(),
+            staff_number: "X-1".into(),
+        };
+        let refused = s.set_directory(&midwife_key_public(&midwife.key), &entry);
+        assert!(
+            matches!(
+                &refused,
+                Err(cradle_client::session::ClientError::Api(
+                    ApiError::Refused { status: 403, .. }
+                ))
+            ),
+            "{who} rewrote the directory: {refused:?}"
+        );
+    }
 
     // The members-only node: a member's client presents its certificate and is served; a
     // patient's, or no certificate at all, does not get past the handshake.
@@ -378,4 +449,10 @@ impl Impostor {
     fn bytes_after_handshake(&self) -> usize {
         self.received.load(std::sync::atomic::Ordering::SeqCst)
     }
+}
+
+fn midwife_key_public(path: &std::path::Path) -> cradle_ledger::PublicKey {
+    cradle_genesis::keyfile::read_key_file(path)
+        .unwrap()
+        .public_key()
 }

@@ -34,6 +34,8 @@ pub struct World {
     pub now_ms: u64,
     nonces: HashMap<PublicKey, u64>,
     pub blocks: Vec<FinalizedBlock>,
+    /// What each block of `blocks` did.
+    pub executed: Vec<Executed>,
     /// Every access event committed, in global-log order.
     pub events: Vec<cradle_ledger::access::AccessEvent>,
 }
@@ -73,6 +75,7 @@ impl World {
             now_ms: GENESIS_MS,
             nonces: HashMap::new(),
             blocks: Vec::new(),
+            executed: Vec::new(),
             events: Vec::new(),
         };
         let roster = [
@@ -151,6 +154,7 @@ impl World {
         let executed = block::execute(&self.store, &self.consortium, checked)?;
         assert_eq!(executed, built.executed, "proposer and validator disagree");
         self.store.commit(&executed.writes);
+        self.executed.push(executed.clone());
         self.events
             .extend(executed.events.iter().map(|e| e.event.clone()));
         self.tip = ChainTip::of(&built.block.header);

@@ -110,6 +110,12 @@ node_a_pid="$(cat "$net/node0/node.pid")"
 "$cradle" keygen --out "$work/patient.key" >"$work/keygen.log" 2>&1 || die "keygen failed: $(cat "$work/keygen.log")"
 "$cradle" --node "$node_a" --key "$key_a" patient enrol "$work/patient.key.pub" --format json \
     >"$work/enrol.log" 2>&1 || die "enrol failed: $(tail -3 "$work/enrol.log")"
+# The grantee's obstetrician reads, with her own key (an institution's key reads nothing).
+"$cradle" keygen --out "$work/clinician.key" >"$work/keygen.log" 2>&1 || die "keygen failed: $(cat "$work/keygen.log")"
+"$cradle" --node "$(url_of 1)" --key "$key_b" staff add "$work/clinician.key.pub" --role obstetrician \
+    --department obstetrics --name "Bench Obstetrician" --staff-number B-1 \
+    >"$work/staff.log" 2>&1 || die "staff add failed: $(tail -3 "$work/staff.log")"
+reader_b="$work/clinician.key"
 
 bytes=$((mib * 1048576))
 echo "bench-archives: writing $mib MiB of random data" >&2
@@ -138,7 +144,7 @@ for run in $(seq 1 "$runs"); do
 
     rm -f "$work/output.bin"
     t2=$(now)
-    measured "$work/get.$run.log" "$cradle" --node "$node_a" --key "$key_b" archive get "$id" \
+    measured "$work/get.$run.log" "$cradle" --node "$node_a" --key "$reader_b" archive get "$id" \
         --purpose TREAT --out "$work/output.bin" --format json \
         || die "run $run: archive get failed: $(tail -3 "$work/get.$run.log.err")"
     t3=$(now)

@@ -90,10 +90,17 @@ for run in $(seq 1 "$runs"); do
     "$bin/cradle" --node "$node_a" --key "$work/patient.key" consent grant --grantee "$name_b" \
         --purpose TREAT --expires 1d --format json >"$work/grant.log" 2>&1 \
         || die "consent grant failed: $(tail -3 "$work/grant.log")"
+    # The grantee's obstetrician reads, with her own key (an institution's key reads nothing).
+    rm -f "$work/clinician.key" "$work/clinician.key.pub"
+    "$bin/cradle" keygen --out "$work/clinician.key" >"$work/keygen.log" 2>&1 \
+        || die "keygen failed: $(cat "$work/keygen.log")"
+    "$bin/cradle" --node "$(url_of 1)" --key "$net/node1/node.key" staff add "$work/clinician.key.pub" \
+        --role obstetrician --department obstetrics --name "Bench Obstetrician" --staff-number B-1 \
+        >"$work/staff.log" 2>&1 || die "staff add failed: $(tail -3 "$work/staff.log")"
 
     fetch() {
         "$bin/cradle-fetch-bench" --genesis "$CRADLE_GENESIS" --node "$node_a" \
-            --key "$net/node1/node.key" --archive "$id" --expect "$work/record.bin" \
+            --key "$work/clinician.key" --archive "$id" --expect "$work/record.bin" \
             --fetches "$fetches" --label "$1" --work "$work" >>"$results" \
             || die "the $1 fetches failed"
     }

@@ -1,6 +1,7 @@
 //! The promise every attack test checks while its attack runs: a mother's own fetch, another
-//! hospital's break-glass fetch of her record and the regulator's break-glass review each
-//! complete within [`PROMISE`], and afterwards her history holds exactly those accesses.
+//! hospital's emergency physician's break-glass fetch of her record and the regulator's
+//! break-glass review each complete within [`PROMISE`], and afterwards her history holds exactly
+//! those accesses.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::Cluster;
-use crate::cli::{Mother, cradle, mother_with_archive, ok, shared_record};
+use crate::cli::{Clinician, Mother, clinician, cradle, mother_with_archive, ok, shared_record};
 
 /// How long each of the three may take during an attack.
 pub const PROMISE: Duration = Duration::from_secs(2);
@@ -21,12 +22,13 @@ pub struct Kept {
     pub audit_ms: u128,
 }
 
-/// A mother with a record at member 0, the hospital (member 1) that breaks the glass, and the
-/// regulator; counts the accesses made so her history can be checked.
+/// A mother with a record at member 0, the emergency physician of the hospital (member 1) who
+/// breaks the glass, and the regulator; counts the accesses made so her history can be checked.
 pub struct Promise<'a> {
     c: &'a Cluster,
     work: PathBuf,
     pub mother: Mother,
+    pub physician: Clinician,
     record: PathBuf,
     rounds: usize,
 }
@@ -37,10 +39,12 @@ impl<'a> Promise<'a> {
         let work = c.dir.path().join("promise");
         let record = shared_record("Karla_Kessler_eb2955c7-1c46-47bd-bffc-bae94824b629.json");
         let mother = mother_with_archive(c, &work, 0, &record);
+        let physician = clinician(c, &work, 1, "emergency-physician", "emergency", "Chen Jing");
         Self {
             c,
             work,
             mother,
+            physician,
             record,
             rounds: 0,
         }
@@ -83,9 +87,9 @@ impl<'a> Promise<'a> {
         );
         let glass = self.work.join(format!("glass-{}.json", self.rounds));
         let glass_s = glass.to_str().expect("UTF-8 path");
-        let hospital = self.c.nodes[1].home.join("node.key");
+        let physician = self.physician.key.clone();
         let break_glass_ms = self.timed(
-            &hospital,
+            &physician,
             &[
                 "archive",
                 "get",

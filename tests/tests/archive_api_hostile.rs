@@ -559,7 +559,7 @@ fn hostile_archive_requests_are_refused_with_a_reason_and_change_nothing() {
             &unknown_body,
         ),
         403,
-        "only member institutions and the archive's patient may ask for an archive",
+        "only clinicians, member institutions and the archive's patient may ask for an archive",
         "a patient's fetch of an archive the ledger does not know",
     );
     refused(
@@ -709,7 +709,7 @@ fn hostile_archive_requests_are_refused_with_a_reason_and_change_nothing() {
             &blob,
         ),
         403,
-        "neither a member nor an enrolled patient",
+        "neither a member, a clinician nor an enrolled patient",
         "an upload signed by a key that is not a member",
     );
     refused(
@@ -796,7 +796,7 @@ fn hostile_archive_requests_are_refused_with_a_reason_and_change_nothing() {
         refused(
             &post(&api, &path, Some(&signed), &body),
             403,
-            "neither a member nor an enrolled patient",
+            "neither a member, a clinician nor an enrolled patient",
             case,
         );
     }

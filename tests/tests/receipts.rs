@@ -31,9 +31,11 @@ fn fetches_racing_a_revocation_each_end_within_5s_released_only_when_logged() {
     }
     let work = c.dir.path().join("work");
     let a_url = c.nodes[0].api.clone();
-    let b_key = c.nodes[1].home.join("node.key");
     let rec = shared_record("Karla_Kessler_eb2955c7-1c46-47bd-bffc-bae94824b629.json");
     let mother = mother_with_archive(&c, &work, 0, &rec);
+    // Hospital B's obstetrician reads, with her own key.
+    let b_key =
+        cradle_tests::cli::clinician(&c, &work, 1, "obstetrician", "obstetrics", "Zhang Wei").key;
     let (p_key, archive) = (mother.key, mother.archive);
     let grant = ok(cradle(
         &a_url,

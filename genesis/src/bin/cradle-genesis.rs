@@ -94,6 +94,10 @@ struct NewArgs {
     genesis_time_ms: Option<u64>,
     #[arg(long, value_enum, default_value_t = BreakGlass::Allow)]
     break_glass: BreakGlass,
+    /// The clinicians' roles that may break the glass, comma-separated (default
+    /// emergency-physician,obstetrician).
+    #[arg(long, value_delimiter = ',')]
+    break_glass_roles: Option<Vec<cradle_ledger::staff::StaffRole>>,
     #[arg(long)]
     timeout_propose_ms: Option<u64>,
     #[arg(long)]
@@ -261,6 +265,9 @@ fn new_genesis(args: NewArgs) -> Result<()> {
         consensus,
         policy: Policy {
             break_glass_allowed: matches!(args.break_glass, BreakGlass::Allow),
+            break_glass_roles: args
+                .break_glass_roles
+                .unwrap_or_else(cradle_ledger::identity::default_break_glass_roles),
             ..Policy::default()
         },
         limits: Limits::default(),
@@ -306,6 +313,13 @@ fn show(path: &Path) -> Result<()> {
             "denied"
         }
     );
+    let roles: Vec<&str> = doc
+        .policy
+        .break_glass_roles
+        .iter()
+        .map(|r| r.code())
+        .collect();
+    println!("glass roles   {}", roles.join(", "));
     println!("members       {}", doc.members.len());
     for m in &doc.members {
         println!(

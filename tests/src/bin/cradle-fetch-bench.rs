@@ -1,6 +1,6 @@
-//! `cradle-fetch-bench`: what a clinician waits for at the bedside. A grantee fetches one archive
-//! from its custodian again and again, each fetch at a random moment (so that fetches do not
-//! line up behind blocks), and the program reports, p50 and p99:
+//! `cradle-fetch-bench`: what a clinician waits for at the bedside. A grantee's clinician
+//! fetches one archive from its custodian again and again, each fetch at a random moment (so
+//! that fetches do not line up behind blocks), and the program reports, p50 and p99:
 //! - time to first byte: from asking for the archive until the custodian's answer begins, which
 //!   it sends only once the access record is committed (log-before-release);
 //! - time to a verified decrypted file: until the file is written, its ciphertext hash checked

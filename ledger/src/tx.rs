@@ -65,7 +65,7 @@ macro_rules! code_enum {
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.code())
+                f.pad(self.code())
             }
         }
 

@@ -123,7 +123,8 @@ pub enum DenialReason {
     JustificationNotSealed = 9,
     /// An institution's own key asked: records are read by a person, with her own key.
     InstitutionKey = 10,
-    /// The clinician is suspended or retired, or her key was replaced.
+    /// The clinician is suspended or retired, or her key was replaced. Such a request is
+    /// refused off the ledger and never recorded; the rule names it all the same.
     StaffNotActive = 11,
     /// A grant covers the archive and purpose, but only for other roles.
     RoleNotCovered = 12,

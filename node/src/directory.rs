@@ -25,26 +25,55 @@ const FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// One clinician as her institution knows her.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DirectoryEntry {
     pub name: String,
     pub staff_number: String,
 }
 
+/// Characters that print nothing or reorder what follows: controls, and the Unicode format
+/// characters (zero-width spaces and joiners, bidirectional overrides and isolates, the byte
+/// order mark, soft hyphen, line and paragraph separators). A name with one could pass for
+/// another in a patient's or a regulator's audit table.
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00ad}'
+                | '\u{034f}'
+                | '\u{061c}'
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{17b4}'
+                | '\u{17b5}'
+                | '\u{180b}'..='\u{180f}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{3164}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff0}'..='\u{fffb}'
+                | '\u{e0000}'..='\u{e007f}'
+        )
+}
+
 impl DirectoryEntry {
-    /// A name and staff number of printable characters within their bounds.
+    /// A name and staff number of visible characters within their bounds.
     pub fn validate(&self) -> Result<(), DirectoryError> {
         let fits = |s: &str, max: usize| {
             let s = s.trim();
-            !s.is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control)
+            !s.is_empty() && s.chars().count() <= max && !s.chars().any(invisible)
         };
         if !fits(&self.name, NAME_CHARS_MAX) {
             return Err(DirectoryError::Invalid(format!(
-                "a name is 1 to {NAME_CHARS_MAX} printable characters"
+                "a name is 1 to {NAME_CHARS_MAX} visible characters"
             )));
         }
         if !fits(&self.staff_number, STAFF_NUMBER_CHARS_MAX) {
             return Err(DirectoryError::Invalid(format!(
-                "a staff number is 1 to {STAFF_NUMBER_CHARS_MAX} printable characters"
+                "a staff number is 1 to {STAFF_NUMBER_CHARS_MAX} visible characters"
             )));
         }
         Ok(())
@@ -226,6 +255,20 @@ mod tests {
         let d = Directory::open(&path).unwrap();
         assert!(d.set(StaffId([1; 16]), entry("", "1")).is_err());
         assert!(d.set(StaffId([1; 16]), entry("a\nb", "1")).is_err());
+        for sneaky in [
+            "Ma \u{202e}Jun",
+            "Wang\u{200b}Fang",
+            "Li\u{2028}Na",
+            "\u{feff}Li",
+        ] {
+            assert!(
+                d.set(StaffId([1; 16]), entry(sneaky, "1")).is_err(),
+                "{sneaky:?}"
+            );
+        }
+        let unknown: Result<DirectoryEntry, _> =
+            serde_json::from_str(r#"{"name":"a","staff_number":"1","role":"chief"}"#);
+        assert!(unknown.is_err());
         assert!(
             d.set(StaffId([1; 16]), entry(&"x".repeat(121), "1"))
                 .is_err()

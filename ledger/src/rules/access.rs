@@ -108,14 +108,19 @@ pub(super) fn record_access<S: StateReader + ?Sized>(
             signer: *signer,
         });
     }
-    // Only a party that could be entitled has an access recorded: a clinician, a member
-    // institution or the archive's own patient. A stranger's request is refused by the custodian
-    // off the ledger; refusing it here too keeps a custodian from writing noise into a mother's
-    // history.
+    // Only a party that could be entitled has an access recorded: an active clinician, a
+    // member institution or the archive's own patient. A stranger's request, or one from a
+    // clinician no longer active (whom no institution answers for any more), is refused by the
+    // custodian off the ledger; refusing it here too keeps a custodian from writing noise into a
+    // mother's history.
     let staff = state.staff(&req.accessor)?;
-    if staff.is_none() && c.member(&req.accessor).is_none() && req.accessor != archive.patient {
+    let recordable = match &staff {
+        Some(s) => s.is_active(),
+        None => c.member(&req.accessor).is_some() || req.accessor == archive.patient,
+    };
+    if !recordable {
         return Err(Error::NotAuthorized {
-            action: "record an access by a key that is neither a clinician, a member nor the archive's patient",
+            action: "record an access by a key that is neither an active clinician, a member nor the archive's patient",
             signer: *signer,
         });
     }

@@ -64,6 +64,8 @@ pub enum FetchError {
         "only clinicians, member institutions and the archive's patient may ask for an archive"
     )]
     NotEntitled,
+    #[error("the clinician is suspended, retired or rotated out")]
+    StaffNotActive,
     #[error("no such archive on the ledger")]
     NoSuchArchive,
     #[error("this node does not hold the archive: ask {holder}'s node")]
@@ -168,16 +170,23 @@ impl Custodian {
         Ok(request)
     }
 
-    /// Only a party that could be entitled — a clinician (whatever her status: a retired one's
-    /// attempt is recorded as the denial it is), a member institution, or the archive's own
-    /// patient — has its access recorded. A stranger's request is refused and counted here, off
-    /// the ledger, so no one can fill a mother's history with noise; the refusal is the same
-    /// whether or not the archive exists.
+    /// Only a party that could be entitled — an active clinician, a member institution, or the
+    /// archive's own patient — has its access recorded. A stranger's request, or one from a
+    /// clinician no longer active (whom no institution answers for any more), is refused and
+    /// counted here, off the ledger, so no one can fill a mother's history with noise; the
+    /// refusal is the same whether or not the archive exists.
     fn entitled(&self, archive_id: &ArchiveId, signer: &PublicKey) -> Result<(), FetchError> {
-        if self.consortium.member(signer).is_some()
-            || self.ledger.staff(signer).map_err(internal)?.is_some()
-        {
+        if self.consortium.member(signer).is_some() {
             return Ok(());
+        }
+        if let Some(staff) = self.ledger.staff(signer).map_err(internal)? {
+            if staff.is_active() {
+                return Ok(());
+            }
+            self.metrics
+                .fetches_refused_strangers
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(FetchError::StaffNotActive);
         }
         let patient = self
             .ledger

@@ -65,7 +65,9 @@ impl From<FetchError> for HttpError {
         use FetchError as F;
         let (status, code) = match &e {
             F::Malformed(_) | F::OtherArchive => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
-            F::NotOwnRequest | F::NotEntitled => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            F::NotOwnRequest | F::NotEntitled | F::StaffNotActive => {
+                (StatusCode::FORBIDDEN, ErrorCode::Forbidden)
+            }
             F::BadSignature => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
             F::Stale { .. } => (StatusCode::UNAUTHORIZED, ErrorCode::StaleRequest),
             F::NoSuchArchive => (StatusCode::NOT_FOUND, ErrorCode::NotFound),

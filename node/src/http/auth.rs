@@ -102,10 +102,20 @@ fn check(
             ),
         ));
     }
-    // Only a known key (a member, a clinician, or an enrolled patient) may take a slot in the
-    // replay cache: throwaway keys cannot fill it and lock everyone else out. A suspended or
-    // retired clinician is known too: her fetch is recorded as the denial it is.
+    // Only a known key (a member, an active clinician, or an enrolled patient) may take a slot
+    // in the replay cache: throwaway keys cannot fill it and lock everyone else out. A
+    // suspended, retired or rotated-out clinician's key is nobody's from the next block on: it
+    // reads nothing and writes nothing, not even a refusal into a mother's history.
     let staff = state.store.staff(&r.signer).map_err(HttpError::internal)?;
+    if staff.as_ref().is_some_and(|s| !s.is_active()) {
+        state
+            .metrics
+            .requests_refused_unknown
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(HttpError::forbidden(
+            "the request is signed by a clinician who is suspended, retired or rotated out",
+        ));
+    }
     let known = state.consortium.member(&r.signer).is_some()
         || staff.is_some()
         || state

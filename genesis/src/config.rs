@@ -202,6 +202,13 @@ pub struct NodeConfig {
     /// A level (`info`) or comma-separated `target=level` directives (`info,cradle_node=debug`).
     #[serde(default = "default_log")]
     pub log: String,
+    /// `text` (the default) or `json`: one JSON object per line, for a log pipeline.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// How long a SIGTERM waits for in-flight API transfers and the current commit before the
+    /// node stops anyway, in milliseconds.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
     pub p2p: P2pConfig,
     pub api: ApiConfig,
     #[serde(default)]
@@ -218,12 +225,30 @@ fn default_log() -> String {
     "info".into()
 }
 
+fn default_shutdown_grace_ms() -> u64 {
+    30_000
+}
+
+/// Longest shutdown grace accepted.
+pub const SHUTDOWN_GRACE_MS_MAX: u64 = 600_000;
+
+/// How the node writes its log lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 impl Default for NodeConfig {
     fn default() -> Self {
         Self {
             member: String::new(),
             data_dir: default_data_dir(),
             log: default_log(),
+            log_format: LogFormat::Text,
+            shutdown_grace_ms: default_shutdown_grace_ms(),
             p2p: P2pConfig {
                 listen: "/ip4/127.0.0.1/tcp/26600".into(),
             },
@@ -309,6 +334,15 @@ impl NodeConfig {
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(bad("data_dir", "empty"));
+        }
+        if !(1_000..=SHUTDOWN_GRACE_MS_MAX).contains(&self.shutdown_grace_ms) {
+            return Err(bad(
+                "shutdown_grace_ms",
+                format!(
+                    "{} is outside 1000..={SHUTDOWN_GRACE_MS_MAX}",
+                    self.shutdown_grace_ms
+                ),
+            ));
         }
         if !valid_log_filter(&self.log) {
             return Err(bad(

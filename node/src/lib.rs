@@ -23,6 +23,7 @@ pub mod http;
 pub mod mempool;
 pub mod metrics;
 pub mod network;
+pub mod ops;
 pub mod storage;
 pub mod submit;
 pub mod verify;

@@ -1,4 +1,6 @@
-//! `cradle-node run --home DIR`: the daemon each member institution runs.
+//! `cradle-node`: the daemon each member institution runs (`run`), and what its operator does
+//! with it besides: `check` a home before a start, `backup` it while it runs, `restore` it onto
+//! a fresh machine.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cradle_genesis::Home;
+use cradle_genesis::config::LogFormat;
 use cradle_node::custodian::{ArchiveStore, Custodian};
 use cradle_node::driver::{self, DriverConfig, DriverParts, INGRESS_CAPACITY, Status};
 use cradle_node::http::{self, HttpState, auth::ReplayCache};
@@ -27,8 +30,34 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the node whose config, genesis, key and data live in DIR.
+    /// Run the node whose config, genesis, key and data live in DIR. SIGTERM (or Ctrl-C) stops
+    /// it gracefully: no new connections, transfers in flight finish (up to
+    /// `shutdown_grace_ms`), the consensus driver stops between blocks.
     Run {
+        #[arg(long)]
+        home: PathBuf,
+    },
+    /// Validate DIR's key, genesis and config as a start would, and print the parameters the
+    /// node would run with. Exit 0 if it would start, 1 with the reason if not.
+    Check {
+        #[arg(long)]
+        home: PathBuf,
+    },
+    /// Back up the node of DIR into OUT (a new directory), while it runs (through its operator
+    /// address, `api.metrics_listen`) or while it is stopped: a consistent copy of the ledger,
+    /// every archive it holds (checked), its staff directory, config, genesis and key (keep the
+    /// backup as safe as the key).
+    Backup {
+        #[arg(long)]
+        home: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into DIR (a fresh home, or one without a ledger); the node then resumes
+    /// from the backup's block and catches up from its peers.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
         #[arg(long)]
         home: PathBuf,
     },
@@ -36,7 +65,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Run { home } = cli.command;
+    let home = match cli.command {
+        Command::Run { home } => home,
+        Command::Check { home } => return check(&home),
+        Command::Backup { home, out } => return backup(&home, &out),
+        Command::Restore { from, home } => return restore(&from, &home),
+    };
     let home = match Home::open(&home) {
         Ok(h) => h,
         Err(e) => {
@@ -47,10 +81,13 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&home.config.log))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match home.config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -138,6 +175,20 @@ async fn run(home: Home) -> anyhow::Result<()> {
         cradle_node::directory::Directory::open(&data_dir.join("staff-directory.json"))
             .context("opening the staff directory")?,
     );
+    // Synced: the last block is at most three heartbeats and a proposal's timeout old.
+    let ready_lag_ms = params
+        .pacing
+        .heartbeat_ms
+        .saturating_mul(3)
+        .saturating_add(params.timeouts.timeout_propose_ms)
+        .max(5_000);
+    let backups = Arc::new(cradle_node::ops::backup::Checkpoints::new(
+        data_dir.clone(),
+        store.clone(),
+    ));
+    let grace = std::time::Duration::from_millis(home.config.shutdown_grace_ms);
+    let (api_stop, api_stopping) = watch::channel(false);
+    let (driver_stop, driver_stopping) = watch::channel(false);
     let api_state = Arc::new(HttpState {
         consortium: consortium.clone(),
         member,
@@ -153,6 +204,8 @@ async fn run(home: Home) -> anyhow::Result<()> {
         genesis: serde_json::to_value(&home.genesis).context("genesis as JSON")?,
         rate: http::rate::RateLimiter::new(&home.config.api.rate),
         directory,
+        ready_lag_ms,
+        backups,
     });
     let listen = home.config.api_listen().context("api address")?;
     let limits = http::serve::ServeLimits::from_config(&home.config.api);
@@ -196,9 +249,11 @@ async fn run(home: Home) -> anyhow::Result<()> {
             .with_context(|| format!("binding the metrics endpoint to {metrics_listen}"))?;
         info!(%metrics_listen, "metrics listening");
         let router = http::metrics_router(api_state.clone());
-        tokio::spawn(async move { http::serve::serve(listener, router, limits, None, None).await });
+        tokio::spawn(async move {
+            http::serve::serve(listener, router, limits, None, None, None).await
+        });
     }
-    let api = tokio::spawn(async move {
+    let mut api = tokio::spawn(async move {
         let evicted = api_state.metrics.api_connections_evicted.clone();
         http::serve::serve(
             listener,
@@ -206,6 +261,10 @@ async fn run(home: Home) -> anyhow::Result<()> {
             limits,
             tls,
             Some(evicted),
+            Some(http::serve::Graceful {
+                stop: api_stopping,
+                grace,
+            }),
         )
         .await
     });
@@ -225,6 +284,7 @@ async fn run(home: Home) -> anyhow::Result<()> {
         status: status_tx,
         ingress_tx,
         ingress_rx,
+        shutdown: driver_stopping,
     };
     let mut driver = tokio::spawn(driver::run(parts));
     let result = tokio::select! {
@@ -233,10 +293,28 @@ async fn run(home: Home) -> anyhow::Result<()> {
             Ok(Err(e)) => Err(anyhow::Error::new(e).context("consensus driver stopped")),
             Err(e) => Err(anyhow::anyhow!("consensus driver panicked: {e}")),
         },
-        r = api => Err(anyhow::anyhow!("api server stopped: {r:?}")),
+        r = &mut api => Err(anyhow::anyhow!("api server stopped: {r:?}")),
         _ = shutdown_signal() => {
-            info!("shutting down");
-            Ok(())
+            info!(grace_ms = grace.as_millis() as u64, "shutting down: no new connections; transfers in flight finish");
+            // The API first, with the driver still committing: a fetch in flight may be waiting
+            // for its access record's commit. Then the driver, between two blocks.
+            let _ = api_stop.send(true);
+            if tokio::time::timeout(grace + std::time::Duration::from_secs(1), &mut api)
+                .await
+                .is_err()
+            {
+                warn!("the api did not stop within the grace");
+            }
+            let _ = driver_stop.send(true);
+            match tokio::time::timeout(grace, &mut driver).await {
+                Ok(Ok(Ok(()))) => {
+                    info!("shut down cleanly");
+                    Ok(())
+                }
+                Ok(Ok(Err(e))) => Err(anyhow::Error::new(e).context("consensus driver stopped")),
+                Ok(Err(e)) => Err(anyhow::anyhow!("consensus driver panicked: {e}")),
+                Err(_) => Err(anyhow::anyhow!("the consensus driver did not stop within the grace")),
+            }
         }
     };
     network.shutdown().await;
@@ -251,5 +329,65 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// `cradle-node check`: the report, or the reason the node would not start.
+fn check(dir: &std::path::Path) -> ExitCode {
+    match Home::open(dir) {
+        Ok(home) => {
+            print!("{}", cradle_node::ops::check::report(&home));
+            println!("ok: the node would start");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cradle-node: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `cradle-node backup`.
+fn backup(dir: &std::path::Path, out: &std::path::Path) -> ExitCode {
+    let result = Home::open(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|home| cradle_node::ops::backup::backup(&home, out).map_err(|e| e.to_string()));
+    match result {
+        Ok(m) => {
+            println!(
+                "backed up {} at height {} ({} archive objects) into {}",
+                m.member,
+                m.height,
+                m.archives.len(),
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cradle-node: backup: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `cradle-node restore`.
+fn restore(from: &std::path::Path, dir: &std::path::Path) -> ExitCode {
+    match cradle_node::ops::backup::restore(from, dir) {
+        Ok(m) => {
+            println!(
+                "restored {} at height {} ({} archive objects) into {}: start it with \
+                 `cradle-node run --home {}`",
+                m.member,
+                m.height,
+                m.archives.len(),
+                dir.display(),
+                dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cradle-node: restore: {e}");
+            ExitCode::from(1)
+        }
     }
 }

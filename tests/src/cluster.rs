@@ -162,6 +162,30 @@ impl Cluster {
         }
     }
 
+    /// SIGTERM, as systemd stops a service; waits up to `wait` for the exit and returns its
+    /// status (`None` if it was not running or did not exit in time, then killed).
+    pub fn terminate(&mut self, i: usize, wait: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.nodes[i].child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let until = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < until {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// The process id of member `i`'s node, if it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].child.as_ref().map(Child::id)
+    }
+
     pub fn is_running(&mut self, i: usize) -> bool {
         match self.nodes[i].child.as_mut() {
             Some(c) => matches!(c.try_wait(), Ok(None)),

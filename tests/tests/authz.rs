@@ -29,7 +29,7 @@ enum Class {
 
 fn class(path: &str) -> Class {
     match path {
-        "/healthz" | "/v1/status" => Class::Open,
+        "/healthz" | "/readyz" | "/v1/status" => Class::Open,
         // A clinician's ledger record is pseudonymous (id, institution, role, status).
         "/v1/genesis" | "/v1/members" | "/v1/audit/consistency" | "/v1/staff/{key}" => Class::Known,
         "/v1/txs" | "/v1/txs/batch" => Class::TxSigned,
@@ -171,6 +171,8 @@ fn every_route_refuses_whom_it_does_not_concern_and_tells_them_nothing() {
             let class = class(route.path);
             let (status, body) = call(&anonymous, method, &path);
             let expected: &[u16] = match (class, *method) {
+                // Ready or not, /readyz names nothing but the node's own state.
+                (Class::Open, _) if route.path == "/readyz" => &[200, 503],
                 (Class::Open, _) => &[200],
                 (Class::TxSigned, _) => &[400],
                 _ => &[401],

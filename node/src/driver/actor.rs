@@ -78,6 +78,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         status,
         ingress_tx,
         mut ingress_rx,
+        mut shutdown,
     } = parts;
     let tip = store
         .tip()?
@@ -163,6 +164,10 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
                 None => return Ok(()),
             },
             _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = shutdown.changed() => {
+                info!(height = d.tip.height, "driver stops between blocks: the node is shutting down");
+                return Ok(());
+            }
         }
         let now = Instant::now();
         d.fire_timers(now)?;

@@ -84,6 +84,9 @@ pub struct DriverParts {
     pub status: watch::Sender<Status>,
     pub ingress_tx: mpsc::Sender<Ingress>,
     pub ingress_rx: mpsc::Receiver<Ingress>,
+    /// Becomes true when the node is asked to stop: the driver returns between two inputs, so
+    /// never in the middle of a commit.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// Capacity of the driver's mailbox.

@@ -68,6 +68,10 @@ pub struct HttpState {
     pub rate: rate::RateLimiter,
     /// This institution's staff directory: its clinicians' names, off the ledger.
     pub directory: Arc<crate::directory::Directory>,
+    /// How old the last block may be for `/readyz` to call the node synced.
+    pub ready_lag_ms: u64,
+    /// Where `POST /admin/checkpoint` writes (inside the data directory), and one at a time.
+    pub backups: Arc<crate::ops::backup::Checkpoints>,
 }
 
 /// An error answer: a status, a stable code and a one-line reason.
@@ -212,6 +216,7 @@ fn route(
 pub fn routes() -> Vec<Route> {
     vec![
         route("/healthz", &["GET"], get(node::healthz)),
+        route("/readyz", &["GET"], get(node::readyz)),
         route("/v1/status", &["GET"], get(node::status)),
         route("/v1/genesis", &["GET"], get(node::genesis)),
         route("/v1/txs", &["POST"], post(txs::submit)),
@@ -341,11 +346,19 @@ async fn json_errors(request: axum::extract::Request, next: axum::middleware::Ne
     HttpError::new(status, code, reason).into_response()
 }
 
-/// The operator's own endpoint: Prometheus metrics, on `api.metrics_listen` (loopback by
-/// default), never on the API's address.
+/// The operator's own endpoint, on `api.metrics_listen` (loopback by default), never on the
+/// API's address: Prometheus metrics, `/healthz` and `/readyz` for a load balancer, and
+/// `POST /admin/checkpoint`, which `cradle-node backup` asks for a consistent copy of the ledger
+/// while the node runs (written inside the data directory only).
 pub fn metrics_router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/metrics", get(node::metrics))
+        .route("/healthz", get(node::healthz))
+        .route("/readyz", get(node::readyz))
+        .route(
+            "/admin/checkpoint",
+            axum::routing::post(crate::ops::backup::checkpoint_handler),
+        )
         .fallback(|| async { HttpError::not_found("no such endpoint") })
         .with_state(state)
 }

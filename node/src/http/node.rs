@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -15,6 +15,62 @@ use super::{HttpResult, HttpState};
 /// `GET /healthz`: the process is up.
 pub async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// `GET /readyz`: the node can serve a clinician now: it is synced (its last block is at most
+/// the ready lag old) and connected to enough validators that, with its own vote, they hold
+/// more than two thirds of the voting power. 200 `ready`, or 503 with the reason, for a load
+/// balancer. It names no patient and no block, so anyone may ask.
+pub async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
+    let status = state.status.borrow().clone();
+    match not_ready(&state, &status, cradle_genesis::clock::now_ms()) {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            format!("not ready: {reason}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// Why the node is not ready, if it is not.
+fn not_ready(state: &HttpState, status: &crate::driver::Status, now_ms: u64) -> Option<String> {
+    let Some(tip) = status.tip else {
+        return Some("no block committed yet".into());
+    };
+    let age_ms = now_ms.saturating_sub(tip.time_ms);
+    if age_ms > state.ready_lag_ms {
+        return Some(format!(
+            "the last block (height {}) is {age_ms} ms old, more than {} ms: catching up or no quorum",
+            tip.height, state.ready_lag_ms
+        ));
+    }
+    // The peers this node is connected to are counted as the validators of least power: a
+    // lower bound on the power it can reach.
+    let validators = state.consortium.validators();
+    let me = validators
+        .index_of(&state.node_key.0)
+        .and_then(|i| validators.get(i))
+        .map_or(0, |v| v.voting_power);
+    let mut others: Vec<u64> = validators
+        .validators()
+        .iter()
+        .filter(|v| v.public_key != state.node_key.0)
+        .map(|v| v.voting_power)
+        .collect();
+    others.sort_unstable();
+    let reached = others
+        .iter()
+        .take(status.peers)
+        .fold(me, |sum, p| sum.saturating_add(*p));
+    if !validators.is_quorum(reached) {
+        return Some(format!(
+            "connected to {} peers: not enough validators for a quorum",
+            status.peers
+        ));
+    }
+    None
 }
 
 /// `GET /v1/status`: to anyone, the height, block hash and this node's member key; to members

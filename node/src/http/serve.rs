@@ -14,8 +14,9 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::slots::{Slot, Slots, WAIT_FOR_SLOT, Waiting, stalled, track};
 
@@ -45,21 +46,46 @@ impl ServeLimits {
     }
 }
 
-/// Accepts connections until the listener fails, serving each on its own task; over TLS when
-/// `tls` is given (the handshake has the header deadline too, so a client that stalls in it
-/// holds its slot no longer than one that stalls in its headers). `evicted` counts the
-/// connections closed to make room for newcomers.
+/// Stops a server gracefully: when `stop` turns true it accepts no more connections and waits
+/// up to `grace` for the requests in flight (a download, say) to finish.
+pub struct Graceful {
+    pub stop: watch::Receiver<bool>,
+    pub grace: Duration,
+}
+
+/// Accepts connections until told to stop, serving each on its own task; over TLS when `tls`
+/// is given (the handshake has the header deadline too, so a client that stalls in it holds
+/// its slot no longer than one that stalls in its headers). `evicted` counts the connections
+/// closed to make room for newcomers. On a graceful stop it returns once no request is in
+/// flight, or when the grace is over.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,
     tls: Option<TlsAcceptor>,
     evicted: Option<Arc<AtomicU64>>,
+    graceful: Option<Graceful>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(evicted.map_or_else(Slots::default, Slots::counting_into));
     let waiting = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
+    let (mut stop, grace) = match graceful {
+        Some(g) => (Some(g.stop), g.grace),
+        None => (None, Duration::ZERO),
+    };
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let stopping = async {
+            match stop.as_mut() {
+                Some(s) => {
+                    let _ = s.wait_for(|stop| *stop).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stopping => break,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: pause rather than spin, then go on.
@@ -100,6 +126,24 @@ pub async fn serve(
         let (router, tls) = (router.clone(), tls.clone());
         tokio::spawn(async move { serve_one(stream, peer, slot, router, limits, tls).await });
     }
+    drop(listener);
+    let until = Instant::now() + grace;
+    loop {
+        let in_flight = slots.in_flight();
+        if in_flight == 0 {
+            info!("api stopped: no request in flight");
+            break;
+        }
+        if Instant::now() >= until {
+            warn!(
+                in_flight,
+                "api stopped with requests in flight: the shutdown grace is over"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 /// Serves one connection in its slot until it ends, is cut for a newcomer, or stalls.

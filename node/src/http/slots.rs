@@ -141,6 +141,21 @@ pub(super) struct Slots {
     evicted: Arc<AtomicU64>,
 }
 
+impl Slots {
+    /// Requests being served now, answers still streaming included.
+    pub(super) fn in_flight(&self) -> usize {
+        let table = self
+            .table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        table
+            .open
+            .values()
+            .map(|c| c.in_flight.load(Ordering::Acquire))
+            .sum()
+    }
+}
+
 /// A connection's place in [`Slots`], given back when dropped.
 pub(super) struct Slot {
     id: u64,

@@ -196,6 +196,14 @@ macro_rules! read_methods {
 use read_methods;
 
 impl Store {
+    /// A consistent copy of the whole store at `dir` (which must not exist), made while the
+    /// store is in use: RocksDB's checkpoint, hard links to the immutable table files where
+    /// `dir` is on the same file system, copies otherwise. It opens as a store of its own.
+    pub fn checkpoint(&self, dir: &Path) -> Result<(), StorageError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dir)?;
+        Ok(())
+    }
+
     /// Opens the store at `path`, creating the directory, the database and any missing column
     /// family; a new store is stamped with [`SCHEMA_VERSION`], another version is refused.
     pub fn open(path: &Path) -> Result<Self, StorageError> {

@@ -1,0 +1,277 @@
+//! The daemon as an operator runs it, on a real four-member localnet: `cradle-node check`,
+//! JSON log lines, `/healthz` and `/readyz`, a backup while the node serves, a SIGTERM that lets
+//! a download in flight finish, and a restore onto a fresh folder from which the node catches up
+//! with the others and serves its archives again.
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use cradle_tests::Cluster;
+use cradle_tests::cli::{cradle, ok};
+use cradle_tests::cluster::bin;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+/// Larger than what loopback sockets and the node's read-ahead hold, so the download is still
+/// in flight when the node is told to stop.
+const ARCHIVE_BYTES: usize = 48 << 20;
+
+fn node_cmd(args: &[&str]) -> Output {
+    Command::new(bin("cradle-node").unwrap())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+/// `GET path` on the operator's address of member `i`: status and body.
+fn operator_get(c: &Cluster, i: usize, path: &str) -> (u16, String) {
+    let config =
+        cradle_genesis::config::NodeConfig::load(c.nodes[i].home.join("config.toml")).unwrap();
+    let addr = config.api.metrics_listen.unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut answer = agent.get(&format!("http://{addr}{path}")).call().unwrap();
+    (
+        answer.status().as_u16(),
+        answer.body_mut().read_to_string().unwrap(),
+    )
+}
+
+#[test]
+fn an_operator_checks_backs_up_stops_and_restores_a_node() {
+    let mut c = Cluster::write(4, &[]).unwrap();
+    let home = c.nodes[2].home.clone();
+    // Node 2 writes JSON log lines.
+    let config_path = home.join("config.toml");
+    let mut config = cradle_genesis::config::NodeConfig::load(&config_path).unwrap();
+    config.log_format = cradle_genesis::config::LogFormat::Json;
+    config.save(&config_path).unwrap();
+
+    // `check` says what the node would run with, and why a broken home would not start.
+    let checked = node_cmd(&["check", "--home", home.to_str().unwrap()]);
+    assert!(checked.status.success(), "{}", text(&checked.stderr));
+    let report = text(&checked.stdout);
+    for expected in [
+        "Township Clinic 1",
+        "api.listen",
+        "shutdown_grace_ms",
+        "ok: the node would start",
+    ] {
+        assert!(
+            report.contains(expected),
+            "{expected} missing from {report}"
+        );
+    }
+    let broken = c.dir.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    for f in ["genesis.json", "node.key"] {
+        std::fs::copy(home.join(f), broken.join(f)).unwrap();
+    }
+    let mut bad = config.clone();
+    bad.shutdown_grace_ms = 5;
+    bad.save(broken.join("config.toml")).unwrap();
+    let refused = node_cmd(&["check", "--home", broken.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("shutdown_grace_ms"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    for i in 0..4 {
+        c.start_node(i).unwrap();
+    }
+    for i in 0..4 {
+        c.wait_height(i, 1, WAIT).unwrap();
+    }
+    // Health, then readiness once connected and synced, on the API and the operator address.
+    assert_eq!(operator_get(&c, 2, "/healthz"), (200, "ok\n".into()));
+    let until = Instant::now() + WAIT;
+    while operator_get(&c, 2, "/readyz").0 != 200 {
+        assert!(Instant::now() < until, "node 2 never became ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        text(&c.anonymous(2).get_bytes("/readyz").unwrap()),
+        "ready\n"
+    );
+    let log = std::fs::read_to_string(home.join("node.log")).unwrap();
+    let lines: Vec<&str> = log.lines().take(10).collect();
+    assert!(lines.len() >= 5, "{log}");
+    for line in lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{v}");
+    }
+
+    // A mother's large record held by node 2 (Township Clinic 1).
+    let work = c.dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let record = work.join("scan.bin");
+    let mut bytes = vec![0u8; ARCHIVE_BYTES];
+    getrandom::fill(&mut bytes).unwrap();
+    std::fs::write(&record, &bytes).unwrap();
+    let mother = cradle_tests::cli::mother_with_archive(&c, &work, 2, &record);
+
+    // A backup while it serves.
+    let backup = c.dir.path().join("backup");
+    let out = node_cmd(&[
+        "backup",
+        "--home",
+        home.to_str().unwrap(),
+        "--out",
+        backup.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(backup.join("MANIFEST.json")).unwrap()).unwrap();
+    assert_eq!(manifest["member"], "Township Clinic 1");
+    assert_eq!(
+        manifest["archives"].as_array().unwrap().len(),
+        1,
+        "{manifest}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["node.key", "MANIFEST.json", "config.toml"] {
+            let mode = std::fs::metadata(backup.join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{f} is readable by others");
+        }
+    }
+
+    // SIGTERM while the mother's download is in flight: the node takes no new connection,
+    // finishes the download, then stops between blocks and exits 0.
+    let mut download = start_download(&c, 2, &mother.key, &mother.archive);
+    let mut first = vec![0u8; 64 * 1024];
+    download.read_exact(&mut first).unwrap();
+    let pid = c.pid(2).unwrap();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        c.is_running(2),
+        "the node stopped with a download in flight"
+    );
+    assert!(
+        c.anonymous(2).get_bytes("/healthz").is_err(),
+        "a stopping node took a new connection"
+    );
+    let mut rest = Vec::new();
+    download.read_to_end(&mut rest).unwrap();
+    let size = committed_size(&c, &mother.archive);
+    assert_eq!(
+        (first.len() + rest.len()) as u64,
+        size,
+        "the download was cut"
+    );
+    let status = c
+        .terminate(2, Duration::from_secs(20))
+        .expect("node 2 exits");
+    assert!(status.success(), "{status:?}");
+    let log = std::fs::read_to_string(home.join("node.log")).unwrap();
+    assert!(log.contains("shut down cleanly"), "{log}");
+
+    // A fresh machine folder: the old home is gone; the backup is restored and the node
+    // catches up with the others, which went on committing, and serves the archive again.
+    let old = c.dir.path().join("node2-old");
+    std::fs::rename(&home, &old).unwrap();
+    let out = node_cmd(&[
+        "restore",
+        "--from",
+        backup.to_str().unwrap(),
+        "--home",
+        home.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A restore never overwrites a ledger.
+    let again = node_cmd(&[
+        "restore",
+        "--from",
+        backup.to_str().unwrap(),
+        "--home",
+        home.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("exists"),
+        "{}",
+        text(&again.stderr)
+    );
+    c.start_node(2).unwrap();
+    let others = c.height(0).unwrap();
+    c.wait_height(2, others + 2, WAIT).unwrap();
+    let restored = work.join("restored.bin");
+    ok(cradle(
+        &c.nodes[2].api,
+        &mother.key,
+        &[
+            "archive",
+            "get",
+            &mother.archive,
+            "--purpose",
+            "PATRQT",
+            "--out",
+            restored.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        std::fs::read(&restored).unwrap() == bytes,
+        "the restored archive differs"
+    );
+}
+
+/// The mother's own fetch of `archive` from member `i`, hand-signed; the ciphertext as it
+/// arrives.
+fn start_download(c: &Cluster, i: usize, key: &Path, archive: &str) -> Box<dyn Read + Send> {
+    use cradle_ledger::access::{AccessRequest, SignedAccessRequest};
+    use cradle_ledger::crypto::{TAG_ACCESS_REQUEST, sha256};
+    let who = cradle_genesis::keyfile::read_key_file(key).unwrap();
+    let chain = c.genesis.chain_id();
+    let archive = cradle_ledger::ArchiveId::from_hex(archive).unwrap();
+    let mut request_id = [0u8; 16];
+    getrandom::fill(&mut request_id).unwrap();
+    let request = AccessRequest {
+        accessor: who.public_key(),
+        archive,
+        purpose: cradle_ledger::tx::Purpose::PatientRequest,
+        justification: None,
+        requested_at_ms: cradle_genesis::clock::now_ms(),
+        request_id,
+    };
+    let signature = who.sign(TAG_ACCESS_REQUEST, &chain, &request);
+    let body = SignedAccessRequest { request, signature }.encode();
+    let path = format!("/v1/archives/{}/fetch", archive.to_hex());
+    let api = c.anonymous(i);
+    let auth = api
+        .auth_with(&who, &chain, "POST", &path, sha256(&body))
+        .unwrap();
+    match api.fetch(&path, &auth, "x-cradle-auth", &body).unwrap() {
+        cradle_client::api::Fetched::Stream(s) => s.body,
+        cradle_client::api::Fetched::Refused { status, reason, .. } => {
+            panic!("the mother's fetch was refused: {status} {reason}")
+        }
+    }
+}
+
+/// The archive's ciphertext size as the ledger has it.
+fn committed_size(c: &Cluster, archive: &str) -> u64 {
+    c.client(0)
+        .get_json(&format!("/v1/archives/{archive}"))
+        .unwrap()["record"]["size_bytes"]
+        .as_u64()
+        .unwrap()
+}

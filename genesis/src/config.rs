@@ -94,6 +94,10 @@ pub struct ApiConfig {
     /// Requests per IP address and per key ([`crate::ratecfg`]).
     #[serde(default)]
     pub rate: crate::ratecfg::RateConfig,
+    /// Archive uploads and downloads served at once; beyond it a new one gets 503 `busy` with
+    /// `Retry-After` before anything is read or recorded.
+    #[serde(default = "default_transfers_max")]
+    pub transfers_max: usize,
 }
 
 impl ApiConfig {
@@ -112,8 +116,14 @@ impl ApiConfig {
             tls_server_names: Vec::new(),
             member_tls: false,
             rate: crate::ratecfg::RateConfig::default(),
+            transfers_max: default_transfers_max(),
         }
     }
+}
+
+/// Archive uploads and downloads served at once, by default.
+fn default_transfers_max() -> usize {
+    64
 }
 
 /// Defaults well under a common 1,024 open-file limit, leaving room for RocksDB and peers.
@@ -178,6 +188,14 @@ pub struct ArchivesConfig {
     pub store_bytes_max: u64,
     /// How far a signed request's time may be from the node's clock, in milliseconds.
     pub request_skew_ms: u64,
+    /// Free space the archive store's file system must keep: an upload that would leave less
+    /// is refused (507), so the ledger and the logs never run out of room.
+    #[serde(default = "default_disk_reserve_bytes")]
+    pub disk_reserve_bytes: u64,
+}
+
+fn default_disk_reserve_bytes() -> u64 {
+    1024 * 1024 * 1024
 }
 
 impl Default for ArchivesConfig {
@@ -186,6 +204,7 @@ impl Default for ArchivesConfig {
             archive_bytes_max: 4 * 1024 * 1024 * 1024,
             store_bytes_max: 256 * 1024 * 1024 * 1024,
             request_skew_ms: 60_000,
+            disk_reserve_bytes: default_disk_reserve_bytes(),
         }
     }
 }
@@ -313,6 +332,15 @@ impl NodeConfig {
         }
         if let Some((field, reason)) = api.rate.problem() {
             return Err(bad(field, reason));
+        }
+        if !(1..=api.connections_max).contains(&api.transfers_max) {
+            return Err(bad(
+                "api.transfers_max",
+                format!(
+                    "{} is outside 1..=api.connections_max ({})",
+                    api.transfers_max, api.connections_max
+                ),
+            ));
         }
         if !(1..=api.connections_max).contains(&api.connections_per_ip_max) {
             return Err(bad(

@@ -153,7 +153,8 @@ async fn run(home: Home) -> anyhow::Result<()> {
             archive_config.archive_bytes_max,
             archive_config.store_bytes_max,
         )
-        .context("opening the archive store")?,
+        .context("opening the archive store")?
+        .with_disk_reserve(archive_config.disk_reserve_bytes),
     );
     let submitter = Submitter::new(
         ingress_tx.clone(),
@@ -206,6 +207,7 @@ async fn run(home: Home) -> anyhow::Result<()> {
         directory,
         ready_lag_ms,
         backups,
+        transfers: Arc::new(tokio::sync::Semaphore::new(home.config.api.transfers_max)),
     });
     let listen = home.config.api_listen().context("api address")?;
     let limits = http::serve::ServeLimits::from_config(&home.config.api);

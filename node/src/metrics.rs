@@ -75,6 +75,13 @@ pub struct Metrics {
     pub net_bytes_dropped_in: AtomicU64,
     /// Fetches refused because the signer could not be entitled (no member, not the patient).
     pub fetches_refused_strangers: AtomicU64,
+    /// Archive uploads and downloads being served now, and those refused at `api.transfers_max`.
+    pub transfers_active: AtomicU64,
+    pub transfers_refused: AtomicU64,
+    /// Free bytes on the archive store's file system when last looked at, and uploads refused
+    /// for `archives.disk_reserve_bytes`.
+    pub archive_disk_free_bytes: AtomicU64,
+    pub uploads_refused_disk: AtomicU64,
     /// Signed requests refused because the key is neither a member nor an enrolled patient.
     pub requests_refused_unknown: AtomicU64,
     /// API connections closed to make room for newcomers (idle ones, or ones that never sent a
@@ -218,6 +225,34 @@ impl Metrics {
             "counter",
             "Archive fetches refused, off the ledger, to keys that are neither a member nor the patient.",
             &self.fetches_refused_strangers,
+        );
+        gauge(
+            &mut out,
+            "cradle_api_transfers_active",
+            "gauge",
+            "Archive uploads and downloads being served now.",
+            &self.transfers_active,
+        );
+        gauge(
+            &mut out,
+            "cradle_api_transfers_refused_total",
+            "counter",
+            "Archive transfers refused with 503 because api.transfers_max were being served.",
+            &self.transfers_refused,
+        );
+        gauge(
+            &mut out,
+            "cradle_archive_disk_free_bytes",
+            "gauge",
+            "Free bytes on the archive store's file system when an upload last looked.",
+            &self.archive_disk_free_bytes,
+        );
+        gauge(
+            &mut out,
+            "cradle_uploads_refused_disk_total",
+            "counter",
+            "Archive uploads refused with 507 to keep archives.disk_reserve_bytes free.",
+            &self.uploads_refused_disk,
         );
         gauge(
             &mut out,

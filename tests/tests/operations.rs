@@ -275,3 +275,137 @@ fn committed_size(c: &Cluster, archive: &str) -> u64 {
         .as_u64()
         .unwrap()
 }
+
+/// Resource limits refuse clearly, before anything is read or recorded, and are counted: a
+/// node serving as many transfers as `api.transfers_max` answers 503 `busy` with `Retry-After`
+/// (and records no access), and one whose disk would fall under `archives.disk_reserve_bytes`
+/// refuses an upload with 507.
+#[test]
+fn transfer_and_disk_limits_refuse_clearly_and_are_counted() {
+    let mut c = Cluster::write(4, &[]).unwrap();
+    let edit = |i: usize, f: &dyn Fn(&mut cradle_genesis::config::NodeConfig)| {
+        let path = c.nodes[i].home.join("config.toml");
+        let mut config = cradle_genesis::config::NodeConfig::load(&path).unwrap();
+        f(&mut config);
+        config.save(&path).unwrap();
+    };
+    edit(0, &|c| c.api.transfers_max = 1);
+    edit(1, &|c| c.archives.disk_reserve_bytes = 1 << 62);
+    for i in 0..4 {
+        c.start_node(i).unwrap();
+    }
+    for i in 0..4 {
+        c.wait_height(i, 1, WAIT).unwrap();
+    }
+    let work = c.dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let record = work.join("scan.bin");
+    let mut bytes = vec![0u8; ARCHIVE_BYTES];
+    getrandom::fill(&mut bytes).unwrap();
+    std::fs::write(&record, &bytes).unwrap();
+    let mother = cradle_tests::cli::mother_with_archive(&c, &work, 0, &record);
+
+    // One download in flight, not read: the node's one place is taken.
+    let mut first = start_download(&c, 0, &mother.key, &mother.archive);
+    let mut some = vec![0u8; 4096];
+    first.read_exact(&mut some).unwrap();
+    let history = |c: &Cluster| -> usize {
+        let out = ok(cradle(
+            &c.nodes[0].api,
+            &mother.key,
+            &[
+                "audit",
+                "--patient",
+                mother.public.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+        ));
+        serde_json::from_str::<Value>(&out).unwrap()["events"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = history(&c);
+    let busy = try_download(&c, 0, &mother.key, &mother.archive);
+    assert_eq!(busy.0, 503, "{busy:?}");
+    assert!(busy.1.contains("transfers"), "{busy:?}");
+    assert_eq!(history(&c), before, "a refused transfer was recorded");
+    let metrics = c.metrics(0).unwrap();
+    assert!(
+        metrics.contains("cradle_api_transfers_refused_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cradle_api_transfers_active 1"),
+        "{metrics}"
+    );
+    // Once it ends, the place is free again.
+    let mut rest = Vec::new();
+    first.read_to_end(&mut rest).unwrap();
+    drop(first);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = start_download(&c, 0, &mother.key, &mother.archive);
+    let mut all = Vec::new();
+    again.read_to_end(&mut all).unwrap();
+    assert_eq!(all.len(), some.len() + rest.len());
+
+    // Node 1 keeps more free space than its disk has: an upload is refused, counted, stored
+    // nowhere.
+    let out = cradle(
+        &c.nodes[1].api,
+        &c.nodes[1].home.join("node.key"),
+        &[
+            "archive",
+            "put",
+            record.to_str().unwrap(),
+            "--patient",
+            mother.public.to_str().unwrap(),
+            "--category",
+            "ultrasound",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("kept in reserve") && stderr.contains("507"),
+        "{stderr}"
+    );
+    let metrics = c.metrics(1).unwrap();
+    assert!(
+        metrics.contains("cradle_uploads_refused_disk_total 1"),
+        "{metrics}"
+    );
+    let objects = c.nodes[1].home.join("data/archives/objects");
+    assert_eq!(std::fs::read_dir(objects).unwrap().count(), 0);
+}
+
+/// The mother's fetch as [`start_download`], but its refusal is the answer: status and reason.
+fn try_download(c: &Cluster, i: usize, key: &Path, archive: &str) -> (u16, String) {
+    use cradle_ledger::access::{AccessRequest, SignedAccessRequest};
+    use cradle_ledger::crypto::{TAG_ACCESS_REQUEST, sha256};
+    let who = cradle_genesis::keyfile::read_key_file(key).unwrap();
+    let chain = c.genesis.chain_id();
+    let archive = cradle_ledger::ArchiveId::from_hex(archive).unwrap();
+    let mut request_id = [0u8; 16];
+    getrandom::fill(&mut request_id).unwrap();
+    let request = AccessRequest {
+        accessor: who.public_key(),
+        archive,
+        purpose: cradle_ledger::tx::Purpose::PatientRequest,
+        justification: None,
+        requested_at_ms: cradle_genesis::clock::now_ms(),
+        request_id,
+    };
+    let signature = who.sign(TAG_ACCESS_REQUEST, &chain, &request);
+    let body = SignedAccessRequest { request, signature }.encode();
+    let path = format!("/v1/archives/{}/fetch", archive.to_hex());
+    let api = c.anonymous(i);
+    let auth = api
+        .auth_with(&who, &chain, "POST", &path, sha256(&body))
+        .unwrap();
+    match api.fetch(&path, &auth, "x-cradle-auth", &body).unwrap() {
+        cradle_client::api::Fetched::Stream(_) => (200, String::new()),
+        cradle_client::api::Fetched::Refused { status, reason, .. } => (status, reason),
+    }
+}

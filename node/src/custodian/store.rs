@@ -30,6 +30,11 @@ pub enum ArchiveStoreError {
     TooLarge { got: u64, max: u64 },
     #[error("the archive store is full ({used} of {max} bytes used)")]
     Full { used: u64, max: u64 },
+    #[error(
+        "the archive store's disk has {free} bytes free; this upload would leave less than the \
+         {reserve} bytes kept in reserve"
+    )]
+    DiskReserve { free: u64, reserve: u64 },
     #[error("the uploaded bytes hash to {got}, not the signed {expected}")]
     HashMismatch { expected: String, got: String },
     #[error("the upload is {got} bytes but declared {declared}")]
@@ -51,6 +56,10 @@ pub struct ArchiveStore {
     archive_bytes_max: u64,
     store_bytes_max: u64,
     used: AtomicU64,
+    /// Free space its file system must keep (`archives.disk_reserve_bytes`).
+    disk_reserve: u64,
+    /// Free bytes on its file system when an upload last looked.
+    disk_free: AtomicU64,
 }
 
 impl ArchiveStore {
@@ -78,7 +87,31 @@ impl ArchiveStore {
             archive_bytes_max,
             store_bytes_max,
             used: AtomicU64::new(used),
+            disk_reserve: 0,
+            disk_free: AtomicU64::new(0),
         })
+    }
+
+    /// Keeps `bytes` free on the store's file system: uploads that would leave less are refused.
+    pub fn with_disk_reserve(mut self, bytes: u64) -> Self {
+        self.disk_reserve = bytes;
+        self
+    }
+
+    /// Free bytes on the store's file system when an upload last looked.
+    pub fn disk_free_bytes(&self) -> u64 {
+        self.disk_free.load(Ordering::Relaxed)
+    }
+
+    /// Free bytes on the store's file system, for an unprivileged writer.
+    fn free_bytes(&self) -> Result<u64, ArchiveStoreError> {
+        let st = rustix::fs::statvfs(&self.objects).map_err(|e| ArchiveStoreError::Io {
+            path: self.objects.clone(),
+            source: e.into(),
+        })?;
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        self.disk_free.store(free, Ordering::Relaxed);
+        Ok(free)
     }
 
     pub fn archive_bytes_max(&self) -> u64 {
@@ -110,6 +143,13 @@ impl ArchiveStore {
             return Err(ArchiveStoreError::Full {
                 used,
                 max: self.store_bytes_max,
+            });
+        }
+        let free = self.free_bytes()?;
+        if free < declared_len.saturating_add(self.disk_reserve) {
+            return Err(ArchiveStoreError::DiskReserve {
+                free,
+                reserve: self.disk_reserve,
             });
         }
         Ok(())

@@ -6,6 +6,8 @@ use bytes::Bytes;
 use cradle_ledger::state::StateExt;
 use cradle_ledger::{Hash, PublicKey};
 use futures::{Stream, StreamExt};
+use std::sync::atomic::Ordering;
+
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -76,7 +78,19 @@ impl Custodian {
             warn!(signer = %signer, "archive upload refused: {refusal}");
             return Err(refusal);
         }
-        self.archives.admit(len)?;
+        let admitted = self.archives.admit(len);
+        self.metrics
+            .archive_disk_free_bytes
+            .store(self.archives.disk_free_bytes(), Ordering::Relaxed);
+        if let Err(e) = admitted {
+            if matches!(e, ArchiveStoreError::DiskReserve { .. }) {
+                self.metrics
+                    .uploads_refused_disk
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            warn!(signer = %signer, "archive upload refused: {e}");
+            return Err(e.into());
+        }
 
         // The disk work runs on a blocking thread; a short channel keeps at most a few pieces
         // in memory.

@@ -33,6 +33,45 @@ use super::{HttpError, HttpResult, HttpState, hex32};
 use crate::custodian::store::Piece;
 use crate::custodian::{ArchiveStoreError, FetchError, FetchOutcome, Released, UploadError};
 
+/// A place among the archive transfers served at once (`api.transfers_max`), given back when
+/// the transfer ends (for a download, when its last byte is sent or the client goes).
+pub struct TransferPermit {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Drop for TransferPermit {
+    fn drop(&mut self) {
+        self.metrics
+            .transfers_active
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A transfer's place, or 503 `busy` with `Retry-After` when every place is taken: refused
+/// before anything is read or recorded.
+fn transfer_permit(state: &HttpState) -> Result<TransferPermit, HttpError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    match state.transfers.clone().try_acquire_owned() {
+        Ok(permit) => {
+            state.metrics.transfers_active.fetch_add(1, Relaxed);
+            Ok(TransferPermit {
+                _permit: permit,
+                metrics: state.metrics.clone(),
+            })
+        }
+        Err(_) => {
+            state.metrics.transfers_refused.fetch_add(1, Relaxed);
+            Err(HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Busy,
+                "as many archive transfers as this node serves at once are under way; retry shortly",
+            )
+            .retry_after_s(1))
+        }
+    }
+}
+
 impl From<UploadError> for HttpError {
     fn from(e: UploadError) -> Self {
         use ArchiveStoreError as S;
@@ -44,7 +83,7 @@ impl From<UploadError> for HttpError {
             UploadError::Store(S::TooLarge { .. }) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge)
             }
-            UploadError::Store(S::Full { .. }) => (
+            UploadError::Store(S::Full { .. } | S::DiskReserve { .. }) => (
                 StatusCode::INSUFFICIENT_STORAGE,
                 ErrorCode::InsufficientStorage,
             ),
@@ -105,6 +144,7 @@ pub async fn put(
         &expected,
         Class::Ordinary,
     )?;
+    let _transfer = transfer_permit(&state)?;
     let len = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -160,6 +200,9 @@ pub async fn fetch(
     };
     let body_hash = cradle_ledger::crypto::sha256(&body);
     let signer = authenticate(&state, peer, &headers, "POST", &uri, &body_hash, class)?;
+    // A place for the download is taken before the access is recorded: a node too busy to
+    // serve it records nothing.
+    let transfer = transfer_permit(&state)?;
     match state.custodian.fetch(archive_id, signer, &body).await? {
         FetchOutcome::Denied {
             reason,
@@ -176,13 +219,13 @@ pub async fn fetch(
             }),
         )
             .into_response()),
-        FetchOutcome::Released(released) => stream(archive_id, *released),
+        FetchOutcome::Released(released) => stream(archive_id, *released, transfer),
     }
 }
 
 /// The ciphertext as a streamed body, read and checked on a blocking thread; a damaged piece
 /// ends the stream with an error rather than serving it.
-fn stream(archive_id: ArchiveId, released: Released) -> HttpResult {
+fn stream(archive_id: ArchiveId, released: Released, transfer: TransferPermit) -> HttpResult {
     let Released {
         mut reader,
         len,
@@ -194,6 +237,7 @@ fn stream(archive_id: ArchiveId, released: Released) -> HttpResult {
     } = released;
     let (pieces_tx, pieces_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
+        let _transfer = transfer;
         loop {
             match reader.next_piece() {
                 Ok(Piece::Data(data)) => {

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib/env.sh
 cradle_install_build_deps
 cradle_install_fhir_validator
+cradle_install_s3_server
 
 cargo fmt --all -- --check
 # The black-box tests start the real binaries: build them first.

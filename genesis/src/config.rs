@@ -192,6 +192,33 @@ pub struct ArchivesConfig {
     /// is refused (507), so the ledger and the logs never run out of room.
     #[serde(default = "default_disk_reserve_bytes")]
     pub disk_reserve_bytes: u64,
+    /// Keep the ciphertexts in S3-compatible object storage instead of `data/archives`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Config>,
+}
+
+/// An S3-compatible bucket for the archive store (Ceph RGW, MinIO, a cloud bucket).
+/// Credentials come from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`) or from
+/// `credentials_file` (TOML with `access_key_id` and `secret_access_key`, mode 0600); they are
+/// never in `config.toml` and never logged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// `https://host:port` (or `http://` for a server on this machine).
+    pub endpoint: String,
+    pub bucket: String,
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// Key prefix inside the bucket, for several nodes sharing one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    /// Relative to the home directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<PathBuf>,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".into()
 }
 
 fn default_disk_reserve_bytes() -> u64 {
@@ -205,6 +232,7 @@ impl Default for ArchivesConfig {
             store_bytes_max: 256 * 1024 * 1024 * 1024,
             request_skew_ms: 60_000,
             disk_reserve_bytes: default_disk_reserve_bytes(),
+            s3: None,
         }
     }
 }
@@ -362,6 +390,14 @@ impl NodeConfig {
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(bad("data_dir", "empty"));
+        }
+        if let Some(s3) = &self.archives.s3 {
+            if !(s3.endpoint.starts_with("https://") || s3.endpoint.starts_with("http://")) {
+                return Err(bad("archives.s3.endpoint", "not an http(s):// URL"));
+            }
+            if s3.bucket.trim().is_empty() {
+                return Err(bad("archives.s3.bucket", "empty"));
+            }
         }
         if !(1_000..=SHUTDOWN_GRACE_MS_MAX).contains(&self.shutdown_grace_ms) {
             return Err(bad(

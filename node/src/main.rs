@@ -147,15 +147,41 @@ async fn run(home: Home) -> anyhow::Result<()> {
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (ingress_tx, ingress_rx) = mpsc::channel(INGRESS_CAPACITY);
     let archive_config = &home.config.archives;
-    let archives = Arc::new(
-        ArchiveStore::open(
+    let archives = Arc::new(match &archive_config.s3 {
+        None => ArchiveStore::open(
             &data_dir.join("archives"),
             archive_config.archive_bytes_max,
             archive_config.store_bytes_max,
         )
         .context("opening the archive store")?
         .with_disk_reserve(archive_config.disk_reserve_bytes),
-    );
+        Some(s3) => {
+            let backend = cradle_node::custodian::s3::S3Backend::new(
+                s3,
+                &home.dir,
+                tokio::runtime::Handle::current(),
+            )
+            .context("the archive store's object storage")?;
+            let (root, max, total) = (
+                data_dir.join("archives"),
+                archive_config.archive_bytes_max,
+                archive_config.store_bytes_max,
+            );
+            let store = tokio::task::spawn_blocking(move || {
+                ArchiveStore::open_s3(backend, &root, max, total)
+            })
+            .await
+            .context("opening the archive store")?
+            .with_context(|| {
+                format!(
+                    "opening the archive store in bucket {} at {}",
+                    s3.bucket, s3.endpoint
+                )
+            })?;
+            info!(endpoint = %s3.endpoint, bucket = %s3.bucket, used_bytes = store.used_bytes(), "archives in object storage");
+            store
+        }
+    });
     let submitter = Submitter::new(
         ingress_tx.clone(),
         consortium.chain_id,

@@ -48,3 +48,13 @@ cradle_install_fhir_validator() {
     python3 -m pip install --quiet --disable-pip-version-check "$spec" 2>/dev/null ||
         python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$spec"
 }
+
+# The archive store's object-storage backend is tested against a real S3-compatible server on
+# loopback: moto in server mode (flask), started by the test itself.
+CRADLE_MOTO_VERSION=5.2.1
+cradle_install_s3_server() {
+    python3 -c "import importlib.metadata as m, sys, moto.server, flask; sys.exit(m.version('moto') != '$CRADLE_MOTO_VERSION')" 2>/dev/null && return 0
+    local spec="moto[server]==$CRADLE_MOTO_VERSION"
+    python3 -m pip install --quiet --disable-pip-version-check "$spec" 2>/dev/null ||
+        python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$spec"
+}

@@ -3,7 +3,6 @@
 //! access record, submit it and await its commit receipt, then hand back a verified reader (or
 //! the refusal). Not a byte of ciphertext is handed out before the record is committed.
 
-use std::fs::File;
 use std::sync::atomic::Ordering;
 
 use cradle_ledger::access::{self, AccessOutcome, Decision, DenialReason, SignedAccessRequest};
@@ -14,7 +13,7 @@ use cradle_ledger::{ArchiveId, Hash, PublicKey};
 use tracing::{info, warn};
 
 use super::Custodian;
-use super::store::VerifiedReader;
+use super::store::{ObjectReader, VerifiedReader};
 use crate::submit::WaitError;
 
 /// Times an access record is signed and submitted before the fetch gives up: again only when
@@ -204,7 +203,10 @@ impl Custodian {
 
     /// The archive's ledger record, and its ciphertext in this node's store with the right
     /// length: an access is recorded only for what can then be served.
-    fn held_archive(&self, id: &ArchiveId) -> Result<(ArchiveRecord, File, u64), FetchError> {
+    fn held_archive(
+        &self,
+        id: &ArchiveId,
+    ) -> Result<(ArchiveRecord, ObjectReader, u64), FetchError> {
         let archive = self
             .ledger
             .archive(id)
@@ -215,11 +217,11 @@ impl Custodian {
                 holder: self.member_name(&archive.custodian),
             });
         }
-        let (file, len) = self
-            .archives
-            .open_object(&archive.ciphertext_sha256)
-            .map_err(internal)?
-            .ok_or(FetchError::CiphertextMissing)?;
+        // Opening an object in a bucket is a request: this worker thread may block on it.
+        let (file, len) =
+            tokio::task::block_in_place(|| self.archives.open_object(&archive.ciphertext_sha256))
+                .map_err(internal)?
+                .ok_or(FetchError::CiphertextMissing)?;
         if len != archive.size_bytes {
             warn!(archive = %id, stored = len, registered = archive.size_bytes, "stored archive has the wrong length");
             return Err(FetchError::Damaged);

@@ -41,6 +41,8 @@ pub enum ArchiveStoreError {
     LengthMismatch { declared: u64, got: u64 },
     #[error("the upload was interrupted: {0}")]
     Interrupted(String),
+    #[error("the archive store's object storage is unavailable: {0}")]
+    Unavailable(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveStoreError + '_ {
@@ -50,7 +52,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveStoreError + '_ {
     }
 }
 
+/// Where the ciphertexts are: the local directory, or an S3-compatible bucket.
+enum Backend {
+    Local,
+    S3(super::s3::S3Backend),
+}
+
 pub struct ArchiveStore {
+    backend: Backend,
     objects: PathBuf,
     tmp: PathBuf,
     archive_bytes_max: u64,
@@ -82,6 +91,7 @@ impl ArchiveStore {
             used += entry.metadata().map_err(io(&entry.path()))?.len();
         }
         Ok(Self {
+            backend: Backend::Local,
             objects,
             tmp,
             archive_bytes_max,
@@ -90,6 +100,40 @@ impl ArchiveStore {
             disk_reserve: 0,
             disk_free: AtomicU64::new(0),
         })
+    }
+
+    /// A store on an S3-compatible bucket; `root` keeps nothing but is where a local store
+    /// would be. Lists the bucket to count what it holds: call it on a blocking thread.
+    pub fn open_s3(
+        backend: super::s3::S3Backend,
+        root: &Path,
+        archive_bytes_max: u64,
+        store_bytes_max: u64,
+    ) -> Result<Self, ArchiveStoreError> {
+        let used = backend.used_bytes()?;
+        Ok(Self {
+            backend: Backend::S3(backend),
+            objects: root.join("objects"),
+            tmp: root.join("tmp"),
+            archive_bytes_max,
+            store_bytes_max,
+            used: AtomicU64::new(used),
+            disk_reserve: 0,
+            disk_free: AtomicU64::new(0),
+        })
+    }
+
+    /// Checks that the backend answers (a bucket: one request about `sha256`). Blocking.
+    pub fn reachable(&self, sha256: &Hash) -> Result<(), ArchiveStoreError> {
+        match &self.backend {
+            Backend::Local => Ok(()),
+            Backend::S3(s3) => s3.size(sha256).map(|_| ()),
+        }
+    }
+
+    /// Whether the ciphertexts are in object storage rather than under the data directory.
+    pub fn is_object_storage(&self) -> bool {
+        matches!(self.backend, Backend::S3(_))
     }
 
     /// Keeps `bytes` free on the store's file system: uploads that would leave less are refused.
@@ -127,7 +171,10 @@ impl ArchiveStore {
     }
 
     pub fn contains(&self, sha256: &Hash) -> bool {
-        self.object_path(sha256).is_file()
+        match &self.backend {
+            Backend::Local => self.object_path(sha256).is_file(),
+            Backend::S3(s3) => matches!(s3.size(sha256), Ok(Some(_))),
+        }
     }
 
     /// Checks a declared upload against the limits before any byte is read.
@@ -144,6 +191,10 @@ impl ArchiveStore {
                 used,
                 max: self.store_bytes_max,
             });
+        }
+        // Object storage keeps its own space; only a local store's disk is watched here.
+        if matches!(self.backend, Backend::S3(_)) {
+            return Ok(());
         }
         let free = self.free_bytes()?;
         if free < declared_len.saturating_add(self.disk_reserve) {
@@ -162,6 +213,12 @@ impl ArchiveStore {
         declared_len: u64,
     ) -> Result<Upload<'_>, ArchiveStoreError> {
         self.admit(declared_len)?;
+        if let Backend::S3(s3) = &self.backend {
+            return Ok(Upload::S3 {
+                store: self,
+                upload: s3.begin(expected, declared_len)?,
+            });
+        }
         let mut name = [0u8; 16];
         getrandom::fill(&mut name)
             .map_err(|e| ArchiveStoreError::Interrupted(format!("random source: {e}")))?;
@@ -169,7 +226,7 @@ impl ArchiveStore {
         let file = File::create_new(&path)
             .and_then(FlushingFile::new)
             .map_err(io(&path))?;
-        Ok(Upload {
+        Ok(Upload::Local(LocalUpload {
             store: self,
             path,
             file: Some(file),
@@ -177,16 +234,22 @@ impl ArchiveStore {
             written: 0,
             expected,
             declared_len,
-        })
+        }))
     }
 
-    /// Opens a stored archive for reading, with its length.
-    pub fn open_object(&self, sha256: &Hash) -> Result<Option<(File, u64)>, ArchiveStoreError> {
+    /// Opens a stored archive for reading, with its length. Blocking.
+    pub fn open_object(
+        &self,
+        sha256: &Hash,
+    ) -> Result<Option<(ObjectReader, u64)>, ArchiveStoreError> {
+        if let Backend::S3(s3) = &self.backend {
+            return s3.open(sha256);
+        }
         let path = self.object_path(sha256);
         match File::open(&path) {
             Ok(f) => {
                 let len = f.metadata().map_err(io(&path))?.len();
-                Ok(Some((f, len)))
+                Ok(Some((Box::new(f), len)))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io(&path)(e)),
@@ -194,8 +257,45 @@ impl ArchiveStore {
     }
 }
 
-/// An upload in progress; dropped without [`Upload::finish`], its temporary file is removed.
-pub struct Upload<'a> {
+/// A stored archive as it is read: a local file, or an object streaming from the bucket.
+pub type ObjectReader = Box<dyn Read + Send>;
+
+/// An upload in progress, to either backend; dropped unfinished, nothing is stored.
+pub enum Upload<'a> {
+    Local(LocalUpload<'a>),
+    S3 {
+        store: &'a ArchiveStore,
+        upload: super::s3::S3Upload,
+    },
+}
+
+impl Upload<'_> {
+    pub fn write(&mut self, piece: &[u8]) -> Result<(), ArchiveStoreError> {
+        match self {
+            Upload::Local(u) => u.write(piece),
+            Upload::S3 { upload, .. } => upload.write(piece),
+        }
+    }
+
+    /// Checks length and hash and stores the object. Returns whether it was new.
+    pub fn finish(self) -> Result<bool, ArchiveStoreError> {
+        match self {
+            Upload::Local(u) => u.finish(),
+            Upload::S3 { store, upload } => {
+                let written = upload.written();
+                let new = upload.finish()?;
+                if new {
+                    store.used.fetch_add(written, Ordering::Relaxed);
+                }
+                Ok(new)
+            }
+        }
+    }
+}
+
+/// An upload to the local directory; dropped without [`LocalUpload::finish`], its temporary
+/// file is removed.
+pub struct LocalUpload<'a> {
     store: &'a ArchiveStore,
     path: PathBuf,
     file: Option<FlushingFile>,
@@ -205,7 +305,7 @@ pub struct Upload<'a> {
     declared_len: u64,
 }
 
-impl Upload<'_> {
+impl LocalUpload<'_> {
     pub fn write(&mut self, piece: &[u8]) -> Result<(), ArchiveStoreError> {
         let got = self.written + piece.len() as u64;
         if got > self.declared_len {
@@ -261,7 +361,7 @@ impl Upload<'_> {
     }
 }
 
-impl Drop for Upload<'_> {
+impl Drop for LocalUpload<'_> {
     fn drop(&mut self) {
         if self.file.is_some() || self.path.exists() {
             self.file = None;
@@ -277,7 +377,7 @@ impl Drop for Upload<'_> {
 /// Reads a stored archive piece by piece, hashing it; the last call tells whether the bytes
 /// served match the ledger's hash.
 pub struct VerifiedReader {
-    file: File,
+    file: ObjectReader,
     hasher: Sha256,
     expected: Hash,
     remaining: u64,
@@ -291,7 +391,7 @@ pub enum Piece {
 }
 
 impl VerifiedReader {
-    pub fn new(file: File, len: u64, expected: Hash) -> Self {
+    pub fn new(file: ObjectReader, len: u64, expected: Hash) -> Self {
         Self {
             file,
             hasher: Sha256::new(),

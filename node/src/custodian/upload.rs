@@ -91,6 +91,12 @@ impl Custodian {
             warn!(signer = %signer, "archive upload refused: {e}");
             return Err(e.into());
         }
+        // Object storage that cannot be reached refuses the upload now, before its body is
+        // asked for, rather than cutting it midway.
+        if let Err(e) = tokio::task::block_in_place(|| self.archives.reachable(&expected)) {
+            warn!(signer = %signer, "archive upload refused: {e}");
+            return Err(e.into());
+        }
 
         // The disk work runs on a blocking thread; a short channel keeps at most a few pieces
         // in memory.

@@ -91,6 +91,14 @@ impl From<UploadError> for HttpError {
                 S::HashMismatch { .. } | S::LengthMismatch { .. } | S::Interrupted(_),
             )
             | UploadError::Interrupted(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
+            UploadError::Store(S::Unavailable(_)) => {
+                return HttpError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unavailable,
+                    e.to_string(),
+                )
+                .retry_after_s(5);
+            }
             UploadError::Store(S::Io { .. }) | UploadError::Writer(_) | UploadError::Ledger(_) => {
                 return HttpError::internal(e);
             }

@@ -276,7 +276,9 @@ pub fn backup(home: &Home, out: &Path) -> Result<Manifest, BackupError> {
     let objects = home.data_dir().join("archives").join("objects");
     let objects_out = out.join("archives").join("objects");
     create_private_dir(&objects_out)?;
-    if objects.is_dir() {
+    // Archives in object storage are the bucket's to keep (its versioning and replication);
+    // only a local store's objects are copied.
+    if objects.is_dir() && home.config.archives.s3.is_none() {
         let mut names: Vec<_> = fs::read_dir(&objects)
             .map_err(io("listing", &objects))?
             .collect::<Result<_, _>>()

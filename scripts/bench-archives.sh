@@ -11,7 +11,11 @@
 # also records the client's peak RSS (the design requires streaming: < 64 MiB). The last line on
 # stdout is JSON.
 #
-#   scripts/bench-archives.sh [--mib N] [--runs N] [--keep-logs DIR]
+#   scripts/bench-archives.sh [--mib N] [--runs N] [--store local|s3] [--keep-logs DIR]
+#
+# --store s3 keeps A's archives in an S3-compatible bucket instead of its data directory: moto's
+# S3 server (Python, objects in memory), started here on loopback, so the figure is a lower bound
+# set as much by that server as by the node.
 #
 # Environment: BENCH_SKIP_BUILD=1 to use the binaries already in $CARGO_TARGET_DIR/release,
 # LOCALNET_BASE_PORT (default 28600), TMPDIR for the localnet and the big files (needs about
@@ -20,25 +24,29 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 . "$repo/scripts/lib/env.sh"
 
-usage() { echo "usage: scripts/bench-archives.sh [--mib N] [--runs N] [--keep-logs DIR]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench-archives.sh [--mib N] [--runs N] [--store local|s3] [--keep-logs DIR]" >&2; exit 2; }
 mib=1024
 runs=3
+store=local
 keep_logs=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --mib) [ $# -ge 2 ] || usage; mib="$2"; shift 2 ;;
         --runs) [ $# -ge 2 ] || usage; runs="$2"; shift 2 ;;
         --keep-logs) [ $# -ge 2 ] || usage; keep_logs="$2"; shift 2 ;;
+        --store) [ $# -ge 2 ] || usage; store="$2"; shift 2 ;;
         *) usage ;;
     esac
 done
 [[ "$mib" =~ ^[1-9][0-9]*$ ]] || usage
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || usage
+[[ "$store" =~ ^(local|s3)$ ]] || usage
 
 if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
     cradle_install_build_deps
     (cd "$repo" && cargo build --workspace --release --locked --all-targets)
 fi
+[ "$store" = s3 ] && cradle_install_s3_server
 cradle="$CARGO_TARGET_DIR/release/cradle"
 [ -x "$cradle" ] || { echo "bench-archives: missing $cradle" >&2; exit 1; }
 
@@ -53,6 +61,7 @@ cleanup() {
     # ignore them here, and so in localnet.sh and rm, which inherit that.
     trap '' INT TERM
     "$repo/scripts/localnet.sh" down >/dev/null 2>&1 || true
+    [ -n "${s3_pid:-}" ] && kill "$s3_pid" 2>/dev/null || true
     # On failure keep the node logs and the commands' output somewhere they survive the cleanup.
     if [ "$ok" != 1 ] || [ -n "$keep_logs" ]; then
         local dest="${keep_logs:-$(mktemp -d /tmp/bench-archives-logs.XXXXXX)}" f
@@ -99,6 +108,22 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {m=int((NR+1)/2); 
 join() { local IFS=,; echo "$*"; }
 
 "$repo/scripts/localnet.sh" up >&2
+if [ "$store" = s3 ]; then
+    # An S3 server on a free loopback port, a bucket, and node 0 restarted to keep its archives
+    # there.
+    s3_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    python3 -m moto.server -H 127.0.0.1 -p "$s3_port" >"$work/s3.log" 2>&1 &
+    s3_pid=$!
+    for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$s3_port/" && break; sleep 0.1; done
+    curl -s -X PUT "http://127.0.0.1:$s3_port/bench" >/dev/null || die "no S3 server"
+    kill "$(cat "$net/node0/node.pid")"
+    for _ in $(seq 1 100); do kill -0 "$(cat "$net/node0/node.pid")" 2>/dev/null || break; sleep 0.1; done
+    printf 'access_key_id = "bench"\nsecret_access_key = "bench"\n' >"$net/node0/s3-credentials"
+    chmod 600 "$net/node0/s3-credentials"
+    printf '\n[archives.s3]\nendpoint = "http://127.0.0.1:%s"\nbucket = "bench"\ncredentials_file = "s3-credentials"\n' \
+        "$s3_port" >>"$net/node0/config.toml"
+    "$repo/scripts/localnet.sh" up >&2
+fi
 url_of() { echo "https://$(sed -n '/^\[api\]/,/^\[/s/^listen *= *"\(.*\)"/\1/p' "$net/node$1/config.toml" | head -1)"; }
 node_a="$(url_of 0)"
 key_a="$net/node0/node.key"
@@ -164,7 +189,7 @@ done
 
 kib_max() { printf '%s\n' "$@" | sort -n | tail -1; }
 ok=1
-printf '{"mib":%d,"runs":%d,"put_mb_s":[%s],"get_mb_s":[%s],"put_median_mb_s":%s,"get_median_mb_s":%s,"put_client_max_rss_kib":%s,"get_client_max_rss_kib":%s,"custodian_max_rss_kib":%s}\n' \
-    "$mib" "$runs" "$(join "${put_mb_s[@]}")" "$(join "${get_mb_s[@]}")" \
+printf '{"store":"%s","mib":%d,"runs":%d,"put_mb_s":[%s],"get_mb_s":[%s],"put_median_mb_s":%s,"get_median_mb_s":%s,"put_client_max_rss_kib":%s,"get_client_max_rss_kib":%s,"custodian_max_rss_kib":%s}\n' \
+    "$store" "$mib" "$runs" "$(join "${put_mb_s[@]}")" "$(join "${get_mb_s[@]}")" \
     "$(median "${put_mb_s[@]}")" "$(median "${get_mb_s[@]}")" \
     "$(kib_max "${put_rss[@]}")" "$(kib_max "${get_rss[@]}")" "${hwm:-0}"

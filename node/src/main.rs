@@ -162,22 +162,20 @@ async fn run(home: Home) -> anyhow::Result<()> {
                 tokio::runtime::Handle::current(),
             )
             .context("the archive store's object storage")?;
-            let (root, max, total) = (
-                data_dir.join("archives"),
+            let (max, total) = (
                 archive_config.archive_bytes_max,
                 archive_config.store_bytes_max,
             );
-            let store = tokio::task::spawn_blocking(move || {
-                ArchiveStore::open_s3(backend, &root, max, total)
-            })
-            .await
-            .context("opening the archive store")?
-            .with_context(|| {
-                format!(
-                    "opening the archive store in bucket {} at {}",
-                    s3.bucket, s3.endpoint
-                )
-            })?;
+            let store =
+                tokio::task::spawn_blocking(move || ArchiveStore::open_s3(backend, max, total))
+                    .await
+                    .context("opening the archive store")?
+                    .with_context(|| {
+                        format!(
+                            "opening the archive store in bucket {} at {}",
+                            s3.bucket, s3.endpoint
+                        )
+                    })?;
             info!(endpoint = %s3.endpoint, bucket = %s3.bucket, used_bytes = store.used_bytes(), "archives in object storage");
             store
         }

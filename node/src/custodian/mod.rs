@@ -9,6 +9,7 @@
 //! the outcome.
 
 pub mod fetch;
+pub mod local;
 pub mod s3;
 pub mod store;
 pub mod upload;

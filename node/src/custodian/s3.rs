@@ -25,7 +25,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
-use super::store::ArchiveStoreError;
+use super::store::{ArchiveStoreError, ObjectBackend, ObjectReader, ObjectUpload};
 
 /// Size of one multipart part, and how many may be in flight at once: a transfer holds at most
 /// about 40 MiB in memory, whatever the archive's size.
@@ -141,9 +141,11 @@ impl S3Backend {
     fn path(&self, sha256: &Hash) -> ObjectPath {
         self.prefix.clone().join(hex::encode(sha256))
     }
+}
 
-    /// The bytes stored in all: every object under the prefix. Blocking.
-    pub fn used_bytes(&self) -> Result<u64, ArchiveStoreError> {
+impl ObjectBackend for S3Backend {
+    /// The bytes stored in all: every object under the prefix.
+    fn stored_bytes(&self) -> Result<u64, ArchiveStoreError> {
         self.handle.block_on(async {
             let mut listing = self.store.list(Some(&self.prefix));
             let mut used = 0u64;
@@ -155,8 +157,8 @@ impl S3Backend {
     }
 
     /// An object's size, or `None` when it is absent; asked once, without retries, so an
-    /// unreachable server is known at once. Blocking.
-    pub fn size(&self, sha256: &Hash) -> Result<Option<u64>, ArchiveStoreError> {
+    /// unreachable server is known at once.
+    fn size(&self, sha256: &Hash) -> Result<Option<u64>, ArchiveStoreError> {
         match self.handle.block_on(self.probe.head(&self.path(sha256))) {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -164,11 +166,8 @@ impl S3Backend {
         }
     }
 
-    /// An object as it streams from the server, with its size. Blocking.
-    pub fn open(
-        &self,
-        sha256: &Hash,
-    ) -> Result<Option<(super::store::ObjectReader, u64)>, ArchiveStoreError> {
+    /// An object as it streams from the server, with its size.
+    fn open(&self, sha256: &Hash) -> Result<Option<(ObjectReader, u64)>, ArchiveStoreError> {
         let got = match self.handle.block_on(self.store.get(&self.path(sha256))) {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -183,14 +182,18 @@ impl S3Backend {
         Ok(Some((Box::new(reader), len)))
     }
 
-    /// Starts a multipart upload of the object named by `expected`. Blocking.
-    pub fn begin(&self, expected: Hash, declared_len: u64) -> Result<S3Upload, ArchiveStoreError> {
+    /// Starts a multipart upload of the object named by `expected`.
+    fn begin(
+        &self,
+        expected: Hash,
+        declared_len: u64,
+    ) -> Result<Box<dyn ObjectUpload>, ArchiveStoreError> {
         let exists = self.size(&expected)?.is_some();
         let upload = self
             .handle
             .block_on(self.store.put_multipart(&self.path(&expected)))
             .map_err(|e| s3_error("starting an upload", e))?;
-        Ok(S3Upload {
+        Ok(Box::new(S3Upload {
             writer: Some(WriteMultipart::new_with_chunk_size(upload, PART_BYTES)),
             handle: self.handle.clone(),
             hasher: Sha256::new(),
@@ -198,7 +201,12 @@ impl S3Backend {
             expected,
             declared_len,
             exists,
-        })
+        }))
+    }
+
+    /// Object storage keeps its own space.
+    fn free_bytes(&self) -> Result<Option<u64>, ArchiveStoreError> {
+        Ok(None)
     }
 }
 
@@ -238,13 +246,12 @@ pub struct S3Upload {
     exists: bool,
 }
 
-impl S3Upload {
-    /// Bytes written so far.
-    pub fn written(&self) -> u64 {
+impl ObjectUpload for S3Upload {
+    fn written(&self) -> u64 {
         self.written
     }
 
-    pub fn write(&mut self, piece: &[u8]) -> Result<(), ArchiveStoreError> {
+    fn write(&mut self, piece: &[u8]) -> Result<(), ArchiveStoreError> {
         let got = self.written.saturating_add(piece.len() as u64);
         if got > self.declared_len {
             return Err(ArchiveStoreError::LengthMismatch {
@@ -270,7 +277,7 @@ impl S3Upload {
 
     /// Completes the upload if its length and hash are the signed ones; aborts it otherwise.
     /// Returns whether the object is new.
-    pub fn finish(mut self) -> Result<bool, ArchiveStoreError> {
+    fn finish(mut self: Box<Self>) -> Result<bool, ArchiveStoreError> {
         let Some(writer) = self.writer.take() else {
             return Err(ArchiveStoreError::Interrupted(
                 "upload already finished".into(),

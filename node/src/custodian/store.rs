@@ -1,18 +1,18 @@
-//! The custodian's archive store: encrypted archives on disk, named by the SHA-256 of their
-//! ciphertext.
+//! The custodian's archive store: encrypted archives named by the SHA-256 of their
+//! ciphertext, on one of two backends behind [`ObjectBackend`]: the node's own directory
+//! ([`super::local`], the default) or an S3-compatible bucket ([`super::s3`]).
 //!
-//! An upload is written to a temporary file while it is hashed, synced, checked against the
-//! hash its signed request declared, and only then renamed into place (and the directory
-//! synced), so a crash or a bad upload never leaves a partial or mislabelled object. Reads hash
-//! what they serve and report a mismatch, so a file damaged on disk is never passed off as the
-//! archive the ledger registered.
+//! Whatever the backend, an upload is hashed as it is written and becomes an object only once
+//! its length and hash are the ones its signed request declared, so a crash or a bad upload
+//! never leaves a partial or mislabelled object; and a read is hashed as it is served
+//! ([`VerifiedReader`]), so an object damaged at rest is never passed off as the archive the
+//! ledger registered. The limits (largest archive, the store's size, the disk reserve) are
+//! checked here, before any byte is read.
 
-use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cradle_genesis::durable::FlushingFile;
 use cradle_ledger::Hash;
 use sha2::{Digest, Sha256};
 
@@ -45,117 +45,118 @@ pub enum ArchiveStoreError {
     Unavailable(String),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveStoreError + '_ {
+pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveStoreError + '_ {
     move |source| ArchiveStoreError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
-/// Where the ciphertexts are: the local directory, or an S3-compatible bucket.
-enum Backend {
-    Local,
-    S3(super::s3::S3Backend),
+/// A stored archive as it is read: a local file, or an object streaming from the bucket.
+pub type ObjectReader = Box<dyn Read + Send>;
+
+/// Where the ciphertexts live. Every method may block (disk or network): call them on a
+/// blocking thread, or within `block_in_place`.
+pub trait ObjectBackend: Send + Sync {
+    /// The bytes stored in all, counted when the store opens.
+    fn stored_bytes(&self) -> Result<u64, ArchiveStoreError>;
+    /// An object's size, or `None` when it is absent; quick to fail when the backend is down.
+    fn size(&self, sha256: &Hash) -> Result<Option<u64>, ArchiveStoreError>;
+    /// An object as a reader, with its size.
+    fn open(&self, sha256: &Hash) -> Result<Option<(ObjectReader, u64)>, ArchiveStoreError>;
+    /// Starts writing the object that must hash to `expected` and be `declared_len` long.
+    fn begin(
+        &self,
+        expected: Hash,
+        declared_len: u64,
+    ) -> Result<Box<dyn ObjectUpload>, ArchiveStoreError>;
+    /// Free bytes where the objects are, for the disk reserve; `None` where the backend keeps
+    /// its own space (object storage).
+    fn free_bytes(&self) -> Result<Option<u64>, ArchiveStoreError>;
+}
+
+/// An object being written. Dropped unfinished, nothing is stored.
+pub trait ObjectUpload: Send {
+    /// Appends a piece, hashing it; refuses more than the declared length.
+    fn write(&mut self, piece: &[u8]) -> Result<(), ArchiveStoreError>;
+    /// Bytes written so far.
+    fn written(&self) -> u64;
+    /// Stores the object if its length and hash are the declared ones. Returns whether it was
+    /// new (an identical object already stored is kept).
+    fn finish(self: Box<Self>) -> Result<bool, ArchiveStoreError>;
 }
 
 pub struct ArchiveStore {
-    backend: Backend,
-    objects: PathBuf,
-    tmp: PathBuf,
+    backend: Box<dyn ObjectBackend>,
     archive_bytes_max: u64,
     store_bytes_max: u64,
     used: AtomicU64,
-    /// Free space its file system must keep (`archives.disk_reserve_bytes`).
+    /// Free space the local disk must keep (`archives.disk_reserve_bytes`).
     disk_reserve: u64,
-    /// Free bytes on its file system when an upload last looked.
+    /// Free bytes on it when an upload last looked.
     disk_free: AtomicU64,
+    object_storage: bool,
 }
 
 impl ArchiveStore {
-    /// Opens (creating) the store under `root`; leftovers of interrupted uploads are removed.
+    /// Opens (creating) a store in the directory `root`; leftovers of interrupted uploads are
+    /// removed.
     pub fn open(
         root: &Path,
         archive_bytes_max: u64,
         store_bytes_max: u64,
     ) -> Result<Self, ArchiveStoreError> {
-        let objects = root.join("objects");
-        let tmp = root.join("tmp");
-        fs::create_dir_all(&objects).map_err(io(&objects))?;
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-        }
-        fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        let mut used = 0u64;
-        for entry in fs::read_dir(&objects).map_err(io(&objects))? {
-            let entry = entry.map_err(io(&objects))?;
-            used += entry.metadata().map_err(io(&entry.path()))?.len();
-        }
-        Ok(Self {
-            backend: Backend::Local,
-            objects,
-            tmp,
-            archive_bytes_max,
-            store_bytes_max,
-            used: AtomicU64::new(used),
-            disk_reserve: 0,
-            disk_free: AtomicU64::new(0),
-        })
+        let backend = super::local::LocalBackend::open(root)?;
+        Self::on(Box::new(backend), archive_bytes_max, store_bytes_max, false)
     }
 
-    /// A store on an S3-compatible bucket; `root` keeps nothing but is where a local store
-    /// would be. Lists the bucket to count what it holds: call it on a blocking thread.
+    /// A store on an S3-compatible bucket. Lists the bucket to count what it holds: call it on
+    /// a blocking thread.
     pub fn open_s3(
         backend: super::s3::S3Backend,
-        root: &Path,
         archive_bytes_max: u64,
         store_bytes_max: u64,
     ) -> Result<Self, ArchiveStoreError> {
-        let used = backend.used_bytes()?;
+        Self::on(Box::new(backend), archive_bytes_max, store_bytes_max, true)
+    }
+
+    fn on(
+        backend: Box<dyn ObjectBackend>,
+        archive_bytes_max: u64,
+        store_bytes_max: u64,
+        object_storage: bool,
+    ) -> Result<Self, ArchiveStoreError> {
+        let used = backend.stored_bytes()?;
         Ok(Self {
-            backend: Backend::S3(backend),
-            objects: root.join("objects"),
-            tmp: root.join("tmp"),
+            backend,
             archive_bytes_max,
             store_bytes_max,
             used: AtomicU64::new(used),
             disk_reserve: 0,
             disk_free: AtomicU64::new(0),
+            object_storage,
         })
     }
 
-    /// Checks that the backend answers (a bucket: one request about `sha256`). Blocking.
+    /// Checks that the backend answers (for a bucket, one request about `sha256`). Blocking.
     pub fn reachable(&self, sha256: &Hash) -> Result<(), ArchiveStoreError> {
-        match &self.backend {
-            Backend::Local => Ok(()),
-            Backend::S3(s3) => s3.size(sha256).map(|_| ()),
-        }
+        self.backend.size(sha256).map(|_| ())
     }
 
     /// Whether the ciphertexts are in object storage rather than under the data directory.
     pub fn is_object_storage(&self) -> bool {
-        matches!(self.backend, Backend::S3(_))
+        self.object_storage
     }
 
-    /// Keeps `bytes` free on the store's file system: uploads that would leave less are refused.
+    /// Keeps `bytes` free on the store's disk: uploads that would leave less are refused.
     pub fn with_disk_reserve(mut self, bytes: u64) -> Self {
         self.disk_reserve = bytes;
         self
     }
 
-    /// Free bytes on the store's file system when an upload last looked.
+    /// Free bytes on the store's disk when an upload last looked.
     pub fn disk_free_bytes(&self) -> u64 {
         self.disk_free.load(Ordering::Relaxed)
-    }
-
-    /// Free bytes on the store's file system, for an unprivileged writer.
-    fn free_bytes(&self) -> Result<u64, ArchiveStoreError> {
-        let st = rustix::fs::statvfs(&self.objects).map_err(|e| ArchiveStoreError::Io {
-            path: self.objects.clone(),
-            source: e.into(),
-        })?;
-        let free = st.f_bavail.saturating_mul(st.f_frsize);
-        self.disk_free.store(free, Ordering::Relaxed);
-        Ok(free)
     }
 
     pub fn archive_bytes_max(&self) -> u64 {
@@ -166,15 +167,9 @@ impl ArchiveStore {
         self.used.load(Ordering::Relaxed)
     }
 
-    fn object_path(&self, sha256: &Hash) -> PathBuf {
-        self.objects.join(hex::encode(sha256))
-    }
-
+    /// Whether the object is stored. Blocking.
     pub fn contains(&self, sha256: &Hash) -> bool {
-        match &self.backend {
-            Backend::Local => self.object_path(sha256).is_file(),
-            Backend::S3(s3) => matches!(s3.size(sha256), Ok(Some(_))),
-        }
+        matches!(self.backend.size(sha256), Ok(Some(_)))
     }
 
     /// Checks a declared upload against the limits before any byte is read.
@@ -192,49 +187,29 @@ impl ArchiveStore {
                 max: self.store_bytes_max,
             });
         }
-        // Object storage keeps its own space; only a local store's disk is watched here.
-        if matches!(self.backend, Backend::S3(_)) {
-            return Ok(());
-        }
-        let free = self.free_bytes()?;
-        if free < declared_len.saturating_add(self.disk_reserve) {
-            return Err(ArchiveStoreError::DiskReserve {
-                free,
-                reserve: self.disk_reserve,
-            });
+        if let Some(free) = self.backend.free_bytes()? {
+            self.disk_free.store(free, Ordering::Relaxed);
+            if free < declared_len.saturating_add(self.disk_reserve) {
+                return Err(ArchiveStoreError::DiskReserve {
+                    free,
+                    reserve: self.disk_reserve,
+                });
+            }
         }
         Ok(())
     }
 
-    /// Starts an upload of `declared_len` bytes that must hash to `expected`.
+    /// Starts an upload of `declared_len` bytes that must hash to `expected`. Blocking.
     pub fn begin(
         &self,
         expected: Hash,
         declared_len: u64,
     ) -> Result<Upload<'_>, ArchiveStoreError> {
         self.admit(declared_len)?;
-        if let Backend::S3(s3) = &self.backend {
-            return Ok(Upload::S3 {
-                store: self,
-                upload: s3.begin(expected, declared_len)?,
-            });
-        }
-        let mut name = [0u8; 16];
-        getrandom::fill(&mut name)
-            .map_err(|e| ArchiveStoreError::Interrupted(format!("random source: {e}")))?;
-        let path = self.tmp.join(hex::encode(name));
-        let file = File::create_new(&path)
-            .and_then(FlushingFile::new)
-            .map_err(io(&path))?;
-        Ok(Upload::Local(LocalUpload {
+        Ok(Upload {
             store: self,
-            path,
-            file: Some(file),
-            hasher: Sha256::new(),
-            written: 0,
-            expected,
-            declared_len,
-        }))
+            inner: self.backend.begin(expected, declared_len)?,
+        })
     }
 
     /// Opens a stored archive for reading, with its length. Blocking.
@@ -242,135 +217,29 @@ impl ArchiveStore {
         &self,
         sha256: &Hash,
     ) -> Result<Option<(ObjectReader, u64)>, ArchiveStoreError> {
-        if let Backend::S3(s3) = &self.backend {
-            return s3.open(sha256);
-        }
-        let path = self.object_path(sha256);
-        match File::open(&path) {
-            Ok(f) => {
-                let len = f.metadata().map_err(io(&path))?.len();
-                Ok(Some((Box::new(f), len)))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(&path)(e)),
-        }
+        self.backend.open(sha256)
     }
 }
 
-/// A stored archive as it is read: a local file, or an object streaming from the bucket.
-pub type ObjectReader = Box<dyn Read + Send>;
-
-/// An upload in progress, to either backend; dropped unfinished, nothing is stored.
-pub enum Upload<'a> {
-    Local(LocalUpload<'a>),
-    S3 {
-        store: &'a ArchiveStore,
-        upload: super::s3::S3Upload,
-    },
+/// An upload in progress; dropped without [`Upload::finish`], nothing is stored.
+pub struct Upload<'a> {
+    store: &'a ArchiveStore,
+    inner: Box<dyn ObjectUpload>,
 }
 
 impl Upload<'_> {
     pub fn write(&mut self, piece: &[u8]) -> Result<(), ArchiveStoreError> {
-        match self {
-            Upload::Local(u) => u.write(piece),
-            Upload::S3 { upload, .. } => upload.write(piece),
-        }
+        self.inner.write(piece)
     }
 
     /// Checks length and hash and stores the object. Returns whether it was new.
     pub fn finish(self) -> Result<bool, ArchiveStoreError> {
-        match self {
-            Upload::Local(u) => u.finish(),
-            Upload::S3 { store, upload } => {
-                let written = upload.written();
-                let new = upload.finish()?;
-                if new {
-                    store.used.fetch_add(written, Ordering::Relaxed);
-                }
-                Ok(new)
-            }
+        let written = self.inner.written();
+        let new = self.inner.finish()?;
+        if new {
+            self.store.used.fetch_add(written, Ordering::Relaxed);
         }
-    }
-}
-
-/// An upload to the local directory; dropped without [`LocalUpload::finish`], its temporary
-/// file is removed.
-pub struct LocalUpload<'a> {
-    store: &'a ArchiveStore,
-    path: PathBuf,
-    file: Option<FlushingFile>,
-    hasher: Sha256,
-    written: u64,
-    expected: Hash,
-    declared_len: u64,
-}
-
-impl LocalUpload<'_> {
-    pub fn write(&mut self, piece: &[u8]) -> Result<(), ArchiveStoreError> {
-        let got = self.written + piece.len() as u64;
-        if got > self.declared_len {
-            return Err(ArchiveStoreError::LengthMismatch {
-                declared: self.declared_len,
-                got,
-            });
-        }
-        self.hasher.update(piece);
-        let Some(file) = self.file.as_mut() else {
-            return Err(ArchiveStoreError::Interrupted(
-                "upload already finished".into(),
-            ));
-        };
-        file.write_all(piece).map_err(io(&self.path))?;
-        self.written = got;
-        Ok(())
-    }
-
-    /// Checks length and hash, syncs, and moves the object into place. Returns whether the
-    /// object was new (an identical object already stored is kept).
-    pub fn finish(mut self) -> Result<bool, ArchiveStoreError> {
-        if self.written != self.declared_len {
-            return Err(ArchiveStoreError::LengthMismatch {
-                declared: self.declared_len,
-                got: self.written,
-            });
-        }
-        let got: Hash = std::mem::take(&mut self.hasher).finalize().into();
-        if got != self.expected {
-            return Err(ArchiveStoreError::HashMismatch {
-                expected: hex::encode(self.expected),
-                got: hex::encode(got),
-            });
-        }
-        let Some(file) = self.file.take() else {
-            return Err(ArchiveStoreError::Interrupted(
-                "upload already finished".into(),
-            ));
-        };
-        file.sync_all().map_err(io(&self.path))?;
-        let target = self.store.object_path(&self.expected);
-        if target.is_file() {
-            fs::remove_file(&self.path).map_err(io(&self.path))?;
-            return Ok(false);
-        }
-        fs::rename(&self.path, &target).map_err(io(&target))?;
-        File::open(&self.store.objects)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.store.objects))?;
-        self.store.used.fetch_add(self.written, Ordering::Relaxed);
-        Ok(true)
-    }
-}
-
-impl Drop for LocalUpload<'_> {
-    fn drop(&mut self) {
-        if self.file.is_some() || self.path.exists() {
-            self.file = None;
-            if let Err(e) = fs::remove_file(&self.path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %self.path.display(), error = %e, "could not remove an unfinished upload");
-            }
-        }
+        Ok(new)
     }
 }
 
@@ -434,6 +303,7 @@ impl VerifiedReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn sha(data: &[u8]) -> Hash {
         Sha256::digest(data).into()

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod fetch;
 pub mod promise;
 pub mod stats;
 pub mod tls;

@@ -393,33 +393,11 @@ fn public_hex(c: &Clinician) -> String {
         .public_key()
         .to_hex()
 }
-
 /// A fetch sent straight to the custodian's node with `key`'s signed request, as a client that
 /// skips every check would: refused with its reason, and nothing recorded.
 fn direct_fetch(c: &Cluster, key: &Path, archive: &str) -> String {
-    use cradle_ledger::access::{AccessRequest, SignedAccessRequest};
-    use cradle_ledger::crypto::{TAG_ACCESS_REQUEST, sha256};
-    let who = cradle_genesis::keyfile::read_key_file(key).unwrap();
-    let chain = c.genesis.chain_id();
-    let archive = cradle_ledger::ArchiveId::from_hex(archive).unwrap();
-    let mut request_id = [0u8; 16];
-    getrandom::fill(&mut request_id).unwrap();
-    let request = AccessRequest {
-        accessor: who.public_key(),
-        archive,
-        purpose: cradle_ledger::tx::Purpose::Treat,
-        justification: None,
-        requested_at_ms: cradle_genesis::clock::now_ms(),
-        request_id,
-    };
-    let signature = who.sign(TAG_ACCESS_REQUEST, &chain, &request);
-    let body = SignedAccessRequest { request, signature }.encode();
-    let path = format!("/v1/archives/{}/fetch", archive.to_hex());
-    let api = c.anonymous(0);
-    let auth = api
-        .auth_with(&who, &chain, "POST", &path, sha256(&body))
-        .unwrap();
-    match api.fetch(&path, &auth, "x-cradle-auth", &body).unwrap() {
+    let purpose = cradle_ledger::tx::Purpose::Treat;
+    match cradle_tests::fetch::signed_fetch(c, 0, key, archive, purpose) {
         cradle_client::api::Fetched::Refused {
             status: 403,
             reason,

@@ -229,7 +229,7 @@ fn archives_in_object_storage_are_served_only_whole_and_verified() {
 
     // The server stops mid-transfer: the download ends short or with an error, and a client's
     // get writes nothing.
-    let mut download = start_download(&c, &mother.key, &mother.archive);
+    let mut download = cradle_tests::fetch::download(&c, 0, &mother.key, &mother.archive);
     let mut first = vec![0u8; 256 * 1024];
     download.read_exact(&mut first).unwrap();
     s3.stop();
@@ -277,36 +277,4 @@ fn archives_in_object_storage_are_served_only_whole_and_verified() {
         ))
         .unwrap();
     assert_eq!(archives["archives"].as_array().unwrap().len(), 1);
-}
-
-/// The mother's own fetch of `archive` from node 0, hand-signed; the ciphertext as it arrives.
-fn start_download(c: &Cluster, key: &Path, archive: &str) -> Box<dyn Read + Send> {
-    use cradle_ledger::access::{AccessRequest, SignedAccessRequest};
-    use cradle_ledger::crypto::{TAG_ACCESS_REQUEST, sha256};
-    let who = cradle_genesis::keyfile::read_key_file(key).unwrap();
-    let chain = c.genesis.chain_id();
-    let archive = cradle_ledger::ArchiveId::from_hex(archive).unwrap();
-    let mut request_id = [0u8; 16];
-    getrandom::fill(&mut request_id).unwrap();
-    let request = AccessRequest {
-        accessor: who.public_key(),
-        archive,
-        purpose: cradle_ledger::tx::Purpose::PatientRequest,
-        justification: None,
-        requested_at_ms: cradle_genesis::clock::now_ms(),
-        request_id,
-    };
-    let signature = who.sign(TAG_ACCESS_REQUEST, &chain, &request);
-    let body = SignedAccessRequest { request, signature }.encode();
-    let path = format!("/v1/archives/{}/fetch", archive.to_hex());
-    let api = c.anonymous(0);
-    let auth = api
-        .auth_with(&who, &chain, "POST", &path, sha256(&body))
-        .unwrap();
-    match api.fetch(&path, &auth, "x-cradle-auth", &body).unwrap() {
-        cradle_client::api::Fetched::Stream(s) => s.body,
-        cradle_client::api::Fetched::Refused { status, reason, .. } => {
-            panic!("the mother's fetch was refused: {status} {reason}")
-        }
-    }
 }

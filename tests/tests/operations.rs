@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 use std::io::Read;
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -153,7 +152,7 @@ fn an_operator_checks_backs_up_stops_and_restores_a_node() {
 
     // SIGTERM while the mother's download is in flight: the node takes no new connection,
     // finishes the download, then stops between blocks and exits 0.
-    let mut download = start_download(&c, 2, &mother.key, &mother.archive);
+    let mut download = cradle_tests::fetch::download(&c, 2, &mother.key, &mother.archive);
     let mut first = vec![0u8; 64 * 1024];
     download.read_exact(&mut first).unwrap();
     let pid = c.pid(2).unwrap();
@@ -234,39 +233,6 @@ fn an_operator_checks_backs_up_stops_and_restores_a_node() {
     );
 }
 
-/// The mother's own fetch of `archive` from member `i`, hand-signed; the ciphertext as it
-/// arrives.
-fn start_download(c: &Cluster, i: usize, key: &Path, archive: &str) -> Box<dyn Read + Send> {
-    use cradle_ledger::access::{AccessRequest, SignedAccessRequest};
-    use cradle_ledger::crypto::{TAG_ACCESS_REQUEST, sha256};
-    let who = cradle_genesis::keyfile::read_key_file(key).unwrap();
-    let chain = c.genesis.chain_id();
-    let archive = cradle_ledger::ArchiveId::from_hex(archive).unwrap();
-    let mut request_id = [0u8; 16];
-    getrandom::fill(&mut request_id).unwrap();
-    let request = AccessRequest {
-        accessor: who.public_key(),
-        archive,
-        purpose: cradle_ledger::tx::Purpose::PatientRequest,
-        justification: None,
-        requested_at_ms: cradle_genesis::clock::now_ms(),
-        request_id,
-    };
-    let signature = who.sign(TAG_ACCESS_REQUEST, &chain, &request);
-    let body = SignedAccessRequest { request, signature }.encode();
-    let path = format!("/v1/archives/{}/fetch", archive.to_hex());
-    let api = c.anonymous(i);
-    let auth = api
-        .auth_with(&who, &chain, "POST", &path, sha256(&body))
-        .unwrap();
-    match api.fetch(&path, &auth, "x-cradle-auth", &body).unwrap() {
-        cradle_client::api::Fetched::Stream(s) => s.body,
-        cradle_client::api::Fetched::Refused { status, reason, .. } => {
-            panic!("the mother's fetch was refused: {status} {reason}")
-        }
-    }
-}
-
 /// The archive's ciphertext size as the ledger has it.
 fn committed_size(c: &Cluster, archive: &str) -> u64 {
     c.client(0)
@@ -306,7 +272,7 @@ fn transfer_and_disk_limits_refuse_clearly_and_are_counted() {
     let mother = cradle_tests::cli::mother_with_archive(&c, &work, 0, &record);
 
     // One download in flight, not read: the node's one place is taken.
-    let mut first = start_download(&c, 0, &mother.key, &mother.archive);
+    let mut first = cradle_tests::fetch::download(&c, 0, &mother.key, &mother.archive);
     let mut some = vec![0u8; 4096];
     first.read_exact(&mut some).unwrap();
     let history = |c: &Cluster| -> usize {
@@ -327,7 +293,16 @@ fn transfer_and_disk_limits_refuse_clearly_and_are_counted() {
             .len()
     };
     let before = history(&c);
-    let busy = try_download(&c, 0, &mother.key, &mother.archive);
+    let busy = match cradle_tests::fetch::signed_fetch(
+        &c,
+        0,
+        &mother.key,
+        &mother.archive,
+        cradle_ledger::tx::Purpose::PatientRequest,
+    ) {
+        cradle_client::api::Fetched::Stream(_) => (200, String::new()),
+        cradle_client::api::Fetched::Refused { status, reason, .. } => (status, reason),
+    };
     assert_eq!(busy.0, 503, "{busy:?}");
     assert!(busy.1.contains("transfers"), "{busy:?}");
     assert_eq!(history(&c), before, "a refused transfer was recorded");
@@ -345,7 +320,7 @@ fn transfer_and_disk_limits_refuse_clearly_and_are_counted() {
     first.read_to_end(&mut rest).unwrap();
     drop(first);
     std::thread::sleep(Duration::from_millis(200));
-    let mut again = start_download(&c, 0, &mother.key, &mother.archive);
+    let mut again = cradle_tests::fetch::download(&c, 0, &mother.key, &mother.archive);
     let mut all = Vec::new();
     again.read_to_end(&mut all).unwrap();
     assert_eq!(all.len(), some.len() + rest.len());
@@ -378,34 +353,4 @@ fn transfer_and_disk_limits_refuse_clearly_and_are_counted() {
     );
     let objects = c.nodes[1].home.join("data/archives/objects");
     assert_eq!(std::fs::read_dir(objects).unwrap().count(), 0);
-}
-
-/// The mother's fetch as [`start_download`], but its refusal is the answer: status and reason.
-fn try_download(c: &Cluster, i: usize, key: &Path, archive: &str) -> (u16, String) {
-    use cradle_ledger::access::{AccessRequest, SignedAccessRequest};
-    use cradle_ledger::crypto::{TAG_ACCESS_REQUEST, sha256};
-    let who = cradle_genesis::keyfile::read_key_file(key).unwrap();
-    let chain = c.genesis.chain_id();
-    let archive = cradle_ledger::ArchiveId::from_hex(archive).unwrap();
-    let mut request_id = [0u8; 16];
-    getrandom::fill(&mut request_id).unwrap();
-    let request = AccessRequest {
-        accessor: who.public_key(),
-        archive,
-        purpose: cradle_ledger::tx::Purpose::PatientRequest,
-        justification: None,
-        requested_at_ms: cradle_genesis::clock::now_ms(),
-        request_id,
-    };
-    let signature = who.sign(TAG_ACCESS_REQUEST, &chain, &request);
-    let body = SignedAccessRequest { request, signature }.encode();
-    let path = format!("/v1/archives/{}/fetch", archive.to_hex());
-    let api = c.anonymous(i);
-    let auth = api
-        .auth_with(&who, &chain, "POST", &path, sha256(&body))
-        .unwrap();
-    match api.fetch(&path, &auth, "x-cradle-auth", &body).unwrap() {
-        cradle_client::api::Fetched::Stream(_) => (200, String::new()),
-        cradle_client::api::Fetched::Refused { status, reason, .. } => (status, reason),
-    }
 }

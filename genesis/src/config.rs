@@ -98,6 +98,9 @@ pub struct ApiConfig {
     /// `Retry-After` before anything is read or recorded.
     #[serde(default = "default_transfers_max")]
     pub transfers_max: usize,
+    /// Of those, at most this many for one signer.
+    #[serde(default = "default_transfers_per_key_max")]
+    pub transfers_per_key_max: usize,
 }
 
 impl ApiConfig {
@@ -117,6 +120,7 @@ impl ApiConfig {
             member_tls: false,
             rate: crate::ratecfg::RateConfig::default(),
             transfers_max: default_transfers_max(),
+            transfers_per_key_max: default_transfers_per_key_max(),
         }
     }
 }
@@ -124,6 +128,11 @@ impl ApiConfig {
 /// Archive uploads and downloads served at once, by default.
 fn default_transfers_max() -> usize {
     64
+}
+
+/// Archive transfers one signer may have under way at once, by default.
+fn default_transfers_per_key_max() -> usize {
+    4
 }
 
 /// Defaults well under a common 1,024 open-file limit, leaving room for RocksDB and peers.
@@ -367,6 +376,15 @@ impl NodeConfig {
                 format!(
                     "{} is outside 1..=api.connections_max ({})",
                     api.transfers_max, api.connections_max
+                ),
+            ));
+        }
+        if !(1..=api.transfers_max).contains(&api.transfers_per_key_max) {
+            return Err(bad(
+                "api.transfers_per_key_max",
+                format!(
+                    "{} is outside 1..=api.transfers_max ({})",
+                    api.transfers_per_key_max, api.transfers_max
                 ),
             ));
         }

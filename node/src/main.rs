@@ -231,7 +231,11 @@ async fn run(home: Home) -> anyhow::Result<()> {
         directory,
         ready_lag_ms,
         backups,
-        transfers: Arc::new(tokio::sync::Semaphore::new(home.config.api.transfers_max)),
+        transfers: http::transfers::Transfers::new(
+            home.config.api.transfers_max,
+            home.config.api.transfers_per_key_max,
+            metrics.clone(),
+        ),
     });
     let listen = home.config.api_listen().context("api address")?;
     let limits = http::serve::ServeLimits::from_config(&home.config.api);

@@ -255,7 +255,10 @@ fn transfer_and_disk_limits_refuse_clearly_and_are_counted() {
         f(&mut config);
         config.save(&path).unwrap();
     };
-    edit(0, &|c| c.api.transfers_max = 1);
+    edit(0, &|c| {
+        c.api.transfers_max = 2;
+        c.api.transfers_per_key_max = 1;
+    });
     edit(1, &|c| c.archives.disk_reserve_bytes = 1 << 62);
     for i in 0..4 {
         c.start_node(i).unwrap();
@@ -270,19 +273,38 @@ fn transfer_and_disk_limits_refuse_clearly_and_are_counted() {
     getrandom::fill(&mut bytes).unwrap();
     std::fs::write(&record, &bytes).unwrap();
     let mother = cradle_tests::cli::mother_with_archive(&c, &work, 0, &record);
+    let second = cradle_tests::cli::mother_with_archive(&c, &work.join("second"), 0, &record);
+    let third = cradle_tests::cli::mother_with_archive(&c, &work.join("third"), 0, &record);
+    let try_fetch = |m: &cradle_tests::cli::Mother| match cradle_tests::fetch::signed_fetch(
+        &c,
+        0,
+        &m.key,
+        &m.archive,
+        cradle_ledger::tx::Purpose::PatientRequest,
+    ) {
+        cradle_client::api::Fetched::Stream(_) => (200, String::new()),
+        cradle_client::api::Fetched::Refused { status, reason, .. } => (status, reason),
+    };
 
-    // One download in flight, not read: the node's one place is taken.
+    // A download in flight, not read: the mother's one place is taken, not the node's two.
     let mut first = cradle_tests::fetch::download(&c, 0, &mother.key, &mother.archive);
     let mut some = vec![0u8; 4096];
     first.read_exact(&mut some).unwrap();
-    let history = |c: &Cluster| -> usize {
+    let own = try_fetch(&mother);
+    assert_eq!(own.0, 503, "{own:?}");
+    assert!(own.1.contains("as one key may"), "{own:?}");
+    // Another mother takes the node's second place; a third finds none.
+    let mut held = cradle_tests::fetch::download(&c, 0, &second.key, &second.archive);
+    let mut head = vec![0u8; 4096];
+    held.read_exact(&mut head).unwrap();
+    let history = |c: &Cluster, m: &cradle_tests::cli::Mother| -> usize {
         let out = ok(cradle(
             &c.nodes[0].api,
-            &mother.key,
+            &m.key,
             &[
                 "audit",
                 "--patient",
-                mother.public.to_str().unwrap(),
+                m.public.to_str().unwrap(),
                 "--format",
                 "json",
             ],
@@ -292,29 +314,25 @@ fn transfer_and_disk_limits_refuse_clearly_and_are_counted() {
             .unwrap()
             .len()
     };
-    let before = history(&c);
-    let busy = match cradle_tests::fetch::signed_fetch(
-        &c,
-        0,
-        &mother.key,
-        &mother.archive,
-        cradle_ledger::tx::Purpose::PatientRequest,
-    ) {
-        cradle_client::api::Fetched::Stream(_) => (200, String::new()),
-        cradle_client::api::Fetched::Refused { status, reason, .. } => (status, reason),
-    };
+    let before = history(&c, &third);
+    let busy = try_fetch(&third);
     assert_eq!(busy.0, 503, "{busy:?}");
-    assert!(busy.1.contains("transfers"), "{busy:?}");
-    assert_eq!(history(&c), before, "a refused transfer was recorded");
+    assert!(busy.1.contains("serves at once"), "{busy:?}");
+    assert_eq!(
+        history(&c, &third),
+        before,
+        "a refused transfer was recorded"
+    );
     let metrics = c.metrics(0).unwrap();
     assert!(
-        metrics.contains("cradle_api_transfers_refused_total 1"),
+        metrics.contains("cradle_api_transfers_refused_total 2"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("cradle_api_transfers_active 1"),
+        metrics.contains("cradle_api_transfers_active 2"),
         "{metrics}"
     );
+    drop(held);
     // Once it ends, the place is free again.
     let mut rest = Vec::new();
     first.read_to_end(&mut rest).unwrap();

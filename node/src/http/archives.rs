@@ -33,45 +33,6 @@ use super::{HttpError, HttpResult, HttpState, hex32};
 use crate::custodian::store::Piece;
 use crate::custodian::{ArchiveStoreError, FetchError, FetchOutcome, Released, UploadError};
 
-/// A place among the archive transfers served at once (`api.transfers_max`), given back when
-/// the transfer ends (for a download, when its last byte is sent or the client goes).
-pub struct TransferPermit {
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    metrics: Arc<crate::metrics::Metrics>,
-}
-
-impl Drop for TransferPermit {
-    fn drop(&mut self) {
-        self.metrics
-            .transfers_active
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// A transfer's place, or 503 `busy` with `Retry-After` when every place is taken: refused
-/// before anything is read or recorded.
-fn transfer_permit(state: &HttpState) -> Result<TransferPermit, HttpError> {
-    use std::sync::atomic::Ordering::Relaxed;
-    match state.transfers.clone().try_acquire_owned() {
-        Ok(permit) => {
-            state.metrics.transfers_active.fetch_add(1, Relaxed);
-            Ok(TransferPermit {
-                _permit: permit,
-                metrics: state.metrics.clone(),
-            })
-        }
-        Err(_) => {
-            state.metrics.transfers_refused.fetch_add(1, Relaxed);
-            Err(HttpError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Busy,
-                "as many archive transfers as this node serves at once are under way; retry shortly",
-            )
-            .retry_after_s(1))
-        }
-    }
-}
-
 impl From<UploadError> for HttpError {
     fn from(e: UploadError) -> Self {
         use ArchiveStoreError as S;
@@ -152,7 +113,7 @@ pub async fn put(
         &expected,
         Class::Ordinary,
     )?;
-    let _transfer = transfer_permit(&state)?;
+    let _transfer = state.transfers.take(signer)?;
     let len = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -210,7 +171,7 @@ pub async fn fetch(
     let signer = authenticate(&state, peer, &headers, "POST", &uri, &body_hash, class)?;
     // A place for the download is taken before the access is recorded: a node too busy to
     // serve it records nothing.
-    let transfer = transfer_permit(&state)?;
+    let transfer = state.transfers.take(signer)?;
     match state.custodian.fetch(archive_id, signer, &body).await? {
         FetchOutcome::Denied {
             reason,
@@ -233,7 +194,11 @@ pub async fn fetch(
 
 /// The ciphertext as a streamed body, read and checked on a blocking thread; a damaged piece
 /// ends the stream with an error rather than serving it.
-fn stream(archive_id: ArchiveId, released: Released, transfer: TransferPermit) -> HttpResult {
+fn stream(
+    archive_id: ArchiveId,
+    released: Released,
+    transfer: super::transfers::TransferPermit,
+) -> HttpResult {
     let Released {
         mut reader,
         len,

@@ -22,6 +22,7 @@ pub mod serve;
 pub mod slots;
 pub mod staff;
 pub mod tls;
+pub mod transfers;
 pub mod txs;
 
 use std::sync::{Arc, Mutex};
@@ -68,8 +69,8 @@ pub struct HttpState {
     pub rate: rate::RateLimiter,
     /// This institution's staff directory: its clinicians' names, off the ledger.
     pub directory: Arc<crate::directory::Directory>,
-    /// Places for archive transfers served at once (`api.transfers_max`).
-    pub transfers: Arc<tokio::sync::Semaphore>,
+    /// Places for archive transfers served at once, in all and per key.
+    pub transfers: Arc<transfers::Transfers>,
     /// How old the last block may be for `/readyz` to call the node synced.
     pub ready_lag_ms: u64,
     /// Where `POST /admin/checkpoint` writes (inside the data directory), and one at a time.

@@ -15,9 +15,9 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 pub use crate::crypto::StaffId;
-use crate::crypto::{self, Hash, Keypair, PublicKey, Signature, TAG_ENROLMENT, X25519Public};
+use crate::crypto::{self, Hash, Keypair, PublicKey, Signature, X25519Public};
 use crate::error::Error;
-use crate::tx::code_enum;
+use crate::tx::{self, code_enum};
 
 code_enum!(
     /// What a clinician does, which decides what she may do (break-glass is a policy of roles).
@@ -73,35 +73,24 @@ impl StaffId {
 pub struct StaffKeys {
     pub key: PublicKey,
     pub x25519: X25519Public,
-    /// Her signature over `TAG_ENROLMENT || chain_id || borsh((key, x25519))`.
+    /// Her proof over both ([`tx::prove_keys`]).
     pub proof: Signature,
 }
 
 impl StaffKeys {
     /// The clinician's own keys, proven for `chain_id`.
     pub fn prove(staff: &Keypair, chain_id: &Hash) -> Self {
-        let keys = (staff.public_key(), staff.x25519_public());
-        Self {
-            key: keys.0,
-            x25519: keys.1,
-            proof: staff.sign(TAG_ENROLMENT, chain_id, &keys),
-        }
+        let (key, x25519, proof) = tx::prove_keys(staff, chain_id);
+        Self { key, x25519, proof }
     }
 
     /// The bytes the clinician signed for `chain_id`.
     pub fn proof_signing_bytes(&self, chain_id: &Hash) -> Vec<u8> {
-        crypto::signing_bytes(TAG_ENROLMENT, chain_id, &(self.key, self.x25519))
+        tx::key_proof_signing_bytes(&self.key, &self.x25519, chain_id)
     }
 
     pub fn verify_proof(&self, chain_id: &Hash) -> Result<(), Error> {
-        self.key
-            .verify(
-                TAG_ENROLMENT,
-                chain_id,
-                &(self.key, self.x25519),
-                &self.proof,
-            )
-            .map_err(|_| Error::BadEnrolmentProof(self.key))
+        tx::verify_key_proof(&self.key, &self.x25519, &self.proof, chain_id)
     }
 }
 

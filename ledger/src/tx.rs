@@ -193,32 +193,50 @@ pub struct EnrolPatient {
     pub proof: Signature,
 }
 
+/// The holder of a key pair's proof, for one chain, that she holds the signing key and chose
+/// the X25519 key: her signature over `TAG_ENROLMENT || chain_id || borsh((key, x25519))`. A
+/// patient's enrolment and a clinician's registration carry it.
+pub fn prove_keys(holder: &Keypair, chain_id: &Hash) -> (PublicKey, X25519Public, Signature) {
+    let keys = (holder.public_key(), holder.x25519_public());
+    let proof = holder.sign(TAG_ENROLMENT, chain_id, &keys);
+    (keys.0, keys.1, proof)
+}
+
+/// The bytes a [`prove_keys`] proof signs.
+pub fn key_proof_signing_bytes(key: &PublicKey, x25519: &X25519Public, chain_id: &Hash) -> Vec<u8> {
+    crypto::signing_bytes(TAG_ENROLMENT, chain_id, &(*key, *x25519))
+}
+
+/// Checks a [`prove_keys`] proof.
+pub fn verify_key_proof(
+    key: &PublicKey,
+    x25519: &X25519Public,
+    proof: &Signature,
+    chain_id: &Hash,
+) -> Result<(), Error> {
+    key.verify(TAG_ENROLMENT, chain_id, &(*key, *x25519), proof)
+        .map_err(|_| Error::BadEnrolmentProof(*key))
+}
+
 impl EnrolPatient {
     /// The patient's own enrolment on `chain_id`: her keys and her proof over both.
     pub fn prove(patient: &Keypair, chain_id: &Hash) -> Self {
-        let keys = (patient.public_key(), patient.x25519_public());
+        let (patient, x25519, proof) = prove_keys(patient, chain_id);
         Self {
-            patient: keys.0,
-            x25519: keys.1,
-            proof: patient.sign(TAG_ENROLMENT, chain_id, &keys),
+            patient,
+            x25519,
+            proof,
         }
     }
 
     /// The bytes the patient signed for `chain_id`.
     pub fn proof_signing_bytes(&self, chain_id: &Hash) -> Vec<u8> {
-        crypto::signing_bytes(TAG_ENROLMENT, chain_id, &(self.patient, self.x25519))
+        key_proof_signing_bytes(&self.patient, &self.x25519, chain_id)
     }
 
     /// Checks the patient's proof for `chain_id`.
     pub fn verify_proof(&self, chain_id: &Hash) -> Result<(), Error> {
-        self.patient
-            .verify(
-                TAG_ENROLMENT,
-                chain_id,
-                &(self.patient, self.x25519),
-                &self.proof,
-            )
-            .map_err(|_| Error::BadEnrolmentProof(self.patient))
+        verify_key_proof(&self.patient, &self.x25519, &self.proof, chain_id)
     }
 }
 

@@ -152,15 +152,8 @@ pub async fn fetch(
     let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
     let archive_id = ArchiveId(hex32(&id, "archive id")?);
     // Read at most the bound, so an oversized body is refused before it is buffered.
-    let body = axum::body::to_bytes(body, ACCESS_REQUEST_BYTES_MAX)
-        .await
-        .map_err(|_| {
-            HttpError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                format!("an access request is at most {ACCESS_REQUEST_BYTES_MAX} bytes"),
-            )
-        })?;
+    let body =
+        super::bodies::read_small(body, ACCESS_REQUEST_BYTES_MAX, "an access request").await?;
     // An emergency draws on capacity of its own that no ordinary traffic can take. The body is
     // only looked at here; the custodian checks it.
     let class = match SignedAccessRequest::decode(&body) {

@@ -209,3 +209,19 @@ impl http_body::Body for Budgeted {
         self.inner.size_hint()
     }
 }
+
+/// A small request body read whole, at most `max` bytes: a larger one is refused with 413
+/// (`what` names it) before it is buffered.
+pub async fn read_small(
+    body: axum::body::Body,
+    max: usize,
+    what: &str,
+) -> Result<bytes::Bytes, super::HttpError> {
+    axum::body::to_bytes(body, max).await.map_err(|_| {
+        super::HttpError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            cradle_ledger::contract::ErrorCode::PayloadTooLarge,
+            format!("{what} is at most {max} bytes"),
+        )
+    })
+}

@@ -154,15 +154,8 @@ pub async fn set_directory(
 ) -> HttpResult {
     let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
     let key = staff_key(&key)?;
-    let body = axum::body::to_bytes(body, DIRECTORY_BODY_BYTES_MAX)
-        .await
-        .map_err(|_| {
-            HttpError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                format!("a directory entry is at most {DIRECTORY_BODY_BYTES_MAX} bytes"),
-            )
-        })?;
+    let body =
+        super::bodies::read_small(body, DIRECTORY_BODY_BYTES_MAX, "a directory entry").await?;
     let body_hash = cradle_ledger::crypto::sha256(&body);
     let signer = authenticate(
         &state,

@@ -111,15 +111,17 @@ impl Checkpoints {
 }
 
 /// `POST /admin/checkpoint` (operator address only): makes a checkpoint of the ledger inside the
-/// data directory and answers its path. 409 while another is being made.
+/// data directory and answers its path. 503 `busy` with `Retry-After` while another is being
+/// made.
 pub async fn checkpoint_handler(State(state): State<Arc<HttpState>>) -> HttpResult {
     let backups = state.backups.clone();
     let Ok(guard) = backups.busy.try_lock() else {
         return Err(HttpError::new(
-            StatusCode::CONFLICT,
+            StatusCode::SERVICE_UNAVAILABLE,
             cradle_ledger::contract::ErrorCode::Busy,
             "a checkpoint is being made: try again when it is done",
-        ));
+        )
+        .retry_after_s(1));
     };
     let made = {
         let backups = backups.clone();

@@ -356,7 +356,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// A plain-text table: the header, then one line per row, columns padded to their widest cell.
-pub(crate) fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+pub fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

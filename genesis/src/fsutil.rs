@@ -60,7 +60,7 @@ fn sync_parent(path: &Path) {
 }
 
 /// Atomically writes `bytes` to `path` with `mode`, replacing any existing file.
-pub(crate) fn write_replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), GenesisError> {
+pub fn write_replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), GenesisError> {
     let tmp = write_temp(path, bytes, mode)?;
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);

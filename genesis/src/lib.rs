@@ -17,7 +17,7 @@ pub mod config;
 pub mod doc;
 pub mod durable;
 pub mod error;
-mod fsutil;
+pub mod fsutil;
 pub mod home;
 pub mod keyfile;
 pub mod localnet;

@@ -3,11 +3,10 @@
 //!
 //! The ledger names a clinician by a pseudonymous [`StaffId`]; this directory is what turns it
 //! into a person for those entitled to know (see [`crate::http::staff`]). It lives in one file,
-//! mode 0600, rewritten whole (a temporary file, synced, then renamed) on every change: an
+//! mode 0600, rewritten whole and atomically (as key files are) on every change: an
 //! institution has hundreds of clinicians, not millions.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -191,25 +190,8 @@ impl Directory {
             path: self.path.display().to_string(),
             detail: e.to_string(),
         })?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
-        }
-        Ok(())
+        cradle_genesis::fsutil::write_replace(&self.path, &bytes, 0o600)
+            .map_err(|e| io(std::io::Error::other(e.to_string())))
     }
 }
 

@@ -28,6 +28,19 @@ pub fn decide_access<S: StateReader + ?Sized>(
     req: &AccessRequest,
     now_ms: u64,
 ) -> Result<Decision, Error> {
+    let staff = state.staff(&req.accessor)?;
+    decide_with(state, c, archive, req, staff.as_ref(), now_ms)
+}
+
+/// [`decide_access`], given the accessor's staff record as already read.
+fn decide_with<S: StateReader + ?Sized>(
+    state: &S,
+    c: &Consortium,
+    archive: &ArchiveRecord,
+    req: &AccessRequest,
+    staff: Option<&StaffRecord>,
+    now_ms: u64,
+) -> Result<Decision, Error> {
     if req.requested_at_ms.abs_diff(now_ms) > c.policy.access_request_ttl_ms {
         return Err(Error::StaleRequest {
             requested_at_ms: req.requested_at_ms,
@@ -40,8 +53,7 @@ pub fn decide_access<S: StateReader + ?Sized>(
     {
         return Err(Error::RequestReplayed);
     }
-    let staff = state.staff(&req.accessor)?;
-    let accessor = accessor_of(c, &req.accessor, staff.as_ref());
+    let accessor = accessor_of(c, &req.accessor, staff);
     let grants = match accessor.grantee() {
         Some(grantee) => {
             state.grants_to(&archive.patient, &grantee, OPEN_GRANTS_MAX as usize * 4)?
@@ -125,7 +137,7 @@ pub(super) fn record_access<S: StateReader + ?Sized>(
         });
     }
     let staff_ref = accessor_of(c, &req.accessor, staff.as_ref()).staff_ref();
-    let decision = decide_access(&*state, c, &archive, req, ctx.time_ms)?;
+    let decision = decide_with(&*state, c, &archive, req, staff.as_ref(), ctx.time_ms)?;
     // A clinician's permitted read carries the key re-wrapped for her; the patient's, none.
     if let AccessOutcome::Permitted { key_for_accessor } = &b.outcome
         && key_for_accessor.is_some() != staff_ref.is_some()

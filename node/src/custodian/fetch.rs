@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use cradle_ledger::access::{self, AccessOutcome, Decision, DenialReason, SignedAccessRequest};
 use cradle_ledger::rules::decide_access;
+use cradle_ledger::staff::StaffRecord;
 use cradle_ledger::state::{ArchiveRecord, StateExt};
 use cradle_ledger::tx::{RecordAccess, Transaction, TxBody, WrappedKey};
 use cradle_ledger::{ArchiveId, Hash, PublicKey};
@@ -103,10 +104,11 @@ impl Custodian {
         body: &[u8],
     ) -> Result<FetchOutcome, FetchError> {
         let request = self.authenticate(archive_id, signer, body)?;
-        self.entitled(&archive_id, &signer)?;
+        let staff = self.entitled(&archive_id, &signer)?;
         let (archive, file, len) = self.held_archive(&archive_id)?;
         let decision = self.decide(&archive, &request)?;
-        let (outcome, wrapped_key) = self.outcome_of(&decision, &archive, &archive_id, &request)?;
+        let (outcome, wrapped_key) =
+            self.outcome_of(&decision, &archive, &archive_id, staff.as_ref())?;
         let label = outcome_label(&outcome);
         let denial = match &outcome {
             AccessOutcome::Denied { reason } => Some(*reason),
@@ -174,13 +176,18 @@ impl Custodian {
     /// clinician no longer active (whom no institution answers for any more), is refused and
     /// counted here, off the ledger, so no one can fill a mother's history with noise; the
     /// refusal is the same whether or not the archive exists.
-    fn entitled(&self, archive_id: &ArchiveId, signer: &PublicKey) -> Result<(), FetchError> {
+    /// Returns the clinician's record when a clinician asks, for the key re-wrapped for her.
+    fn entitled(
+        &self,
+        archive_id: &ArchiveId,
+        signer: &PublicKey,
+    ) -> Result<Option<StaffRecord>, FetchError> {
         if self.consortium.member(signer).is_some() {
-            return Ok(());
+            return Ok(None);
         }
         if let Some(staff) = self.ledger.staff(signer).map_err(internal)? {
             if staff.is_active() {
-                return Ok(());
+                return Ok(Some(staff));
             }
             self.metrics
                 .fetches_refused_strangers
@@ -193,7 +200,7 @@ impl Custodian {
             .map_err(internal)?
             .map(|a| a.patient);
         if patient.as_ref() == Some(signer) {
-            return Ok(());
+            return Ok(None);
         }
         self.metrics
             .fetches_refused_strangers
@@ -274,7 +281,7 @@ impl Custodian {
         decision: &Decision,
         archive: &ArchiveRecord,
         archive_id: &ArchiveId,
-        request: &SignedAccessRequest,
+        staff: Option<&StaffRecord>,
     ) -> Result<(AccessOutcome, Option<WrappedKey>), FetchError> {
         match decision {
             Decision::Permitted(access::Basis::Patient) => Ok((
@@ -284,7 +291,7 @@ impl Custodian {
                 Some(archive.key_for_patient),
             )),
             Decision::Permitted(_) => {
-                let key = self.rewrap_for_clinician(archive, archive_id, request)?;
+                let key = self.rewrap_for_clinician(archive, archive_id, staff)?;
                 Ok((
                     AccessOutcome::Permitted {
                         key_for_accessor: Some(key),
@@ -294,7 +301,7 @@ impl Custodian {
             }
             Decision::Denied(reason) => Ok((AccessOutcome::Denied { reason: *reason }, None)),
             Decision::BreakGlass => {
-                let key = self.rewrap_for_clinician(archive, archive_id, request)?;
+                let key = self.rewrap_for_clinician(archive, archive_id, staff)?;
                 Ok((
                     AccessOutcome::BreakGlass {
                         key_for_accessor: key,
@@ -310,13 +317,10 @@ impl Custodian {
         &self,
         archive: &ArchiveRecord,
         archive_id: &ArchiveId,
-        request: &SignedAccessRequest,
+        staff: Option<&StaffRecord>,
     ) -> Result<WrappedKey, FetchError> {
-        let staff = self
-            .ledger
-            .staff(&request.request.accessor)
-            .map_err(internal)?
-            .ok_or_else(|| internal("a read permitted to a key that is no clinician's"))?;
+        let staff =
+            staff.ok_or_else(|| internal("a read permitted to a key that is no clinician's"))?;
         let key =
             cradle_ledger::keywrap::unwrap_key(&archive.key_for_custodian, archive_id, &self.key)
                 .map_err(|e| internal(format!("custodian key unwrap: {e}")))?;

@@ -330,16 +330,8 @@ pub fn backup(home: &Home, out: &Path) -> Result<Manifest, BackupError> {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path).map_err(io("writing", path))?;
-    f.write_all(bytes).map_err(io("writing", path))?;
-    f.sync_all().map_err(io("syncing", path))
+    cradle_genesis::fsutil::write_replace(path, bytes, 0o600)
+        .map_err(|e| io("writing", path)(std::io::Error::other(e.to_string())))
 }
 
 /// The tip of the store at `dir`, which must have one.

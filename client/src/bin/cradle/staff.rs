@@ -118,26 +118,34 @@ pub(crate) fn run(cli: &Cli, cmd: &StaffCommand) -> anyhow::Result<()> {
                     println!("{}", serde_json::to_string_pretty(&list)?);
                 }
                 Format::Table => {
-                    println!(
-                        "{:<32}  {:<20}  {:<21}  {:<9}  {:<12}  {:<24}  KEY",
-                        "STAFF ID", "ROLE", "DEPARTMENT", "STATUS", "STAFF NO", "NAME"
-                    );
-                    for l in &staff {
-                        let (name, number) = match &l.directory {
-                            Some(d) => (d.name.as_str(), d.staff_number.as_str()),
-                            None => ("-", "-"),
-                        };
-                        println!(
-                            "{:<32}  {:<20}  {:<21}  {:<9}  {:<12}  {:<24}  {}",
-                            l.record.id.to_hex(),
-                            l.record.role,
-                            l.record.department,
-                            l.record.status,
-                            number,
-                            name,
-                            l.key.to_hex()
-                        );
-                    }
+                    let rows: Vec<Vec<String>> = staff
+                        .iter()
+                        .map(|l| {
+                            let (name, number) = match &l.directory {
+                                Some(d) => (d.name.clone(), d.staff_number.clone()),
+                                None => ("-".into(), "-".into()),
+                            };
+                            vec![
+                                l.record.id.to_hex(),
+                                l.record.role.to_string(),
+                                l.record.department.to_string(),
+                                l.record.status.to_string(),
+                                number,
+                                name,
+                                l.key.to_hex(),
+                            ]
+                        })
+                        .collect();
+                    let header = [
+                        "STAFF ID",
+                        "ROLE",
+                        "DEPARTMENT",
+                        "STATUS",
+                        "STAFF NO",
+                        "NAME",
+                        "KEY",
+                    ];
+                    print!("{}", cradle_client::audit::columns(&header, &rows));
                 }
             }
             Ok(())

@@ -48,6 +48,9 @@ pub struct LocalnetOptions {
     pub break_glass_allowed: bool,
     pub chain_name: String,
     pub consensus: ConsensusParams,
+    /// The IPv4 address node i listens on for peers and its API; empty for 127.0.0.1 for all.
+    /// Tests that put each node in a network namespace of its own give each its own address.
+    pub hosts: Vec<std::net::Ipv4Addr>,
 }
 
 impl LocalnetOptions {
@@ -60,6 +63,7 @@ impl LocalnetOptions {
             break_glass_allowed: true,
             chain_name: "cradle-localnet".into(),
             consensus: ConsensusParams::default(),
+            hosts: Vec::new(),
         }
     }
 }
@@ -143,6 +147,20 @@ pub fn write_localnet(opts: &LocalnetOptions) -> Result<Localnet, GenesisError> 
             max: port_max,
         });
     }
+    if !opts.hosts.is_empty() && opts.hosts.len() != n {
+        return Err(GenesisError::BadLocalnet {
+            what: "host count",
+            value: opts.hosts.len() as u64,
+            min: n as u64,
+            max: n as u64,
+        });
+    }
+    let host = |i: usize| {
+        opts.hosts
+            .get(i)
+            .copied()
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST)
+    };
     let out = opts.out.as_path();
     check_out_dir(out)?;
 
@@ -159,8 +177,8 @@ pub fn write_localnet(opts: &LocalnetOptions) -> Result<Localnet, GenesisError> 
             public_key: kp.public_key(),
             x25519: kp.x25519_public(),
             voting_power: 1,
-            p2p_addr: Some(format!("/ip4/127.0.0.1/tcp/{p2p}")),
-            api_addr: Some(format!("127.0.0.1:{}", p2p + 1)),
+            p2p_addr: Some(format!("/ip4/{}/tcp/{p2p}", host(i))),
+            api_addr: Some(format!("{}:{}", host(i), p2p + 1)),
         });
         keys.push(kp);
     }

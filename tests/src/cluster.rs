@@ -64,6 +64,8 @@ pub struct Node {
     pub home: PathBuf,
     pub api: String,
     pub child: Option<Child>,
+    /// The network namespace the node runs in (see [`crate::netns`]), if not the test's own.
+    pub netns: Option<String>,
 }
 
 /// Clusters in one test binary run one at a time: four nodes per test already load both cores.
@@ -123,6 +125,7 @@ impl Cluster {
                 home,
                 api: format!("https://{}", config.api.listen),
                 child: None,
+                netns: None,
             });
         }
         for node in &nodes {
@@ -142,7 +145,17 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(node.home.join("node.log"))?;
-        let child = Command::new(bin("cradle-node")?)
+        let node_bin = bin("cradle-node")?;
+        let mut command = match &node.netns {
+            // `ip netns exec` execs the node in place: the child's pid is the node's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(node_bin);
+                c
+            }
+            None => Command::new(node_bin),
+        };
+        let child = command
             .args(["run", "--home"])
             .arg(&node.home)
             .env("RUST_LOG", "info")

@@ -4,9 +4,11 @@
 //! `cradle-node` process per member from the built release binaries, and talks to them over
 //! their HTTPS APIs, pinned from the genesis file as the client pins them. Processes are killed when the cluster is dropped.
 
+pub mod chaos;
 pub mod cli;
 pub mod cluster;
 pub mod fetch;
+pub mod netns;
 pub mod promise;
 pub mod stats;
 pub mod tls;

@@ -62,6 +62,10 @@ enum Command {
         no_break_glass: bool,
         #[arg(long, default_value = "cradle-localnet")]
         chain_name: String,
+        /// Node i listens (peers and API) on the i-th of these IPv4 addresses instead of
+        /// 127.0.0.1: one per member, comma-separated (for nodes in network namespaces).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<std::net::Ipv4Addr>,
     },
     /// Print a genesis document's chain id and members.
     Show {
@@ -372,11 +376,13 @@ fn run(cli: Cli) -> Result<()> {
             base_port,
             no_break_glass,
             chain_name,
+            hosts,
         } => localnet(&LocalnetOptions {
             deterministic,
             base_port,
             break_glass_allowed: !no_break_glass,
             chain_name,
+            hosts,
             ..LocalnetOptions::new(members, out)
         }),
         Command::Show { genesis } => show(&genesis),

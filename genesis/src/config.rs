@@ -498,7 +498,13 @@ impl NodeConfig {
     pub fn load(path: impl AsRef<Path>) -> Result<Self, GenesisError> {
         let path = path.as_ref();
         let text = fsutil::read_bounded_string(path, CONFIG_FILE_BYTES_MAX)?;
-        let config: Self = toml::from_str(&text).map_err(|e| GenesisError::Toml {
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates the text of a config file read from `path` (named in errors): what
+    /// [`NodeConfig::load`] does after the read.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, GenesisError> {
+        let config: Self = toml::from_str(text).map_err(|e| GenesisError::Toml {
             path: path.into(),
             reason: e.message().to_string(),
         })?;

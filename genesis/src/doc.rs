@@ -317,7 +317,13 @@ impl GenesisDoc {
     pub fn load_unvalidated(path: impl AsRef<Path>) -> Result<Self, GenesisError> {
         let path = path.as_ref();
         let bytes = fsutil::read_bounded(path, GENESIS_FILE_BYTES_MAX)?;
-        serde_json::from_slice(&bytes).map_err(|error| GenesisError::Json {
+        Self::parse_unvalidated(&bytes, path)
+    }
+
+    /// Parses the bytes of a genesis file read from `path` (named in errors), without
+    /// validating them: what [`GenesisDoc::load_unvalidated`] does after the read.
+    pub fn parse_unvalidated(bytes: &[u8], path: &Path) -> Result<Self, GenesisError> {
+        serde_json::from_slice(bytes).map_err(|error| GenesisError::Json {
             path: path.into(),
             error,
         })

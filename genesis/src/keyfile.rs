@@ -160,10 +160,6 @@ pub fn write_public_file(
 /// from its secrets. Warns if group or others may read it.
 pub fn read_key_file(path: impl AsRef<Path>) -> Result<Keypair, GenesisError> {
     let path = path.as_ref();
-    let malformed = |reason: String| GenesisError::MalformedKeyFile {
-        path: path.into(),
-        reason,
-    };
     let mode = std::fs::metadata(path)
         .map_err(GenesisError::io(path))?
         .permissions()
@@ -176,7 +172,17 @@ pub fn read_key_file(path: impl AsRef<Path>) -> Result<Keypair, GenesisError> {
         );
     }
     let text = fsutil::read_bounded_string(path, KEY_FILE_BYTES_MAX)?;
-    let file: KeyFileIn = serde_json::from_str(&text).map_err(|e| malformed(json_reason(&e)))?;
+    parse_key_file(&text, path)
+}
+
+/// Parses the text of a key file read from `path` (named in errors): the checks of
+/// [`read_key_file`] after the read, the same code it runs.
+pub fn parse_key_file(text: &str, path: &Path) -> Result<Keypair, GenesisError> {
+    let malformed = |reason: String| GenesisError::MalformedKeyFile {
+        path: path.into(),
+        reason,
+    };
+    let file: KeyFileIn = serde_json::from_str(text).map_err(|e| malformed(json_reason(&e)))?;
     if file.kind != KEY_FILE_KIND {
         return Err(malformed(format!(
             "kind is {:?}, want {KEY_FILE_KIND:?}",
@@ -211,8 +217,14 @@ pub fn read_key_file(path: impl AsRef<Path>) -> Result<Keypair, GenesisError> {
 pub fn read_public_identity(path: impl AsRef<Path>) -> Result<PublicIdentity, GenesisError> {
     let path = path.as_ref();
     let text = fsutil::read_bounded_string(path, KEY_FILE_BYTES_MAX)?;
+    parse_public_identity(&text, path)
+}
+
+/// Parses the text of a `.pub` or key file read from `path` (named in errors), as
+/// [`read_public_identity`] does after the read.
+pub fn parse_public_identity(text: &str, path: &Path) -> Result<PublicIdentity, GenesisError> {
     let file: PublicIn =
-        serde_json::from_str(&text).map_err(|e| GenesisError::MalformedKeyFile {
+        serde_json::from_str(text).map_err(|e| GenesisError::MalformedKeyFile {
             path: path.into(),
             reason: json_reason(&e),
         })?;

@@ -47,7 +47,8 @@ pub struct RangeQuery {
 }
 
 impl RangeQuery {
-    fn range(&self) -> Result<Option<(u64, u64)>, HttpError> {
+    /// The time range asked for, if any; public for the fuzz target over query strings.
+    pub fn range(&self) -> Result<Option<(u64, u64)>, HttpError> {
         match (self.from_ms, self.to_ms) {
             (None, None) => Ok(None),
             (Some(f), Some(t)) if f <= t => Ok(Some((f, t))),

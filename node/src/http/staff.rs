@@ -178,11 +178,7 @@ pub async fn set_directory(
     };
     policy::staff_admin(&caller, &rec.institution, true)?;
     held_here(&state, &rec)?;
-    let entry: DirectoryEntry = serde_json::from_slice(&body).map_err(|e| {
-        HttpError::bad(format!(
-            "a directory entry is {{\"name\", \"staff_number\"}}: {e}"
-        ))
-    })?;
+    let entry = parse_directory_entry(&body)?;
     state.directory.set(rec.id, entry).map_err(|e| match e {
         DirectoryError::Invalid(_) => HttpError::bad(e.to_string()),
         DirectoryError::Full => HttpError::new(
@@ -198,4 +194,14 @@ pub async fn set_directory(
         axum::Json(json!({ "key": key, "id": rec.id })),
     )
         .into_response())
+}
+
+/// The body of `PUT /v1/staff/{key}/directory`: JSON `{"name", "staff_number"}`; the directory
+/// checks the values when it takes them.
+pub fn parse_directory_entry(body: &[u8]) -> Result<DirectoryEntry, HttpError> {
+    serde_json::from_slice(body).map_err(|e| {
+        HttpError::bad(format!(
+            "a directory entry is {{\"name\", \"staff_number\"}}: {e}"
+        ))
+    })
 }

@@ -69,8 +69,7 @@ pub async fn submit_batch(State(state): State<Arc<HttpState>>, body: Bytes) -> H
     if state.metrics.backlogged.load(Ordering::Relaxed) == 1 {
         return Err(SubmitError::Busy.into());
     }
-    let batch: TxBatch = cradle_ledger::codec::decode(&body, TX_BATCH_BYTES_MAX)
-        .map_err(|e| HttpError::bad(format!("invalid batch: {e}")))?;
+    let batch = decode_batch(&body)?;
     let answers: Vec<_> = state
         .submitter
         .submit_batch(batch.into_inner())
@@ -90,6 +89,13 @@ pub async fn submit_batch(State(state): State<Arc<HttpState>>, body: Bytes) -> H
         axum::Json(json!({ "results": answers })),
     )
         .into_response())
+}
+
+/// The body of `POST /v1/txs/batch`: bounded, versioned, no trailing bytes; each transaction is
+/// decoded and checked later, on its own.
+pub fn decode_batch(body: &[u8]) -> Result<TxBatch, HttpError> {
+    cradle_ledger::codec::decode(body, TX_BATCH_BYTES_MAX)
+        .map_err(|e| HttpError::bad(format!("invalid batch: {e}")))
 }
 
 /// `GET /v1/txs/{hash}`: a committed transaction, its height and index; to members and

@@ -4,8 +4,21 @@
 //! genesis tool (a new chain's genesis time) and the test programs all read it through these
 //! two functions. The consensus core and the ledger's rules never read it: time reaches them as
 //! an input, so that a simulator can replay them from a seed.
+//!
+//! [`skew_for_tests`] shifts every read, for the clock-fault tests' own node binary
+//! (`cradle-tests`' `cradle-node-skewed`); no shipped binary or setting calls it.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds added to every read of this process's clock (negative: behind).
+static SKEW_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Makes this process's clock read `ms` milliseconds ahead (behind, if negative) of the
+/// system's: a member whose server clock is wrong, for tests of clock faults.
+pub fn skew_for_tests(ms: i64) {
+    SKEW_MS.store(ms, Ordering::SeqCst);
+}
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
 pub fn now_ms() -> u64 {
@@ -17,10 +30,17 @@ pub fn now_us() -> u64 {
     since_epoch().as_micros() as u64
 }
 
-fn since_epoch() -> std::time::Duration {
-    SystemTime::now()
+fn since_epoch() -> Duration {
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let skew = SKEW_MS.load(Ordering::Relaxed);
+    let by = Duration::from_millis(skew.unsigned_abs());
+    if skew >= 0 {
+        now.saturating_add(by)
+    } else {
+        now.saturating_sub(by)
+    }
 }
 
 #[cfg(test)]

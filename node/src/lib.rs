@@ -17,6 +17,7 @@
 
 pub mod audit;
 pub mod custodian;
+pub mod daemon;
 pub mod directory;
 pub mod driver;
 pub mod http;

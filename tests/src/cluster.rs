@@ -66,6 +66,8 @@ pub struct Node {
     pub child: Option<Child>,
     /// The network namespace the node runs in (see [`crate::netns`]), if not the test's own.
     pub netns: Option<String>,
+    /// Runs the node with its clock this many milliseconds off (`cradle-node-skewed`).
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// Clusters in one test binary run one at a time: four nodes per test already load both cores.
@@ -126,6 +128,7 @@ impl Cluster {
                 api: format!("https://{}", config.api.listen),
                 child: None,
                 netns: None,
+                clock_offset_ms: None,
             });
         }
         for node in &nodes {
@@ -145,7 +148,10 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(node.home.join("node.log"))?;
-        let node_bin = bin("cradle-node")?;
+        let (node_bin, run) = match node.clock_offset_ms {
+            Some(ms) => (bin("cradle-node-skewed")?, ms.to_string()),
+            None => (bin("cradle-node")?, "run".to_string()),
+        };
         let mut command = match &node.netns {
             // `ip netns exec` execs the node in place: the child's pid is the node's.
             Some(ns) => {
@@ -156,7 +162,7 @@ impl Cluster {
             None => Command::new(node_bin),
         };
         let child = command
-            .args(["run", "--home"])
+            .args([run.as_str(), "--home"])
             .arg(&node.home)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

@@ -248,7 +248,12 @@ impl Custodian {
             .tip()
             .map_err(internal)?
             .map_or(0, |t| t.time_ms);
-        let at = now_ms().max(tip_time.saturating_add(1));
+        // The block that records this access carries a time after the tip's, and validators
+        // refuse one far ahead of their clocks: the ledger decides at that time, so this node
+        // decides at its own clock held within that window. A node whose clock is wrong then
+        // decides as the chain will, at the chain's time, not at its own.
+        let first = tip_time.saturating_add(1);
+        let at = now_ms().clamp(first, first.saturating_add(self.block_time_lead_ms));
         match decide_access(
             &*self.ledger,
             &self.consortium,

@@ -38,7 +38,13 @@ pub struct Custodian {
     consortium: Arc<Consortium>,
     submitter: Submitter,
     metrics: Arc<Metrics>,
+    /// How far past the last block's time the next block's may be: its access decisions are
+    /// made at this node's clock, held within that window (see `fetch::Custodian::decide`).
+    block_time_lead_ms: u64,
 }
+
+/// [`Custodian::with_block_time_lead`]'s default: a heartbeat and the proposal drift allowed.
+pub const BLOCK_TIME_LEAD_MS: u64 = 3_000;
 
 impl Custodian {
     pub fn new(
@@ -57,7 +63,15 @@ impl Custodian {
             consortium,
             submitter,
             metrics,
+            block_time_lead_ms: BLOCK_TIME_LEAD_MS,
         }
+    }
+
+    /// Sets how far past the last block's time the next block's time may be: the heartbeat
+    /// (an idle chain's longest gap) and the clock drift validators allow a proposal.
+    pub fn with_block_time_lead(mut self, ms: u64) -> Self {
+        self.block_time_lead_ms = ms;
+        self
     }
 
     pub fn public_key(&self) -> PublicKey {

@@ -12,4 +12,7 @@ cradle_install_s3_server
 cargo fmt --all -- --check
 # The black-box tests start the real binaries: build them first.
 cargo build --workspace --release --locked --all-targets
+# A few seconds of fuzzing per decoder (fuzz/, nightly): before the tests, so that cargo test's
+# summary stays the last thing printed.
+scripts/fuzz.sh --seconds 5
 cargo test --workspace --release --locked

@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# Long-run health: a fresh 4-member localnet on this machine under a moderate load of the
+# realistic mix (`cradle-bench`, each member's signed transactions to its own node) for
+# --seconds, in consecutive loads of --interval seconds each (a few seconds of untimed setup
+# between them). After every load it samples each member: resident memory (VmRSS), open file
+# descriptors, the RocksDB directory's size, its committed transactions, and that load's commit
+# latency p50/p99 and committed tx/s; the samples go to OUT/samples.csv.
+#
+# At the end it compares the early window with the late one (the first and last 10 minutes, or
+# the first and last sixth of a shorter run): RSS growth after the warm-up, fd growth, RocksDB
+# bytes per committed transaction (a store growing beyond the data written shows as bytes/tx
+# rising), latency. It prints a table and, as its last line, one JSON object with the figures,
+# the thresholds and "steady"; it exits 1 when not steady.
+#
+#   scripts/soak.sh [--seconds S] [--rate TX_PER_S] [--interval S] [--patients N] [--out DIR]
+#
+# Defaults: one hour at 200 tx/s, a sample a minute, OUT a new temporary directory (printed,
+# kept). Environment: BENCH_SKIP_BUILD=1 to use the binaries already in
+# $CARGO_TARGET_DIR/release, LOCALNET_BASE_PORT (default 28600).
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+. "$repo/scripts/lib/env.sh"
+
+usage() { echo "usage: scripts/soak.sh [--seconds S] [--rate TX_PER_S] [--interval S] [--patients N] [--out DIR]" >&2; exit 2; }
+seconds=3600
+rate=200
+interval=60
+patients=64
+out=""
+while [ $# -gt 0 ]; do
+    [ $# -ge 2 ] || usage
+    case "$1" in
+        --seconds) seconds="$2" ;;
+        --rate) rate="$2" ;;
+        --interval) interval="$2" ;;
+        --patients) patients="$2" ;;
+        --out) out="$2" ;;
+        *) usage ;;
+    esac
+    shift 2
+done
+for v in "$seconds" "$rate" "$interval" "$patients"; do [[ "$v" =~ ^[1-9][0-9]*$ ]] || usage; done
+[ "$interval" -ge 10 ] || { echo "soak: --interval must be at least 10 s" >&2; exit 2; }
+[ "$seconds" -ge $((interval * 2)) ] || { echo "soak: --seconds must be at least two intervals" >&2; exit 2; }
+[ "$patients" -ge 16 ] || { echo "soak: --patients must be at least 16" >&2; exit 2; }
+
+if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+    cradle_install_build_deps
+    (cd "$repo" && cargo build --workspace --release --locked --all-targets)
+fi
+bin="$CARGO_TARGET_DIR/release"
+for b in cradle-node cradle-genesis cradle cradle-bench; do
+    [ -x "$bin/$b" ] || { echo "soak: missing $bin/$b" >&2; exit 1; }
+done
+
+if [ -z "$out" ]; then
+    out="$(mktemp -d "${TMPDIR:-/tmp}/cradle-soak.XXXXXX")"
+else
+    mkdir -p "$out"
+fi
+echo "soak: samples go to $out" >&2
+
+work="$(mktemp -d)"
+net="$work/localnet"
+export LOCALNET_DIR="$net" LOCALNET_SKIP_BUILD=1 LOCALNET_BASE_PORT="${LOCALNET_BASE_PORT:-28600}"
+load_pid=""
+cleanup() {
+    trap '' INT TERM
+    if [ -n "$load_pid" ]; then kill "$load_pid" 2>/dev/null || true; fi
+    "$repo/scripts/localnet.sh" down >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+die() {
+    echo "soak: $*" >&2
+    for f in "$net"/node*/node.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -5 "$f" >&2; }; done
+    exit 1
+}
+
+"$repo/scripts/localnet.sh" up >&2
+homes=()
+for h in "$net"/node*; do [ -f "$h/config.toml" ] && homes+=("$h"); done
+[ "${#homes[@]}" -ge 1 ] || die "no members under $net"
+
+metrics_url() { echo "http://$(sed -n '/^\[api\]/,/^\[/s/^metrics_listen *= *"\(.*\)"/\1/p' "$1/config.toml" | head -1)/metrics"; }
+# One Prometheus figure of a member's operator endpoint (loopback).
+metric() {
+    python3 - "$(metrics_url "$1")" "$2" <<'PY'
+import sys, urllib.request
+text = urllib.request.urlopen(sys.argv[1], timeout=10).read().decode()
+print(next((l.split()[1] for l in text.splitlines() if l.startswith(sys.argv[2] + " ")), ""))
+PY
+}
+
+csv="$out/samples.csv"
+chunks="$out/chunks.jsonl"
+echo "t_s,load,member,pid,rss_kb,fds,ledger_fds,sst_files,ledger_bytes,height,txs_committed_total,load_committed_tx_per_s,load_latency_p50_ms,load_latency_p99_ms,load_refused" >"$csv"
+: >"$chunks"
+
+# One row per member: its process, memory, open files (and how many of them are the store's),
+# the store's table files and size, its committed transactions, with the figures of the load
+# that just ended (empty for the baseline before the first load).
+sample() {
+    local t="$1" n="$2" tps="$3" p50="$4" p99="$5" refused="$6" i=0 home pid rss fds lfds ssts bytes height txs
+    for home in "${homes[@]}"; do
+        pid="$(cat "$home/node.pid" 2>/dev/null || true)"
+        { [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; } || die "member $i (pid ${pid:-?}) is no longer running"
+        rss="$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")"
+        fds="$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
+        lfds="$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 -lname "$home/data/ledger/*" 2>/dev/null | wc -l)"
+        ssts="$(find "$home/data/ledger" -maxdepth 1 -name '*.sst' | wc -l)"
+        bytes="$(du -sb "$home/data/ledger" | cut -f1)"
+        height="$(metric "$home" cradle_height)" || die "member $i's metrics do not answer"
+        txs="$(metric "$home" cradle_txs_committed_total)" || die "member $i's metrics do not answer"
+        echo "$t,$n,$i,$pid,$rss,$fds,$lfds,$ssts,$bytes,$height,$txs,$tps,$p50,$p99,$refused" >>"$csv"
+        i=$((i + 1))
+    done
+}
+
+json_field() { sed -n "s/.*\"$2\": *\([0-9.]*\).*/\1/p" <<<"$1" | head -1; }
+
+loads=$(( (seconds + interval - 1) / interval ))
+start=$SECONDS
+sample 0 0 "" "" "" ""
+for n in $(seq 1 "$loads"); do
+    "$bin/cradle-bench" --localnet "$net" --rate "$rate" --duration "$interval" --patients "$patients" \
+        >"$work/load.out" 2>"$work/load.err" &
+    load_pid=$!
+    wait "$load_pid" || die "cradle-bench failed in load $n: $(tail -3 "$work/load.err")"
+    load_pid=""
+    result="$(tail -1 "$work/load.out")"
+    [[ "$result" == "{"* ]] || die "no JSON from cradle-bench in load $n: $(tail -3 "$work/load.out")"
+    echo "$result" >>"$chunks"
+    t=$((SECONDS - start))
+    tps="$(json_field "$result" committed_tx_per_s)"
+    p50="$(json_field "$result" latency_p50_ms)"
+    p99="$(json_field "$result" latency_p99_ms)"
+    refused="$(json_field "$result" refused)"
+    sample "$t" "$n" "$tps" "$p50" "$p99" "$refused"
+    echo "soak: load $n of $loads at ${t} s: $tps tx/s committed, p50 $p50 ms, p99 $p99 ms, refused $refused; largest RSS $(tail -"${#homes[@]}" "$csv" | cut -d, -f5 | sort -n | tail -1) kB, most fds $(tail -"${#homes[@]}" "$csv" | cut -d, -f6 | sort -n | tail -1)" >&2
+done
+
+python3 - "$csv" "$seconds" "$rate" "$interval" <<'PY' | tee "$out/summary.txt"
+import csv, json, statistics, sys
+path, seconds, rate, interval = sys.argv[1], *map(int, sys.argv[2:])
+rows = list(csv.DictReader(open(path)))
+for r in rows:
+    for k, v in r.items():
+        r[k] = float(v) if v != "" else None
+members = sorted({int(r["member"]) for r in rows})
+loads = sorted({int(r["load"]) for r in rows})
+end = max(r["t_s"] for r in rows)
+# The windows: the first and last 10 minutes of an hour or more, else the first and last sixth;
+# at least one load each.
+window = 600 if seconds >= 3600 else seconds / 6
+early = [n for n in loads if n >= 1 and next(r["t_s"] for r in rows if r["load"] == n) <= window] or [1]
+late = [n for n in loads if n >= 1 and next(r["t_s"] for r in rows if r["load"] == n) > end - window] or [loads[-1]]
+warm = max(early)  # the sample at the end of the warm-up
+
+def at(n, m, k):
+    return next(r[k] for r in rows if r["load"] == n and r["member"] == m)
+
+med = statistics.median
+per_member = []
+for m in members:
+    rss_warm = at(warm, m, "rss_kb")
+    rss_late = max(at(n, m, "rss_kb") for n in late)
+    fds_warm = at(warm, m, "fds")
+    fds_late = [at(n, m, "fds") for n in late]
+    fd_delta = max((f - fds_warm for f in fds_late), key=abs)
+    # Bytes of the store per committed transaction, all of it up to the end of each window:
+    # robust to compactions, and rising when the store grows faster than what is written.
+    b_early = at(warm, m, "ledger_bytes") / max(at(warm, m, "txs_committed_total"), 1)
+    b_late = at(loads[-1], m, "ledger_bytes") / max(at(loads[-1], m, "txs_committed_total"), 1)
+    # The same over the late window alone (noisier: a compaction may fall inside it).
+    first_late = min(late) - 1
+    dtx = at(loads[-1], m, "txs_committed_total") - at(first_late, m, "txs_committed_total")
+    db = at(loads[-1], m, "ledger_bytes") - at(first_late, m, "ledger_bytes")
+    per_member.append({
+        "member": m,
+        "rss_mb_start": round(at(0, m, "rss_kb") / 1024, 1),
+        "rss_mb_after_warmup": round(rss_warm / 1024, 1),
+        "rss_mb_late_max": round(rss_late / 1024, 1),
+        "rss_growth_pct": round(100 * (rss_late - rss_warm) / rss_warm, 1),
+        "fds_start": int(at(0, m, "fds")),
+        "fds_after_warmup": int(fds_warm),
+        "fds_late": [int(f) for f in fds_late],
+        "fd_growth": int(fd_delta),
+        "ledger_fds_after_warmup": int(at(warm, m, "ledger_fds")),
+        "ledger_fds_end": int(at(loads[-1], m, "ledger_fds")),
+        "sst_files_end": int(at(loads[-1], m, "sst_files")),
+        "ledger_mb_end": round(at(loads[-1], m, "ledger_bytes") / 1e6, 1),
+        "txs_committed": int(at(loads[-1], m, "txs_committed_total")),
+        "height": int(at(loads[-1], m, "height")),
+        "ledger_bytes_per_tx_early": round(b_early),
+        "ledger_bytes_per_tx_late": round(b_late),
+        "ledger_bytes_per_tx_late_window": round(db / dtx) if dtx > 0 else None,
+    })
+
+def load_fig(ns, k):
+    return med(at(n, members[0], k) for n in ns)
+
+lat = {"p50_early": load_fig(early, "load_latency_p50_ms"), "p50_late": load_fig(late, "load_latency_p50_ms"),
+       "p99_early": load_fig(early, "load_latency_p99_ms"), "p99_late": load_fig(late, "load_latency_p99_ms")}
+tps = {"early": load_fig(early, "load_committed_tx_per_s"), "late": load_fig(late, "load_committed_tx_per_s")}
+refused = int(sum(at(n, members[0], "load_refused") for n in loads if n >= 1))
+rss_growth = max(p["rss_growth_pct"] for p in per_member)
+fd_growth = max((p["fd_growth"] for p in per_member), key=abs)
+bpt_ratio = max(p["ledger_bytes_per_tx_late"] / max(p["ledger_bytes_per_tx_early"], 1) for p in per_member)
+
+thresholds = {"rss_growth_pct_max": 20, "fd_growth_abs_max": 16,
+              "latency_p50_late_max": "1.5 x early + 20 ms",
+              "ledger_bytes_per_tx_late_max": "1.5 x early",
+              "committed_tx_per_s_late_min": "0.9 x offered"}
+checks = {
+    "rss": rss_growth < 20,
+    "fds": abs(fd_growth) <= 16,
+    "latency_p50": lat["p50_late"] <= 1.5 * lat["p50_early"] + 20,
+    "ledger_bytes_per_tx": bpt_ratio <= 1.5,
+    "throughput": tps["late"] >= 0.9 * rate,
+}
+steady = all(checks.values())
+
+def say(s=""):
+    print(s)
+say(f"soak: {len(loads) - 1} loads of {interval} s at {rate} tx/s offered, {int(end)} s in all; "
+    f"early window loads {min(early)}-{max(early)}, late window loads {min(late)}-{max(late)}")
+say(f"{'member':>6} {'RSS MB start':>12} {'after warm-up':>13} {'late max':>9} {'growth':>7} "
+    f"{'fds warm':>8} {'fd growth':>9} {'store fds':>9} {'SSTs':>5} {'ledger MB':>9} {'txs':>8} {'B/tx early':>10} {'B/tx late':>9} {'B/tx late win':>13}")
+for p in per_member:
+    say(f"{p['member']:>6} {p['rss_mb_start']:>12} {p['rss_mb_after_warmup']:>13} {p['rss_mb_late_max']:>9} "
+        f"{p['rss_growth_pct']:>6}% {p['fds_after_warmup']:>8} {p['fd_growth']:>+9} "
+        f"{str(p['ledger_fds_after_warmup']) + '->' + str(p['ledger_fds_end']):>9} {p['sst_files_end']:>5} {p['ledger_mb_end']:>9} "
+        f"{p['txs_committed']:>8} {p['ledger_bytes_per_tx_early']:>10} {p['ledger_bytes_per_tx_late']:>9} "
+        f"{str(p['ledger_bytes_per_tx_late_window']):>13}")
+say(f"latency p50 {lat['p50_early']} ms early, {lat['p50_late']} ms late; p99 {lat['p99_early']} ms early, "
+    f"{lat['p99_late']} ms late (medians of the loads' figures); committed {tps['early']} tx/s early, "
+    f"{tps['late']} tx/s late; refused {refused}")
+say("checks: " + ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in checks.items())
+    + f" -> {'steady' if steady else 'NOT steady'}")
+print(json.dumps({
+    "seconds": int(end), "offered_tx_per_s": rate, "interval_s": interval, "members": len(members),
+    "window_s": window, "early_loads": [min(early), max(early)], "late_loads": [min(late), max(late)],
+    "rss_growth_pct_max": rss_growth, "fd_growth": fd_growth,
+    "ledger_bytes_per_tx_ratio_max": round(bpt_ratio, 3),
+    "latency_p50_ms_early": lat["p50_early"], "latency_p50_ms_late": lat["p50_late"],
+    "latency_p99_ms_early": lat["p99_early"], "latency_p99_ms_late": lat["p99_late"],
+    "committed_tx_per_s_early": tps["early"], "committed_tx_per_s_late": tps["late"], "refused": refused,
+    "members_detail": per_member, "thresholds": thresholds, "checks": checks, "steady": steady}))
+sys.exit(0 if steady else 1)
+PY

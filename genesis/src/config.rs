@@ -197,8 +197,9 @@ pub struct ArchivesConfig {
     pub store_bytes_max: u64,
     /// How far a signed request's time may be from the node's clock, in milliseconds.
     pub request_skew_ms: u64,
-    /// Free space the archive store's file system must keep: an upload that would leave less
-    /// is refused (507), so the ledger and the logs never run out of room.
+    /// Free space the data disk must keep: an upload that would leave less on the archive
+    /// store's file system is refused (507), and while the ledger's has less the node takes no
+    /// new transactions (507) but goes on writing the chain's blocks into the reserve.
     #[serde(default = "default_disk_reserve_bytes")]
     pub disk_reserve_bytes: u64,
     /// Keep the ciphertexts in S3-compatible object storage instead of `data/archives`.

@@ -116,7 +116,11 @@ async fn run(home: Home) -> anyhow::Result<()> {
         ingress_tx.clone(),
         consortium.chain_id,
         consortium.limits.tx_bytes_max as usize,
-    );
+    )
+    .with_disk_reserve(crate::submit::DiskReserve {
+        dir: data_dir.join("ledger"),
+        bytes: archive_config.disk_reserve_bytes,
+    });
     let custodian = Arc::new(
         Custodian::new(
             cradle_ledger::Keypair::from_secret_parts(

@@ -5,6 +5,8 @@
 //! caller that waits is told its [`Receipt`] (committed, or rejected with the ledger's reason)
 //! the moment the driver knows.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cradle_ledger::Hash;
@@ -41,12 +43,46 @@ pub struct Committed {
     pub index: u32,
 }
 
+/// The free space the ledger's disk keeps for the blocks this node must write whatever
+/// happens: below it, the node takes no new transactions (its custodian's access records
+/// included, so nothing is released unrecorded), while it goes on following the chain.
+#[derive(Clone, Debug)]
+pub struct DiskReserve {
+    pub dir: PathBuf,
+    pub bytes: u64,
+}
+
+impl DiskReserve {
+    /// Free bytes for an unprivileged writer on `dir`'s file system; `None` if it cannot be
+    /// read (then nothing is refused for it).
+    pub fn free_bytes(&self) -> Option<u64> {
+        match rustix::fs::statvfs(&self.dir) {
+            Ok(st) => Some(st.f_bavail.saturating_mul(st.f_frsize)),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot read the data disk's free space");
+                None
+            }
+        }
+    }
+
+    fn check(&self) -> Result<(), SubmitError> {
+        match self.free_bytes() {
+            Some(free) if free < self.bytes => Err(SubmitError::DiskLow {
+                free,
+                reserve: self.bytes,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The driver's submission side.
 #[derive(Clone)]
 pub struct Submitter {
     ingress: mpsc::Sender<Ingress>,
     chain_id: Hash,
     tx_bytes_max: usize,
+    disk: Option<Arc<DiskReserve>>,
 }
 
 impl Submitter {
@@ -55,7 +91,14 @@ impl Submitter {
             ingress,
             chain_id,
             tx_bytes_max,
+            disk: None,
         }
+    }
+
+    /// Refuses new transactions while the ledger's disk has less than `reserve` free.
+    pub fn with_disk_reserve(mut self, reserve: DiskReserve) -> Self {
+        self.disk = Some(Arc::new(reserve));
+        self
     }
 
     /// Checks an encoded transaction from outside and hands it to the driver: its hash once the
@@ -122,6 +165,9 @@ impl Submitter {
         tx: VerifiedTx,
         receipt: Option<oneshot::Sender<Receipt>>,
     ) -> Result<Hash, SubmitError> {
+        if let Some(disk) = &self.disk {
+            disk.check()?;
+        }
         let (reply, answer) = oneshot::channel();
         self.ingress
             .send(Ingress::Submit {

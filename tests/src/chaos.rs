@@ -202,6 +202,15 @@ impl Monitor {
 /// Applies one random fault (or repair) to the cluster: at most one member down at a time.
 pub fn step(c: &mut Cluster, net: &mut Netns, rng: &mut Rng) -> anyhow::Result<String> {
     let n = c.nodes.len();
+    // A member that stopped by itself is a crash under faults: the run fails on it.
+    for i in 0..n {
+        if c.nodes[i].child.is_some() && !c.is_running(i) {
+            bail!(
+                "member {i} exited on its own; the end of its log:\n{}",
+                c.log_tail(i, 30)
+            );
+        }
+    }
     let down: Vec<usize> = (0..n).filter(|&i| c.nodes[i].child.is_none()).collect();
     if let Some(&d) = down.first()
         && rng.below(2) == 0
@@ -341,7 +350,7 @@ pub fn check_stores(c: &Cluster, receipts: &[Receipt]) -> anyhow::Result<Verdict
             let at = s.tx_location(&r.hash)?;
             ensure!(
                 at == Some((r.height, r.index)),
-                "member {i} has receipted tx {} at {at:?}, receipt said ({}, {})",
+                "member {i} has receipted tx {} at {at:?}, receipt said ({}, {}); tips {tips:?}",
                 hex::encode(r.hash),
                 r.height,
                 r.index

@@ -7,6 +7,7 @@
 pub mod chaos;
 pub mod cli;
 pub mod cluster;
+pub mod disk;
 pub mod fetch;
 pub mod netns;
 pub mod promise;

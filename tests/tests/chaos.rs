@@ -62,7 +62,8 @@ fn no_acknowledged_write_is_lost_under_kills_and_partitions() {
     let until = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < until {
         std::thread::sleep(Duration::from_millis(1_500 + rng.below(3_500)));
-        let what = chaos::step(&mut c, &mut net, &mut rng).unwrap();
+        let what =
+            chaos::step(&mut c, &mut net, &mut rng).unwrap_or_else(|e| panic!("{e}; seed {seed}"));
         events.push(snapshot(&c, &net, what));
     }
 

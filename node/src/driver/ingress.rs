@@ -21,6 +21,13 @@ pub enum SubmitError {
     Unavailable,
     #[error("too many transactions are awaiting their commit; retry shortly")]
     Busy,
+    #[error(
+        "this node's data disk is nearly full ({} MiB free, {} MiB kept for the chain): it takes \
+         no new transactions until its operator frees space; other members' nodes can",
+        free / (1 << 20),
+        reserve / (1 << 20)
+    )]
+    DiskLow { free: u64, reserve: u64 },
 }
 
 pub enum Ingress {

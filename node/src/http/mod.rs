@@ -171,6 +171,10 @@ impl From<SubmitError> for HttpError {
             SubmitError::Mempool(_) => (StatusCode::CONFLICT, ErrorCode::TxConflict),
             SubmitError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
             SubmitError::Busy => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Busy),
+            SubmitError::DiskLow { .. } => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                ErrorCode::InsufficientStorage,
+            ),
         };
         Self::new(status, code, e.to_string())
     }

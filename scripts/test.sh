@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 cradle_install_build_deps
 cradle_install_fhir_validator
 cradle_install_s3_server
+cradle_install_fault_test_deps
+cradle_prune_stale_builds
 
 cargo fmt --all -- --check
 # The black-box tests start the real binaries: build them first.

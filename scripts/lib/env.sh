@@ -24,6 +24,37 @@ cradle_install_build_deps() {
     fi
 }
 
+# The fault tests make network namespaces (ip, from iproute2), and disks on a tmpfs and an ext4
+# loop device (mkfs.ext4 and e2fsck, from e2fsprogs; mount and losetup, from util-linux and
+# mount). They need root, as CI has it.
+cradle_install_fault_test_deps() {
+    local missing=()
+    command -v ip >/dev/null || missing+=(iproute2)
+    command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
+    command -v losetup >/dev/null || missing+=(mount)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "missing Debian packages: ${missing[*]} (run as root or install them)" >&2
+            exit 1
+        fi
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+# Every rebuild of a test or binary leaves its previous executable (hundreds of MB with debug
+# info) in the shared target dir; a disk that fills makes every test fail. Keeps the two newest
+# of each name (a crate's binary and its unit tests share a name).
+cradle_prune_stale_builds() {
+    local deps="$CARGO_TARGET_DIR/release/deps"
+    [ -d "$deps" ] || return 0
+    find "$deps" -maxdepth 1 -type f -perm -u+x -regextype posix-extended \
+        -regex '.*/[A-Za-z0-9_]+-[0-9a-f]{16}' -printf '%T@ %p\n' 2>/dev/null |
+        sort -rn |
+        awk '{ path = $2; name = path; sub(/-[0-9a-f]{16}$/, "", name); if (seen[name]++ >= 2) print path }' |
+        while read -r stale; do rm -f "$stale" "$stale.d"; done
+}
+
 # The FHIR export's tests check it with an independent validator (scripts/lib/fhir_validate.py),
 # which needs fhir.resources 6.4.0: the last release with the FHIR R4 (4.0.1) models. The check
 # asks for the installed version rather than importing the package: 6.4.0 is written for

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use cradle_client::api::ApiError;
 use cradle_genesis::config::NodeConfig;
 use cradle_tests::Cluster;
+use cradle_tests::cli::{cradle, mother_with_archive, ok, shared_record};
 use cradle_tests::disk::{LoopDisk, Tmpfs, fill, free_bytes};
 use cradle_tests::txs::{enrol, patient};
 
@@ -57,6 +58,24 @@ fn a_member_whose_disk_runs_low_refuses_new_work_until_space_is_freed() {
     }
     c.wait_height(0, 2, Duration::from_secs(30)).unwrap();
     submit(&c, 0, 0, 1).expect("a submission with room on the disk");
+    let work = c.dir.path().join("work");
+    let record = shared_record("Karla_Kessler_eb2955c7-1c46-47bd-bffc-bae94824b629.json");
+    let mother = mother_with_archive(&c, &work, 0, &record);
+    let upload = || {
+        cradle(
+            &c.nodes[0].api,
+            &c.nodes[0].home.join("node.key"),
+            &[
+                "archive",
+                "put",
+                record.to_str().unwrap(),
+                "--patient",
+                mother.public.to_str().unwrap(),
+                "--category",
+                "ultrasound",
+            ],
+        )
+    };
 
     // Leave 32 MiB: below the 64 MiB the node keeps for the chain's blocks.
     let ballast = data.join("ballast");
@@ -69,6 +88,12 @@ fn a_member_whose_disk_runs_low_refuses_new_work_until_space_is_freed() {
         }
         other => panic!("a submission on a nearly full disk: {other:?}"),
     }
+    let refused = upload();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("507"),
+        "an upload on a nearly full disk: {stderr}"
+    );
     // The member goes on following the chain in its reserve, and the others take work.
     submit(&c, 1, 0, 3).expect("another member takes the transaction");
     let h = c.height(1).unwrap();
@@ -77,6 +102,7 @@ fn a_member_whose_disk_runs_low_refuses_new_work_until_space_is_freed() {
     std::fs::remove_file(&ballast).unwrap();
     let r = submit(&c, 0, 0, 4).expect("a submission once space is freed");
     assert!(r["height"].as_u64().is_some(), "{r}");
+    ok(upload());
 }
 
 #[test]

@@ -7,6 +7,17 @@
 # hash, which means compiling its C++ again.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cradle-target}"
 
+# Installs the Debian packages named (none: nothing to do); needs root.
+cradle_apt_install() {
+    [ "$#" -gt 0 ] || return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing Debian packages: $* (run as root or install them)" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 cradle_install_build_deps() {
     local missing=()
     command -v cargo >/dev/null || { echo "cargo not found: install the Rust toolchain" >&2; exit 1; }
@@ -14,14 +25,7 @@ cradle_install_build_deps() {
     ldconfig -p 2>/dev/null | grep -Eq 'libclang(-[0-9.]+)?\.so' || missing+=(libclang-dev)
     command -v c++ >/dev/null || missing+=(g++)
     command -v pkg-config >/dev/null || missing+=(pkg-config)
-    if [ "${#missing[@]}" -gt 0 ]; then
-        if [ "$(id -u)" -ne 0 ]; then
-            echo "missing Debian packages: ${missing[*]} (run as root or install them)" >&2
-            exit 1
-        fi
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
+    cradle_apt_install "${missing[@]}"
 }
 
 # The fault tests make network namespaces (ip, from iproute2), and disks on a tmpfs and an ext4
@@ -32,14 +36,7 @@ cradle_install_fault_test_deps() {
     command -v ip >/dev/null || missing+=(iproute2)
     command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
     command -v losetup >/dev/null || missing+=(mount)
-    if [ "${#missing[@]}" -gt 0 ]; then
-        if [ "$(id -u)" -ne 0 ]; then
-            echo "missing Debian packages: ${missing[*]} (run as root or install them)" >&2
-            exit 1
-        fi
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
+    cradle_apt_install "${missing[@]}"
 }
 
 # Every rebuild of a test or binary leaves its previous executable (hundreds of MB with debug
@@ -65,14 +62,7 @@ cradle_install_fhir_validator() {
     local spec="fhir.resources==$CRADLE_FHIR_RESOURCES_VERSION" missing=()
     command -v python3 >/dev/null || missing+=(python3)
     { command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; } || missing+=(python3-pip)
-    if [ "${#missing[@]}" -gt 0 ]; then
-        if [ "$(id -u)" -ne 0 ]; then
-            echo "missing Debian packages: ${missing[*]} (run as root or install them)" >&2
-            exit 1
-        fi
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
+    cradle_apt_install "${missing[@]}"
     python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('fhir.resources') != '$CRADLE_FHIR_RESOURCES_VERSION')" 2>/dev/null && return 0
     # Debian's own python3 refuses pip installs outside a virtualenv (PEP 668); the validator
     # runs under the machine's python3, so install there all the same.

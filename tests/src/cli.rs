@@ -105,6 +105,24 @@ pub fn mother_with_archive(c: &Cluster, work: &Path, custodian: usize, record: &
 }
 
 /// A clinician's key files.
+/// Member `i` uploads `record` as an ultrasound archive of the mother whose public key file is
+/// `patient`, through its own node: the CLI's output as it comes.
+pub fn member_upload(c: &Cluster, i: usize, record: &Path, patient: &Path) -> Output {
+    cradle(
+        &c.nodes[i].api,
+        &c.nodes[i].home.join("node.key"),
+        &[
+            "archive",
+            "put",
+            record.to_str().expect("UTF-8 path"),
+            "--patient",
+            patient.to_str().expect("UTF-8 path"),
+            "--category",
+            "ultrasound",
+        ],
+    )
+}
+
 pub struct Clinician {
     pub key: PathBuf,
     pub public: PathBuf,

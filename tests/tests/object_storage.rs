@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cradle_tests::Cluster;
-use cradle_tests::cli::{cradle, mother_with_archive, ok};
+use cradle_tests::cli::{cradle, member_upload, mother_with_archive, ok};
 
 const WAIT: Duration = Duration::from_secs(30);
 const BUCKET: &str = "cradle-archives";
@@ -247,19 +247,7 @@ fn archives_in_object_storage_are_served_only_whole_and_verified() {
     assert!(!out.exists());
 
     // An upload while the server is down fails with a reason; nothing is registered.
-    let put = cradle(
-        &c.nodes[0].api,
-        &home.join("node.key"),
-        &[
-            "archive",
-            "put",
-            record.to_str().unwrap(),
-            "--patient",
-            mother.public.to_str().unwrap(),
-            "--category",
-            "ultrasound",
-        ],
-    );
+    let put = member_upload(&c, 0, &record, &mother.public);
     assert_eq!(put.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&put.stderr).contains("object storage"),

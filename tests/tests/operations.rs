@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use cradle_tests::Cluster;
-use cradle_tests::cli::{cradle, ok};
+use cradle_tests::cli::{cradle, member_upload, ok};
 use cradle_tests::cluster::bin;
 use serde_json::Value;
 
@@ -345,19 +345,7 @@ fn transfer_and_disk_limits_refuse_clearly_and_are_counted() {
 
     // Node 1 keeps more free space than its disk has: an upload is refused, counted, stored
     // nowhere.
-    let out = cradle(
-        &c.nodes[1].api,
-        &c.nodes[1].home.join("node.key"),
-        &[
-            "archive",
-            "put",
-            record.to_str().unwrap(),
-            "--patient",
-            mother.public.to_str().unwrap(),
-            "--category",
-            "ultrasound",
-        ],
-    );
+    let out = member_upload(&c, 1, &record, &mother.public);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use cradle_client::api::ApiError;
 use cradle_genesis::config::NodeConfig;
 use cradle_tests::Cluster;
-use cradle_tests::cli::{cradle, mother_with_archive, ok, shared_record};
+use cradle_tests::cli::{member_upload, mother_with_archive, ok, shared_record};
 use cradle_tests::disk::{LoopDisk, Tmpfs, fill, free_bytes};
 use cradle_tests::txs::{enrol, patient};
 
@@ -61,21 +61,7 @@ fn a_member_whose_disk_runs_low_refuses_new_work_until_space_is_freed() {
     let work = c.dir.path().join("work");
     let record = shared_record("Karla_Kessler_eb2955c7-1c46-47bd-bffc-bae94824b629.json");
     let mother = mother_with_archive(&c, &work, 0, &record);
-    let upload = || {
-        cradle(
-            &c.nodes[0].api,
-            &c.nodes[0].home.join("node.key"),
-            &[
-                "archive",
-                "put",
-                record.to_str().unwrap(),
-                "--patient",
-                mother.public.to_str().unwrap(),
-                "--category",
-                "ultrasound",
-            ],
-        )
-    };
+    let upload = || member_upload(&c, 0, &record, &mother.public);
 
     // Leave 32 MiB: below the 64 MiB the node keeps for the chain's blocks.
     let ballast = data.join("ballast");

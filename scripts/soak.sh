@@ -67,10 +67,14 @@ if len(loads) < 3:
     sys.exit("soak: fewer than two loads sampled")
 end = max(r["t_s"] for r in rows)
 med = statistics.median
+# The store keeps at most this many table files open (node/src/storage/schema.rs,
+# OPEN_FILES_MAX), and a few more: its lock, log, manifest, write-ahead log and directories.
+OPEN_FILES_MAX = 256
+STORE_FIXED_FDS = 16
 
 
 def at(n, m, k):
-    return next(r[k] for r in rows if r["load"] == n and r["member"] == m)
+    return next(r.get(k) for r in rows if r["load"] == n and r["member"] == m)
 
 
 # The windows: the first and last 10 minutes of an hour or more, else the first and last sixth;
@@ -95,8 +99,26 @@ for m in members:
     before = min(late) - 1
     dtx = at(last, m, "txs_committed_total") - at(before, m, "txs_committed_total")
     db = at(last, m, "ledger_bytes") - at(before, m, "ledger_bytes")
+    def per_tx_ms(a, b):
+        # CPU milliseconds per committed transaction between two samples.
+        if at(a, m, "cpu_s") is None:
+            return None
+        dtx = at(b, m, "txs_committed_total") - at(a, m, "txs_committed_total")
+        return round(1000 * (at(b, m, "cpu_s") - at(a, m, "cpu_s")) / dtx, 3) if dtx > 0 else None
+
+    def mb(n, k):
+        v = at(n, m, k)
+        return None if v is None else round(v / 2**20, 1)
+
+    store_mem = {k: [mb(warm, k + "_bytes"), max((mb(n, k + "_bytes") or 0) for n in late)]
+                 for k in ("block_cache", "block_cache_pinned", "table_readers", "memtables")}
+    store_mem["tree_cache_nodes"] = [at(warm, m, "tree_cache_nodes"),
+                                     max((at(n, m, "tree_cache_nodes") or 0) for n in late)]
     per_member.append({
         "member": m,
+        "cpu_ms_per_tx_early": per_tx_ms(0, warm),
+        "cpu_ms_per_tx_late": per_tx_ms(before, last),
+        "store_memory_mb_warm_late": store_mem,
         "rss_mb_start": round(at(0, m, "rss_kb") / 1024, 1),
         "rss_mb_after_warmup": round(rss_warm / 1024, 1),
         "rss_mb_late_max": round(rss_late / 1024, 1),
@@ -135,13 +157,15 @@ fd_growth = max((p["fd_growth"] for p in per_member), key=abs)
 other_fd_growth = max((p["other_fds_late_max"] - p["other_fds_early_max"] for p in per_member), key=abs)
 bpt_ratio = max(p["ledger_bytes_per_tx_late"] / max(p["ledger_bytes_per_tx_early"], 1) for p in per_member)
 
-thresholds = {"rss_growth_pct_max": 20, "fd_growth_abs_max": 16,
+store_fds_late = max(p["store_fds_late_max"] for p in per_member)
+thresholds = {"rss_growth_pct_max": 20, "other_fd_growth_abs_max": 16,
+              "store_fds_max": f"{OPEN_FILES_MAX} + {STORE_FIXED_FDS}",
               "latency_p50_late_max": "1.5 x early + 20 ms",
               "ledger_bytes_per_tx_late_max": "1.5 x early",
               "committed_tx_per_s_late_min": "0.9 x offered"}
 checks = {
     "rss": rss_growth < 20,
-    "fds": abs(fd_growth) <= 16,
+    "fds": abs(other_fd_growth) <= 16 and store_fds_late <= OPEN_FILES_MAX + STORE_FIXED_FDS,
     "latency_p50": lat["late"]["p50"] <= 1.5 * lat["early"]["p50"] + 20,
     "ledger_bytes_per_tx": bpt_ratio <= 1.5,
     "throughput": tps["late"] >= 0.9 * rate,
@@ -161,6 +185,11 @@ for p in per_member:
           f"{str(p['sst_files_early_max']) + '->' + str(p['sst_files_late_max']):>9} {p['ledger_mb_end']:>9} "
           f"{p['txs_committed']:>8} {p['ledger_bytes_per_tx_early']:>11} {p['ledger_bytes_per_tx_late']:>5} "
           f"{str(p['ledger_bytes_per_tx_late_window']):>11}")
+for p in per_member:
+    sm = p["store_memory_mb_warm_late"]
+    print(f"member {p['member']}: CPU {p['cpu_ms_per_tx_early']} ms/tx early, {p['cpu_ms_per_tx_late']} late; "
+          "store memory MB after warm-up -> late max: "
+          + ", ".join(f"{k.replace('_', ' ')} {v[0]} -> {v[1]}" for k, v in sm.items()))
 print(f"latency p50 {lat['early']['p50']} ms early, {lat['late']['p50']} ms late; p99 {lat['early']['p99']} ms "
       f"early, {lat['late']['p99']} ms late (medians of the loads' figures); committed {tps['early']} tx/s "
       f"early, {tps['late']} tx/s late; refused {refused}"
@@ -175,10 +204,13 @@ for k in range(1, int(end // window) + 2):
                        "rss_mb_max": round(max(at(n, m, "rss_kb") for m in members) / 1024, 1),
                        "fds_max": int(max(at(n, m, "fds") for m in members)),
                        "sst_files_max": int(max(at(n, m, "sst_files") for m in members)),
+                       "table_readers_mb_max": round(max(at(n, m, "table_readers_bytes") or 0 for m in members) / 2**20, 1),
+                       "tree_cache_nodes_max": int(max(at(n, m, "tree_cache_nodes") or 0 for m in members)),
                        "ledger_mb_max": round(max(at(n, m, "ledger_bytes") for m in members) / 1e6, 1),
                        "latency_p50_ms": at(n, members[0], "load_latency_p50_ms")})
 print("trajectory (largest member): " + "; ".join(
     f"{p['t_s']} s: RSS {p['rss_mb_max']} MB, {p['fds_max']} fds, {p['sst_files_max']} SSTs, "
+    f"table readers {p['table_readers_mb_max']} MB, tree cache {p['tree_cache_nodes_max']} nodes, "
     f"{p['ledger_mb_max']} MB stored, p50 {p['latency_p50_ms']} ms" for p in points))
 print("checks: " + ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in checks.items())
       + f" -> {'steady' if steady else 'NOT steady'}")
@@ -241,25 +273,33 @@ for h in "$net"/node*; do [ -f "$h/config.toml" ] && homes+=("$h"); done
 [ "${#homes[@]}" -ge 1 ] || die "no members under $net"
 
 metrics_url() { echo "http://$(sed -n '/^\[api\]/,/^\[/s/^metrics_listen *= *"\(.*\)"/\1/p' "$1/config.toml" | head -1)/metrics"; }
-# One Prometheus figure of a member's operator endpoint (loopback).
-metric() {
-    python3 - "$(metrics_url "$1")" "$2" <<'PY'
+# Prometheus figures of a member's operator endpoint (loopback), comma-separated, in the order
+# asked (empty where the node does not export one).
+metrics() {
+    local home="$1"; shift
+    python3 - "$(metrics_url "$home")" "$@" <<'PY'
 import sys, urllib.request
 text = urllib.request.urlopen(sys.argv[1], timeout=10).read().decode()
-print(next((l.split()[1] for l in text.splitlines() if l.startswith(sys.argv[2] + " ")), ""))
+values = dict(l.split()[:2] for l in text.splitlines() if l and not l.startswith("#"))
+print(",".join(values.get(name, "") for name in sys.argv[2:]))
 PY
 }
+# The store's memory as the node reports it (RocksDB's own accounting and the tree cache).
+store_metrics=(cradle_store_block_cache_bytes cradle_store_block_cache_pinned_bytes
+    cradle_store_table_readers_bytes cradle_store_memtables_bytes cradle_store_tree_cache_nodes)
 
 csv="$out/samples.csv"
 chunks="$out/chunks.jsonl"
-echo "t_s,load,member,pid,loadavg_1m,rss_kb,fds,ledger_fds,sst_files,ledger_bytes,height,txs_committed_total,load_committed_tx_per_s,load_latency_p50_ms,load_latency_p99_ms,load_refused" >"$csv"
+echo "t_s,load,member,pid,loadavg_1m,rss_kb,fds,ledger_fds,sst_files,ledger_bytes,height,txs_committed_total,cpu_s,block_cache_bytes,block_cache_pinned_bytes,table_readers_bytes,memtables_bytes,tree_cache_nodes,load_committed_tx_per_s,load_latency_p50_ms,load_latency_p99_ms,load_refused" >"$csv"
 : >"$chunks"
 
 # One row per member: its process, memory, open files (and how many of them are the store's),
-# the store's table files and size, its committed transactions, with the figures of the load
-# that just ended (empty for the baseline before the first load).
+# the store's table files and size, its committed transactions, the CPU it has used, the
+# store's memory by part, with the figures of the load that just ended (empty for the baseline
+# before the first load).
+tick="$(getconf CLK_TCK)"
 sample() {
-    local t="$1" n="$2" tps="$3" p50="$4" p99="$5" refused="$6" i=0 home pid load rss fds lfds ssts bytes height txs
+    local t="$1" n="$2" tps="$3" p50="$4" p99="$5" refused="$6" i=0 home pid load rss fds lfds ssts bytes figures cpu
     for home in "${homes[@]}"; do
         pid="$(cat "$home/node.pid" 2>/dev/null || true)"
         { [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; } || die "member $i (pid ${pid:-?}) is no longer running"
@@ -269,9 +309,12 @@ sample() {
         lfds="$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 -lname "$home/data/ledger/*" 2>/dev/null | wc -l)"
         ssts="$(find "$home/data/ledger" -maxdepth 1 -name '*.sst' | wc -l)"
         bytes="$(du -sb "$home/data/ledger" | cut -f1)"
-        height="$(metric "$home" cradle_height)" || die "member $i's metrics do not answer"
-        txs="$(metric "$home" cradle_txs_committed_total)" || die "member $i's metrics do not answer"
-        echo "$t,$n,$i,$pid,$load,$rss,$fds,$lfds,$ssts,$bytes,$height,$txs,$tps,$p50,$p99,$refused" >>"$csv"
+        figures="$(metrics "$home" cradle_height cradle_txs_committed_total)" \
+            || die "member $i's metrics do not answer"
+        # utime + stime, fields 14 and 15 of /proc/PID/stat (after the parenthesised name).
+        cpu="$(sed 's/.*) //' "/proc/$pid/stat" | awk -v t="$tick" '{printf "%.2f", ($12 + $13) / t}')"
+        store="$(metrics "$home" "${store_metrics[@]}")" || die "member $i's metrics do not answer"
+        echo "$t,$n,$i,$pid,$load,$rss,$fds,$lfds,$ssts,$bytes,$figures,$cpu,$store,$tps,$p50,$p99,$refused" >>"$csv"
         i=$((i + 1))
     done
 }

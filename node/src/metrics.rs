@@ -95,12 +95,61 @@ pub struct Metrics {
     pub commit_latency: Histogram,
     /// From entering a height to committing its block.
     pub block_time: Histogram,
+    /// Synced writes of the consensus record, and records another write covered instead.
+    pub consensus_saves: AtomicU64,
+    pub consensus_saves_grouped: AtomicU64,
 }
 
 fn gauge(out: &mut String, name: &str, kind: &str, help: &str, v: &AtomicU64) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
     let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+}
+
+fn gauge_value(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    let _ = writeln!(out, "{name} {v}");
+}
+
+/// The store's memory, read from RocksDB when `/metrics` is scraped.
+pub fn render_storage(out: &mut String, m: &crate::storage::MemoryUsage) {
+    gauge_value(
+        out,
+        "cradle_store_block_cache_bytes",
+        "Bytes in the store's shared block cache (data blocks, index and filter partitions).",
+        m.block_cache_bytes,
+    );
+    gauge_value(
+        out,
+        "cradle_store_block_cache_pinned_bytes",
+        "Of those, bytes pinned by open table files (top-level indexes, level-0 files).",
+        m.block_cache_pinned_bytes,
+    );
+    gauge_value(
+        out,
+        "cradle_store_table_readers_bytes",
+        "Bytes the store's open table files hold outside the block cache.",
+        m.table_readers_bytes,
+    );
+    gauge_value(
+        out,
+        "cradle_store_memtables_bytes",
+        "Bytes of the store's memtables, all column families.",
+        m.memtables_bytes,
+    );
+    gauge_value(
+        out,
+        "cradle_store_tree_cache_nodes",
+        "Positions of the sparse Merkle tree's upper levels held in memory.",
+        m.tree_cache_nodes,
+    );
+    gauge_value(
+        out,
+        "cradle_store_table_files",
+        "The store's table files, all column families.",
+        m.sst_files,
+    );
 }
 
 impl Metrics {
@@ -302,6 +351,20 @@ impl Metrics {
             "counter",
             "Signed API requests refused with 429 for their key's rate (api.rate.per_key).",
             &self.requests_rate_limited_key,
+        );
+        gauge(
+            &mut out,
+            "cradle_consensus_saves_total",
+            "counter",
+            "Synced writes of the consensus record (each before the votes and proposals it covers are sent).",
+            &self.consensus_saves,
+        );
+        gauge(
+            &mut out,
+            "cradle_consensus_saves_grouped_total",
+            "counter",
+            "Consensus records not written on their own: a later record or a block's commit covered them.",
+            &self.consensus_saves_grouped,
         );
         self.commit_latency.render(
             &mut out,

@@ -199,6 +199,40 @@ mod storage {
     }
 
     /// A record as the core saves it at a precommit: locked on `block`, which it proposed.
+    #[test]
+    fn storage_reports_its_memory_within_its_bounds() {
+        let chain = Chain::build(12);
+        let dir = TempDir::new().unwrap();
+        let store = open(&dir);
+        let empty = store.memory_usage().unwrap();
+        assert_eq!((empty.tree_cache_nodes, empty.sst_files), (0, 0));
+        chain.commit_all(&store);
+        let written = store.memory_usage().unwrap();
+        assert!(written.memtables_bytes > 0, "{written:?}");
+        assert!(
+            written.tree_cache_nodes > 0,
+            "commits fill the tree cache: {written:?}"
+        );
+        drop(store);
+        // Reopening flushes the recovered memtables to table files; reading them goes through
+        // the block cache, which never holds more than its capacity.
+        let store = open(&dir);
+        for h in 1..=chain.blocks().len() as u64 {
+            assert!(store.block(h).unwrap().is_some());
+        }
+        let read = store.memory_usage().unwrap();
+        assert!(read.sst_files > 0, "{read:?}");
+        assert!(read.block_cache_bytes > 0, "{read:?}");
+        assert!(
+            read.block_cache_bytes <= schema::BLOCK_CACHE_BYTES as u64,
+            "{read:?}"
+        );
+        assert!(
+            read.block_cache_pinned_bytes <= read.block_cache_bytes,
+            "{read:?}"
+        );
+    }
+
     fn wal_state(block: &Block, round: Round) -> PersistedState<Block> {
         PersistedState {
             height: block.header.height,

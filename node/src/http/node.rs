@@ -121,9 +121,10 @@ pub async fn genesis(
 
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    let mut text = state.metrics.render();
+    match state.store.memory_usage() {
+        Ok(memory) => crate::metrics::render_storage(&mut text, &memory),
+        Err(error) => tracing::warn!(%error, "reading the store's memory for /metrics"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

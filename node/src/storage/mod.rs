@@ -18,7 +18,7 @@
 //!   be forgotten by a restart. It names blocks by id and writes each block once ([`wal`]).
 //! - Reads never panic on what they find on disk: bad bytes are [`StorageError::Corrupt`].
 //!   [`Store::snapshot`] gives reads that all see one committed block.
-//! - Memory is bounded whatever the data size: one 32 MiB block cache (index and filter blocks
+//! - Memory is bounded whatever the data size: one 48 MiB block cache (index and filter blocks
 //!   included) and 32 MiB of memtables, shared by every column family.
 //!
 //! Any write error is returned; the caller (the consensus driver) treats it as fatal.
@@ -26,6 +26,7 @@
 mod commit;
 mod error;
 pub mod evidence;
+mod memory;
 mod read;
 pub mod schema;
 mod tree_cache;
@@ -40,6 +41,7 @@ use cradle_ledger::state::{Entry, StateReader};
 
 pub use error::StorageError;
 pub use evidence::{EVIDENCE_STORED_MAX, EvidencePage, EvidenceStored};
+pub use memory::MemoryUsage;
 use read::View;
 pub use read::{EVENTS_PAGE_MAX, LogNodes, StoreSnapshot};
 use schema::*;
@@ -61,6 +63,8 @@ pub struct Store {
     tree_cache: tree_cache::TreeCache,
     /// The blocks the consensus record's saves wrote since the last commit.
     wal_written: Mutex<wal::Written>,
+    /// The shared block cache and write buffer manager the database was opened with.
+    tuning: Tuning,
 }
 
 const _: () = {
@@ -225,6 +229,7 @@ impl Store {
             evidence_max: EVIDENCE_STORED_MAX,
             tree_cache: tree_cache::TreeCache::default(),
             wal_written: Mutex::new(wal::Written::default()),
+            tuning,
         };
         store.check_schema()?;
         let tip = store.tip()?;

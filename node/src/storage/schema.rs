@@ -4,7 +4,9 @@
 //! scan over `id || index` returns one identity's entries oldest first. Fixed-size values are
 //! decoded by length-checking helpers that report a wrong size as corruption.
 
-use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Options, WriteBufferManager};
+use rocksdb::{
+    BlockBasedIndexType, BlockBasedOptions, Cache, DBCompressionType, Options, WriteBufferManager,
+};
 
 use cradle_ledger::codec::BLOCK_BYTES_HARD_MAX;
 use cradle_ledger::crypto::Hash;
@@ -87,7 +89,9 @@ pub const EVIDENCE_VALUE_BYTES_MAX: usize = 1024;
 pub const TIP_VALUE_BYTES_MAX: usize = 256;
 
 /// Bytes of the shared block cache (data, index and filter blocks of every column family).
-pub const BLOCK_CACHE_BYTES: usize = 32 * 1024 * 1024;
+pub const BLOCK_CACHE_BYTES: usize = 48 * 1024 * 1024;
+/// Bytes of one partition of a table's index or filter.
+pub const METADATA_BLOCK_BYTES: usize = 4096;
 /// Bytes all memtables together may hold before RocksDB flushes the largest.
 pub const WRITE_BUFFERS_TOTAL_BYTES: usize = 32 * 1024 * 1024;
 /// Bytes of one column family's memtable.
@@ -119,6 +123,10 @@ impl Default for Tuning {
 }
 
 impl Tuning {
+    pub(super) fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
     pub fn db_options(&self) -> Options {
         let mut opts = self.cf_options();
         opts.create_if_missing(true);
@@ -137,11 +145,20 @@ impl Tuning {
     pub fn cf_options(&self) -> Options {
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&self.cache);
-        // Index and filter blocks stay with their table readers rather than in the block cache:
-        // in a shared 32 MiB cache, large block and consensus values evicted them, and every
-        // state read then re-read and re-checksummed a filter block (a profile under load put
-        // a fifth of a node's time there). They cost about 1.25 bytes per key.
-        table.set_cache_index_and_filter_blocks(false);
+        // Index and filter blocks live in the block cache, so the store's memory stays within
+        // its bounds whatever the data size (kept with each table reader they grew with every
+        // key stored). Partitioned, a miss reads one small partition rather than a table's
+        // whole filter (whole filters evicted by large block values and re-read on every state
+        // read cost a fifth of a node's time in an earlier profile); the top-level index of
+        // each table and level 0's blocks stay pinned, and all of them go in the cache's
+        // high-priority pool, evicted after data blocks.
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_cache_index_and_filter_blocks_with_high_priority(true);
+        table.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
+        table.set_partition_filters(true);
+        table.set_metadata_block_size(METADATA_BLOCK_BYTES);
+        table.set_pin_top_level_index_and_filter(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
         table.set_bloom_filter(10.0, false);
         let mut opts = Options::default();
         opts.set_block_based_table_factory(&table);

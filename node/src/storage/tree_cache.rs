@@ -52,6 +52,11 @@ impl TreeCache {
         Ok(value)
     }
 
+    /// Positions held now.
+    pub(super) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Held by a commit across its write: readers wait, then see the new nodes.
     pub(super) fn lock(&self) -> MutexGuard<'_, Nodes> {
         // A poisoned lock means a reader panicked between two map operations, each of which

@@ -58,12 +58,19 @@ pub(super) struct Driver {
     pub(super) receipts: Receipts,
     /// Each peer's transaction batches: the one being checked, and those waiting.
     pub(super) gossip: super::gossip::GossipQueues,
+    /// Votes and proposals waiting for the synced write of the consensus record.
+    pub(super) held: super::persist::Held,
     /// Transactions committed per block over the last [`super::txs::BACKLOG_WINDOW`], for the
     /// backlog bound.
     pub(super) recent_commits: VecDeque<(Instant, usize)>,
     /// Their sum, kept as they come and go: every member's admission reads it.
     pub(super) recent_committed: usize,
 }
+
+/// Network events handled in one turn of the loop, under one synced write of the consensus
+/// record: enough to take a burst of votes together, few enough that timers and submissions
+/// wait little.
+const BATCH_EVENTS_MAX: usize = 64;
 
 /// Runs the driver until the network closes or a fatal error; a fatal error stops the node.
 pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
@@ -134,9 +141,11 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         gossip: Default::default(),
         recent_commits: VecDeque::new(),
         recent_committed: 0,
+        held: Default::default(),
     };
     d.publish_status()?;
     d.feed(Input::Start)?;
+    d.release()?;
 
     let gossip_every = Duration::from_millis(d.config.gossip_interval_ms);
     let flush_every = Duration::from_millis(d.config.tx_flush_interval_ms.max(1));
@@ -153,7 +162,16 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         }
         tokio::select! {
             event = net_events.recv() => match event {
-                Some(event) => d.on_net_event(event)?,
+                Some(event) => {
+                    d.on_net_event(event)?;
+                    // Whatever else has arrived joins this batch and its one synced write.
+                    for _ in 1..BATCH_EVENTS_MAX {
+                        match net_events.try_recv() {
+                            Ok(event) => d.on_net_event(event)?,
+                            Err(_) => break,
+                        }
+                    }
+                }
                 None => {
                     info!("network closed; driver stops");
                     return Ok(());
@@ -172,6 +190,8 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         let now = Instant::now();
         d.fire_timers(now)?;
         d.maybe_propose(now)?;
+        // Before anything else leaves: gossip resends the core's own messages.
+        d.release()?;
         if now >= next_flush {
             d.flush_outbox();
             next_flush = now + flush_every;
@@ -213,19 +233,15 @@ impl Driver {
 
     fn carry_out(&mut self, effect: Effect<Block>) -> Result<Option<Input<Block>>, DriverError> {
         match effect {
+            // Held until the batch's one synced write of the record ([`super::persist`]).
             Effect::PersistAndBroadcastVote { state, vote } => {
-                self.store.save_consensus_state(&state)?;
-                self.network
-                    .broadcast(NetMessage::Vote(vote).encode().into());
+                self.hold(state, NetMessage::Vote(vote));
             }
             Effect::PersistAndBroadcastProposal { state, proposal } => {
-                self.store.save_consensus_state(&state)?;
-                self.network
-                    .broadcast(NetMessage::Proposal(Box::new(proposal)).encode().into());
+                self.hold(state, NetMessage::Proposal(Box::new(proposal)));
             }
             Effect::Broadcast(message) => {
-                self.network
-                    .broadcast(NetMessage::from_consensus(message).encode().into());
+                self.send_in_order(NetMessage::from_consensus(message));
             }
             Effect::ScheduleTimeout {
                 height,

@@ -162,7 +162,10 @@ impl Driver {
                 block::execute(&*self.store, &self.consortium, checked)?
             }
         };
+        self.drop_superseded(header.height);
         self.store.commit_block(&fb, &executed)?;
+        // The block is on disk: what the core said at its height may leave now.
+        self.release()?;
         let header = &fb.block.header;
         let height = header.height;
         self.tip = ChainTip::of(header);

@@ -11,6 +11,7 @@ mod actor;
 mod blocks;
 mod gossip;
 mod ingress;
+mod persist;
 mod receipts;
 mod sync;
 mod sync_peers;

@@ -60,6 +60,8 @@ pub(super) struct Driver {
     pub(super) gossip: super::gossip::GossipQueues,
     /// Votes and proposals waiting for the synced write of the consensus record.
     pub(super) held: super::persist::Held,
+    /// The INFO line that sums up committed blocks.
+    pub(super) commit_log: super::blocks::CommitLog,
     /// Transactions committed per block over the last [`super::txs::BACKLOG_WINDOW`], for the
     /// backlog bound.
     pub(super) recent_commits: VecDeque<(Instant, usize)>,
@@ -142,6 +144,12 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         recent_commits: VecDeque::new(),
         recent_committed: 0,
         held: Default::default(),
+        // The first block logs at once: an operator sees the chain move.
+        commit_log: super::blocks::CommitLog::new(
+            Instant::now()
+                .checked_sub(Duration::from_secs(3600))
+                .unwrap_or_else(Instant::now),
+        ),
     };
     d.publish_status()?;
     d.feed(Input::Start)?;

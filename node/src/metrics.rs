@@ -101,15 +101,17 @@ pub struct Metrics {
 }
 
 fn gauge(out: &mut String, name: &str, kind: &str, help: &str, v: &AtomicU64) {
+    sample(out, name, kind, help, v.load(Ordering::Relaxed));
+}
+
+fn sample(out: &mut String, name: &str, kind: &str, help: &str, v: u64) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
-    let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+    let _ = writeln!(out, "{name} {v}");
 }
 
 fn gauge_value(out: &mut String, name: &str, help: &str, v: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} gauge");
-    let _ = writeln!(out, "{name} {v}");
+    sample(out, name, "gauge", help, v);
 }
 
 /// The store's memory, read from RocksDB when `/metrics` is scraped.

@@ -198,7 +198,6 @@ mod storage {
         );
     }
 
-    /// A record as the core saves it at a precommit: locked on `block`, which it proposed.
     #[test]
     fn storage_reports_its_memory_within_its_bounds() {
         let chain = Chain::build(12);
@@ -233,6 +232,7 @@ mod storage {
         );
     }
 
+    /// A record as the core saves it at a precommit: locked on `block`, which it proposed.
     fn wal_state(block: &Block, round: Round) -> PersistedState<Block> {
         PersistedState {
             height: block.header.height,

@@ -144,12 +144,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         recent_commits: VecDeque::new(),
         recent_committed: 0,
         held: Default::default(),
-        // The first block logs at once: an operator sees the chain move.
-        commit_log: super::blocks::CommitLog::new(
-            Instant::now()
-                .checked_sub(Duration::from_secs(3600))
-                .unwrap_or_else(Instant::now),
-        ),
+        commit_log: Default::default(),
     };
     d.publish_status()?;
     d.feed(Input::Start)?;

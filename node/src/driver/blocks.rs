@@ -17,6 +17,39 @@ use super::actor::Driver;
 use super::receipts::Receipt;
 use cradle_genesis::clock::now_ms;
 
+/// How often the committed blocks are summed up at INFO: a line per block (each is at DEBUG)
+/// came to about 20 a second under load, hundreds of megabytes of log a day.
+const COMMIT_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The blocks committed since the last INFO line.
+#[derive(Default)]
+pub(super) struct CommitLog {
+    /// When the last line was logged; none yet, so the node's first block logs at once.
+    since: Option<Instant>,
+    blocks: u64,
+    txs: u64,
+}
+
+impl CommitLog {
+    /// Counts a committed block; the first, and then one every [`COMMIT_LOG_EVERY`], is logged
+    /// with the height reached and what came since the last line.
+    fn note(&mut self, now: Instant, height: Height, txs: usize) {
+        self.blocks += 1;
+        self.txs = self.txs.saturating_add(txs as u64);
+        if self
+            .since
+            .is_none_or(|since| now.duration_since(since) >= COMMIT_LOG_EVERY)
+        {
+            info!(height, blocks = self.blocks, txs = self.txs, "committed");
+            *self = Self {
+                since: Some(now),
+                blocks: 0,
+                txs: 0,
+            };
+        }
+    }
+}
+
 /// Whether a peer's proposal names, in its block's header, the validator that built the block:
 /// the proposer of its round for a fresh block, the proposer of an earlier round for a
 /// re-proposed one ([`Core::may_have_built`] says why). A validator cannot build a block and
@@ -27,38 +60,6 @@ use cradle_genesis::clock::now_ms;
 /// block may rightly be re-proposed by another validator in a later round. A block that
 /// arrives by sync with its commit certificate is not checked here: the quorum that decided it
 /// has already checked its proposal.
-/// How often the committed blocks are summed up at INFO: a line per block (each is at DEBUG)
-/// came to about 20 a second under load, hundreds of megabytes of log a day.
-const COMMIT_LOG_EVERY: Duration = Duration::from_secs(10);
-
-/// The blocks committed since the last INFO line.
-pub(super) struct CommitLog {
-    since: Instant,
-    blocks: u64,
-    txs: u64,
-}
-
-impl CommitLog {
-    pub(super) fn new(now: Instant) -> Self {
-        Self {
-            since: now,
-            blocks: 0,
-            txs: 0,
-        }
-    }
-
-    /// Counts a committed block; the first after a quiet spell, and then one every
-    /// [`COMMIT_LOG_EVERY`], is logged with the height reached and what came since the last line.
-    fn note(&mut self, now: Instant, height: Height, txs: usize) {
-        self.blocks += 1;
-        self.txs = self.txs.saturating_add(txs as u64);
-        if now.duration_since(self.since) >= COMMIT_LOG_EVERY {
-            info!(height, blocks = self.blocks, txs = self.txs, "committed");
-            *self = Self::new(now);
-        }
-    }
-}
-
 pub(super) fn names_its_builder(core: &Core<Block>, proposal: &SignedProposal<Block>) -> bool {
     core.validators()
         .index_of(&proposal.value.header.proposer.0)

@@ -1,7 +1,7 @@
 //! What the store holds in memory, for `/metrics` and the soak: the bounds in [`super::schema`]
 //! are only worth something if an operator can see them hold.
 
-use super::schema::{COLUMN_FAMILIES, Tuning};
+use super::schema::COLUMN_FAMILIES;
 use super::{StorageError, Store};
 
 /// Bytes (and entries) of the store's in-memory structures.
@@ -21,22 +21,13 @@ pub struct MemoryUsage {
     pub sst_files: u64,
 }
 
-impl Tuning {
-    pub(super) fn block_cache_usage(&self) -> (u64, u64) {
-        (
-            self.cache().get_usage() as u64,
-            self.cache().get_pinned_usage() as u64,
-        )
-    }
-}
-
 impl Store {
     /// The store's memory now, summed over its column families.
     pub fn memory_usage(&self) -> Result<MemoryUsage, StorageError> {
-        let (block_cache_bytes, block_cache_pinned_bytes) = self.tuning.block_cache_usage();
+        let cache = self.tuning.cache();
         let mut usage = MemoryUsage {
-            block_cache_bytes,
-            block_cache_pinned_bytes,
+            block_cache_bytes: cache.get_usage() as u64,
+            block_cache_pinned_bytes: cache.get_pinned_usage() as u64,
             tree_cache_nodes: self.tree_cache.len() as u64,
             ..MemoryUsage::default()
         };

@@ -73,8 +73,8 @@ pub enum Error {
     },
     #[error("timeout_delta_ms {delta_ms} exceeds timeout_propose_ms {propose_ms}")]
     TimeoutDeltaExceedsPropose { delta_ms: u64, propose_ms: u64 },
-    #[error("the signing key is not a validator's")]
-    SignerNotValidator,
+    #[error("a validator set for height {height} comes too late: the core is at {current}")]
+    SetChangeTooLate { height: Height, current: Height },
     #[error("persisted state is at height {persisted}, ahead of the starting height {start}")]
     PersistedStateAhead { persisted: Height, start: Height },
     #[error("persisted state holds a vote it did not sign: {reason}")]

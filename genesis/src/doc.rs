@@ -59,6 +59,8 @@ impl GenesisMember {
             public_key: self.public_key,
             x25519: self.x25519,
             voting_power: self.voting_power,
+            p2p_addr: self.p2p_addr.clone(),
+            api_addr: self.api_addr.clone(),
         }
     }
 

@@ -401,12 +401,13 @@ fn lookups_by_key_and_name() {
 
 #[test]
 fn chain_id_of_a_known_document_is_stable() {
-    // Computed when the policy gained the roles that may break the glass, which changed the
-    // document's layout and so every chain id on purpose (as the proposer's pacing did before).
+    // Computed when the policy gained its governance settings (a regulator's approval for
+    // membership changes, the proposals' window), which changed the document's layout and so
+    // every chain id on purpose (as the break-glass roles and the proposer's pacing did before).
     // Moving fields between crates (as the timeouts into `cradle_consensus::Config` did) must not.
     assert_eq!(
         valid().chain_id_hex(),
-        "7071f95e7dd7c034f7f04b539461fd06b1f6a95d5234484d7677f098331940d4"
+        "3554b566b1d6be0ba9a861f7f12197580293c258b78acb3607cfc9f102dbb722"
     );
     let json: serde_json::Value = serde_json::from_str(&valid().to_json_pretty()).unwrap();
     assert_eq!(

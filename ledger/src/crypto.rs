@@ -138,6 +138,11 @@ key_bytes_type!(
     32,
     "A consent grant's identifier, derived from the patient and nonce."
 );
+key_bytes_type!(
+    ProposalId,
+    32,
+    "A governance proposal's identifier, derived from its proposer and nonce."
+);
 
 impl PublicKey {
     /// Parses the key as an ed25519 point; an invalid point can never have signed anything.

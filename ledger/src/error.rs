@@ -47,6 +47,35 @@ pub enum Error {
     TooManyRegulators { count: usize, max: usize },
     #[error("invalid size limits")]
     InvalidLimits,
+    #[error("invalid policy: every window must be positive and break-glass roles few")]
+    InvalidPolicy,
+    #[error("regulator {0} cannot have voting power")]
+    RegulatorValidates(PublicKey),
+    #[error("member {0} has an X25519 key another member has")]
+    DuplicateX25519(PublicKey),
+
+    // Governance.
+    #[error("{0} is not a member")]
+    UnknownMember(PublicKey),
+    #[error("invalid member: {0}")]
+    InvalidMember(&'static str),
+    #[error("the change would leave the consortium without a validator")]
+    NoValidatorLeft,
+    #[error("no proposal {0}")]
+    UnknownProposal(crate::crypto::ProposalId),
+    #[error("proposal {id} is closed: {why}")]
+    ProposalClosed {
+        id: crate::crypto::ProposalId,
+        why: &'static str,
+    },
+    #[error("{0} already approved this proposal")]
+    AlreadyApproved(PublicKey),
+    #[error("an adopted change takes effect at height {activation}: propose after it")]
+    ChangePending { activation: u64 },
+    #[error("the member set of epoch {got} is not the one in force (epoch {want})")]
+    WrongMemberSet { got: u64, want: u64 },
+    #[error("{open} proposals are open: at most {max}")]
+    TooManyProposals { open: u32, max: u32 },
     #[error("consensus: {0}")]
     Consensus(cradle_consensus::Error),
 

@@ -1,8 +1,11 @@
 //! Who takes part: member institutions (from genesis), their roles, and the consortium's policy.
 //!
-//! [`Consortium`] is the part of the genesis document that the rules read. Members are listed in
-//! genesis and never change on the ledger; patients are enrolled by members and clinicians
-//! registered by their institutions (see [`crate::state`] and [`crate::staff`]).
+//! [`Consortium`] is what the rules read of who takes part: the chain, the members in force at a
+//! height, the policy and the limits. Genesis gives the first; a governance vote adopts a new
+//! [`MemberSet`] that takes over two blocks later (see [`crate::governance`]), and
+//! [`Consortium::with_set`] makes the consortium of the new epoch. Patients are enrolled by
+//! members and clinicians registered by their institutions (see [`crate::state`] and
+//! [`crate::staff`]).
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cradle_consensus::{Validator, ValidatorSet};
@@ -74,6 +77,12 @@ pub struct Member {
     pub x25519: X25519Public,
     /// Consensus voting power; zero for a member that does not validate (regulators).
     pub voting_power: u64,
+    /// libp2p multiaddr its node listens on, if it runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p2p_addr: Option<String>,
+    /// Address of its node's HTTP API, if it runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_addr: Option<String>,
 }
 
 /// Consent and access policy the consortium agreed on in genesis.
@@ -89,6 +98,33 @@ pub struct Policy {
     pub access_request_ttl_ms: u64,
     /// Longest validity a patient may give one grant.
     pub grant_duration_max_ms: u64,
+    /// Whether adding or removing a member, or changing its voting power, also needs the
+    /// approval of a regulator (when the consortium has one).
+    #[serde(default)]
+    pub membership_needs_regulator: bool,
+    /// How long a governance proposal stays open for approvals, by block time.
+    #[serde(default = "default_proposal_ttl_ms")]
+    pub proposal_ttl_ms: u64,
+}
+
+/// A week: long enough for every member's operators to see and weigh a proposal.
+pub fn default_proposal_ttl_ms() -> u64 {
+    7 * 24 * 3600 * 1000
+}
+
+impl Policy {
+    /// Checks what would make the rules unusable: zero windows.
+    pub fn validate(&self) -> Result<(), Error> {
+        let ok = self.access_request_ttl_ms > 0
+            && self.grant_duration_max_ms > 0
+            && self.proposal_ttl_ms > 0
+            && self.break_glass_roles.len() <= crate::tx::GRANT_CODES_MAX;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidPolicy)
+        }
+    }
 }
 
 impl Default for Policy {
@@ -98,6 +134,8 @@ impl Default for Policy {
             break_glass_roles: default_break_glass_roles(),
             access_request_ttl_ms: 10 * 60 * 1000,
             grant_duration_max_ms: 5 * 365 * 24 * 3600 * 1000,
+            membership_needs_regulator: false,
+            proposal_ttl_ms: default_proposal_ttl_ms(),
         }
     }
 }
@@ -140,22 +178,48 @@ impl Limits {
     }
 }
 
-/// Everything the rules need to know about the consortium, derived from genesis.
+/// Who the members are, under which policy and limits: what a governance vote changes as a
+/// whole. `epoch` counts the changes adopted since genesis (0).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct MemberSet {
+    pub epoch: u64,
+    pub members: Vec<Member>,
+    pub policy: Policy,
+    pub limits: Limits,
+}
+
+const TAG_MEMBER_SET: &[u8] = b"cradle.ledger.member-set.v1\0";
+
+impl MemberSet {
+    /// SHA-256 over a tag and the set's canonical encoding: what a block header names as the
+    /// set in force at the next height.
+    pub fn hash(&self) -> Hash {
+        let mut bytes = TAG_MEMBER_SET.to_vec();
+        // Writing into a Vec cannot fail.
+        let _ = borsh::to_writer(&mut bytes, self);
+        crate::crypto::sha256(&bytes)
+    }
+}
+
+/// Everything the rules need to know about the consortium at one height: the chain, and the
+/// member set in force.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Consortium {
     /// The hash of the genesis document: every signature binds it.
     pub chain_id: Hash,
     /// Time of genesis, milliseconds since the Unix epoch.
     pub genesis_time_ms: u64,
+    /// How many governance changes were adopted before this set: 0 for genesis.
+    pub epoch: u64,
     pub members: Vec<Member>,
     pub policy: Policy,
     pub limits: Limits,
     validators: ValidatorSet,
+    members_hash: Hash,
 }
 
 impl Consortium {
-    /// Checks the members (unique keys, at least one validator, no regulator validating more
-    /// than a care provider would) and builds the validator set in genesis order.
+    /// The genesis consortium (epoch 0); see [`Consortium::with_set`] for its checks.
     pub fn new(
         chain_id: Hash,
         genesis_time_ms: u64,
@@ -163,7 +227,36 @@ impl Consortium {
         policy: Policy,
         limits: Limits,
     ) -> Result<Self, Error> {
-        limits.validate()?;
+        Self::of_set(
+            chain_id,
+            genesis_time_ms,
+            MemberSet {
+                epoch: 0,
+                members,
+                policy,
+                limits,
+            },
+        )
+    }
+
+    /// The consortium of the same chain under `set`, with the same checks as genesis.
+    pub fn with_set(&self, set: MemberSet) -> Result<Self, Error> {
+        Self::of_set(self.chain_id, self.genesis_time_ms, set)
+    }
+
+    /// Checks the members (unique signing and X25519 keys, at least one validator, no
+    /// regulator validating, a bounded number of regulators), the policy and the limits, and
+    /// builds the validator set in member order.
+    fn of_set(chain_id: Hash, genesis_time_ms: u64, set: MemberSet) -> Result<Self, Error> {
+        set.limits.validate()?;
+        set.policy.validate()?;
+        let members = &set.members;
+        if members.len() > cradle_consensus::types::VALIDATORS_MAX {
+            return Err(Error::TooMany {
+                len: members.len(),
+                max: cradle_consensus::types::VALIDATORS_MAX,
+            });
+        }
         // A break-glass justification is sealed for the patient and every regulator, and its
         // readers are bounded.
         let regulators = members.iter().filter(|m| m.role == Role::Regulator).count();
@@ -177,6 +270,12 @@ impl Consortium {
             if members[..i].iter().any(|o| o.public_key == m.public_key) {
                 return Err(Error::DuplicateMember(m.public_key));
             }
+            if members[..i].iter().any(|o| o.x25519 == m.x25519) {
+                return Err(Error::DuplicateX25519(m.public_key));
+            }
+            if m.role == Role::Regulator && m.voting_power > 0 {
+                return Err(Error::RegulatorValidates(m.public_key));
+            }
             m.public_key.verifying_key()?;
         }
         let validators: Vec<Validator> = members
@@ -188,14 +287,32 @@ impl Consortium {
             })
             .collect();
         let validators = ValidatorSet::new(validators).map_err(Error::Consensus)?;
+        let members_hash = set.hash();
         Ok(Self {
             chain_id,
             genesis_time_ms,
-            members,
-            policy,
-            limits,
+            epoch: set.epoch,
+            members: set.members,
+            policy: set.policy,
+            limits: set.limits,
             validators,
+            members_hash,
         })
+    }
+
+    /// The member set this consortium is made of.
+    pub fn member_set(&self) -> MemberSet {
+        MemberSet {
+            epoch: self.epoch,
+            members: self.members.clone(),
+            policy: self.policy.clone(),
+            limits: self.limits.clone(),
+        }
+    }
+
+    /// [`MemberSet::hash`] of [`Consortium::member_set`], computed once.
+    pub fn members_hash(&self) -> Hash {
+        self.members_hash
     }
 
     pub fn member(&self, key: &PublicKey) -> Option<&Member> {

@@ -1,6 +1,7 @@
 //! `cradle-ledger`: what the consortium records and the rules for it.
 //!
-//! - [`identity`]: member institutions, roles and the consortium's policy (from genesis);
+//! - [`identity`]: member institutions, roles and the consortium's policy (genesis, then
+//!   [`governance`]: changes by a two-thirds vote, in force two blocks after adoption);
 //! - [`tx`] and [`access`]: the transactions and the access rule;
 //! - [`staff`]: clinicians, their roles and keys, registered by their institutions;
 //! - [`rules`]: what each transaction may do to state, one module per kind;
@@ -26,6 +27,7 @@ pub mod codec;
 pub mod contract;
 pub mod crypto;
 pub mod error;
+pub mod governance;
 pub mod identity;
 pub mod justification;
 pub mod keywrap;
@@ -36,7 +38,8 @@ pub mod state;
 pub mod tx;
 
 pub use crypto::{
-    ArchiveId, Digest32, GrantId, Hash, Keypair, PublicKey, Signature, StaffId, X25519Public,
+    ArchiveId, Digest32, GrantId, Hash, Keypair, ProposalId, PublicKey, Signature, StaffId,
+    X25519Public,
 };
 pub use error::Error;
-pub use identity::{Consortium, Limits, Member, Policy, Role};
+pub use identity::{Consortium, Limits, Member, MemberSet, Policy, Role};

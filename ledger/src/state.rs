@@ -43,6 +43,11 @@ pub mod keys {
     pub const BREAK_GLASS_LOG: u8 = b'B';
     pub const STAFF: u8 = b'S';
     pub const INSTITUTION_STAFF: u8 = b's';
+    pub const MEMBERSHIP: u8 = b'M';
+    pub const PROPOSAL: u8 = b'Q';
+    pub const OPEN_PROPOSAL: u8 = b'q';
+    pub const FORMER_MEMBER: u8 = b'm';
+    pub const MEMBER_SET: u8 = b'E';
 
     fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
         let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
@@ -121,6 +126,32 @@ pub mod keys {
     }
     pub fn institution_staff_all(institution: &PublicKey) -> Vec<u8> {
         key(INSTITUTION_STAFF, &[&institution.0])
+    }
+    /// The member set in force and an adopted one waiting for its height.
+    pub fn membership() -> Vec<u8> {
+        vec![MEMBERSHIP]
+    }
+    pub fn proposal(id: &crate::crypto::ProposalId) -> Vec<u8> {
+        key(PROPOSAL, &[&id.0])
+    }
+    /// Index of the proposals not yet adopted, expired or superseded when last looked at.
+    pub fn open_proposal(id: &crate::crypto::ProposalId) -> Vec<u8> {
+        key(OPEN_PROPOSAL, &[&id.0])
+    }
+    pub fn open_proposals() -> Vec<u8> {
+        vec![OPEN_PROPOSAL]
+    }
+    /// Every adopted set by epoch, with its activation height: the history a node or a light
+    /// client rebuilds the sets of past heights from.
+    pub fn member_set(epoch: u64) -> Vec<u8> {
+        key(MEMBER_SET, &[&epoch.to_be_bytes()])
+    }
+    pub fn member_sets() -> Vec<u8> {
+        vec![MEMBER_SET]
+    }
+    /// The key of a member that left: never anyone's again.
+    pub fn former_member(k: &PublicKey) -> Vec<u8> {
+        key(FORMER_MEMBER, &[&k.0])
     }
     pub fn tree_node(node: &NodeKey) -> Vec<u8> {
         let mut buf = [0u8; TREE_NODE_BYTES_MAX];
@@ -252,6 +283,11 @@ pub trait StateExt: StateReader {
             out.push((key, rec));
         }
         Ok(out)
+    }
+
+    /// Whether `k` was the key of a member that left the consortium.
+    fn former_member(&self, k: &PublicKey) -> Result<bool, Error> {
+        Ok(self.get(&keys::former_member(k))?.is_some())
     }
 
     fn grant(&self, g: &GrantId) -> Result<Option<GrantRecord>, Error> {

@@ -313,6 +313,8 @@ pub enum TxBody {
     RegisterStaff(RegisterStaff),
     SetStaffStatus(SetStaffStatus),
     RotateStaffKey(RotateStaffKey),
+    ProposeChange(crate::governance::ProposeChange),
+    ApproveChange(crate::governance::ApproveChange),
 }
 
 impl TxBody {
@@ -326,6 +328,8 @@ impl TxBody {
             TxBody::RegisterStaff(_) => "register_staff",
             TxBody::SetStaffStatus(_) => "set_staff_status",
             TxBody::RotateStaffKey(_) => "rotate_staff_key",
+            TxBody::ProposeChange(_) => "propose_change",
+            TxBody::ApproveChange(_) => "approve_change",
         }
     }
 }
@@ -393,6 +397,7 @@ impl SignedTransaction {
             TxBody::EnrolPatient(e) => e.verify_proof(chain_id)?,
             TxBody::RegisterStaff(r) => r.keys.verify_proof(chain_id)?,
             TxBody::RotateStaffKey(r) => r.new_keys.verify_proof(chain_id)?,
+            TxBody::ProposeChange(p) => p.change.verify(chain_id)?,
             _ => {}
         }
         Ok(())

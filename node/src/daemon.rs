@@ -14,6 +14,7 @@ use tracing::{error, info, warn};
 use crate::custodian::{ArchiveStore, Custodian};
 use crate::driver::{self, DriverConfig, DriverParts, INGRESS_CAPACITY, Status};
 use crate::http::{self, HttpState, auth::ReplayCache};
+use crate::members::Members;
 use crate::mempool::MempoolConfig;
 use crate::metrics::Metrics;
 use crate::network::{self, NetworkConfig};
@@ -42,7 +43,7 @@ pub fn start(home: Home) -> anyhow::Result<()> {
 }
 
 async fn run(home: Home) -> anyhow::Result<()> {
-    let consortium = Arc::new(home.consortium().context("genesis")?);
+    let genesis = home.consortium().context("genesis")?;
     let member = home.member().name.clone();
     let params = home.genesis.consensus.clone();
     let m = &home.config.mempool;
@@ -53,6 +54,18 @@ async fn run(home: Home) -> anyhow::Result<()> {
         access_bytes_max: usize::try_from(m.access_bytes_max).unwrap_or(usize::MAX),
     };
     let config = DriverConfig::from_genesis(&params, mempool);
+    let data_dir = home.data_dir();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let store = Arc::new(Store::open(&data_dir.join("ledger")).context("opening the store")?);
+    // The member sets since genesis, as governance changed them: the node starts under the one
+    // in force at its next height.
+    let tip = store.tip().context("reading the chain tip")?;
+    let members = Arc::new(
+        Members::load(genesis, &*store, tip.map_or(0, |t| t.height))
+            .context("loading the member sets")?,
+    );
+    let consortium = members.current();
     info!(
         member = %member,
         chain_id = %hex::encode(consortium.chain_id),
@@ -61,16 +74,14 @@ async fn run(home: Home) -> anyhow::Result<()> {
         ?config,
         limits = ?consortium.limits,
         policy = ?consortium.policy,
+        epoch = consortium.epoch,
         "starting cradle-node"
     );
-    let data_dir = home.data_dir();
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    let store = Arc::new(Store::open(&data_dir.join("ledger")).context("opening the store")?);
 
-    let net_config =
+    let mut net_config =
         NetworkConfig::from_genesis(&home.genesis, &home.keypair, &home.config.p2p.listen)
             .context("network configuration")?;
+    net_config.peers = crate::members::peers_of(&consortium, &home.keypair.public_key());
     let (network, net_events) = network::start(net_config)
         .await
         .context("starting the network")?;
@@ -129,7 +140,7 @@ async fn run(home: Home) -> anyhow::Result<()> {
             ),
             archives,
             store.clone(),
-            consortium.clone(),
+            members.clone(),
             submitter.clone(),
             metrics.clone(),
         )
@@ -159,7 +170,7 @@ async fn run(home: Home) -> anyhow::Result<()> {
     let (api_stop, api_stopping) = watch::channel(false);
     let (driver_stop, driver_stopping) = watch::channel(false);
     let api_state = Arc::new(HttpState {
-        consortium: consortium.clone(),
+        members: members.clone(),
         member,
         store: store.clone(),
         metrics: metrics.clone(),
@@ -249,7 +260,7 @@ async fn run(home: Home) -> anyhow::Result<()> {
     );
     let parts = DriverParts {
         config,
-        consortium,
+        members,
         keypair,
         store,
         network: network.clone(),

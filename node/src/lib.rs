@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod directory;
 pub mod driver;
 pub mod http;
+pub mod members;
 pub mod mempool;
 pub mod metrics;
 pub mod network;

@@ -41,6 +41,8 @@ pub fn member(name: &str, role: Role, key: &Keypair, power: u64) -> Member {
         public_key: key.public_key(),
         x25519: key.x25519_public(),
         voting_power: power,
+        p2p_addr: None,
+        api_addr: None,
     }
 }
 

@@ -24,6 +24,10 @@
 //!    arrive eventually, which Tendermint's liveness needs.
 //! 5. When a peer sends messages for a height below ours, send it that height's block and
 //!    certificate; when we receive one for our height, verify, apply, and feed `Committed`.
+//! 6. When a committed block fixes a new validator set for a later height (a governance change,
+//!    two heights ahead), hand it over with [`Core::set_validators_from`] before feeding the next
+//!    input: every message of a height is judged by that height's set, including the ones
+//!    buffered for the next height, and the core votes only at heights whose set has its key.
 
 mod inputs;
 mod io;
@@ -81,7 +85,12 @@ struct Timer {
 pub struct Core<V: Value> {
     config: Config,
     validators: ValidatorSet,
+    /// Sets that take over at later heights, by the first height of each.
+    upcoming: BTreeMap<Height, ValidatorSet>,
     chain_id: [u8; 32],
+    /// This node's key, whether or not the current set has it.
+    own_key: Option<SigningKey>,
+    /// Its index in the current set and its key, when it validates at this height.
     signer: Option<(ValidatorIndex, SigningKey)>,
     schedule: ProposerSchedule,
     started: bool,
@@ -111,9 +120,11 @@ pub struct Core<V: Value> {
 }
 
 impl<V: Value> Core<V> {
-    /// A core at `height` (the last committed height + 1). `signer` is this validator's key, or
-    /// `None` for an observer that follows without voting. `persisted` is the last state the
-    /// driver persisted: restored when it is for `height`, ignored when older.
+    /// A core at `height` (the last committed height + 1) under `validators`, the set in force
+    /// there. `signer` is this node's key: it votes at every height whose set has it, and
+    /// follows as an observer at the others; `None` makes an observer for good. `persisted` is
+    /// the last state the driver persisted: restored when it is for `height`, ignored when
+    /// older.
     pub fn new(
         config: Config,
         validators: ValidatorSet,
@@ -123,17 +134,12 @@ impl<V: Value> Core<V> {
         persisted: Option<PersistedState<V>>,
     ) -> Result<Self, Error> {
         config.validate()?;
-        let signer = match signer {
-            Some(key) => {
-                let index = validators
-                    .index_of(&key.verifying_key().to_bytes())
-                    .ok_or(Error::SignerNotValidator)?;
-                Some((index, key))
-            }
-            None => None,
-        };
+        let own_key = signer;
+        let signer = signer_in(&validators, own_key.as_ref());
         let mut core = Self {
             config,
+            upcoming: BTreeMap::new(),
+            own_key,
             schedule: ProposerSchedule::new(&validators),
             keeper: VoteKeeper::new(height, &validators),
             validators,
@@ -375,6 +381,39 @@ impl<V: Value> Core<V> {
     pub fn validators(&self) -> &ValidatorSet {
         &self.validators
     }
+
+    /// Makes `validators` the set from `height` on (until a later one given here). A height
+    /// the core has already entered is refused: its messages were judged by another set.
+    pub fn set_validators_from(
+        &mut self,
+        height: Height,
+        validators: ValidatorSet,
+    ) -> Result<(), Error> {
+        if height <= self.height {
+            return Err(Error::SetChangeTooLate {
+                height,
+                current: self.height,
+            });
+        }
+        self.upcoming.insert(height, validators);
+        Ok(())
+    }
+
+    /// At a new height: takes up the set given for it, if any, and finds this node in it.
+    pub(super) fn take_up_set(&mut self, height: Height) {
+        let mut due = None;
+        while let Some(entry) = self.upcoming.first_entry() {
+            if *entry.key() > height {
+                break;
+            }
+            due = Some(entry.remove());
+        }
+        if let Some(set) = due {
+            self.schedule = ProposerSchedule::new(&set);
+            self.signer = signer_in(&set, self.own_key.as_ref());
+            self.validators = set;
+        }
+    }
     pub fn chain_id(&self) -> &[u8; 32] {
         &self.chain_id
     }
@@ -385,6 +424,16 @@ impl<V: Value> Core<V> {
     pub fn evidence(&self) -> &[Equivocation] {
         &self.evidence
     }
+}
+
+/// `key`'s index in `validators` with the key, if the set has it.
+fn signer_in(
+    validators: &ValidatorSet,
+    key: Option<&SigningKey>,
+) -> Option<(ValidatorIndex, SigningKey)> {
+    let key = key?;
+    let index = validators.index_of(&key.verifying_key().to_bytes())?;
+    Some((index, key.clone()))
 }
 
 #[cfg(test)]

@@ -412,6 +412,7 @@ impl<V: Value> Core<V> {
             self.height
         );
         self.height = height;
+        self.take_up_set(height);
         self.round = 0;
         self.step = Step::Propose;
         self.locked = None;

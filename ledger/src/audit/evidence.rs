@@ -130,6 +130,8 @@ mod tests {
                 public_key: k.public_key(),
                 x25519: X25519Public([i as u8; 32]),
                 voting_power: 1,
+                p2p_addr: None,
+                api_addr: None,
             })
             .collect();
         Consortium::new([5; 32], 0, members, Policy::default(), Limits::default()).unwrap()

@@ -39,6 +39,8 @@ pub fn build_block<S: StateReader + ?Sized>(
     };
     let limits = &consortium.limits;
     let mut state = Overlay::new(store);
+    rules::check_in_force(&state, consortium, ctx.height)?;
+    rules::activate(&mut state, ctx.height)?;
     let mut events = Vec::new();
     let mut txs = Vec::new();
     let mut rejected = Vec::new();
@@ -65,6 +67,7 @@ pub fn build_block<S: StateReader + ?Sized>(
             Err(e) => rejected.push((hash, e)),
         }
     }
+    let next_members = crate::governance::next_members_hash(&state, consortium, ctx.height)?;
     let executed = finish(state, events)?;
     let header = BlockHeader {
         chain_id: Digest32(consortium.chain_id),
@@ -77,6 +80,7 @@ pub fn build_block<S: StateReader + ?Sized>(
         state_root: Digest32(executed.state_root),
         access_log_size: executed.access_log.size(),
         access_log_root: Digest32(executed.access_log.root()),
+        next_members_hash: Digest32(next_members),
     };
     let txs = BoundedVec::new(txs)?;
     Ok(BuiltBlock {

@@ -46,6 +46,8 @@ pub fn execute<S: StateReader + ?Sized>(
     };
     debug_assert_eq!(block.txs.len(), encoded.len());
     let mut state = Overlay::new(store);
+    rules::check_in_force(&state, consortium, h.height)?;
+    rules::activate(&mut state, h.height)?;
     let mut events = Vec::new();
     for (index, (stx, enc)) in block.txs.iter().zip(&encoded).enumerate() {
         rules::apply_tx(
@@ -61,6 +63,10 @@ pub fn execute<S: StateReader + ?Sized>(
             index,
             source: Box::new(e),
         })?;
+    }
+    let next_members = crate::governance::next_members_hash(&state, consortium, h.height)?;
+    if next_members != h.next_members_hash.0 {
+        return Err(Error::HeaderMismatch("next_members_hash"));
     }
     let executed = finish(state, events)?;
     if executed.state_root != h.state_root.0 {

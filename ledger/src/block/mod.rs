@@ -1,8 +1,8 @@
 //! Blocks, their headers and their commit certificates, and the pipeline a block goes through.
 //!
 //! A header commits to the block's transactions (an RFC 6962 root over their canonical bytes),
-//! to the state after applying them (the sparse Merkle root) and to the global access log (its
-//! size and RFC 6962 root). Its hash is the value consensus decides, so a commit certificate
+//! to the state after applying them (the sparse Merkle root), to the global access log (its
+//! size and RFC 6962 root) and to the member set in force at the next height. Its hash is the value consensus decides, so a commit certificate
 //! on the hash makes every one of those commitments final.
 //!
 //! A block someone else proposed goes through three steps, each taking what the one before
@@ -53,6 +53,9 @@ pub struct BlockHeader {
     pub state_root: Digest32,
     pub access_log_size: u64,
     pub access_log_root: Digest32,
+    /// [`crate::identity::MemberSet::hash`] of the set in force at the next height: a light
+    /// client learns of a governance change from the certified header before the new set signs.
+    pub next_members_hash: Digest32,
 }
 
 impl BlockHeader {

@@ -152,6 +152,18 @@ fn verify_batch<'t>(
                 r.new_keys.proof_signing_bytes(chain_id),
                 r.new_keys.proof,
             )),
+            TxBody::ProposeChange(p) => match &p.change {
+                crate::governance::Change::AddMember { member, proof } => Some((
+                    member.public_key,
+                    crate::tx::key_proof_signing_bytes(
+                        &member.public_key,
+                        &member.x25519,
+                        chain_id,
+                    ),
+                    *proof,
+                )),
+                _ => None,
+            },
             _ => None,
         };
         if let Some((key, message, proof)) = proof {

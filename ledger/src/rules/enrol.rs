@@ -32,6 +32,12 @@ pub(super) fn enrol_patient<S: StateReader + ?Sized>(
             by: "a clinician",
         });
     }
+    if state.former_member(&b.patient)? {
+        return Err(Error::KeyInUse {
+            key: b.patient,
+            by: "a member that left",
+        });
+    }
     if state.patient(&b.patient)?.is_some() {
         return Err(Error::AlreadyEnrolled(b.patient));
     }

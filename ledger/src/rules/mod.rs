@@ -11,6 +11,7 @@ mod access;
 mod archive;
 mod consent;
 mod enrol;
+mod governance;
 mod staff;
 
 use std::collections::BTreeSet;
@@ -23,6 +24,7 @@ use crate::state::{Overlay, StateExt, StateReader, keys};
 use crate::tx::{self, SignedTransaction, TxBody};
 
 pub use access::{accessor_of, decide_access, justification_readers};
+pub(crate) use governance::{activate, check_in_force};
 
 /// Most unrevoked grants one patient may hold open at once.
 pub const OPEN_GRANTS_MAX: u32 = tx::GRANT_KEYS_MAX as u32;
@@ -105,6 +107,10 @@ fn dispatch<S: StateReader + ?Sized>(
         TxBody::RegisterStaff(b) => staff::register_staff(state, c, ctx, &tx.signer, b)?,
         TxBody::SetStaffStatus(b) => staff::set_staff_status(state, ctx, &tx.signer, b)?,
         TxBody::RotateStaffKey(b) => staff::rotate_staff_key(state, c, ctx, &tx.signer, b)?,
+        TxBody::ProposeChange(b) => {
+            governance::propose_change(state, c, ctx, &tx.signer, tx.nonce, b)?
+        }
+        TxBody::ApproveChange(b) => governance::approve_change(state, c, ctx, &tx.signer, b)?,
     }
     state.put(keys::nonce(&tx.signer), &tx.nonce);
     Ok(())

@@ -53,6 +53,8 @@ fn fresh_key<S: StateReader + ?Sized>(
         Some("a patient")
     } else if state.staff(&keys_.key)?.is_some() {
         Some("a clinician")
+    } else if state.former_member(&keys_.key)? {
+        Some("a member that left")
     } else {
         None
     };

@@ -21,7 +21,9 @@ pub const DAY_MS: u64 = 24 * 3600 * 1000;
 pub const GENESIS_MS: u64 = 1_780_000_000_000;
 
 pub struct World {
+    /// The consortium in force at the next block (genesis until a governance change).
     pub consortium: Consortium,
+    pub genesis: Consortium,
     pub hospital_a: Keypair,
     pub hospital_b: Keypair,
     pub clinic: Keypair,
@@ -64,6 +66,7 @@ impl World {
         .unwrap();
         let tip = ChainTip::genesis(&consortium);
         let mut w = Self {
+            genesis: consortium.clone(),
             consortium,
             hospital_a,
             hospital_b,
@@ -138,6 +141,7 @@ impl World {
     /// Applies `txs` as one block at the next time step; on error nothing changes.
     pub fn commit(&mut self, txs: Vec<SignedTransaction>) -> Result<Executed, Error> {
         let time = self.now_ms + 1000;
+        self.consortium = governance::in_force(&self.genesis, &self.store, self.tip.height + 1)?;
         let built = block::build_block(
             &self.store,
             &self.consortium,
@@ -172,14 +176,17 @@ impl World {
         let keys = [&self.hospital_a, &self.hospital_b, &self.clinic];
         let votes: Vec<_> = keys
             .iter()
-            .enumerate()
+            .filter_map(|k| {
+                let i = self.consortium.validators().index_of(&k.public_key().0)?;
+                Some((i, k))
+            })
             .map(|(i, k)| {
                 Vote {
                     kind: VoteKind::Precommit,
                     height: header.height,
                     round: 0,
                     value: Some(header.value_id()),
-                    validator: i as u16,
+                    validator: i,
                 }
                 .sign(&self.consortium.chain_id, k.signing_key())
             })

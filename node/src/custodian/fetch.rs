@@ -166,7 +166,7 @@ impl Custodian {
             return Err(FetchError::OtherArchive);
         }
         request
-            .verify(&self.consortium.chain_id)
+            .verify(&self.consortium().chain_id)
             .map_err(|_| FetchError::BadSignature)?;
         Ok(request)
     }
@@ -182,7 +182,7 @@ impl Custodian {
         archive_id: &ArchiveId,
         signer: &PublicKey,
     ) -> Result<Option<StaffRecord>, FetchError> {
-        if self.consortium.member(signer).is_some() {
+        if self.consortium().member(signer).is_some() {
             return Ok(None);
         }
         if let Some(staff) = self.ledger.staff(signer).map_err(internal)? {
@@ -256,7 +256,7 @@ impl Custodian {
         let at = now_ms().clamp(first, first.saturating_add(self.block_time_lead_ms));
         match decide_access(
             &*self.ledger,
-            &self.consortium,
+            &self.consortium(),
             archive,
             &request.request,
             at,
@@ -266,7 +266,7 @@ impl Custodian {
                 requested_at_ms, ..
             }) => Err(FetchError::Stale {
                 requested_at_ms,
-                ttl_ms: self.consortium.policy.access_request_ttl_ms,
+                ttl_ms: self.consortium().policy.access_request_ttl_ms,
             }),
             Err(cradle_ledger::Error::RequestReplayed) => Err(FetchError::AlreadyRecorded),
             Err(e) => Err(internal(e)),
@@ -340,7 +340,7 @@ impl Custodian {
             attempts += 1;
             let committed_nonce = self.ledger.last_nonce(&me).map_err(internal)?;
             let tx = Transaction {
-                chain_id: self.consortium.chain_id,
+                chain_id: self.consortium().chain_id,
                 signer: me,
                 nonce: self.next_nonce(committed_nonce),
                 body: TxBody::RecordAccess(record.clone()),

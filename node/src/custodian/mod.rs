@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use cradle_ledger::{Consortium, Keypair, PublicKey};
 
+use crate::members::Members;
 use crate::metrics::Metrics;
 use crate::storage::Store;
 use crate::submit::Submitter;
@@ -35,7 +36,7 @@ pub struct Custodian {
     last_nonce: Mutex<u64>,
     archives: Arc<ArchiveStore>,
     ledger: Arc<Store>,
-    consortium: Arc<Consortium>,
+    members: Arc<Members>,
     submitter: Submitter,
     metrics: Arc<Metrics>,
     /// How far past the last block's time the next block's may be: its access decisions are
@@ -51,7 +52,7 @@ impl Custodian {
         key: Keypair,
         archives: Arc<ArchiveStore>,
         ledger: Arc<Store>,
-        consortium: Arc<Consortium>,
+        members: Arc<Members>,
         submitter: Submitter,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -60,7 +61,7 @@ impl Custodian {
             last_nonce: Mutex::new(0),
             archives,
             ledger,
-            consortium,
+            members,
             submitter,
             metrics,
             block_time_lead_ms: BLOCK_TIME_LEAD_MS,
@@ -76,6 +77,11 @@ impl Custodian {
 
     pub fn public_key(&self) -> PublicKey {
         self.key.public_key()
+    }
+
+    /// The consortium in force at the next block: who may upload, fetch and be named.
+    fn consortium(&self) -> Arc<Consortium> {
+        self.members.current()
     }
 
     pub fn archives(&self) -> &ArchiveStore {
@@ -98,7 +104,7 @@ impl Custodian {
 
     /// The name of the member holding `key`, or the key itself.
     fn member_name(&self, key: &PublicKey) -> String {
-        self.consortium
+        self.consortium()
             .member(key)
             .map_or_else(|| key.to_string(), |m| m.name.clone())
     }

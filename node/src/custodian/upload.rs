@@ -42,7 +42,7 @@ impl Custodian {
         if *signer == self.public_key() {
             return Ok(None);
         }
-        if let Some(m) = self.consortium.member(signer) {
+        if let Some(m) = self.consortium().member(signer) {
             return Ok(Some(UploadError::OtherMember {
                 name: m.name.clone(),
             }));

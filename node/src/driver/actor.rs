@@ -26,7 +26,10 @@ use crate::wire::NetMessage;
 
 pub(super) struct Driver {
     pub(super) config: DriverConfig,
+    /// The set in force at the next height (`tip.height + 1`).
     pub(super) consortium: Arc<cradle_ledger::Consortium>,
+    /// Every set by height; the driver tells it of each commit.
+    pub(super) members: Arc<crate::members::Members>,
     pub(super) me: PublicKey,
     pub(super) core: Core<Block>,
     pub(super) store: Arc<Store>,
@@ -78,7 +81,7 @@ const BATCH_EVENTS_MAX: usize = 64;
 pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
     let DriverParts {
         config,
-        consortium,
+        members,
         keypair,
         store,
         network,
@@ -91,19 +94,20 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
     } = parts;
     let tip = store
         .tip()?
-        .unwrap_or_else(|| ChainTip::genesis(&consortium));
+        .unwrap_or_else(|| ChainTip::genesis(members.genesis()));
+    let consortium = members.at(tip.height + 1);
     let persisted = store
         .load_consensus_state()
         .map_err(|e| DriverError::CorruptState(e.to_string()))?
         // A record for a height already committed belongs to the past.
         .filter(|state| state.height == tip.height + 1);
     let me = keypair.public_key();
-    let signer = consortium
-        .validators()
-        .index_of(&me.0)
-        .map(|_| ed25519_dalek::SigningKey::from_bytes(&keypair.ed25519_seed()));
+    // The core votes at the heights whose set has this key, and follows at the others.
+    let signer = Some(ed25519_dalek::SigningKey::from_bytes(
+        &keypair.ed25519_seed(),
+    ));
     let resumed = persisted.is_some();
-    let core = Core::new(
+    let mut core = Core::new(
         config.consensus,
         consortium.validators().clone(),
         consortium.chain_id,
@@ -111,6 +115,11 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         tip.height + 1,
         persisted,
     )?;
+    // A set adopted in the tip's block takes over at the height after the next.
+    let after = members.at(tip.height + 2);
+    if after.epoch != consortium.epoch {
+        core.set_validators_from(tip.height + 2, after.validators().clone())?;
+    }
     info!(
         height = tip.height,
         resumed,
@@ -121,6 +130,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         mempool: Mempool::new(config.mempool),
         config,
         consortium,
+        members,
         me,
         core,
         store,
@@ -302,7 +312,7 @@ impl Driver {
             ?evidence,
             "equivocation: a validator signed two conflicting messages"
         );
-        let consortium = &self.consortium;
+        let consortium = self.members.at(slot.height);
         match self
             .store
             .put_evidence(evidence, &consortium.chain_id, consortium.validators())?

@@ -258,8 +258,40 @@ impl Driver {
             "committed block"
         );
         self.commit_log.note(now, header.height, fb.block.txs.len());
+        self.follow_members(height)?;
         self.recheck_waited()?;
         self.publish_status()
+    }
+
+    /// After block `height`: hands a set it adopted to the core (for its first height, two
+    /// on), and when the next height starts a new set, takes it up: the next block is built,
+    /// checked and certified by it, and the network admits exactly its members.
+    fn follow_members(&mut self, height: u64) -> Result<(), DriverError> {
+        if let Some((activation, adopted)) = self.members.committed(height, &*self.store)? {
+            info!(
+                height,
+                activation,
+                epoch = adopted.epoch,
+                members = adopted.members.len(),
+                validators = adopted.validators().len(),
+                "governance change adopted"
+            );
+            self.core
+                .set_validators_from(activation, adopted.validators().clone())?;
+        }
+        let next = self.members.current();
+        if next.epoch != self.consortium.epoch {
+            info!(
+                height = height + 1,
+                epoch = next.epoch,
+                validator = next.validators().index_of(&self.me.0).is_some(),
+                "member set in force"
+            );
+            self.network
+                .set_members(crate::members::peers_of(&next, &self.me));
+            self.consortium = next;
+        }
+        Ok(())
     }
 
     /// Drops a pending transaction the rules refused and tells its waiter why.
@@ -339,6 +371,7 @@ mod tests {
                 state_root: Digest32([0; 32]),
                 access_log_size: 0,
                 access_log_root: Digest32([0; 32]),
+                next_members_hash: Digest32([0; 32]),
             },
             txs: BoundedVec::empty(),
         };

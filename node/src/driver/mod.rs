@@ -20,7 +20,7 @@ mod txs;
 use std::sync::Arc;
 
 use cradle_ledger::block::ChainTip;
-use cradle_ledger::{Consortium, Hash, Keypair};
+use cradle_ledger::{Hash, Keypair};
 use tokio::sync::{mpsc, watch};
 
 pub use actor::run;
@@ -76,7 +76,8 @@ pub struct Status {
 /// Everything the driver task needs.
 pub struct DriverParts {
     pub config: DriverConfig,
-    pub consortium: Arc<Consortium>,
+    /// The member sets by height, loaded from the store.
+    pub members: Arc<crate::members::Members>,
     pub keypair: Keypair,
     pub store: Arc<Store>,
     pub network: NetworkHandle,

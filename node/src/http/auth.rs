@@ -71,7 +71,7 @@ fn check(
     let now = now_ms();
     signed
         .check(
-            &state.consortium.chain_id,
+            &state.consortium().chain_id,
             &state.node_key,
             method,
             &path_of(uri),
@@ -116,7 +116,7 @@ fn check(
             "the request is signed by a clinician who is suspended, retired or rotated out",
         ));
     }
-    let known = state.consortium.member(&r.signer).is_some()
+    let known = state.consortium().member(&r.signer).is_some()
         || staff.is_some()
         || state
             .store
@@ -136,7 +136,7 @@ fn check(
     // institution's or a clinician's fetches count as its other requests do; a patient's,
     // which each write an access record, have a slower rate of their own.
     let class = match class {
-        Class::Fetch if state.consortium.member(&r.signer).is_some() || staff.is_some() => {
+        Class::Fetch if state.consortium().member(&r.signer).is_some() || staff.is_some() => {
             Class::Ordinary
         }
         other => other,

@@ -44,9 +44,17 @@ use crate::storage::Store;
 use crate::submit::{Submitter, WaitError};
 use auth::ReplayCache;
 
+impl HttpState {
+    /// The consortium in force at the next block.
+    pub fn consortium(&self) -> Arc<Consortium> {
+        self.members.current()
+    }
+}
+
 /// What the handlers share.
 pub struct HttpState {
-    pub consortium: Arc<Consortium>,
+    /// The member sets by height: requests are judged by the set in force at the next block.
+    pub members: Arc<crate::members::Members>,
     /// This node's member name.
     pub member: String,
     pub store: Arc<Store>,
@@ -290,7 +298,7 @@ pub fn routes() -> Vec<Route> {
 
 /// The API's router, built from [`routes`].
 pub fn router(state: Arc<HttpState>) -> Router {
-    let body_max = state.consortium.limits.tx_bytes_max as usize;
+    let body_max = state.consortium().limits.tx_bytes_max as usize;
     let mut router = Router::new();
     for r in routes() {
         router = router.route(r.path, r.handler);

@@ -48,7 +48,8 @@ fn not_ready(state: &HttpState, status: &crate::driver::Status, now_ms: u64) -> 
     }
     // The peers this node is connected to are counted as the validators of least power: a
     // lower bound on the power it can reach.
-    let validators = state.consortium.validators();
+    let consortium = state.consortium();
+    let validators = consortium.validators();
     let me = validators
         .index_of(&state.node_key.0)
         .and_then(|i| validators.get(i))
@@ -82,7 +83,7 @@ pub async fn status(
     let status = state.status.borrow().clone();
     let (height, hash, time_ms) = match status.tip {
         Some(t) => (t.height, hex::encode(t.hash), t.time_ms),
-        None => (0, String::new(), state.consortium.genesis_time_ms),
+        None => (0, String::new(), state.consortium().genesis_time_ms),
     };
     if policy::members(&caller).is_err() {
         return Ok(axum::Json(json!({
@@ -94,7 +95,7 @@ pub async fn status(
     }
     Ok(axum::Json(json!({
         "node_key": state.node_key,
-        "chain_id": hex::encode(state.consortium.chain_id),
+        "chain_id": hex::encode(state.consortium().chain_id),
         "member": state.member,
         "height": height,
         "block_hash": hash,

@@ -80,7 +80,7 @@ impl StaffCaller {
 
 impl Caller {
     pub(super) fn of(state: &HttpState, key: PublicKey) -> Result<Self, HttpError> {
-        Ok(match state.consortium.member(&key).map(|m| m.role) {
+        Ok(match state.consortium().member(&key).map(|m| m.role) {
             Some(Role::Regulator) => Self::Regulator(key),
             Some(_) => Self::Institution(key),
             // `authenticate` admits only members, clinicians and enrolled patients.

@@ -52,7 +52,7 @@ pub async fn archive(
     let rec = readable_archive(&state, &caller, &id)?
         .ok_or_else(|| HttpError::not_found("no such archive on the ledger"))?;
     let custodian_name = state
-        .consortium
+        .consortium()
         .member(&rec.custodian)
         .map(|m| m.name.clone());
     Ok(axum::Json(json!({
@@ -173,7 +173,7 @@ pub async fn patient_grants(
             .map_err(HttpError::internal)?
             .ok_or_else(|| HttpError::internal("dangling grant index"))?;
         let grantee_name = state
-            .consortium
+            .consortium()
             .member(&grant.grantee)
             .map(|m| m.name.clone());
         items.push(json!({ "grant": id, "record": grant, "grantee_name": grantee_name }));
@@ -235,7 +235,7 @@ pub async fn members(
 ) -> HttpResult {
     policy::known(&caller)?;
     let members: Vec<_> = state
-        .consortium
+        .consortium()
         .members
         .iter()
         .map(|m| {

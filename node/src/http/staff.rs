@@ -47,7 +47,7 @@ fn record(state: &HttpState, key: &PublicKey) -> Result<StaffRecord, HttpError> 
 }
 
 fn institution_name(state: &HttpState, key: &PublicKey) -> Option<String> {
-    state.consortium.member(key).map(|m| m.name.clone())
+    state.consortium().member(key).map(|m| m.name.clone())
 }
 
 /// `GET /v1/staff/{key}`

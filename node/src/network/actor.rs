@@ -4,9 +4,9 @@
 
 use super::behaviour::{Behaviour, BehaviourEvent, MSG_PROTOCOL, REQ_PROTOCOL, build_swarm};
 use super::budget::InboundBudget;
-use super::handle::{NetworkHandle, PeerTx, Shared, lock};
+use super::handle::{Members, NetworkHandle, PeerTx, Shared, lock, read, write};
 use super::{
-    Counters, EVENTS_MAX, NetEvent, NetworkConfig, NetworkError, REDIAL_BACKOFF_MAX_MS,
+    Counters, EVENTS_MAX, NetEvent, NetworkConfig, NetworkError, Peer, REDIAL_BACKOFF_MAX_MS,
     REDIAL_BACKOFF_MIN_MS, peer, peer_id_of,
 };
 use futures::StreamExt as _;
@@ -15,9 +15,9 @@ use libp2p::swarm::{ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, ping};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
@@ -25,6 +25,19 @@ use tokio::time::Instant;
 const DIAL_TICK: Duration = Duration::from_millis(100);
 /// A connection that lasted this long resets the redial backoff when it ends.
 const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+
+impl PeerState {
+    fn new(addr: Option<Multiaddr>, now: Instant) -> Self {
+        Self {
+            addr,
+            connections: 0,
+            writer: None,
+            next_dial: now,
+            backoff: Duration::from_millis(REDIAL_BACKOFF_MIN_MS),
+            connected_at: None,
+        }
+    }
+}
 
 /// What the swarm task knows about one member.
 struct PeerState {
@@ -63,17 +76,7 @@ pub async fn spawn(
         let id = peer_id_of(&p.public_key)?;
         members.insert(id, p.public_key);
         peer_ids.insert(p.public_key, id);
-        peers.insert(
-            id,
-            PeerState {
-                addr: p.addr.clone(),
-                connections: 0,
-                writer: None,
-                next_dial: now,
-                backoff: Duration::from_millis(REDIAL_BACKOFF_MIN_MS),
-                connected_at: None,
-            },
-        );
+        peers.insert(id, PeerState::new(p.addr.clone(), now));
     }
     if members.contains_key(&local_peer_id) {
         return Err(NetworkError::Config("own key listed as a peer".into()));
@@ -112,8 +115,10 @@ pub async fn spawn(
     let (events_tx, events_rx) = mpsc::channel(EVENTS_MAX);
     let shared = Arc::new(Shared {
         local_peer_id,
-        members,
-        peer_ids,
+        members: RwLock::new(Members {
+            by_peer: members,
+            by_key: peer_ids,
+        }),
         outbound: Mutex::new(HashMap::new()),
         listen_addrs: Mutex::new(vec![first_addr]),
         counters: Counters::default(),
@@ -138,7 +143,7 @@ pub async fn spawn(
     tracing::info!(
         %local_peer_id,
         listen = ?lock(&shared.listen_addrs),
-        peers = shared.members.len(),
+        peers = read(&shared.members).by_peer.len(),
         message_bytes_max = config.message_bytes_max,
         outbound_queue_max = config.outbound_queue_max,
         request_timeout_ms = config.request_timeout_ms,
@@ -156,16 +161,22 @@ pub async fn spawn(
         events: events_tx,
     };
     let (stop_tx, stop_rx) = oneshot::channel();
-    let join = tokio::spawn(actor.run(stop_rx));
+    let (members_tx, members_rx) = watch::channel(None);
+    let join = tokio::spawn(actor.run(stop_rx, members_rx));
     let handle = NetworkHandle {
         shared,
         task: Arc::new(Mutex::new(Some((stop_tx, join)))),
+        members_tx: Arc::new(members_tx),
     };
     Ok((handle, events_rx))
 }
 
 impl Actor {
-    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+    async fn run(
+        mut self,
+        mut stop: oneshot::Receiver<()>,
+        mut members: watch::Receiver<Option<Vec<Peer>>>,
+    ) {
         let mut tick = tokio::time::interval(DIAL_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -173,12 +184,82 @@ impl Actor {
                 _ = &mut stop => break,
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = tick.tick() => self.dial_due(),
+                Ok(()) = members.changed() => {
+                    let peers = members.borrow_and_update().clone();
+                    if let Some(peers) = peers {
+                        self.set_members(peers);
+                    }
+                }
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
             }
         }
         self.tasks.shutdown().await;
         lock(&self.shared.outbound).clear();
         tracing::info!(local_peer_id = %self.shared.local_peer_id, "network stopped");
+    }
+
+    /// Takes up a new member list: removed members are refused from now on (their connections
+    /// closed at once), new members admitted and dialed, moved ones dialed at their new
+    /// address.
+    fn set_members(&mut self, peers: Vec<Peer>) {
+        let mut next = HashMap::new();
+        for p in peers {
+            match peer_id_of(&p.public_key) {
+                Ok(id) if id != self.shared.local_peer_id => {
+                    next.insert(id, p);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(key = %p.public_key, error = %e, "member key is no PeerId")
+                }
+            }
+        }
+        let gone: Vec<PeerId> = self
+            .peers
+            .keys()
+            .filter(|id| !next.contains_key(id))
+            .copied()
+            .collect();
+        for id in gone {
+            let key = self.shared.member_key(&id);
+            self.swarm.behaviour_mut().allow.disallow_peer(id);
+            if let Some(state) = self.peers.remove(&id)
+                && let Some(writer) = state.writer
+            {
+                writer.abort();
+            }
+            lock(&self.shared.outbound).remove(&id);
+            if let Some(key) = key {
+                let mut m = write(&self.shared.members);
+                m.by_peer.remove(&id);
+                m.by_key.remove(&key);
+                drop(m);
+                tracing::info!(peer = %id, member = %key, "member removed: connections closed and refused");
+                let _ = self.events.try_send(NetEvent::PeerDisconnected(key));
+            }
+        }
+        let now = Instant::now();
+        for (id, p) in next {
+            match self.peers.get_mut(&id) {
+                Some(state) => {
+                    if state.addr != p.addr {
+                        state.addr = p.addr;
+                        state.next_dial = now;
+                    }
+                }
+                None => {
+                    self.swarm.behaviour_mut().allow.allow_peer(id);
+                    let mut m = write(&self.shared.members);
+                    m.by_peer.insert(id, p.public_key);
+                    m.by_key.insert(p.public_key, id);
+                    drop(m);
+                    tracing::info!(peer = %id, member = %p.public_key, "member admitted");
+                    self.peers.insert(id, PeerState::new(p.addr, now));
+                }
+            }
+        }
+        *self.swarm.behaviour_mut().limits.limits_mut() =
+            super::behaviour::limits(self.peers.len());
     }
 
     /// Dials each disconnected member whose backoff has expired.
@@ -313,7 +394,7 @@ impl Actor {
     }
 
     fn emit(&self, peer: PeerId, connected: bool) {
-        let Some(key) = self.shared.members.get(&peer).copied() else {
+        let Some(key) = self.shared.member_key(&peer) else {
             return;
         };
         let event = if connected {

@@ -33,7 +33,7 @@ pub struct Behaviour {
 }
 
 /// The connection limits for a consortium of `peers` other members.
-fn limits(peers: usize) -> connection_limits::ConnectionLimits {
+pub(super) fn limits(peers: usize) -> connection_limits::ConnectionLimits {
     let peers = u32::try_from(peers.min(PEERS_MAX)).unwrap_or(u32::MAX);
     let established = peers.saturating_mul(CONNECTIONS_PER_PEER_MAX).max(1);
     connection_limits::ConnectionLimits::default()

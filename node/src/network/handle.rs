@@ -11,7 +11,7 @@ use cradle_ledger::PublicKey;
 use libp2p::{Multiaddr, PeerId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -26,9 +26,8 @@ pub(crate) struct PeerTx {
 /// State shared by the handle, the swarm task and the per-peer tasks.
 pub(crate) struct Shared {
     pub local_peer_id: PeerId,
-    /// Every member but this node, both ways.
-    pub members: HashMap<PeerId, PublicKey>,
-    pub peer_ids: HashMap<PublicKey, PeerId>,
+    /// Every member but this node, both ways; changes when a governance change takes effect.
+    pub members: RwLock<Members>,
     /// Exactly the connected members, each with its writer's queue.
     pub outbound: Mutex<HashMap<PeerId, PeerTx>>,
     pub listen_addrs: Mutex<Vec<Multiaddr>>,
@@ -40,15 +39,44 @@ pub(crate) struct Shared {
     pub control: libp2p_stream::Control,
 }
 
+/// The members this node talks to, by PeerId and by key.
+#[derive(Default)]
+pub(crate) struct Members {
+    pub by_peer: HashMap<PeerId, PublicKey>,
+    pub by_key: HashMap<PublicKey, PeerId>,
+}
+
 /// Locks a mutex, recovering the data if a panicking thread poisoned it (the maps stay valid).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads an RwLock, recovering the data if a panicking thread poisoned it.
+pub(crate) fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Warn on the first drop and then every this many, so a stuck peer cannot flood the log.
 const DROP_WARN_EVERY: u64 = 1024;
 
 impl Shared {
+    /// The member key of `peer`, if it is a member now.
+    pub fn member_key(&self, peer: &PeerId) -> Option<PublicKey> {
+        read(&self.members).by_peer.get(peer).copied()
+    }
+
+    pub fn is_member(&self, peer: &PeerId) -> bool {
+        read(&self.members).by_peer.contains_key(peer)
+    }
+
+    fn peer_id(&self, key: &PublicKey) -> Option<PeerId> {
+        read(&self.members).by_key.get(key).copied()
+    }
+
     /// Queues `bytes` for one connected peer; drops and counts if its queue is full.
     fn enqueue(&self, peer: &PeerId, slot: &PeerTx, bytes: Bytes) {
         match slot.tx.try_send(bytes) {
@@ -88,6 +116,8 @@ pub(crate) type TaskControl = (oneshot::Sender<()>, JoinHandle<()>);
 pub struct NetworkHandle {
     pub(crate) shared: Arc<Shared>,
     pub(crate) task: Arc<Mutex<Option<TaskControl>>>,
+    /// The member list the swarm task should take up next.
+    pub(crate) members_tx: Arc<tokio::sync::watch::Sender<Option<Vec<super::Peer>>>>,
 }
 
 impl NetworkHandle {
@@ -109,14 +139,14 @@ impl NetworkHandle {
         if self.shared.check_size(bytes.len()).is_err() {
             return;
         }
-        let Some(peer) = self.shared.peer_ids.get(to) else {
+        let Some(peer) = self.shared.peer_id(to) else {
             Counters::add(&self.shared.counters.messages_dropped_out, 1);
             tracing::warn!(%to, "not sending to a key that is not a member");
             return;
         };
         let outbound = lock(&self.shared.outbound);
-        match outbound.get(peer) {
-            Some(slot) => self.shared.enqueue(peer, slot, bytes),
+        match outbound.get(&peer) {
+            Some(slot) => self.shared.enqueue(&peer, slot, bytes),
             None => {
                 Counters::add(&self.shared.counters.messages_dropped_out, 1);
                 tracing::debug!(%to, "member not connected, dropping message");
@@ -129,10 +159,7 @@ impl NetworkHandle {
     pub async fn request(&self, to: &PublicKey, bytes: Vec<u8>) -> Result<Vec<u8>, NetworkError> {
         let shared = &self.shared;
         shared.check_size(bytes.len())?;
-        let peer = *shared
-            .peer_ids
-            .get(to)
-            .ok_or(NetworkError::UnknownPeer(*to))?;
+        let peer = shared.peer_id(to).ok_or(NetworkError::UnknownPeer(*to))?;
         if !lock(&shared.outbound).contains_key(&peer) {
             return Err(NetworkError::NotConnected(*to));
         }
@@ -151,11 +178,18 @@ impl NetworkHandle {
         Err(result)
     }
 
+    /// Makes `peers` the members this node talks to, from now on: connections of members no
+    /// longer listed are closed and refused, new members are admitted and dialed. The driver
+    /// calls it when a governance change takes effect.
+    pub fn set_members(&self, peers: Vec<super::Peer>) {
+        self.members_tx.send_replace(Some(peers));
+    }
+
     /// The members connected now.
     pub fn connected_peers(&self) -> Vec<PublicKey> {
         lock(&self.shared.outbound)
             .keys()
-            .filter_map(|p| self.shared.members.get(p).copied())
+            .filter_map(|p| self.shared.member_key(p))
             .collect()
     }
 

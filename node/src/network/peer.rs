@@ -124,7 +124,7 @@ pub async fn accept_messages(
         tokio::select! {
             next = incoming.next() => {
                 let Some((peer, stream)) = next else { return };
-                if !shared.members.contains_key(&peer) {
+                if !shared.is_member(&peer) {
                     tracing::warn!(%peer, "dropping message stream from a non-member");
                     continue;
                 }
@@ -147,7 +147,7 @@ async fn run_reader(
     peer: PeerId,
     stream: Stream,
 ) {
-    let Some(from) = shared.members.get(&peer).copied() else {
+    let Some(from) = shared.member_key(&peer) else {
         return;
     };
     let mut reader = BufReader::with_capacity(STREAM_BUFFER_BYTES, stream);
@@ -227,7 +227,7 @@ pub async fn accept_requests(
         tokio::select! {
             next = incoming.next() => {
                 let Some((peer, stream)) = next else { return };
-                if !shared.members.contains_key(&peer) {
+                if !shared.is_member(&peer) {
                     tracing::warn!(%peer, "dropping request stream from a non-member");
                     continue;
                 }
@@ -267,7 +267,7 @@ async fn serve_request(
     peer: PeerId,
     mut stream: Stream,
 ) {
-    let Some(from) = shared.members.get(&peer).copied() else {
+    let Some(from) = shared.member_key(&peer) else {
         return;
     };
     let deadline = shared.request_timeout;

@@ -1,5 +1,7 @@
 //! A blocking client for a node's HTTP/JSON API.
 
+use cradle_ledger::Consortium;
+use cradle_ledger::governance::{SetChanges, Sets};
 use std::time::Duration;
 
 use cradle_ledger::contract::{
@@ -56,6 +58,8 @@ const RESIGN_AFTER: Duration = Duration::from_millis(2_100);
 
 /// Largest answer the client reads from a node.
 const ANSWER_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Largest answer of member set changes read.
+const SET_CHANGES_BYTES_MAX: usize = 32 * 1024 * 1024;
 
 /// Whether a read may be asked again: the node said it is busy (429, 503), or the connection
 /// was cut, as a node out of connection slots does.
@@ -345,6 +349,24 @@ impl ApiClient {
     /// `GET path` as bytes, signed when this client has a signer.
     pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ApiError> {
         self.get(path)
+    }
+
+    /// The member sets from `genesis` on, each change checked against the certified header
+    /// that names it ([`Sets::follow`]): what every proof after a governance change is checked
+    /// with. A caller the node does not know yet (a patient before her enrolment) gets genesis
+    /// alone, which checks headers up to the first change and refuses the ones after it.
+    pub fn member_sets(&self, genesis: Consortium) -> Result<Sets, ApiError> {
+        let bytes = match self.get_bytes("/v1/governance/sets") {
+            Ok(b) => b,
+            Err(ApiError::Refused {
+                status: 401 | 403, ..
+            }) => return Ok(Sets::new(genesis)),
+            Err(e) => return Err(e),
+        };
+        let changes: SetChanges = cradle_ledger::codec::decode(&bytes, SET_CHANGES_BYTES_MAX)
+            .map_err(|e| ApiError::BadAnswer(format!("member set changes: {e}")))?;
+        Sets::following(genesis, &changes)
+            .map_err(|e| ApiError::BadAnswer(format!("a member set change does not verify: {e}")))
     }
 
     /// `GET path` with a signed-request header.

@@ -35,6 +35,7 @@ use cradle_ledger::audit::{
     AuditAnswer, AuditError, AuditSubject, Checkpoint, ConsistencyAnswer, IndexedEvent,
     VerifiedAudit, advance_checkpoint, verify_answer,
 };
+use cradle_ledger::governance::HeaderTrust;
 use cradle_ledger::{Consortium, Digest32, Hash, Keypair, PublicKey, StaffId};
 
 use crate::api::{ApiClient, ApiError};
@@ -187,20 +188,20 @@ pub fn fetch_consistency(
 pub fn audit_verified(
     api: &ApiClient,
     key: &Keypair,
-    consortium: &Consortium,
+    trust: &(impl HeaderTrust + ?Sized),
     checkpoint_path: &Path,
     subject: &AuditSubject,
     range: Option<(u64, u64)>,
     max_age_ms: Option<u64>,
 ) -> Result<VerifiedAudit, AuditClientError> {
-    let answer = fetch_audit(api, key, &consortium.chain_id, subject, range)?;
+    let answer = fetch_audit(api, key, &trust.chain_id(), subject, range)?;
     if answer.subject != *subject {
         return Err(AuditClientError::NotAsked("another subject"));
     }
     if answer.range() != range {
         return Err(AuditClientError::NotAsked("another time range"));
     }
-    let verified = verify_answer(consortium, &answer)?;
+    let verified = verify_answer(trust, &answer)?;
     // A genuine but old certified answer proves only that history up to then: a node that
     // stopped (or a proxy replaying what it saw) could hide every access since.
     if let Some(max_age_ms) = max_age_ms {
@@ -222,8 +223,7 @@ pub fn audit_verified(
     });
     let new = match old.as_ref() {
         Some(cp) if needs_proof => {
-            let consistency =
-                fetch_consistency(api, key, &consortium.chain_id, cp.access_log_size)?;
+            let consistency = fetch_consistency(api, key, &trust.chain_id(), cp.access_log_size)?;
             let newer = consistency.header.height > header.height;
             if !newer && consistency.header != *header {
                 return Err(AuditError::InconsistentCheckpoint(
@@ -231,9 +231,9 @@ pub fn audit_verified(
                 )
                 .into());
             }
-            consistency.advance(consortium, Some(cp))?
+            consistency.advance(trust, Some(cp))?
         }
-        _ => advance_checkpoint(consortium, old.as_ref(), header, &answer.certificate, None)?,
+        _ => advance_checkpoint(trust, old.as_ref(), header, &answer.certificate, None)?,
     };
     save_checkpoint(checkpoint_path, &new)?;
     Ok(verified)

@@ -74,6 +74,13 @@ pub enum Error {
     ChangePending { activation: u64 },
     #[error("the member set of epoch {got} is not the one in force (epoch {want})")]
     WrongMemberSet { got: u64, want: u64 },
+    #[error(
+        "the header of height {height} names a member set this client has not followed: \
+         fetch the governance changes first"
+    )]
+    UnfollowedSetChange { height: u64 },
+    #[error("a member set change at height {height} (epoch {epoch}) is out of order")]
+    SetChangeOutOfOrder { height: u64, epoch: u64 },
     #[error("{open} proposals are open: at most {max}")]
     TooManyProposals { open: u32, max: u32 },
     #[error("consensus: {0}")]

@@ -31,7 +31,13 @@ fn class(path: &str) -> Class {
     match path {
         "/healthz" | "/readyz" | "/v1/status" => Class::Open,
         // A clinician's ledger record is pseudonymous (id, institution, role, status).
-        "/v1/genesis" | "/v1/members" | "/v1/audit/consistency" | "/v1/staff/{key}" => Class::Known,
+        // The member sets are as public to the consortium's parties as genesis is: every
+        // client follows them to check certificates.
+        "/v1/genesis"
+        | "/v1/members"
+        | "/v1/audit/consistency"
+        | "/v1/staff/{key}"
+        | "/v1/governance/sets" => Class::Known,
         "/v1/txs" | "/v1/txs/batch" => Class::TxSigned,
         _ => Class::Restricted,
     }
@@ -232,6 +238,7 @@ fn every_route_refuses_whom_it_does_not_concern_and_tells_them_nothing() {
         format!("/v1/grants/{}", ids.grant),
         format!("/v1/nonce/{}", ids.mother),
         format!("/v1/audit/patient/{}", ids.mother),
+        "/v1/governance/sets".to_string(),
     ] {
         assert_eq!(
             call(&mother_api, "GET", &path).0,
@@ -266,14 +273,20 @@ fn every_route_refuses_whom_it_does_not_concern_and_tells_them_nothing() {
         cradle_genesis::keyfile::read_key_file(c.dir.path().join("net/regulator/regulator.key"))
             .unwrap();
     let regulator_api = c.anonymous(0).signed_by(&regulator, chain);
-    for path in ["/v1/audit/break-glass", "/v1/audit/evidence"] {
+    for path in [
+        "/v1/audit/break-glass",
+        "/v1/audit/evidence",
+        "/v1/governance/proposals",
+    ] {
         assert_eq!(
             call(&regulator_api, "GET", path).0,
             200,
             "the regulator reading {path}"
         );
     }
+    assert_eq!(call(&c.client(2), "GET", "/v1/governance/proposals").0, 200);
     assert_eq!(call(&mother_api, "GET", "/v1/audit/break-glass").0, 403);
+    assert_eq!(call(&mother_api, "GET", "/v1/governance/proposals").0, 403);
 
     // The midwife's name: to the mother whose record she read, from the midwife's own
     // institution's node; to her institution; never to another mother or another institution.

@@ -24,7 +24,7 @@ impl Session {
         // The custodian is this key's institution: the key itself if it is a member's.
         let custodian = self.own_institution()?;
         let custodian_x25519 = self
-            .consortium
+            .consortium()
             .member(&custodian)
             .map(|m| m.x25519)
             .ok_or_else(|| ClientError::Invalid("the custodian is no member".into()))?;
@@ -277,7 +277,7 @@ impl Session {
         if answer.subject != subject || answer.range() != Some(range) {
             return Err(unproven(&"the answer is not about this access"));
         }
-        let verified = verify_answer(&self.consortium, &answer).map_err(|e| unproven(&e))?;
+        let verified = verify_answer(&self.sets, &answer).map_err(|e| unproven(&e))?;
         let logged = verified.events.iter().any(|e| {
             e.event.request_hash.0 == *request_hash && hex::encode(e.event.tx_hash.0) == access_tx
         });

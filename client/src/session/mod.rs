@@ -36,6 +36,7 @@ use crate::seal::{self, ArchiveKey, SealError};
 
 mod archives;
 pub mod enrolment;
+pub mod governance;
 pub mod justification;
 pub mod staff;
 
@@ -126,8 +127,9 @@ pub struct Session {
     /// The consortium as the genesis file this client trusts describes it: member keys come
     /// from here, never from a node's answer.
     pub genesis: GenesisDoc,
-    /// The same, as the ledger's rules and proofs see it.
-    pub consortium: cradle_ledger::Consortium,
+    /// The member sets from genesis on, each change proven by a certified header: proofs are
+    /// checked with the set in force at their own height.
+    pub sets: cradle_ledger::governance::Sets,
 }
 
 /// How many times a transaction is re-signed when its nonce lost a race.
@@ -147,13 +149,20 @@ impl Session {
         let consortium = genesis
             .consortium()
             .map_err(|e| ClientError::Invalid(format!("genesis: {e}")))?;
+        let api = api.signed_by(&key, chain_id);
+        let sets = api.member_sets(consortium)?;
         Ok(Self {
-            api: api.signed_by(&key, chain_id),
+            api,
             key,
             chain_id,
             genesis,
-            consortium,
+            sets,
         })
+    }
+
+    /// The consortium in force at the newest height this client followed.
+    pub fn consortium(&self) -> &cradle_ledger::Consortium {
+        self.sets.latest()
     }
 
     fn next_nonce(&self) -> Result<u64, ClientError> {
@@ -222,10 +231,11 @@ impl Session {
             .auth_with(&self.key, &self.chain_id, method, path, body_sha256)?)
     }
 
-    /// The consortium's members, from the trusted genesis file.
+    /// The consortium's members: from the trusted genesis file, and the governance changes
+    /// followed from it.
     pub fn members(&self) -> Result<Vec<MemberInfo>, ClientError> {
         Ok(self
-            .genesis
+            .consortium()
             .members
             .iter()
             .map(|m| MemberInfo {
@@ -263,7 +273,7 @@ impl Session {
             .get_bytes(&format!("/v1/patients/{}/proof", patient.to_hex()))?;
         let answer =
             RecordAnswer::decode(&bytes).map_err(|e| ClientError::Unproven(e.to_string()))?;
-        let (rec, _) = verify_patient(&self.consortium, &answer, patient)
+        let (rec, _) = verify_patient(&self.sets, &answer, patient)
             .map_err(|e| ClientError::Unproven(e.to_string()))?;
         rec.ok_or_else(|| ClientError::Invalid("no such patient is enrolled".into()))
     }
@@ -276,7 +286,7 @@ impl Session {
             .get_bytes(&format!("/v1/archives/{}/proof", id.to_hex()))?;
         let answer =
             RecordAnswer::decode(&bytes).map_err(|e| ClientError::Unproven(e.to_string()))?;
-        let (rec, _) = verify_archive(&self.consortium, &answer, id)
+        let (rec, _) = verify_archive(&self.sets, &answer, id)
             .map_err(|e| ClientError::Unproven(e.to_string()))?;
         rec.ok_or_else(|| ClientError::Invalid("no such archive on the ledger".into()))
     }

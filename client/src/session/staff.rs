@@ -34,7 +34,7 @@ impl Session {
     /// institution of the administrator it is, otherwise.
     pub fn own_institution(&self) -> Result<PublicKey, ClientError> {
         let me = self.key.public_key();
-        if self.consortium.member(&me).is_some() {
+        if self.consortium().member(&me).is_some() {
             return Ok(me);
         }
         Ok(self.staff_record(&me)?.institution)

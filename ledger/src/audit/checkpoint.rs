@@ -10,7 +10,7 @@ use crate::block::BlockHeader;
 use crate::codec::{self, BoundedVec};
 use crate::crypto::{Digest32, Hash};
 use crate::error::Error;
-use crate::identity::Consortium;
+use crate::governance::HeaderTrust;
 use crate::merkle::log;
 
 /// The last finalised header a client verified, and the global access log it committed to.
@@ -60,7 +60,7 @@ impl ConsistencyAnswer {
     /// [`advance_checkpoint`] over this answer, which must start at the checkpoint's size.
     pub fn advance(
         &self,
-        consortium: &Consortium,
+        trust: &(impl HeaderTrust + ?Sized),
         old: Option<&Checkpoint>,
     ) -> Result<Checkpoint, AuditError> {
         if let Some(old) = old
@@ -72,7 +72,7 @@ impl ConsistencyAnswer {
             )));
         }
         advance_checkpoint(
-            consortium,
+            trust,
             old,
             &self.header,
             &self.certificate,
@@ -86,13 +86,13 @@ impl ConsistencyAnswer {
 /// log at `header` extends the remembered one (`consistency` proves it; from an empty log, or
 /// with no growth, no proof is needed). Returns the new checkpoint; the old one is unchanged.
 pub fn advance_checkpoint(
-    consortium: &Consortium,
+    trust: &(impl HeaderTrust + ?Sized),
     old: Option<&Checkpoint>,
     header: &BlockHeader,
     certificate: &CommitCertificate,
     consistency: Option<&[Hash]>,
 ) -> Result<Checkpoint, AuditError> {
-    check_certificate(consortium, header, certificate)?;
+    check_certificate(trust, header, certificate)?;
     let new = Checkpoint::of(header);
     let Some(old) = old else {
         return Ok(new);

@@ -10,7 +10,7 @@ use crate::block::BlockHeader;
 use crate::codec::{self, BoundedVec};
 use crate::crypto;
 use crate::error::Error;
-use crate::identity::Consortium;
+use crate::governance::HeaderTrust;
 use crate::merkle::smt::{self, SmtProof};
 use crate::state::{ArchiveRecord, PatientRecord, StateReader, TreeNodes, VALUE_BYTES_MAX, keys};
 use crate::{ArchiveId, PublicKey};
@@ -58,7 +58,7 @@ pub fn build_record(src: &impl AuditSource, key: Vec<u8>) -> Result<RecordAnswer
 /// Checks `answer` from genesis alone and that it is about `key`; returns the proven value
 /// (`None`: the state has no such record) and the header it is proven against.
 pub fn verify_record<T: BorshDeserialize>(
-    consortium: &Consortium,
+    trust: &(impl HeaderTrust + ?Sized),
     answer: &RecordAnswer,
     key: &[u8],
 ) -> Result<(Option<T>, BlockHeader), AuditError> {
@@ -67,7 +67,7 @@ pub fn verify_record<T: BorshDeserialize>(
             "the answer is about another record".into(),
         ));
     }
-    check_certificate(consortium, &answer.header, &answer.certificate)?;
+    check_certificate(trust, &answer.header, &answer.certificate)?;
     let value = answer.value.as_deref();
     answer
         .proof
@@ -86,18 +86,18 @@ pub fn verify_record<T: BorshDeserialize>(
 
 /// An archive's record, proven.
 pub fn verify_archive(
-    consortium: &Consortium,
+    trust: &(impl HeaderTrust + ?Sized),
     answer: &RecordAnswer,
     id: &ArchiveId,
 ) -> Result<(Option<ArchiveRecord>, BlockHeader), AuditError> {
-    verify_record(consortium, answer, &keys::archive(id))
+    verify_record(trust, answer, &keys::archive(id))
 }
 
 /// A patient's record (her keys), proven.
 pub fn verify_patient(
-    consortium: &Consortium,
+    trust: &(impl HeaderTrust + ?Sized),
     answer: &RecordAnswer,
     patient: &PublicKey,
 ) -> Result<(Option<PatientRecord>, BlockHeader), AuditError> {
-    verify_record(consortium, answer, &keys::patient(patient))
+    verify_record(trust, answer, &keys::patient(patient))
 }

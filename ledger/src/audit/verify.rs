@@ -1,4 +1,4 @@
-//! Checking an answer with nothing but the consortium from genesis.
+//! Checking an answer with nothing but genesis (and the set changes followed from it).
 
 use serde::Serialize;
 
@@ -6,11 +6,11 @@ use super::{
     AuditAnswer, AuditError, AuditEvents, AuditSubject, IndexedEvent, LOG_VALUE_BYTES_MAX,
 };
 use crate::access::AccessEvent;
-use crate::block::{self, BlockHeader};
+use crate::block::BlockHeader;
 use crate::codec;
 use crate::crypto::{self, Hash};
 use crate::error::Error;
-use crate::identity::Consortium;
+use crate::governance::HeaderTrust;
 use crate::merkle::log;
 use crate::state::LogState;
 
@@ -35,13 +35,14 @@ pub struct VerifiedAudit {
     pub header: BlockHeader,
 }
 
-/// Checks that `certificate` finalises `header` on the consortium's chain.
+/// Checks that `certificate` finalises `header` on the chain, under the set in force at its
+/// height (see [`HeaderTrust`]).
 pub(super) fn check_certificate(
-    consortium: &Consortium,
+    trust: &(impl HeaderTrust + ?Sized),
     header: &BlockHeader,
     certificate: &super::CommitCertificate,
 ) -> Result<(), AuditError> {
-    match block::verify_header_certificate(header, certificate, consortium) {
+    match trust.check_header(header, certificate) {
         Ok(()) => Ok(()),
         Err(Error::WrongChain) => Err(AuditError::WrongChain),
         Err(e) => Err(AuditError::BadCertificate(e.to_string())),
@@ -51,11 +52,11 @@ pub(super) fn check_certificate(
 /// Verifies an audit answer from genesis alone: the certificate, the state proof of the
 /// subject's log, completeness, subject and order, and for a range its boundaries.
 pub fn verify_answer(
-    consortium: &Consortium,
+    trust: &(impl HeaderTrust + ?Sized),
     answer: &AuditAnswer,
 ) -> Result<VerifiedAudit, AuditError> {
     let header = &answer.header;
-    check_certificate(consortium, header, &answer.certificate)?;
+    check_certificate(trust, header, &answer.certificate)?;
     let log = proven_log(answer)?;
     let (size, root) = (log.size(), log.root());
     let subject = &answer.subject;

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod blocks;
 pub mod bodies;
 pub mod deadline;
+pub mod governance;
 pub mod node;
 pub mod policy;
 pub mod rate;
@@ -293,6 +294,12 @@ pub fn routes() -> Vec<Route> {
         route("/v1/audit/break-glass", &["GET"], get(audit::break_glass)),
         route("/v1/audit/consistency", &["GET"], get(audit::consistency)),
         route("/v1/audit/evidence", &["GET"], get(audit::evidence)),
+        route("/v1/governance/sets", &["GET"], get(governance::sets)),
+        route(
+            "/v1/governance/proposals",
+            &["GET"],
+            get(governance::proposals),
+        ),
     ]
 }
 

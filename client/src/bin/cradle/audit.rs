@@ -20,7 +20,10 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
     // Audit requests are signed: the node answers only whom the history concerns, or a
     // regulator.
     let me = key(cli)?;
-    let consortium = genesis.consortium()?;
+    // The member sets since genesis, each change proven by a certified header: a history is
+    // checked with the set in force at its header's height, and the names are the newest set's.
+    let sets = api.member_sets(genesis.consortium()?)?;
+    let consortium = sets.latest().clone();
     if args.evidence {
         return evidence(&api, &me, &consortium, args);
     }
@@ -58,7 +61,7 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
         let v = a::audit_verified(
             &api,
             &me,
-            &consortium,
+            &sets,
             &checkpoint,
             &subject,
             range,

@@ -79,6 +79,10 @@ pub(crate) enum Command {
     /// rotate-key, list.
     #[command(subcommand)]
     Staff(StaffCommand),
+    /// The consortium's members, voting power, limits and policy, changed by a vote of more
+    /// than two thirds of the voting power: propose, approve, list.
+    #[command(subcommand)]
+    Governance(GovernanceCommand),
     /// Who read what: a patient's, an archive's or an institution's access history, or every
     /// break-glass access; or (for regulators) the validators caught equivocating. With
     /// --verify, checked from genesis without trusting the node.
@@ -282,6 +286,75 @@ pub(crate) enum StaffCommand {
     List {
         #[arg(long)]
         institution: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum GovernanceCommand {
+    /// Propose a change; your proposal counts as your approval. Prints its id.
+    #[command(subcommand)]
+    Propose(ProposeCommand),
+    /// Approve an open proposal, by its id.
+    Approve {
+        id: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// The proposals and where each stands (open, adopted, expired, superseded).
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ProposeCommand {
+    /// Add an institution: PUBKEY is its public key file with its proof (`cradle keygen
+    /// --genesis ...` on its own machine).
+    AddMember {
+        pubkey: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// hospital, clinic or regulator.
+        #[arg(long)]
+        role: cradle_ledger::Role,
+        /// Its voting power; 0 for a member that does not validate (regulators).
+        #[arg(long, default_value_t = 1)]
+        power: u64,
+        /// Its node's libp2p address, like /ip4/10.0.0.5/tcp/26600.
+        #[arg(long)]
+        p2p: Option<String>,
+        /// Its node's API address, like 10.0.0.5:8600.
+        #[arg(long)]
+        api: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Remove a member (by name or public key): its key is refused for good from the height the
+    /// change takes effect at.
+    RemoveMember {
+        member: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Give a member (by name or public key) another voting power.
+    SetPower {
+        member: String,
+        power: u64,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// A new consent and access policy, from a JSON file shaped like genesis's `policy`.
+    SetPolicy {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// New size limits, from a JSON file shaped like genesis's `limits`.
+    SetLimits {
+        file: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },

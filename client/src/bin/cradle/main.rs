@@ -5,6 +5,7 @@
 mod audit;
 mod cli;
 mod consent;
+mod governance;
 mod keys;
 mod progress;
 mod staff;
@@ -246,6 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
         }
         Command::Staff(cmd) => staff::run(&cli, cmd)?,
+        Command::Governance(cmd) => governance::run(&cli, cmd)?,
         Command::Consent(ConsentCommand::Grant {
             grantee,
             purpose,
@@ -298,10 +300,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let now = cradle_genesis::clock::now_ms();
             match format {
                 RecordFormat::Fhir => {
-                    let consortium = s.genesis.consortium()?;
+                    let consortium = s.consortium();
                     let pairs: Vec<_> = grants.iter().map(|(id, g, _)| (*id, g.clone())).collect();
                     let bundle =
-                        cradle_client::fhir::consent_resources(&patient, &pairs, &consortium, now);
+                        cradle_client::fhir::consent_resources(&patient, &pairs, consortium, now);
                     println!("{}", serde_json::to_string_pretty(&bundle)?);
                 }
                 RecordFormat::Json => {

@@ -9,10 +9,19 @@
 //! `next_members_hash`), so a light client learns of the change from a certified header before
 //! it must check a certificate signed by the new set.
 //!
+//! A client follows the changes from genesis with [`Sets`]: each change is proven by the
+//! certified header of the height before it takes effect, which names the new set, and every
+//! header it checks must name the set it knows for the next height, so a node that withholds a
+//! change is caught rather than followed ([`HeaderTrust`]).
+//!
 //! One change is in flight at a time: while an adopted change waits for its height, no proposal
 //! is taken, and adopting a change closes every other open proposal (it was weighed against a
 //! set that is no longer the one it would change). Proposals expire after the policy's
 //! `proposal_ttl_ms` of block time.
+
+mod sets;
+
+pub use sets::{HeaderTrust, SET_CHANGES_MAX, SetChange, SetChanges, Sets};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};

@@ -252,7 +252,13 @@ impl Default for ArchivesConfig {
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// Name of the genesis member this node runs as; must match the node key's genesis entry.
+    /// For a joining member, the name the governance proposal gives it.
     pub member: String,
+    /// The member is not in genesis: it joins by a governance vote. The node follows the chain
+    /// from genesis and takes part once the ledger admits its key (`cradle-genesis join`
+    /// writes such a home).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub joining: bool,
     /// Storage directory; a relative path is relative to the home directory.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
@@ -302,6 +308,7 @@ impl Default for NodeConfig {
     fn default() -> Self {
         Self {
             member: String::new(),
+            joining: false,
             data_dir: default_data_dir(),
             log: default_log(),
             log_format: LogFormat::Text,

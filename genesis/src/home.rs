@@ -8,7 +8,9 @@
 //!   data/         storage, created by the node
 //! ```
 //! [`Home::open`] only succeeds when the key belongs to a genesis member and the config names
-//! that same member, so a node never starts as someone it is not.
+//! that same member, so a node never starts as someone it is not; or, for a member that joins
+//! by a governance vote, when the config says so (`joining`) and names no genesis member. Such
+//! a node can do nothing until the ledger admits its key: the other nodes refuse it until then.
 
 use std::path::{Path, PathBuf};
 
@@ -36,8 +38,8 @@ pub struct Home {
     pub genesis: GenesisDoc,
     pub chain_id: Hash,
     pub keypair: Keypair,
-    /// Index of this node's member in genesis order.
-    pub member_index: usize,
+    /// Index of this node's member in genesis order; `None` for a joining member.
+    pub member_index: Option<usize>,
 }
 
 impl Home {
@@ -49,9 +51,9 @@ impl Home {
         let genesis = GenesisDoc::load(dir.join(GENESIS_FILE))?;
         let keypair = read_key_file(dir.join(KEY_FILE))?;
         let key = keypair.public_key();
-        let (member_index, member) = genesis
-            .member_by_key(&key)
-            .ok_or(GenesisError::NotAMember { key })?;
+        let Some((member_index, member)) = genesis.member_by_key(&key) else {
+            return Self::joining(dir, config, genesis, keypair);
+        };
         if member.x25519 != keypair.x25519_public() {
             return Err(GenesisError::X25519Mismatch {
                 member: member.name.clone(),
@@ -77,13 +79,53 @@ impl Home {
             genesis,
             chain_id,
             keypair,
-            member_index,
+            member_index: Some(member_index),
         })
     }
 
-    /// This node's genesis entry.
-    pub fn member(&self) -> &GenesisMember {
-        &self.genesis.members[self.member_index]
+    /// A home whose key genesis does not list: only one that says it joins, under a name no
+    /// genesis member has.
+    fn joining(
+        dir: PathBuf,
+        config: NodeConfig,
+        genesis: GenesisDoc,
+        keypair: Keypair,
+    ) -> Result<Self, GenesisError> {
+        let key = keypair.public_key();
+        if !config.joining {
+            return Err(GenesisError::NotAMember { key });
+        }
+        if let Some((_, m)) = genesis.member_by_name(&config.member) {
+            return Err(GenesisError::MemberMismatch {
+                config: config.member.clone(),
+                genesis: m.name.clone(),
+            });
+        }
+        let chain_id = genesis.chain_id();
+        tracing::info!(
+            home = %dir.display(),
+            member = %config.member,
+            chain_id = %hex::encode(chain_id),
+            "opened the home of a joining member: it takes part once the ledger admits its key"
+        );
+        Ok(Self {
+            dir,
+            config,
+            genesis,
+            chain_id,
+            keypair,
+            member_index: None,
+        })
+    }
+
+    /// This node's genesis entry; `None` for a joining member.
+    pub fn member(&self) -> Option<&GenesisMember> {
+        self.member_index.and_then(|i| self.genesis.members.get(i))
+    }
+
+    /// The name this node runs as: its genesis entry's, or the one its joining config gives.
+    pub fn member_name(&self) -> &str {
+        &self.config.member
     }
 
     /// The consortium the ledger's rules read.

@@ -19,6 +19,7 @@ pub mod durable;
 pub mod error;
 pub mod fsutil;
 pub mod home;
+pub mod join;
 pub mod keyfile;
 pub mod localnet;
 pub mod ratecfg;

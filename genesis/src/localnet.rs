@@ -111,7 +111,7 @@ pub fn member_name(i: usize) -> (String, Role) {
     }
 }
 
-fn check_out_dir(out: &Path) -> Result<(), GenesisError> {
+pub(crate) fn check_out_dir(out: &Path) -> Result<(), GenesisError> {
     match std::fs::read_dir(out) {
         Ok(mut entries) => {
             if entries.next().is_some() {
@@ -286,9 +286,9 @@ mod tests {
         let net = write_localnet(&opts).unwrap();
         for (i, m) in net.members.iter().enumerate().take(3) {
             let home = Home::open(m.home.as_ref().unwrap()).unwrap();
-            assert_eq!(home.member_index, i);
+            assert_eq!(home.member_index, Some(i));
             assert_eq!(home.chain_id, net.chain_id);
-            assert_eq!(home.member().name, m.name);
+            assert_eq!(home.member().unwrap().name, m.name);
         }
         let c = Home::open(net.members[0].home.as_ref().unwrap())
             .unwrap()

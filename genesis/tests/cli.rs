@@ -102,11 +102,11 @@ fn localnet_homes_open_with_unique_loopback_ports_and_a_regulator() {
     for i in 0..4 {
         let home_dir = net.join(format!("node{i}"));
         let home = Home::open(&home_dir).unwrap();
-        assert_eq!(home.member_index, i);
+        assert_eq!(home.member_index, Some(i));
         assert_eq!(home.genesis.chain_id_hex(), chain_id);
         let want_role = if i < 2 { Role::Hospital } else { Role::Clinic };
-        assert_eq!(home.member().role, want_role);
-        assert_eq!(home.member().voting_power, 1);
+        assert_eq!(home.member().unwrap().role, want_role);
+        assert_eq!(home.member().unwrap().voting_power, 1);
         let mode = std::fs::metadata(home_dir.join("node.key"))
             .unwrap()
             .permissions()

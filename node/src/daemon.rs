@@ -44,7 +44,7 @@ pub fn start(home: Home) -> anyhow::Result<()> {
 
 async fn run(home: Home) -> anyhow::Result<()> {
     let genesis = home.consortium().context("genesis")?;
-    let member = home.member().name.clone();
+    let member = home.member_name().to_string();
     let params = home.genesis.consensus.clone();
     let m = &home.config.mempool;
     let mempool = MempoolConfig {
@@ -78,10 +78,14 @@ async fn run(home: Home) -> anyhow::Result<()> {
         "starting cradle-node"
     );
 
-    let mut net_config =
-        NetworkConfig::from_genesis(&home.genesis, &home.keypair, &home.config.p2p.listen)
-            .context("network configuration")?;
-    net_config.peers = crate::members::peers_of(&consortium, &home.keypair.public_key());
+    // The peers are the members in force, not genesis's: members come and go by vote, and a
+    // joining member is in no genesis at all.
+    let net_config = NetworkConfig::for_peers(
+        &home.keypair,
+        &home.config.p2p.listen,
+        crate::members::peers_of(&consortium, &home.keypair.public_key()),
+    )
+    .context("network configuration")?;
     let (network, net_events) = network::start(net_config)
         .await
         .context("starting the network")?;

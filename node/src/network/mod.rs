@@ -218,6 +218,14 @@ impl NetworkConfig {
         Ok(config)
     }
 
+    /// The config for a node listening on `listen` whose peers are `peers`: the members of the
+    /// set in force, which for a member that joined after genesis is the only list there is.
+    pub fn for_peers(me: &Keypair, listen: &str, peers: Vec<Peer>) -> Result<Self, NetworkError> {
+        let config = Self::new(parse_addr(listen)?, me.ed25519_seed(), peers);
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks the limits and the peer list.
     pub fn validate(&self) -> Result<(), NetworkError> {
         if self.message_bytes_max == 0 || self.message_bytes_max > u32::MAX as usize {

@@ -316,7 +316,7 @@ pub fn backup(home: &Home, out: &Path) -> Result<Manifest, BackupError> {
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         chain_id: hex::encode(home.chain_id),
-        member: home.member().name.clone(),
+        member: home.member_name().to_string(),
         height: tip.height,
         block_hash: hex::encode(tip.hash),
         created_ms: cradle_genesis::clock::now_ms(),

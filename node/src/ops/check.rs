@@ -11,18 +11,28 @@ use cradle_genesis::Home;
 pub fn report(home: &Home) -> String {
     let c = &home.config;
     let g = &home.genesis;
-    let member = home.member();
     let mut out = String::new();
     let mut line = |k: &str, v: String| {
         let _ = writeln!(out, "{k:<28} {v}");
     };
     line("home", home.dir.display().to_string());
-    line(
-        "member",
-        format!("{} ({})", member.name, member.role.as_str()),
-    );
-    line("member key", member.public_key.to_hex());
-    line("voting power", member.voting_power.to_string());
+    match home.member() {
+        Some(member) => {
+            line(
+                "member",
+                format!("{} ({})", member.name, member.role.as_str()),
+            );
+            line("voting power", member.voting_power.to_string());
+        }
+        None => line(
+            "member",
+            format!(
+                "{} (joining: takes part once the ledger admits its key)",
+                home.member_name()
+            ),
+        ),
+    }
+    line("member key", home.keypair.public_key().to_hex());
     line("chain", format!("{} {}", g.chain_name, g.chain_id_hex()));
     line("members", g.members.len().to_string());
     line("validators", g.validators().count().to_string());

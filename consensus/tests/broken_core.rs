@@ -54,6 +54,8 @@ fn simulator_catches_a_core_that_ignores_its_lock() {
         let mut scenario = Scenario::from_seed(seed);
         scenario.powers = vec![1; 4];
         scenario.byzantine = vec![((seed % 4) as u16, sim::Behaviour::UnknownBlockVoter)];
+        // Its set changes were drawn for the seed's own Byzantine validators.
+        scenario.set_changes.clear();
         scenario.crashes.clear();
         scenario.net.partitions.clear();
         scenario.net.loss_permille = 250;
@@ -66,4 +68,50 @@ fn simulator_catches_a_core_that_ignores_its_lock() {
         found.is_some(),
         "a core that ignores its lock must break agreement"
     );
+}
+
+#[test]
+fn simulator_catches_a_core_that_judges_votes_by_the_wrong_heights_set() {
+    let defects = Defects {
+        ignore_set_changes: true,
+        ..Defects::default()
+    };
+    // Four equal validators, then one of them holds most of the power: a core still counting
+    // the old powers takes three small votes for a quorum and decides on a certificate the new
+    // set does not accept.
+    let reweighed = (0..400).map(|seed| {
+        let mut scenario = Scenario::from_seed(seed);
+        scenario.powers = vec![1; 4];
+        scenario.byzantine.clear();
+        // Crashes and partitions were drawn for the seed's own cluster size.
+        scenario.crashes.retain(|(v, _, _)| *v < 4);
+        scenario.net.partitions.clear();
+        let heavy = (seed % 4) as usize;
+        let mut powers = vec![1; 4];
+        powers[heavy] = 10;
+        scenario.set_changes = vec![(3, powers)];
+        scenario
+    });
+    let found = first_violation_in(defects, reweighed);
+    assert!(
+        found.is_some(),
+        "a core that keeps the old set must decide on certificates the new set refuses"
+    );
+}
+
+#[test]
+fn a_correct_core_keeps_every_property_across_the_same_set_changes() {
+    let reweighed = (0..100).map(|seed| {
+        let mut scenario = Scenario::from_seed(seed);
+        scenario.powers = vec![1; 4];
+        scenario.byzantine.clear();
+        // Crashes and partitions were drawn for the seed's own cluster size.
+        scenario.crashes.retain(|(v, _, _)| *v < 4);
+        scenario.net.partitions.clear();
+        let mut powers = vec![1; 4];
+        powers[(seed % 4) as usize] = 10;
+        scenario.set_changes = vec![(3, powers)];
+        scenario
+    });
+    assert_eq!(first_violation_in(Defects::default(), reweighed), None);
 }

@@ -409,3 +409,115 @@ fn a_block_is_judged_by_the_set_in_force_at_its_own_height() {
         "{err}"
     );
 }
+
+/// The proof of each change the store holds, as a node serves it: the set, and the certified
+/// header of the height before its first.
+fn set_changes(w: &World) -> Vec<governance::SetChange> {
+    governance::history(&w.store, 100)
+        .unwrap()
+        .into_iter()
+        .map(|(first, set)| {
+            // `blocks[0]` is height 1.
+            let fb = &w.blocks[(first - 2) as usize];
+            assert_eq!(fb.block.header.height, first - 1);
+            governance::SetChange {
+                set,
+                header: fb.block.header.clone(),
+                certificate: fb.certificate.clone(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_light_client_follows_every_change_and_refuses_what_it_was_not_shown() {
+    use cradle_consensus::{CommitCertificate, Vote, VoteKind};
+    use governance::{HeaderTrust, Sets};
+
+    let mut w = World::new(Policy::default());
+    let chain = w.chain_id();
+    let (a, b, c, _) = keys(&w);
+    let newcomer = Keypair::from_seed(&[45; 32]);
+    w.joined.push(Keypair::from_seed(&[45; 32]));
+    let id = propose(&mut w, &a, new_clinic(&chain, &newcomer, "Bay Clinic")).unwrap();
+    approve(&mut w, &b, id).unwrap();
+    approve(&mut w, &c, id).unwrap();
+    w.advance(1000);
+    w.advance(1000);
+    let id = propose(
+        &mut w,
+        &a,
+        Change::RemoveMember {
+            member: c.public_key(),
+        },
+    )
+    .unwrap();
+    approve(&mut w, &b, id).unwrap();
+    approve(&mut w, &newcomer, id).unwrap();
+    w.advance(1000);
+    w.advance(1000);
+    w.advance(1000);
+    let changes = set_changes(&w);
+    assert_eq!(changes.len(), 2);
+
+    // Shown both changes, a client checks every header of the chain.
+    let sets = Sets::following(w.genesis.clone(), &changes).unwrap();
+    assert_eq!(sets.latest().epoch, 2);
+    for fb in &w.blocks {
+        sets.check_header(&fb.block.header, &fb.certificate)
+            .unwrap_or_else(|e| panic!("height {}: {e}", fb.block.header.height));
+    }
+    // Never skips one: shown only the first, it refuses the header that names the second, and
+    // with none, the header that names the first; never judged by an older set.
+    let partial = Sets::following(w.genesis.clone(), &changes[..1]).unwrap();
+    let names_second = &changes[1];
+    let err = partial
+        .check_header(&names_second.header, &names_second.certificate)
+        .unwrap_err();
+    assert!(matches!(err, Error::UnfollowedSetChange { .. }), "{err}");
+    let names_first = &changes[0];
+    let err = w
+        .genesis
+        .check_header(&names_first.header, &names_first.certificate)
+        .unwrap_err();
+    assert!(matches!(err, Error::UnfollowedSetChange { .. }), "{err}");
+    let last = w.blocks.last().unwrap();
+    assert!(
+        partial
+            .check_header(&last.block.header, &last.certificate)
+            .is_err()
+    );
+
+    // Changes out of order, or a set other than the one the header names, are refused.
+    let err = Sets::following(w.genesis.clone(), &changes[1..]).unwrap_err();
+    assert!(matches!(err, Error::SetChangeOutOfOrder { .. }), "{err}");
+    let mut altered = changes.clone();
+    altered[1].set.policy.break_glass_allowed = !altered[1].set.policy.break_glass_allowed;
+    let err = Sets::following(w.genesis.clone(), &altered).unwrap_err();
+    assert!(
+        matches!(err, Error::HeaderMismatch("next_members_hash")),
+        "{err}"
+    );
+
+    // A certificate carrying the removed clinic's precommit, in the place its key held before,
+    // does not finalise a header of the new set.
+    let header = &last.block.header;
+    let set = sets.at(header.height);
+    let votes: Vec<_> = [&a, &b, &c]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            Vote {
+                kind: VoteKind::Precommit,
+                height: header.height,
+                round: 0,
+                value: Some(header.value_id()),
+                validator: i as u16,
+            }
+            .sign(&chain, k.signing_key())
+        })
+        .collect();
+    let forged = CommitCertificate::from_precommits(header.height, 0, header.value_id(), &votes);
+    assert_eq!(set.validators().len(), 3);
+    assert!(sets.check_header(header, &forged).is_err());
+}

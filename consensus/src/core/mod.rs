@@ -61,6 +61,9 @@ pub struct Defects {
     pub ignore_lock: bool,
     /// Count a vote again each time it is received (breaks the keeper's once-per-validator rule).
     pub count_duplicate_votes: bool,
+    /// Keep judging votes by the set the core started with, whatever later heights' sets are
+    /// (checks votes against the wrong height's set).
+    pub ignore_set_changes: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -407,6 +410,10 @@ impl<V: Value> Core<V> {
                 break;
             }
             due = Some(entry.remove());
+        }
+        #[cfg(feature = "sim")]
+        if self.defects.ignore_set_changes {
+            return;
         }
         if let Some(set) = due {
             self.schedule = ProposerSchedule::new(&set);

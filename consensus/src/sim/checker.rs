@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 
 use crate::evidence::Equivocation;
 use crate::proposal::Value;
-use crate::types::{CommitCertificate, Height, ValidatorIndex, ValidatorSet, ValueId};
+use crate::types::{CommitCertificate, Height, ValidatorIndex, ValueId};
 
+use super::node::Sets;
 use super::value::{SimValue, validate};
 
 /// One broken property, with what was seen and what was wanted.
@@ -37,7 +38,7 @@ impl std::fmt::Display for Violation {
 /// Collects what honest validators decide and checks it.
 pub struct Checker {
     chain_id: [u8; 32],
-    validators: ValidatorSet,
+    sets: Sets,
     honest: Vec<bool>,
     /// First honest decision per height: (validator, value id).
     decided: BTreeMap<Height, (ValidatorIndex, ValueId)>,
@@ -51,10 +52,10 @@ pub struct Checker {
 const VIOLATIONS_MAX: usize = 16;
 
 impl Checker {
-    pub fn new(chain_id: [u8; 32], validators: ValidatorSet, honest: Vec<bool>) -> Self {
+    pub fn new(chain_id: [u8; 32], sets: Sets, honest: Vec<bool>) -> Self {
         Self {
             chain_id,
-            validators,
+            sets,
             honest,
             decided: BTreeMap::new(),
             proposed: BTreeMap::new(),
@@ -93,7 +94,7 @@ impl Checker {
             return;
         }
         let id = value.id();
-        if let Err(e) = certificate.verify_for(&self.chain_id, &self.validators, height, id) {
+        if let Err(e) = certificate.verify_for(&self.chain_id, self.sets.at(height), height, id) {
             self.fail(
                 "certificate",
                 format!("validator {validator} decided {id:?} at height {height} with a certificate that fails: {e}"),
@@ -129,7 +130,8 @@ impl Checker {
     pub fn evidence(&mut self, reporter: ValidatorIndex, evidence: &Equivocation) {
         self.evidence_seen += 1;
         let offender = evidence.offender();
-        if let Err(e) = evidence.verify(&self.chain_id, &self.validators) {
+        let set = self.sets.at(evidence.slot().height);
+        if let Err(e) = evidence.verify(&self.chain_id, set) {
             self.fail(
                 "accountability",
                 format!("validator {reporter} reported evidence that does not verify: {e}"),

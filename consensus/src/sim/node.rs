@@ -42,7 +42,8 @@ struct Sim<'a> {
     scenario: &'a Scenario,
     defects: Defects,
     chain_id: [u8; 32],
-    validators: ValidatorSet,
+    /// The validator sets by first height: genesis at 1, then the scenario's changes.
+    sets: Sets,
     actors: Vec<Actor>,
     net: Network,
     rng: Rng,
@@ -63,16 +64,23 @@ pub fn run_with(scenario: &Scenario, defects: Defects) -> Report {
             SigningKey::from_bytes(&Sha256::digest(seed).into())
         })
         .collect();
-    let validators = ValidatorSet::new(
-        keys.iter()
-            .zip(&scenario.powers)
-            .map(|(k, p)| Validator {
-                public_key: k.verifying_key().to_bytes(),
-                voting_power: *p,
-            })
-            .collect(),
-    )
-    .expect("the simulator builds a valid validator set");
+    let set_of = |powers: &[u64]| {
+        ValidatorSet::new(
+            keys.iter()
+                .zip(powers)
+                .map(|(k, p)| Validator {
+                    public_key: k.verifying_key().to_bytes(),
+                    voting_power: *p,
+                })
+                .collect(),
+        )
+        .expect("the simulator builds a valid validator set")
+    };
+    let mut sets = vec![(1, set_of(&scenario.powers))];
+    for (first, powers) in &scenario.set_changes {
+        sets.push((*first, set_of(powers)));
+    }
+    let sets = Sets(sets);
     let chain_id: [u8; 32] = Sha256::digest(scenario.seed.to_le_bytes()).into();
     let honest = (0..n)
         .map(|i| scenario.behaviour(i as ValidatorIndex).is_none())
@@ -102,8 +110,8 @@ pub fn run_with(scenario: &Scenario, defects: Defects) -> Report {
         scenario,
         defects,
         chain_id,
-        checker: Checker::new(chain_id, validators.clone(), honest),
-        validators,
+        checker: Checker::new(chain_id, sets.clone(), honest),
+        sets,
         actors,
         net: Network::new(scenario.net.clone(), count, scenario.gst_ms, net_rng),
         rng,
@@ -111,6 +119,27 @@ pub fn run_with(scenario: &Scenario, defects: Defects) -> Report {
         rejected: 0,
     };
     sim.run()
+}
+
+/// Validator sets by the first height each is in force at, in height order; genesis first.
+#[derive(Clone)]
+pub struct Sets(Vec<(Height, ValidatorSet)>);
+
+impl Sets {
+    /// The set in force at `height`.
+    pub fn at(&self, height: Height) -> &ValidatorSet {
+        let i = self.0.partition_point(|(first, _)| *first <= height.max(1));
+        &self.0[i.saturating_sub(1)].1
+    }
+
+    /// The set that takes over at `height`, if one does.
+    fn starting(&self, height: Height) -> Option<&ValidatorSet> {
+        self.0
+            .iter()
+            .skip(1)
+            .find(|(first, _)| *first == height)
+            .map(|(_, s)| s)
+    }
 }
 
 fn new_actor(validator: ValidatorIndex, key: SigningKey, behaviour: Option<Behaviour>) -> Actor {
@@ -233,7 +262,7 @@ impl Sim<'_> {
         let height = actor.blocks.keys().next_back().map_or(1, |h| h + 1);
         let mut core = Core::new(
             self.scenario.config,
-            self.validators.clone(),
+            self.sets.at(height).clone(),
             self.chain_id,
             Some(actor.key.clone()),
             height,
@@ -241,6 +270,11 @@ impl Sim<'_> {
         )
         .expect("a node restarts from its own persisted state");
         core.inject_defects(self.defects);
+        // Its last block fixed the set of the next height.
+        if let Some(set) = self.sets.starting(height + 1) {
+            core.set_validators_from(height + 1, set.clone())
+                .expect("a later height");
+        }
         actor.core = Some(core);
         actor.decided_at_ms = self.net.now_ms;
         actor.epoch += 1;
@@ -366,7 +400,7 @@ impl Sim<'_> {
                 let ok = h == height
                     && validate(&value, h)
                     && certificate
-                        .verify_for(&self.chain_id, &self.validators, h, value.id())
+                        .verify_for(&self.chain_id, self.sets.at(h), h, value.id())
                         .is_ok();
                 if ok {
                     self.committed(to, h, value, certificate.clone());
@@ -404,6 +438,11 @@ impl Sim<'_> {
             .decision(actor.validator, height, &value, &cert);
         actor.blocks.insert(height, (value, cert));
         actor.decided_at_ms = self.net.now_ms;
+        // The block fixes the set of the height after next, as a governance change does.
+        if let (Some(core), Some(set)) = (actor.core.as_mut(), self.sets.starting(height + 2)) {
+            core.set_validators_from(height + 2, set.clone())
+                .expect("two heights on is ahead of the core");
+        }
     }
 
     /// How long a proposer waits before it builds its block, under the scenario's pacing, with
@@ -519,7 +558,7 @@ impl Sim<'_> {
             &actor.peers,
             &actor.key,
             &self.chain_id,
-            self.validators.len(),
+            self.sets.at(1).len(),
             &mut self.rng,
         );
         for (peer, m) in out {

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::pacing::Pacing;
-use crate::types::ValidatorIndex;
+use crate::types::{Height, ValidatorIndex};
 
 use super::rng::Rng;
 
@@ -94,6 +94,10 @@ pub struct Scenario {
     /// genesis requires, but network delay can still make an idle proposer's block late.
     pub pacing: Pacing,
     pub gossip_interval_ms: u64,
+    /// Validator set changes, as governance makes them: from each height on, each validator's
+    /// new voting power. Every node learns a change when it commits the height two before it,
+    /// as a committed governance transaction tells it.
+    pub set_changes: Vec<(Height, Vec<u64>)>,
 }
 
 impl Scenario {
@@ -167,6 +171,28 @@ impl Scenario {
             batch_window_ms: rng.range(0, 20),
             heartbeat_ms: rng.range(50, 199),
         };
+        // Half the runs change the voting power of the set once to three times, at heights
+        // reached before and after GST. Byzantine power stays below a third of every set.
+        let mut set_changes = Vec::new();
+        if rng.chance(500) {
+            let mut at = 1;
+            for _ in 0..rng.range(1, 4) {
+                at += rng.range(1, 4);
+                let next: Vec<u64> = (0..n)
+                    .map(|i| {
+                        if byzantine.iter().any(|(b, _)| usize::from(*b) == i) {
+                            powers[i]
+                        } else {
+                            rng.range(1, 8)
+                        }
+                    })
+                    .collect();
+                let byz: u64 = byzantine.iter().map(|(b, _)| next[usize::from(*b)]).sum();
+                if 3 * byz < next.iter().sum::<u64>() {
+                    set_changes.push((at, next));
+                }
+            }
+        }
         Scenario {
             seed,
             mix,
@@ -185,6 +211,7 @@ impl Scenario {
             },
             pacing,
             gossip_interval_ms: 300,
+            set_changes,
         }
     }
 
@@ -221,7 +248,17 @@ impl Scenario {
                 heartbeat_ms: 0,
             },
             gossip_interval_ms: 1_000,
+            set_changes: Vec::new(),
         }
+    }
+
+    /// The voting powers in force at `height`.
+    pub fn powers_at(&self, height: Height) -> &[u64] {
+        self.set_changes
+            .iter()
+            .rev()
+            .find(|(first, _)| *first <= height)
+            .map_or(&self.powers, |(_, p)| p)
     }
 
     pub fn behaviour(&self, validator: ValidatorIndex) -> Option<Behaviour> {
@@ -235,7 +272,8 @@ impl Scenario {
     pub fn describe(&self) -> String {
         format!(
             "mix {:?}, {} validators with powers {:?}, byzantine {:?}, gst {} ms, crashes {:?}, \
-             loss {}‰, dup {}‰, latency {:?}+{} ms (+{} ms before gst), {} partitions",
+             loss {}‰, dup {}‰, latency {:?}+{} ms (+{} ms before gst), {} partitions, \
+             set changes {:?}",
             self.mix,
             self.powers.len(),
             self.powers,
@@ -248,6 +286,7 @@ impl Scenario {
             self.net.jitter_ms,
             self.net.jitter_before_gst_ms,
             self.net.partitions.len(),
+            self.set_changes,
         )
     }
 }

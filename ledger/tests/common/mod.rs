@@ -40,6 +40,8 @@ pub struct World {
     pub executed: Vec<Executed>,
     /// Every access event committed, in global-log order.
     pub events: Vec<cradle_ledger::access::AccessEvent>,
+    /// Validators voted in after genesis, who certify blocks with the others.
+    pub joined: Vec<Keypair>,
 }
 
 pub use cradle_testkit::{member, patient_key, wrapped};
@@ -80,6 +82,7 @@ impl World {
             blocks: Vec::new(),
             executed: Vec::new(),
             events: Vec::new(),
+            joined: Vec::new(),
         };
         let roster = [
             (Keypair::from_seed(&[1; 32]), 11u8, StaffRole::Obstetrician),
@@ -175,7 +178,8 @@ impl World {
     pub fn certify(&self, header: &block::BlockHeader) -> CommitCertificate {
         let keys = [&self.hospital_a, &self.hospital_b, &self.clinic];
         let votes: Vec<_> = keys
-            .iter()
+            .into_iter()
+            .chain(&self.joined)
             .filter_map(|k| {
                 let i = self.consortium.validators().index_of(&k.public_key().0)?;
                 Some((i, k))

@@ -196,7 +196,9 @@ pub enum Accessor<'a> {
     },
     /// A member institution's own key.
     Institution(Role),
-    /// Neither (the patient is recognised by her key).
+    /// The archive's patient, by the key that signs for her now.
+    Patient,
+    /// None of these (a key the patient rotated away from included).
     Other,
 }
 
@@ -283,10 +285,8 @@ pub fn decide(
     readers: &BTreeSet<X25519Public>,
     now_ms: u64,
 ) -> Decision {
-    if request.accessor == archive_rec.patient {
-        return Decision::Permitted(Basis::Patient);
-    }
     let (staff, institution_role) = match accessor {
+        Accessor::Patient => return Decision::Permitted(Basis::Patient),
         Accessor::Institution(_) => return Decision::Denied(DenialReason::InstitutionKey),
         Accessor::Other => return Decision::Denied(DenialReason::NoGrant),
         Accessor::Staff {

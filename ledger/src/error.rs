@@ -68,6 +68,10 @@ pub enum Error {
         id: crate::crypto::ProposalId,
         why: &'static str,
     },
+    #[error("invalid key change: {0}")]
+    InvalidKeyChange(&'static str),
+    #[error("key {0} was rotated out: its patient signs with her new key")]
+    KeyRotatedOut(PublicKey),
     #[error("{0} already approved this proposal")]
     AlreadyApproved(PublicKey),
     #[error("an adopted change takes effect at height {activation}: propose after it")]

@@ -48,6 +48,9 @@ pub mod keys {
     pub const OPEN_PROPOSAL: u8 = b'q';
     pub const FORMER_MEMBER: u8 = b'm';
     pub const MEMBER_SET: u8 = b'E';
+    pub const PATIENT_ALIAS: u8 = b'p';
+    pub const KEY_CHANGE: u8 = b'k';
+    pub const RECOVERY: u8 = b'r';
 
     fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
         let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
@@ -149,6 +152,24 @@ pub mod keys {
     pub fn member_sets() -> Vec<u8> {
         vec![MEMBER_SET]
     }
+    /// A key a patient got after her enrolment, to the key she enrolled with (her identity).
+    pub fn patient_alias(k: &PublicKey) -> Vec<u8> {
+        key(PATIENT_ALIAS, &[&k.0])
+    }
+    /// The `index`th change of a patient's keys.
+    pub fn key_change(identity: &PublicKey, index: u32) -> Vec<u8> {
+        key(KEY_CHANGE, &[&identity.0, &index.to_be_bytes()])
+    }
+    pub fn key_changes(identity: &PublicKey) -> Vec<u8> {
+        key(KEY_CHANGE, &[&identity.0])
+    }
+    /// Every recovery of a patient by a member, consortium-wide, for the regulators.
+    pub fn recovery(height: u64, identity: &PublicKey) -> Vec<u8> {
+        key(RECOVERY, &[&height.to_be_bytes(), &identity.0])
+    }
+    pub fn recoveries() -> Vec<u8> {
+        vec![RECOVERY]
+    }
     /// The key of a member that left: never anyone's again.
     pub fn former_member(k: &PublicKey) -> Vec<u8> {
         key(FORMER_MEMBER, &[&k.0])
@@ -169,7 +190,9 @@ pub mod keys {
     }
 }
 
-/// A patient as enrolled: keys only.
+/// A patient as enrolled: keys only. She is known by the key she enrolled with for good (her
+/// records name it); after she rotates her keys, or a member recovers her with new ones,
+/// `current_key` signs for her and `x25519` is the new one.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct PatientRecord {
     pub x25519: X25519Public,
@@ -177,6 +200,30 @@ pub struct PatientRecord {
     pub enrolled_at_ms: u64,
     pub archives: u32,
     pub open_grants: u32,
+    /// The key that signs for her now, when it is no longer the one she enrolled with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_key: Option<PublicKey>,
+    /// How many times her keys changed; each change is a [`KeyChange`] under her.
+    #[serde(default)]
+    pub key_changes: u32,
+}
+
+impl PatientRecord {
+    /// Whether `key` signs for the patient enrolled as `identity` now.
+    pub fn is_current(&self, identity: &PublicKey, key: &PublicKey) -> bool {
+        self.current_key.as_ref().unwrap_or(identity) == key
+    }
+}
+
+/// A change of a patient's keys, kept in her history.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct KeyChange {
+    pub height: u64,
+    pub time_ms: u64,
+    pub new_key: PublicKey,
+    pub new_x25519: X25519Public,
+    /// `None` when she rotated them herself; the member that recovered her otherwise.
+    pub recovered_by: Option<PublicKey>,
 }
 
 /// An archive as registered by its custodian.
@@ -283,6 +330,27 @@ pub trait StateExt: StateReader {
             out.push((key, rec));
         }
         Ok(out)
+    }
+
+    /// The patient `key` signs for, as `(identity, record, current)`: her enrolment key or
+    /// one she got since; `current` is false for a key she rotated away from.
+    fn patient_by_key(
+        &self,
+        key: &PublicKey,
+    ) -> Result<Option<(PublicKey, PatientRecord, bool)>, Error> {
+        let identity = match self.record::<PublicKey>(&keys::patient_alias(key))? {
+            Some(identity) => identity,
+            None => *key,
+        };
+        Ok(self.patient(&identity)?.map(|rec| {
+            let current = rec.is_current(&identity, key);
+            (identity, rec, current)
+        }))
+    }
+
+    /// Whether `key` is or was a patient's.
+    fn patient_key_taken(&self, key: &PublicKey) -> Result<bool, Error> {
+        Ok(self.patient(key)?.is_some() || self.get(&keys::patient_alias(key))?.is_some())
     }
 
     /// Whether `k` was the key of a member that left the consortium.

@@ -301,6 +301,35 @@ pub struct RecordAccess {
     pub outcome: AccessOutcome,
 }
 
+/// A patient replaces her keys, signing with her current key; the new key proves itself.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct RotatePatientKey {
+    pub new_key: PublicKey,
+    pub new_x25519: X25519Public,
+    /// The new key's proof over both new keys ([`prove_keys`]), made on her own device.
+    pub proof: Signature,
+}
+
+/// A care-providing member recovers a patient who lost her key, with her present: her new
+/// device proves the new keys, the member vouches for her. Flagged in her history and the
+/// regulators' view.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct RecoverPatient {
+    /// The key she enrolled with: who she is on the ledger.
+    pub patient: PublicKey,
+    pub new_key: PublicKey,
+    pub new_x25519: X25519Public,
+    pub proof: Signature,
+}
+
+/// An archive's custodian wraps its key again for the patient's current X25519 key, after her
+/// keys changed.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct RewrapForPatient {
+    pub archive: ArchiveId,
+    pub key_for_patient: WrappedKey,
+}
+
 /// What a transaction does.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -315,6 +344,9 @@ pub enum TxBody {
     RotateStaffKey(RotateStaffKey),
     ProposeChange(crate::governance::ProposeChange),
     ApproveChange(crate::governance::ApproveChange),
+    RotatePatientKey(RotatePatientKey),
+    RecoverPatient(RecoverPatient),
+    RewrapForPatient(RewrapForPatient),
 }
 
 impl TxBody {
@@ -330,6 +362,9 @@ impl TxBody {
             TxBody::RotateStaffKey(_) => "rotate_staff_key",
             TxBody::ProposeChange(_) => "propose_change",
             TxBody::ApproveChange(_) => "approve_change",
+            TxBody::RotatePatientKey(_) => "rotate_patient_key",
+            TxBody::RecoverPatient(_) => "recover_patient",
+            TxBody::RewrapForPatient(_) => "rewrap_for_patient",
         }
     }
 }
@@ -398,6 +433,12 @@ impl SignedTransaction {
             TxBody::RegisterStaff(r) => r.keys.verify_proof(chain_id)?,
             TxBody::RotateStaffKey(r) => r.new_keys.verify_proof(chain_id)?,
             TxBody::ProposeChange(p) => p.change.verify(chain_id)?,
+            TxBody::RotatePatientKey(r) => {
+                verify_key_proof(&r.new_key, &r.new_x25519, &r.proof, chain_id)?
+            }
+            TxBody::RecoverPatient(r) => {
+                verify_key_proof(&r.new_key, &r.new_x25519, &r.proof, chain_id)?
+            }
             _ => {}
         }
         Ok(())

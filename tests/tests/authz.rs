@@ -239,6 +239,8 @@ fn every_route_refuses_whom_it_does_not_concern_and_tells_them_nothing() {
         format!("/v1/nonce/{}", ids.mother),
         format!("/v1/audit/patient/{}", ids.mother),
         "/v1/governance/sets".to_string(),
+        format!("/v1/patients/{}/keys", ids.mother),
+        format!("/v1/patients/{}/identity/proof", ids.mother),
     ] {
         assert_eq!(
             call(&mother_api, "GET", &path).0,
@@ -276,6 +278,7 @@ fn every_route_refuses_whom_it_does_not_concern_and_tells_them_nothing() {
     for path in [
         "/v1/audit/break-glass",
         "/v1/audit/evidence",
+        "/v1/audit/recoveries",
         "/v1/governance/proposals",
     ] {
         assert_eq!(
@@ -287,6 +290,7 @@ fn every_route_refuses_whom_it_does_not_concern_and_tells_them_nothing() {
     assert_eq!(call(&c.client(2), "GET", "/v1/governance/proposals").0, 200);
     assert_eq!(call(&mother_api, "GET", "/v1/audit/break-glass").0, 403);
     assert_eq!(call(&mother_api, "GET", "/v1/governance/proposals").0, 403);
+    assert_eq!(call(&mother_api, "GET", "/v1/audit/recoveries").0, 403);
 
     // The midwife's name: to the mother whose record she read, from the midwife's own
     // institution's node; to her institution; never to another mother or another institution.

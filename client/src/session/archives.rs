@@ -266,14 +266,27 @@ impl Session {
         requested_at_ms: u64,
     ) -> Result<(), ClientError> {
         let unproven = |e: &dyn std::fmt::Display| ClientError::Unproven(e.to_string());
-        let subject = AuditSubject::Accessor(self.key.public_key());
+        let me = self.key.public_key();
         let range = (
             requested_at_ms.saturating_sub(LOGGED_WINDOW_MS),
             now_ms().saturating_add(LOGGED_WINDOW_MS),
         );
-        let answer =
-            crate::audit::fetch_audit(&self.api, &self.key, &self.chain_id, &subject, Some(range))
-                .map_err(|e| unproven(&e))?;
+        let fetch = |subject: &AuditSubject| {
+            crate::audit::fetch_audit(&self.api, &self.key, &self.chain_id, subject, Some(range))
+        };
+        let mut subject = AuditSubject::Accessor(me);
+        let answer = match fetch(&subject) {
+            Ok(answer) => answer,
+            // A patient whose keys changed may not read her new key's own log: the node
+            // answers her as the patient she enrolled as, whose history holds her reads too.
+            Err(first) => match self.identity() {
+                Ok(identity) if identity != me => {
+                    subject = AuditSubject::Patient(identity);
+                    fetch(&subject).map_err(|e| unproven(&e))?
+                }
+                _ => return Err(unproven(&first)),
+            },
+        };
         if answer.subject != subject || answer.range() != Some(range) {
             return Err(unproven(&"the answer is not about this access"));
         }

@@ -38,6 +38,7 @@ mod archives;
 pub mod enrolment;
 pub mod governance;
 pub mod justification;
+pub mod patient_keys;
 pub mod staff;
 
 /// Why an operation failed.
@@ -359,7 +360,8 @@ impl Session {
         valid_from_ms: u64,
         expires_at_ms: u64,
     ) -> Result<(GrantId, Receipt), ClientError> {
-        let me = self.key.public_key();
+        // Her records name the key she enrolled with, whichever key signs for her now.
+        let me = self.identity()?;
         let mut archive_keys = Vec::new();
         for (id, rec) in self.patient_archives(&me)? {
             if !scope.covers(&id, rec.category) {

@@ -152,6 +152,16 @@ fn verify_batch<'t>(
                 r.new_keys.proof_signing_bytes(chain_id),
                 r.new_keys.proof,
             )),
+            TxBody::RotatePatientKey(r) => Some((
+                r.new_key,
+                crate::tx::key_proof_signing_bytes(&r.new_key, &r.new_x25519, chain_id),
+                r.proof,
+            )),
+            TxBody::RecoverPatient(r) => Some((
+                r.new_key,
+                crate::tx::key_proof_signing_bytes(&r.new_key, &r.new_x25519, chain_id),
+                r.proof,
+            )),
             TxBody::ProposeChange(p) => match &p.change {
                 crate::governance::Change::AddMember { member, proof } => Some((
                     member.public_key,

@@ -53,7 +53,12 @@ fn decide_with<S: StateReader + ?Sized>(
     {
         return Err(Error::RequestReplayed);
     }
-    let accessor = accessor_of(c, &req.accessor, staff);
+    let accessor = match staff {
+        None if c.member(&req.accessor).is_none() && is_patient(state, archive, req)? => {
+            Accessor::Patient
+        }
+        _ => accessor_of(c, &req.accessor, staff),
+    };
     let grants = match accessor.grantee() {
         Some(grantee) => {
             state.grants_to(&archive.patient, &grantee, OPEN_GRANTS_MAX as usize * 4)?
@@ -70,7 +75,19 @@ fn decide_with<S: StateReader + ?Sized>(
     ))
 }
 
-/// Who `key` is to the access rule, given its staff record if it has one.
+/// Whether the request is the archive's patient's, signed by her current key.
+fn is_patient<S: StateReader + ?Sized>(
+    state: &S,
+    archive: &ArchiveRecord,
+    req: &AccessRequest,
+) -> Result<bool, Error> {
+    Ok(state
+        .patient_by_key(&req.accessor)?
+        .is_some_and(|(identity, _, current)| current && identity == archive.patient))
+}
+
+/// Who `key` is to the access rule, given its staff record if it has one; the patient is
+/// recognised by her current key, which only the state knows ([`decide_access`]).
 pub fn accessor_of<'a>(
     c: &Consortium,
     key: &PublicKey,
@@ -128,7 +145,13 @@ pub(super) fn record_access<S: StateReader + ?Sized>(
     let staff = state.staff(&req.accessor)?;
     let recordable = match &staff {
         Some(s) => s.is_active(),
-        None => c.member(&req.accessor).is_some() || req.accessor == archive.patient,
+        // The patient's keys, current or rotated out: a read by a key she lost is hers to see.
+        None => {
+            c.member(&req.accessor).is_some()
+                || state
+                    .patient_by_key(&req.accessor)?
+                    .is_some_and(|(identity, _, _)| identity == archive.patient)
+        }
     };
     if !recordable {
         return Err(Error::NotAuthorized {

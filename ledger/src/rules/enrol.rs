@@ -38,7 +38,7 @@ pub(super) fn enrol_patient<S: StateReader + ?Sized>(
             by: "a member that left",
         });
     }
-    if state.patient(&b.patient)?.is_some() {
+    if state.patient_key_taken(&b.patient)? {
         return Err(Error::AlreadyEnrolled(b.patient));
     }
     let record = PatientRecord {
@@ -47,6 +47,8 @@ pub(super) fn enrol_patient<S: StateReader + ?Sized>(
         enrolled_at_ms: ctx.time_ms,
         archives: 0,
         open_grants: 0,
+        current_key: None,
+        key_changes: 0,
     };
     state.put(keys::patient(&b.patient), &record);
     Ok(())

@@ -203,7 +203,7 @@ fn fresh_keys<S: StateReader + ?Sized>(state: &S, change: &Change) -> Result<(),
     };
     let key = member.public_key;
     key.verifying_key()?;
-    let by = if state.patient(&key)?.is_some() {
+    let by = if state.patient_key_taken(&key)? {
         Some("a patient")
     } else if state.staff(&key)?.is_some() {
         Some("a clinician")

@@ -12,6 +12,7 @@ mod archive;
 mod consent;
 mod enrol;
 mod governance;
+mod patient_keys;
 mod staff;
 
 use std::collections::BTreeSet;
@@ -96,11 +97,18 @@ fn dispatch<S: StateReader + ?Sized>(
             max: horizon,
         });
     }
+    // A patient signs with her current key, and acts as the patient she enrolled as.
+    let signer = match &tx.body {
+        TxBody::GrantConsent(_) | TxBody::RevokeConsent(_) | TxBody::RotatePatientKey(_) => {
+            patient_keys::acting_patient(&*state, &tx.signer)?
+        }
+        _ => tx.signer,
+    };
     match &tx.body {
         TxBody::EnrolPatient(b) => enrol::enrol_patient(state, c, ctx, &tx.signer, b)?,
         TxBody::RegisterArchive(b) => archive::register_archive(state, c, ctx, &tx.signer, b)?,
-        TxBody::GrantConsent(b) => consent::grant_consent(state, c, ctx, &tx.signer, tx.nonce, b)?,
-        TxBody::RevokeConsent(b) => consent::revoke_consent(state, ctx, &tx.signer, b)?,
+        TxBody::GrantConsent(b) => consent::grant_consent(state, c, ctx, &signer, tx.nonce, b)?,
+        TxBody::RevokeConsent(b) => consent::revoke_consent(state, ctx, &signer, b)?,
         TxBody::RecordAccess(b) => {
             access::record_access(state, c, ctx, &tx.signer, tx_hash, b, events)?
         }
@@ -111,6 +119,9 @@ fn dispatch<S: StateReader + ?Sized>(
             governance::propose_change(state, c, ctx, &tx.signer, tx.nonce, b)?
         }
         TxBody::ApproveChange(b) => governance::approve_change(state, c, ctx, &tx.signer, b)?,
+        TxBody::RotatePatientKey(b) => patient_keys::rotate(state, c, ctx, &signer, b)?,
+        TxBody::RecoverPatient(b) => patient_keys::recover(state, c, ctx, &tx.signer, b)?,
+        TxBody::RewrapForPatient(b) => patient_keys::rewrap(state, &tx.signer, b)?,
     }
     state.put(keys::nonce(&tx.signer), &tx.nonce);
     Ok(())

@@ -49,7 +49,7 @@ fn fresh_key<S: StateReader + ?Sized>(
     keys_.key.verifying_key()?;
     let taken_by = if c.member(&keys_.key).is_some() {
         Some("a member institution")
-    } else if state.patient(&keys_.key)?.is_some() {
+    } else if state.patient_key_taken(&keys_.key)? {
         Some("a patient")
     } else if state.staff(&keys_.key)?.is_some() {
         Some("a clinician")

@@ -199,7 +199,14 @@ impl Custodian {
             .archive(archive_id)
             .map_err(internal)?
             .map(|a| a.patient);
-        if patient.as_ref() == Some(signer) {
+        // The patient signs with her current key, which may be one she got after her
+        // enrolment; a key she rotated away from is no one's now.
+        let signs_for = self
+            .ledger
+            .patient_by_key(signer)
+            .map_err(internal)?
+            .and_then(|(identity, _, current)| current.then_some(identity));
+        if patient.is_some() && patient == signs_for {
             return Ok(None);
         }
         self.metrics

@@ -116,13 +116,14 @@ fn check(
             "the request is signed by a clinician who is suspended, retired or rotated out",
         ));
     }
+    // A patient is known by her current key; one she rotated away from is no one's now.
     let known = state.consortium().member(&r.signer).is_some()
         || staff.is_some()
         || state
             .store
-            .patient(&r.signer)
+            .patient_by_key(&r.signer)
             .map_err(HttpError::internal)?
-            .is_some();
+            .is_some_and(|(_, _, current)| current);
     if !known {
         state
             .metrics

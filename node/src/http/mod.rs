@@ -16,6 +16,7 @@ pub mod bodies;
 pub mod deadline;
 pub mod governance;
 pub mod node;
+pub mod patient_keys;
 pub mod policy;
 pub mod rate;
 pub mod records;
@@ -263,7 +264,17 @@ pub fn routes() -> Vec<Route> {
             &["GET"],
             get(records::patient_proof),
         ),
+        route(
+            "/v1/patients/{key}/identity/proof",
+            &["GET"],
+            get(records::patient_identity_proof),
+        ),
         route("/v1/patients/{key}", &["GET"], get(records::patient)),
+        route(
+            "/v1/patients/{key}/keys",
+            &["GET"],
+            get(patient_keys::changes),
+        ),
         route(
             "/v1/patients/{key}/archives",
             &["GET"],
@@ -294,6 +305,11 @@ pub fn routes() -> Vec<Route> {
         route("/v1/audit/break-glass", &["GET"], get(audit::break_glass)),
         route("/v1/audit/consistency", &["GET"], get(audit::consistency)),
         route("/v1/audit/evidence", &["GET"], get(audit::evidence)),
+        route(
+            "/v1/audit/recoveries",
+            &["GET"],
+            get(patient_keys::recoveries),
+        ),
         route("/v1/governance/sets", &["GET"], get(governance::sets)),
         route(
             "/v1/governance/proposals",

@@ -92,7 +92,15 @@ impl Caller {
                     active: s.is_active(),
                     administrator: s.role == StaffRole::Administrator,
                 }),
-                None => Self::Patient(key),
+                // Her records name the key she enrolled with, whichever key signs for her now.
+                None => match state
+                    .store
+                    .patient_by_key(&key)
+                    .map_err(HttpError::internal)?
+                {
+                    Some((identity, _, true)) => Self::Patient(identity),
+                    _ => Self::Patient(key),
+                },
             },
         })
     }

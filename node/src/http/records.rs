@@ -8,6 +8,7 @@
 //! | `GET /v1/grants/{grant_id}` (`/keys/{archive_id}`) | a grant and the keys it carries |
 //! | `GET /v1/members` | the consortium's members and their public keys |
 //! | `GET /v1/archives/{archive_id}/proof`, `GET /v1/patients/{key}/proof` | the record proven against the tip's certified header (binary) |
+//! | `GET /v1/patients/{key}/identity/proof` | the patient a key she got after enrolment signs for, proven (binary) |
 //!
 //! They serve committed ledger state, which names keys, hashes and wrapped keys only, to the
 //! parties [`super::policy`] allows; a party who may not read a record learns nothing of it, not
@@ -103,6 +104,24 @@ pub async fn patient_proof(
     let p = patient_key(&key)?;
     policy::patient_record(&caller, &p)?;
     proven(&state, keys::patient(&p)).await
+}
+
+/// `GET /v1/patients/{key}/identity/proof`: which patient a key she got after her enrolment
+/// signs for (the record is absent for an enrolment key or no patient's key), proven against
+/// the tip: to her, members and regulators, as her record is.
+pub async fn patient_identity_proof(
+    State(state): State<Arc<HttpState>>,
+    Path(key): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> HttpResult {
+    policy::known(&caller)?;
+    let k = patient_key(&key)?;
+    let identity: Option<PublicKey> = state
+        .store
+        .record(&keys::patient_alias(&k))
+        .map_err(HttpError::internal)?;
+    policy::patient_record(&caller, &identity.unwrap_or(k))?;
+    proven(&state, keys::patient_alias(&k)).await
 }
 
 /// `GET /v1/patients/{key}`

@@ -153,7 +153,12 @@ pub async fn nonce(
     Extension(caller): Extension<Caller>,
 ) -> HttpResult {
     let key = PublicKey(hex32(&key, "public key")?);
-    policy::nonce(&caller, &key)?;
+    // A patient's later key is hers: she asks as the patient she enrolled as.
+    let owner: Option<PublicKey> = state
+        .store
+        .record(&cradle_ledger::state::keys::patient_alias(&key))
+        .map_err(HttpError::internal)?;
+    policy::nonce(&caller, &owner.unwrap_or(key))?;
     let last = state.store.last_nonce(&key).map_err(HttpError::internal)?;
     Ok(axum::Json(json!({ "public_key": key, "last_nonce": last })).into_response())
 }

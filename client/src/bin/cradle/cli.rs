@@ -145,6 +145,31 @@ pub(crate) enum PatientCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// A patient replaces her keys (signing with her current key, --key): NEW_PUBKEY is the
+    /// public key file `cradle keygen --genesis` wrote on her new device. Her current key is
+    /// refused from the next block; she stays the patient she enrolled as.
+    RotateKey {
+        new_pubkey: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// A member, with the patient present, recovers a patient who lost her key: PATIENT is the
+    /// key she enrolled with (hex or file), NEW_PUBKEY the public key file made on her new
+    /// device. Flagged in her history and to the regulators; the keys of the archives in your
+    /// custody are wrapped again for her new key.
+    Recover {
+        patient: String,
+        new_pubkey: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// A custodian wraps again, for the patient's current key, the keys of her archives in
+    /// its custody (after she rotated her keys, or another member recovered her).
+    Rewrap {
+        patient: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// A patient proves, with her own key (--key), that she holds both her keys, for the
     /// consortium of --genesis: writes her public key file with the proof a member needs to
     /// enrol her.

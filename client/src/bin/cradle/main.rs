@@ -187,6 +187,55 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Patient(PatientCommand::ProveKeys { out, format }) => {
             keys::prove_keys(&cli, out.as_deref(), *format)?
         }
+        Command::Patient(PatientCommand::RotateKey { new_pubkey, format }) => {
+            let s = session(&cli)?;
+            let identity = s.identity()?;
+            let r = s.rotate_patient_key(new_pubkey)?;
+            emit(
+                *format,
+                &json!({ "patient": identity, "tx": r.hash, "height": r.height }),
+                &format!(
+                    "keys of patient {identity} replaced at height {}: sign with the new key from now on",
+                    r.height
+                ),
+            )?;
+        }
+        Command::Patient(PatientCommand::Recover {
+            patient,
+            new_pubkey,
+            format,
+        }) => {
+            let s = session(&cli)?;
+            let (patient, _) = public_identity(patient, None)?;
+            let r = s.recover_patient(&patient, new_pubkey)?;
+            emit(
+                *format,
+                &json!({
+                    "patient": patient,
+                    "tx": r.receipt.hash,
+                    "height": r.receipt.height,
+                    "rewrapped": r.rewrapped,
+                }),
+                &format!(
+                    "patient {patient} recovered at height {} with new keys; {} archive key(s) in your custody wrapped again",
+                    r.receipt.height,
+                    r.rewrapped.len()
+                ),
+            )?;
+        }
+        Command::Patient(PatientCommand::Rewrap { patient, format }) => {
+            let s = session(&cli)?;
+            let (patient, _) = public_identity(patient, None)?;
+            let done = s.rewrap_for_patient(&patient)?;
+            emit(
+                *format,
+                &json!({ "patient": patient, "rewrapped": done }),
+                &format!(
+                    "{} archive key(s) wrapped again for patient {patient}",
+                    done.len()
+                ),
+            )?;
+        }
         Command::Archive(ArchiveCommand::Put {
             file,
             patient,
@@ -294,7 +343,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let s = session(&cli)?;
             let patient = match patient {
                 Some(p) => public_identity(p, None)?.0,
-                None => s.key.public_key(),
+                None => s.identity()?,
             };
             let grants = s.grants(&patient)?;
             let now = cradle_genesis::clock::now_ms();

@@ -1,0 +1,137 @@
+//! A patient's keys over her lifetime: she rotates them herself, or a care-providing member
+//! recovers her with new ones when she lost her device, with her present (her new device proves
+//! the new keys). Either way she stays the patient she enrolled as: her records name her
+//! enrolment key, the new key signs for her from the next block, the old one is refused for
+//! good, and the change is kept in her history ([`KeyChange`]); a recovery also in the
+//! regulators' list. Her archives' custodians then wrap each archive key again for her new
+//! X25519 key ([`RewrapForPatient`]).
+
+use crate::crypto::{PublicKey, X25519Public};
+use crate::error::Error;
+use crate::identity::Consortium;
+use crate::state::{KeyChange, Overlay, StateExt, StateReader, keys};
+use crate::tx::{RecoverPatient, RewrapForPatient, RotatePatientKey};
+
+use super::{BlockContext, care_provider};
+
+/// The patient a transaction signed by `key` acts as: her enrolment key, when `key` is her
+/// current key; `key` itself when it is no patient's (the rule of the transaction decides);
+/// refused when it is a key she rotated away from.
+pub(super) fn acting_patient<S: StateReader + ?Sized>(
+    state: &S,
+    key: &PublicKey,
+) -> Result<PublicKey, Error> {
+    match state.patient_by_key(key)? {
+        Some((identity, _, true)) => Ok(identity),
+        Some((_, _, false)) => Err(Error::KeyRotatedOut(*key)),
+        None => Ok(*key),
+    }
+}
+
+pub(super) fn rotate<S: StateReader + ?Sized>(
+    state: &mut Overlay<'_, S>,
+    c: &Consortium,
+    ctx: BlockContext,
+    patient: &PublicKey,
+    b: &RotatePatientKey,
+) -> Result<(), Error> {
+    change_keys(state, c, ctx, patient, b.new_key, b.new_x25519, None)
+}
+
+pub(super) fn recover<S: StateReader + ?Sized>(
+    state: &mut Overlay<'_, S>,
+    c: &Consortium,
+    ctx: BlockContext,
+    signer: &PublicKey,
+    b: &RecoverPatient,
+) -> Result<(), Error> {
+    care_provider(c, signer, "recover patients")?;
+    change_keys(
+        state,
+        c,
+        ctx,
+        &b.patient,
+        b.new_key,
+        b.new_x25519,
+        Some(*signer),
+    )?;
+    state.put(keys::recovery(ctx.height, &b.patient), signer);
+    Ok(())
+}
+
+/// Makes `new_key` the key that signs for the patient enrolled as `identity`.
+fn change_keys<S: StateReader + ?Sized>(
+    state: &mut Overlay<'_, S>,
+    c: &Consortium,
+    ctx: BlockContext,
+    identity: &PublicKey,
+    new_key: PublicKey,
+    new_x25519: X25519Public,
+    recovered_by: Option<PublicKey>,
+) -> Result<(), Error> {
+    let mut record = state.patient(identity)?.ok_or(Error::NotAuthorized {
+        action: "change a patient's keys (not an enrolled patient)",
+        signer: *identity,
+    })?;
+    new_key.verifying_key()?;
+    // A key serves one party for good: never a member's, a clinician's or another patient's,
+    // nor one this patient had before.
+    let by = if c.member(&new_key).is_some() || state.former_member(&new_key)? {
+        Some("a member institution")
+    } else if state.staff(&new_key)?.is_some() {
+        Some("a clinician")
+    } else if state.patient_key_taken(&new_key)? {
+        Some("a patient")
+    } else {
+        None
+    };
+    if let Some(by) = by {
+        return Err(Error::KeyInUse { key: new_key, by });
+    }
+    let index = record.key_changes;
+    record.key_changes = index
+        .checked_add(1)
+        .ok_or(Error::InvalidKeyChange("too many key changes"))?;
+    record.current_key = Some(new_key);
+    record.x25519 = new_x25519;
+    state.put(keys::patient(identity), &record);
+    state.put(keys::patient_alias(&new_key), identity);
+    state.put(
+        keys::key_change(identity, index),
+        &KeyChange {
+            height: ctx.height,
+            time_ms: ctx.time_ms,
+            new_key,
+            new_x25519,
+            recovered_by,
+        },
+    );
+    Ok(())
+}
+
+pub(super) fn rewrap<S: StateReader + ?Sized>(
+    state: &mut Overlay<'_, S>,
+    signer: &PublicKey,
+    b: &RewrapForPatient,
+) -> Result<(), Error> {
+    let mut archive = state
+        .archive(&b.archive)?
+        .ok_or(Error::UnknownArchive(b.archive))?;
+    if &archive.custodian != signer {
+        return Err(Error::NotAuthorized {
+            action: "wrap the key of another custodian's archive",
+            signer: *signer,
+        });
+    }
+    let patient = state
+        .patient(&archive.patient)?
+        .ok_or(Error::UnknownPatient(archive.patient))?;
+    if patient.key_changes == 0 {
+        return Err(Error::InvalidKeyChange(
+            "the patient's keys never changed: her archive key needs no new wrap",
+        ));
+    }
+    archive.key_for_patient = b.key_for_patient;
+    state.put(keys::archive(&b.archive), &archive);
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! A mother's keys over her lifetime: she rotates them herself; a member recovers her when she
+//! lost them, with her present. She stays the patient she enrolled as, the old key is refused
+//! from the next block, and each change is kept in her history.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use cradle_ledger::access::{AccessOutcome, DenialReason};
+use cradle_ledger::rules::decide_access;
+use cradle_ledger::state::{KeyChange, StateExt, StateReader, keys};
+use cradle_ledger::tx::{
+    Category, Purpose, RecoverPatient, RewrapForPatient, RotatePatientKey, Scope, TxBody,
+    prove_keys,
+};
+use cradle_ledger::*;
+
+fn rotate(w: &mut World, by: &Keypair, new: &Keypair) -> Result<(), Error> {
+    let (new_key, new_x25519, proof) = prove_keys(new, &w.chain_id());
+    let tx = w.sign(
+        by,
+        TxBody::RotatePatientKey(RotatePatientKey {
+            new_key,
+            new_x25519,
+            proof,
+        }),
+    );
+    w.commit_one(tx).map(drop)
+}
+
+fn recover(w: &mut World, by: &Keypair, patient: &Keypair, new: &Keypair) -> Result<(), Error> {
+    let (new_key, new_x25519, proof) = prove_keys(new, &w.chain_id());
+    let tx = w.sign(
+        by,
+        TxBody::RecoverPatient(RecoverPatient {
+            patient: patient.public_key(),
+            new_key,
+            new_x25519,
+            proof,
+        }),
+    );
+    w.commit_one(tx).map(drop)
+}
+
+/// Whom the access rule lets `accessor` read `archive` as.
+fn decision(w: &World, accessor: &Keypair, archive: ArchiveId) -> String {
+    let req = w.request(accessor, archive, Purpose::PatientRequest, None, 9);
+    let rec = w.store.archive(&archive).unwrap().unwrap();
+    let d = decide_access(&w.store, &w.consortium, &rec, &req.request, w.now_ms + 1000).unwrap();
+    format!("{d:?}")
+}
+
+#[test]
+fn a_mother_rotates_her_keys_and_a_member_recovers_her_after_a_loss() {
+    let mut w = World::new(Policy::default());
+    let (a, b) = (Keypair::from_seed(&[1; 32]), Keypair::from_seed(&[2; 32]));
+    let mother = patient_key(1);
+    let archive = archive_id(1);
+    let tx = w.enrol(&a, &mother);
+    w.commit_one(tx).unwrap();
+    let tx = w.register(&a, &mother, archive, Category::PrenatalVisit, vec![]);
+    w.commit_one(tx).unwrap();
+    assert!(decision(&w, &mother, archive).contains("Patient"));
+
+    // She rotates to a key made on her new phone.
+    let phone = patient_key(2);
+    rotate(&mut w, &mother, &phone).unwrap();
+    let rec = w.store.patient(&mother.public_key()).unwrap().unwrap();
+    assert_eq!(rec.current_key, Some(phone.public_key()));
+    assert_eq!(rec.x25519, phone.x25519_public());
+    assert_eq!(rec.key_changes, 1);
+    // The old key is refused from now on, for her transactions and her reads.
+    let (tx, _) = w.grant(&mother, &b, Scope::All, &[Purpose::Treat], 30, &[archive]);
+    assert!(matches!(w.commit_one(tx), Err(Error::KeyRotatedOut(_))));
+    assert!(decision(&w, &mother, archive).contains("NoGrant"));
+    // The new one acts as the patient she enrolled as: her grant names her enrolment key.
+    assert!(decision(&w, &phone, archive).contains("Patient"));
+    let (tx, _) = w.grant(&phone, &b, Scope::All, &[Purpose::Treat], 30, &[archive]);
+    w.commit_one(tx).unwrap();
+    let grants = w
+        .store
+        .grants_to(&mother.public_key(), &b.public_key(), 10)
+        .unwrap();
+    assert_eq!(grants.len(), 1);
+    // A read by the lost key is recorded as a denial in her history, for her to see.
+    let req = w.request(&mother, archive, Purpose::PatientRequest, None, 3);
+    let tx = w.record(
+        &a,
+        req,
+        None,
+        AccessOutcome::Denied {
+            reason: DenialReason::NoGrant,
+        },
+    );
+    w.commit_one(tx).unwrap();
+    assert_eq!(w.patient_log_size(&mother), 1);
+
+    // She loses the phone; the clinic's hospital recovers her with a key from a new one.
+    let regulator = Keypair::from_seed(&[4; 32]);
+    let lost = patient_key(3);
+    let err = recover(&mut w, &regulator, &mother, &lost).unwrap_err();
+    assert!(matches!(err, Error::NotAuthorized { .. }), "{err}");
+    recover(&mut w, &b, &mother, &lost).unwrap();
+    let change: KeyChange = w
+        .store
+        .record(&keys::key_change(&mother.public_key(), 1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.recovered_by, Some(b.public_key()));
+    assert_eq!(change.new_key, lost.public_key());
+    let flagged = w.store.scan_prefix(&keys::recoveries(), 10).unwrap();
+    assert_eq!(flagged.len(), 1, "the regulators see every recovery");
+    assert!(decision(&w, &phone, archive).contains("NoGrant"));
+    assert!(decision(&w, &lost, archive).contains("Patient"));
+
+    // Her custodian wraps the archive key again for her new X25519 key; no one else may.
+    let rewrap = TxBody::RewrapForPatient(RewrapForPatient {
+        archive,
+        key_for_patient: wrapped(33),
+    });
+    let tx = w.sign(&b, rewrap.clone());
+    assert!(matches!(w.commit_one(tx), Err(Error::NotAuthorized { .. })));
+    let tx = w.sign(&a, rewrap);
+    w.commit_one(tx).unwrap();
+    let rec = w.store.archive(&archive).unwrap().unwrap();
+    assert_eq!(rec.key_for_patient, wrapped(33));
+}
+
+#[test]
+fn a_new_key_must_be_no_one_elses_and_never_hers_before() {
+    let mut w = World::new(Policy::default());
+    let a = Keypair::from_seed(&[1; 32]);
+    let (mother, other) = (patient_key(1), patient_key(2));
+    for p in [&mother, &other] {
+        let tx = w.enrol(&a, p);
+        w.commit_one(tx).unwrap();
+    }
+    let root = w.root();
+    // Another patient's key, a member's, her own current one.
+    for taken in [&other, &a, &mother] {
+        let err = rotate(&mut w, &mother, taken).unwrap_err();
+        assert!(matches!(err, Error::KeyInUse { .. }), "{err}");
+    }
+    // A clinician's key.
+    // County Hospital's obstetrician, registered by the world with seed 11.
+    let obstetrician = Keypair::from_seed(&[11; 32]);
+    assert_eq!(w.staff(&a).public_key(), obstetrician.public_key());
+    let err = rotate(&mut w, &mother, &obstetrician).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::KeyInUse {
+                by: "a clinician",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(w.root(), root, "every refusal left the state as it was");
+    // Once rotated away from, a key cannot come back, nor be enrolled as someone new.
+    let phone = patient_key(3);
+    rotate(&mut w, &mother, &phone).unwrap();
+    let err = rotate(&mut w, &phone, &mother).unwrap_err();
+    assert!(matches!(err, Error::KeyInUse { .. }), "{err}");
+    let tx = w.enrol(&a, &phone);
+    assert!(matches!(w.commit_one(tx), Err(Error::AlreadyEnrolled(_))));
+    // A custodian cannot re-wrap for a patient whose keys never changed.
+    let archive = archive_id(5);
+    let tx = w.register(&a, &other, archive, Category::Ultrasound, vec![]);
+    w.commit_one(tx).unwrap();
+    let tx = w.sign(
+        &a,
+        TxBody::RewrapForPatient(RewrapForPatient {
+            archive,
+            key_for_patient: wrapped(3),
+        }),
+    );
+    assert!(matches!(w.commit_one(tx), Err(Error::InvalidKeyChange(_))));
+}

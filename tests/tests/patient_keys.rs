@@ -1,0 +1,132 @@
+//! A mother's keys with real processes on a running 4-member localnet: she loses her phone,
+//! the hospital that holds her record recovers her with a key made on her new phone, and she
+//! reads her record with the new key while the lost one is refused.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use cradle_tests::Cluster;
+use cradle_tests::cli::{cradle, mother_with_archive, ok, shared_record};
+use cradle_tests::cluster::bin;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+const RECORD: &str = "Nona_Kris_5f72d2e8-c56b-4288-a829-c1c1ebfad423.json";
+
+fn get(c: &Cluster, key: &Path, archive: &str, out: &Path) -> std::process::Output {
+    cradle(
+        &c.nodes[0].api,
+        key,
+        &[
+            "archive",
+            "get",
+            archive,
+            "--purpose",
+            "PATRQT",
+            "--out",
+            out.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    )
+}
+
+#[test]
+fn a_mother_who_lost_her_key_is_recovered_and_reads_her_record_with_the_new_one() {
+    let c = Cluster::start(4, &[]).unwrap();
+    c.wait_height(0, 2, WAIT).unwrap();
+    let work = c.dir.path().join("work");
+    let record = shared_record(RECORD);
+    let mother = mother_with_archive(&c, &work, 0, &record);
+    let before = work.join("before.json");
+    ok(get(&c, &mother.key, &mother.archive, &before));
+    assert_eq!(
+        std::fs::read(&before).unwrap(),
+        std::fs::read(&record).unwrap()
+    );
+
+    // Her new phone makes a key and its proof; the hospital, with her present, recovers her.
+    let phone = work.join("phone.key");
+    let out = Command::new(bin("cradle").unwrap())
+        .arg("--genesis")
+        .arg(c.nodes[0].home.join("genesis.json"))
+        .args(["keygen", "--out"])
+        .arg(&phone)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let hospital = c.nodes[0].home.join("node.key");
+    let recovered: Value = serde_json::from_str(&ok(cradle(
+        &c.nodes[0].api,
+        &hospital,
+        &[
+            "patient",
+            "recover",
+            mother.public.to_str().unwrap(),
+            &format!("{}.pub", phone.display()),
+            "--format",
+            "json",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(
+        recovered["rewrapped"].as_array().map(Vec::len),
+        Some(1),
+        "{recovered}"
+    );
+
+    // The new key reads her record, decrypted with her new X25519 key.
+    let after = work.join("after.json");
+    ok(get(&c, &phone, &mother.archive, &after));
+    assert_eq!(
+        std::fs::read(&after).unwrap(),
+        std::fs::read(&record).unwrap()
+    );
+
+    // The lost key is refused: by the API, and by the ledger for anything it signs.
+    let lost = work.join("lost.json");
+    let out = get(&c, &mother.key, &mother.archive, &lost);
+    assert!(!out.status.success(), "the lost key still reads");
+    assert!(!lost.exists());
+    let out = cradle(
+        &c.nodes[1].api,
+        &mother.key,
+        &[
+            "consent",
+            "grant",
+            "--grantee",
+            "County Hospital 2",
+            "--purpose",
+            "TREAT",
+            "--scope",
+            "all",
+            "--expires",
+            "30d",
+        ],
+    );
+    assert!(!out.status.success(), "the lost key still grants");
+
+    // The recovery is in her history for her to see, and in the regulators' view.
+    let regulator = c.dir.path().join("net/regulator/regulator.key");
+    let key = mother.public.to_str().unwrap();
+    let id = serde_json::from_str::<Value>(&std::fs::read_to_string(&mother.public).unwrap())
+        .unwrap()["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (who, by) in [(&phone, 1), (&regulator, 2)] {
+        let v = c
+            .anonymous(by)
+            .signed_by(
+                &cradle_genesis::keyfile::read_key_file(who).unwrap(),
+                c.genesis.chain_id(),
+            )
+            .get_json(&format!("/v1/patients/{id}/keys"))
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        let changes = v["changes"].as_array().unwrap();
+        assert_eq!(changes.len(), 1, "{v}");
+        assert!(changes[0]["recovered_by"].is_string(), "{v}");
+    }
+}

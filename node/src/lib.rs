@@ -1,9 +1,10 @@
 //! `cradle-node`: the daemon each member institution runs.
 //!
-//! It drives the consensus core over libp2p among the genesis members only, executes decided
+//! It drives the consensus core over libp2p among the members in force only, executes decided
 //! blocks with the ledger's rules, stores them durably in RocksDB, and serves the client API.
 //!
-//! - [`network`]: libp2p among genesis members; [`wire`]: what nodes say to each other;
+//! - [`network`]: libp2p among the members in force; [`wire`]: what nodes say to each other;
+//! - [`members`]: the member set in force at each height, as governance changes it;
 //! - [`driver`]: the consensus driver (timers, write-ahead vote record, commit, catch-up);
 //! - [`mempool`] and [`verify`]: admitting transactions, each verified once;
 //! - [`submit`]: the one way into the mempool, with commit receipts from the driver;

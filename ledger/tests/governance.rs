@@ -521,3 +521,23 @@ fn a_light_client_follows_every_change_and_refuses_what_it_was_not_shown() {
     assert_eq!(set.validators().len(), 3);
     assert!(sets.check_header(header, &forged).is_err());
 }
+
+#[test]
+fn no_member_fills_the_room_for_proposals_and_expired_ones_free_it() {
+    let mut w = World::new(Policy::default());
+    let chain = w.chain_id();
+    let (a, b, _, _) = keys(&w);
+    for i in 0..governance::OPEN_PROPOSALS_PER_MEMBER_MAX {
+        let k = Keypair::from_seed(&[50 + i as u8; 32]);
+        propose(&mut w, &a, new_clinic(&chain, &k, &format!("Clinic {i}"))).unwrap();
+    }
+    let k = Keypair::from_seed(&[60; 32]);
+    let err = propose(&mut w, &a, new_clinic(&chain, &k, "One Too Many")).unwrap_err();
+    assert!(matches!(err, Error::TooManyProposals { .. }), "{err}");
+    // Another member still has room.
+    propose(&mut w, &b, new_clinic(&chain, &k, "One Too Many")).unwrap();
+    // Once they expire, the member may propose again.
+    w.advance(Policy::default().proposal_ttl_ms);
+    let k = Keypair::from_seed(&[61; 32]);
+    propose(&mut w, &a, new_clinic(&chain, &k, "After The Week")).unwrap();
+}

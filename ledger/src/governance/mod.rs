@@ -35,6 +35,8 @@ use crate::state::{StateExt, StateReader, keys};
 pub const ACTIVATION_OFFSET: u64 = 2;
 /// Most proposals open at once, consortium-wide.
 pub const OPEN_PROPOSALS_MAX: u32 = 32;
+/// Most proposals one member may have open at once, so no member fills the others' room.
+pub const OPEN_PROPOSALS_PER_MEMBER_MAX: u32 = 4;
 /// Longest institution name, in bytes.
 pub const NAME_BYTES_MAX: usize = 80;
 /// Longest node address, in bytes.

@@ -6,7 +6,8 @@ use crate::crypto::PublicKey;
 use crate::error::Error;
 use crate::governance::{
     ACTIVATION_OFFSET, Adoption, ApproveChange, Change, Membership, OPEN_PROPOSALS_MAX,
-    ProposalRecord, ProposeChange, membership, proposal, proposal_id,
+    OPEN_PROPOSALS_PER_MEMBER_MAX, ProposalRecord, ProposeChange, membership, proposal,
+    proposal_id,
 };
 use crate::identity::{Consortium, Role};
 use crate::state::{Overlay, StateExt, StateReader, keys};
@@ -83,11 +84,17 @@ pub(super) fn propose_change<S: StateReader + ?Sized>(
     // The change must make a valid consortium now; it is checked again on adoption.
     c.with_set(b.change.apply(&c.member_set())?)?;
     fresh_keys(&*state, &b.change)?;
-    let open = prune_open(state, ctx, c.epoch)?;
+    let (open, own) = prune_open(state, ctx, c.epoch, signer)?;
     if open >= OPEN_PROPOSALS_MAX {
         return Err(Error::TooManyProposals {
             open,
             max: OPEN_PROPOSALS_MAX,
+        });
+    }
+    if own >= OPEN_PROPOSALS_PER_MEMBER_MAX {
+        return Err(Error::TooManyProposals {
+            open: own,
+            max: OPEN_PROPOSALS_PER_MEMBER_MAX,
         });
     }
     let id = proposal_id(signer, nonce);
@@ -218,13 +225,16 @@ fn fresh_keys<S: StateReader + ?Sized>(state: &S, change: &Change) -> Result<(),
     }
 }
 
-/// Drops expired and superseded proposals from the open index; returns how many stay open.
+/// Drops expired and superseded proposals from the open index; returns how many stay open, in
+/// all and by `proposer`.
 fn prune_open<S: StateReader + ?Sized>(
     state: &mut Overlay<'_, S>,
     ctx: BlockContext,
     epoch: u64,
-) -> Result<u32, Error> {
+    proposer: &PublicKey,
+) -> Result<(u32, u32), Error> {
     let mut open = 0u32;
+    let mut own = 0u32;
     let limit = OPEN_PROPOSALS_MAX as usize + 1;
     for (key, _) in state.scan_prefix(&keys::open_proposals(), limit)? {
         let id = crate::crypto::ProposalId(
@@ -236,9 +246,12 @@ fn prune_open<S: StateReader + ?Sized>(
             proposal(&*state, &id)?.ok_or(Error::Corrupt("dangling proposal index".into()))?;
         if record.status(ctx.time_ms, epoch) == "open" {
             open += 1;
+            if &record.proposer == proposer {
+                own += 1;
+            }
         } else {
             state.delete(key);
         }
     }
-    Ok(open)
+    Ok((open, own))
 }

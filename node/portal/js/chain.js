@@ -30,8 +30,8 @@ export const VALIDATORS_MAX = 1024;
  * default is `DEFAULT_HEADER_LAYOUT`.
  */
 export const HEADER_LAYOUT = Object.freeze({ V1: 'v1', WITH_NEXT_MEMBERS_HASH: 'with-next-members-hash' });
-/** The layout decoders use when none is given: switch it when the Rust header gains the field. */
-export const DEFAULT_HEADER_LAYOUT = HEADER_LAYOUT.V1;
+/** The layout decoders use when none is given: the one the Rust code writes since the header gained the field. */
+export const DEFAULT_HEADER_LAYOUT = HEADER_LAYOUT.WITH_NEXT_MEMBERS_HASH;
 
 /** A refused header or certificate: `code` says which check failed. */
 export class ChainError extends Error {

@@ -22,8 +22,8 @@ const decodeCert = (hex) => {
   return c;
 };
 
-test('the default layout is the ten-field header the committed Rust code writes', () => {
-  assert.equal(DEFAULT_HEADER_LAYOUT, HEADER_LAYOUT.V1);
+test('the default layout is the header the committed Rust code writes, with next_members_hash', () => {
+  assert.equal(DEFAULT_HEADER_LAYOUT, HEADER_LAYOUT.WITH_NEXT_MEMBERS_HASH);
   assert.equal(toHex(TAG_BLOCK_HEADER), toHex(utf8('cradle.ledger.block-header.v1\0')));
 });
 

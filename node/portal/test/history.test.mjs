@@ -91,7 +91,7 @@ test('the vector files hold what tools/make_vectors.mjs makes today', async () =
 });
 
 test('the page learns when it must fetch a consistency proof first', async () => {
-  const v = load('history-v1.json');
+  const v = load('history-next-members.json');
   const c = v.cases.find((x) => x.name === 'checkpoint-advanced-over-consistency-proof');
   const answer = decodeAuditAnswer(fromHex(c.answer));
   const cp = checkpointFromJson(c.checkpoint);
@@ -118,7 +118,7 @@ test('an event encodes as the ledger writes AccessEvent', () => {
 });
 
 test("the page's own mistakes throw instead of passing for a node's lie", async () => {
-  const v = load('history-v1.json');
+  const v = load('history-next-members.json');
   const c = v.cases[0];
   const trust = { chainId: fromHex(v.chain_id), validatorSet: await validatorSetFromMembers(v.members) };
   const expect = { subject: { kind: 'patient', id: fromHex(c.subject.id) }, range: null };

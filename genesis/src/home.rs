@@ -51,25 +51,40 @@ impl Home {
         let genesis = GenesisDoc::load(dir.join(GENESIS_FILE))?;
         let keypair = read_key_file(dir.join(KEY_FILE))?;
         let key = keypair.public_key();
-        let Some((member_index, member)) = genesis.member_by_key(&key) else {
-            return Self::joining(dir, config, genesis, keypair);
+        let member_index = match genesis.member_by_key(&key) {
+            Some((i, member)) => {
+                if member.x25519 != keypair.x25519_public() {
+                    return Err(GenesisError::X25519Mismatch {
+                        member: member.name.clone(),
+                        key: keypair.x25519_public(),
+                    });
+                }
+                if member.name != config.member {
+                    return Err(GenesisError::MemberMismatch {
+                        config: config.member.clone(),
+                        genesis: member.name.clone(),
+                    });
+                }
+                Some(i)
+            }
+            // A key genesis does not list: only a home that says it joins, under a name no
+            // genesis member has.
+            None if !config.joining => return Err(GenesisError::NotAMember { key }),
+            None => {
+                if let Some((_, m)) = genesis.member_by_name(&config.member) {
+                    return Err(GenesisError::MemberMismatch {
+                        config: config.member.clone(),
+                        genesis: m.name.clone(),
+                    });
+                }
+                None
+            }
         };
-        if member.x25519 != keypair.x25519_public() {
-            return Err(GenesisError::X25519Mismatch {
-                member: member.name.clone(),
-                key: keypair.x25519_public(),
-            });
-        }
-        if member.name != config.member {
-            return Err(GenesisError::MemberMismatch {
-                config: config.member.clone(),
-                genesis: member.name.clone(),
-            });
-        }
         let chain_id = genesis.chain_id();
         tracing::info!(
             home = %dir.display(),
-            member = %member.name,
+            member = %config.member,
+            joining = member_index.is_none(),
             chain_id = %hex::encode(chain_id),
             "opened node home"
         );
@@ -79,42 +94,7 @@ impl Home {
             genesis,
             chain_id,
             keypair,
-            member_index: Some(member_index),
-        })
-    }
-
-    /// A home whose key genesis does not list: only one that says it joins, under a name no
-    /// genesis member has.
-    fn joining(
-        dir: PathBuf,
-        config: NodeConfig,
-        genesis: GenesisDoc,
-        keypair: Keypair,
-    ) -> Result<Self, GenesisError> {
-        let key = keypair.public_key();
-        if !config.joining {
-            return Err(GenesisError::NotAMember { key });
-        }
-        if let Some((_, m)) = genesis.member_by_name(&config.member) {
-            return Err(GenesisError::MemberMismatch {
-                config: config.member.clone(),
-                genesis: m.name.clone(),
-            });
-        }
-        let chain_id = genesis.chain_id();
-        tracing::info!(
-            home = %dir.display(),
-            member = %config.member,
-            chain_id = %hex::encode(chain_id),
-            "opened the home of a joining member: it takes part once the ledger admits its key"
-        );
-        Ok(Self {
-            dir,
-            config,
-            genesis,
-            chain_id,
-            keypair,
-            member_index: None,
+            member_index,
         })
     }
 

@@ -27,6 +27,20 @@ pub fn cradle(node: &str, key: &Path, args: &[&str]) -> Output {
         .expect("running cradle")
 }
 
+/// `cradle --genesis GENESIS keygen --out OUT`: a key made on its holder's own machine, with
+/// its proof for the chain in `OUT.pub`.
+pub fn keygen(genesis: &Path, out: &Path) {
+    ok(
+        Command::new(bin("cradle").expect("the cradle binary is built"))
+            .arg("--genesis")
+            .arg(genesis)
+            .args(["keygen", "--out"])
+            .arg(out)
+            .output()
+            .expect("running cradle keygen"),
+    );
+}
+
 /// The stdout of a command that must succeed; fails the test with what it printed otherwise.
 pub fn ok(out: Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -63,15 +77,7 @@ pub struct Mother {
 pub fn mother_with_archive(c: &Cluster, work: &Path, custodian: usize, record: &Path) -> Mother {
     std::fs::create_dir_all(work).expect("work directory");
     let key = work.join("patient.key");
-    ok(
-        Command::new(bin("cradle").expect("the cradle binary is built"))
-            .args(["keygen", "--out"])
-            .arg(&key)
-            .arg("--genesis")
-            .arg(c.nodes[custodian].home.join("genesis.json"))
-            .output()
-            .expect("running cradle keygen"),
-    );
+    keygen(&c.nodes[custodian].home.join("genesis.json"), &key);
     let public = work.join("patient.key.pub");
     let url = &c.nodes[custodian].api;
     let member = c.nodes[custodian].home.join("node.key");

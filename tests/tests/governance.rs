@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cradle_tests::Cluster;
-use cradle_tests::cli::{cradle, ok};
+use cradle_tests::cli::{cradle, keygen, ok};
 use cradle_tests::cluster::{Node, bin};
 use serde_json::Value;
 
@@ -56,14 +56,7 @@ fn refused(c: &Cluster, i: usize, key: &Path, args: &[&str]) -> String {
 /// machine; returns the key file (its `.pub` is beside it).
 fn institution_key(c: &Cluster, name: &str) -> PathBuf {
     let key = c.dir.path().join(format!("{name}.key"));
-    let out = Command::new(bin("cradle").unwrap())
-        .arg("--genesis")
-        .arg(genesis_path(c))
-        .args(["keygen", "--out"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    keygen(&genesis_path(c), &key);
     key
 }
 

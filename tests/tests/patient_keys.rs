@@ -4,12 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use cradle_tests::Cluster;
-use cradle_tests::cli::{cradle, mother_with_archive, ok, shared_record};
-use cradle_tests::cluster::bin;
+use cradle_tests::cli::{cradle, keygen, mother_with_archive, ok, shared_record};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -49,14 +47,7 @@ fn a_mother_who_lost_her_key_is_recovered_and_reads_her_record_with_the_new_one(
 
     // Her new phone makes a key and its proof; the hospital, with her present, recovers her.
     let phone = work.join("phone.key");
-    let out = Command::new(bin("cradle").unwrap())
-        .arg("--genesis")
-        .arg(c.nodes[0].home.join("genesis.json"))
-        .args(["keygen", "--out"])
-        .arg(&phone)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    keygen(&c.nodes[0].home.join("genesis.json"), &phone);
     let hospital = c.nodes[0].home.join("node.key");
     let recovered: Value = serde_json::from_str(&ok(cradle(
         &c.nodes[0].api,

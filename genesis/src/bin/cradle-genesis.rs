@@ -45,29 +45,7 @@ enum Command {
     },
     /// Write the home of a member that joins by a governance vote: genesis, its key, and a
     /// config that says it joins. Its node catches up from genesis once the vote admits it.
-    Join {
-        /// The consortium's genesis document.
-        #[arg(long)]
-        genesis: PathBuf,
-        /// The member's key file (the key its proposal's public key file was made from).
-        #[arg(long)]
-        key: PathBuf,
-        /// The name the proposal gives the member.
-        #[arg(long)]
-        name: String,
-        /// libp2p listen address, like /ip4/0.0.0.0/tcp/26600 (the proposal's --p2p is how
-        /// others reach it).
-        #[arg(long)]
-        p2p_listen: String,
-        /// API listen address, like 0.0.0.0:8600.
-        #[arg(long)]
-        api_listen: String,
-        /// Operator metrics address, like 127.0.0.1:9600.
-        #[arg(long)]
-        metrics_listen: Option<String>,
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Join(cradle_genesis::join::JoinOptions),
     /// Write a genesis document from member keys, roles, names and addresses.
     New(NewArgs),
     /// Write a whole loopback consortium: genesis, node homes and a regulator key.
@@ -415,24 +393,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Show { genesis } => show(&genesis),
         Command::Validate { genesis } => validate(&genesis),
         Command::CheckHome { home } => check_home(&home),
-        Command::Join {
-            genesis,
-            key,
-            name,
-            p2p_listen,
-            api_listen,
-            metrics_listen,
-            out,
-        } => {
-            let home = cradle_genesis::join::write_join_home(&cradle_genesis::join::JoinOptions {
-                genesis,
-                key,
-                name,
-                p2p_listen,
-                api_listen,
-                metrics_listen,
-                out,
-            })?;
+        Command::Join(opts) => {
+            let home = cradle_genesis::join::write_join_home(&opts)?;
             println!("home          {}", home.dir.display());
             println!("member        {} (joining)", home.member_name());
             println!("public key    {}", home.keypair.public_key());

@@ -9,6 +9,7 @@ cradle_install_build_deps
 cradle_install_fhir_validator
 cradle_install_s3_server
 cradle_install_fault_test_deps
+cradle_install_node
 cradle_prune_stale_builds
 
 cargo fmt --all -- --check
@@ -17,4 +18,6 @@ cargo build --workspace --release --locked --all-targets
 # A few seconds of fuzzing per decoder (fuzz/, nightly): before the tests, so that cargo test's
 # summary stays the last thing printed.
 scripts/fuzz.sh --seconds 5
+# The portal's in-page verification, on vectors the Rust tests below check byte for byte.
+node --test node/portal/test/
 cargo test --workspace --release --locked

@@ -39,6 +39,12 @@ cradle_install_fault_test_deps() {
     cradle_apt_install "${missing[@]}"
 }
 
+# The portal's verification library is tested with Node.js's own test runner (WebCrypto with
+# Ed25519 and X25519, Node.js 20 or later).
+cradle_install_node() {
+    command -v node >/dev/null || cradle_apt_install nodejs
+}
+
 # Every rebuild of a test or binary leaves its previous executable (hundreds of MB with debug
 # info) in the shared target dir; a disk that fills makes every test fail. Keeps the two newest
 # of each name (a crate's binary and its unit tests share a name).

@@ -8,7 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-import { BorshWriter, sha256, toHex } from '../js/bytes.js';
+import { BorshWriter, fromHex, sha256, toHex } from '../js/bytes.js';
 import { HEADER_LAYOUT, encodeBlockHeader, headerHash, precommitSignBytes, writeCommitCertificate } from '../js/chain.js';
 import { leafHash, rootOf } from '../js/merkle.js';
 import { patientLogKey, breakGlassLogKey } from '../js/smt.js';
@@ -29,9 +29,16 @@ async function certify(t, header, layout, signers) {
   return { height: header.height, round: 0, value, signatures };
 }
 
+/**
+ * `MemberSet::hash` of the testkit consortium's genesis set, as `ledger/tests/portal_vectors.rs`
+ * computes it: every header of the scenario names it for the next height. (The page does not
+ * compute member set hashes yet; when it follows governance changes it will.)
+ */
+const TESTKIT_MEMBERS_HASH = 'aeb9c830477e03244ab776407d7c1c0a16e5af153143f0bcda628144808bf2f9';
+
 function header(t, fields, layout) {
   const h = { chainId: t.chainId, prevHash: fill(0x11), proposer: t.hospitalA.publicKey, txCount: 1, txRoot: fill(0x22), ...fields };
-  if (layout === HEADER_LAYOUT.WITH_NEXT_MEMBERS_HASH) h.nextMembersHash = fill(0x4e);
+  if (layout === HEADER_LAYOUT.WITH_NEXT_MEMBERS_HASH) h.nextMembersHash = fromHex(TESTKIT_MEMBERS_HASH);
   return h;
 }
 

@@ -18,8 +18,6 @@
 //! access events (`testkit::access_event`), patients 1 and 2, a state tree holding four logs,
 //! a checkpoint header at height 10 (three events) and the tip at height 12 (six). Ed25519
 //! signatures are deterministic, so both sides produce the same bytes.
-//!
-//! Move to `ledger/tests/portal_vectors.rs`; it needs no new dependency.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
@@ -46,8 +44,6 @@ const FORMAT: &str = "cradle-portal-vectors/1";
 const SOURCE: &str = "ledger/tests/portal_vectors.rs";
 /// The JavaScript name of the header layout with `next_members_hash` (`HEADER_LAYOUT`).
 const LAYOUT: &str = "with-next-members-hash";
-/// The `next_members_hash` every vector header carries: a fixed value, not a real member set.
-const NEXT_MEMBERS: Digest32 = Digest32([0x4e; 32]);
 
 fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/portal/test/vectors")
@@ -69,7 +65,8 @@ fn header(t: &TestConsortium, height: u64, time_ms: u64, state_root: Hash, size:
         state_root: Digest32(state_root),
         access_log_size: size,
         access_log_root: Digest32(root),
-        next_members_hash: NEXT_MEMBERS,
+        // The genesis set is in force at every height of the scenario.
+        next_members_hash: Digest32(t.consortium.members_hash()),
     }
 }
 

@@ -53,7 +53,14 @@ fn dec(v: u64) -> Value {
     Value::String(v.to_string())
 }
 
-fn header(t: &TestConsortium, height: u64, time_ms: u64, state_root: Hash, size: u64, root: Hash) -> BlockHeader {
+fn header(
+    t: &TestConsortium,
+    height: u64,
+    time_ms: u64,
+    state_root: Hash,
+    size: u64,
+    root: Hash,
+) -> BlockHeader {
     BlockHeader {
         chain_id: Digest32(t.chain_id()),
         height,
@@ -128,13 +135,45 @@ fn chain_vectors(t: &TestConsortium) -> Value {
     };
     let certs: Vec<(&str, CommitCertificate, Option<&str>)> = vec![
         ("all-three-validators", good.clone(), None),
-        ("two-of-three-is-not-more-than-two-thirds", certify(t, &h, &[0, 1]), Some("insufficient-power")),
-        ("duplicate-signer", with(&|c| { c.signatures.truncate(2); c.signatures.push(good.signatures[0]); }), Some("duplicate-signature")),
-        ("unknown-validator-index", with(&|c| { c.signatures[2] = CommitSig { validator: 3, signature: good.signatures[2].signature }; }), Some("unknown-validator")),
-        ("forged-signature", with(&|c| c.signatures[1].signature[0] ^= 1), Some("bad-signature")),
+        (
+            "two-of-three-is-not-more-than-two-thirds",
+            certify(t, &h, &[0, 1]),
+            Some("insufficient-power"),
+        ),
+        (
+            "duplicate-signer",
+            with(&|c| {
+                c.signatures.truncate(2);
+                c.signatures.push(good.signatures[0]);
+            }),
+            Some("duplicate-signature"),
+        ),
+        (
+            "unknown-validator-index",
+            with(&|c| {
+                c.signatures[2] = CommitSig {
+                    validator: 3,
+                    signature: good.signatures[2].signature,
+                };
+            }),
+            Some("unknown-validator"),
+        ),
+        (
+            "forged-signature",
+            with(&|c| c.signatures[1].signature[0] ^= 1),
+            Some("bad-signature"),
+        ),
         ("wrong-round", with(&|c| c.round = 1), Some("bad-signature")),
-        ("wrong-height", with(&|c| c.height = 8), Some("wrong-height")),
-        ("wrong-value", with(&|c| c.value = cradle_consensus::ValueId([0x99; 32])), Some("wrong-value")),
+        (
+            "wrong-height",
+            with(&|c| c.height = 8),
+            Some("wrong-height"),
+        ),
+        (
+            "wrong-value",
+            with(&|c| c.value = cradle_consensus::ValueId([0x99; 32])),
+            Some("wrong-value"),
+        ),
     ];
     // The Rust verdict of each certificate is the one the vector states.
     for (name, cert, error) in &certs {
@@ -220,13 +259,20 @@ fn verdict(t: &TestConsortium, c: &Case) -> Value {
     }
     let old = c.checkpoint.as_ref();
     let needs_proof = old.is_some_and(|cp| {
-        a.header.height > cp.height && cp.access_log_size > 0 && a.header.access_log_size != cp.access_log_size
+        a.header.height > cp.height
+            && cp.access_log_size > 0
+            && a.header.access_log_size != cp.access_log_size
     });
     let new = match (old, &c.consistency) {
-        (Some(_), None) if needs_proof => Err(AuditError::MissingConsistencyProof { from_size: 0, to_size: 0 }),
+        (Some(_), None) if needs_proof => Err(AuditError::MissingConsistencyProof {
+            from_size: 0,
+            to_size: 0,
+        }),
         (Some(cp), Some(proof)) if needs_proof => {
             if proof.header.height <= a.header.height && proof.header != a.header {
-                Err(AuditError::InconsistentCheckpoint("not the answer's block".into()))
+                Err(AuditError::InconsistentCheckpoint(
+                    "not the answer's block".into(),
+                ))
             } else {
                 proof.advance(&t.consortium, Some(cp))
             }
@@ -236,7 +282,8 @@ fn verdict(t: &TestConsortium, c: &Case) -> Value {
     match new {
         Err(e) => refused(code(&e)),
         Ok(cp) => {
-            let mut want = json!({ "verified": true, "events": v.events.len(), "log_size": v.log_size });
+            let mut want =
+                json!({ "verified": true, "events": v.events.len(), "log_size": v.log_size });
             if c.checkpoint.is_some() {
                 want["checkpoint_height"] = json!(cp.height);
             }
@@ -246,39 +293,95 @@ fn verdict(t: &TestConsortium, c: &Case) -> Value {
 }
 
 fn history_vectors(t: &TestConsortium) -> Value {
-    let (p, q, r) = (patient_key(1).public_key(), patient_key(2).public_key(), patient_key(3).public_key());
-    let (a, b, c) = (t.hospital_a.public_key(), t.hospital_b.public_key(), t.clinic.public_key());
+    let (p, q, r) = (
+        patient_key(1).public_key(),
+        patient_key(2).public_key(),
+        patient_key(3).public_key(),
+    );
+    let (a, b, c) = (
+        t.hospital_a.public_key(),
+        t.hospital_b.public_key(),
+        t.clinic.public_key(),
+    );
     let permitted = EventOutcome::Permitted;
     let events: Vec<AccessEvent> = vec![
         access_event(0, &p, &a, &p, Purpose::PatientRequest, permitted).event,
         access_event(1, &p, &a, &b, Purpose::Treat, permitted).event,
         access_event(2, &q, &c, &q, Purpose::PatientRequest, permitted).event,
-        access_event(3, &p, &a, &b, Purpose::Treat, EventOutcome::Denied { reason: DenialReason::NoGrant }).event,
-        access_event(4, &p, &a, &b, Purpose::EmergencyTreat, EventOutcome::BreakGlass).event,
+        access_event(
+            3,
+            &p,
+            &a,
+            &b,
+            Purpose::Treat,
+            EventOutcome::Denied {
+                reason: DenialReason::NoGrant,
+            },
+        )
+        .event,
+        access_event(
+            4,
+            &p,
+            &a,
+            &b,
+            Purpose::EmergencyTreat,
+            EventOutcome::BreakGlass,
+        )
+        .event,
         access_event(5, &p, &a, &c, Purpose::Treat, permitted).event,
     ];
     let leaves: Vec<Hash> = events.iter().map(AccessEvent::leaf_hash).collect();
     let of = |s: &AuditSubject| events.iter().filter(|e| s.matches(e)).collect::<Vec<_>>();
-    let (s_p, s_q, s_r) = (AuditSubject::Patient(p), AuditSubject::Patient(q), AuditSubject::Patient(r));
+    let (s_p, s_q, s_r) = (
+        AuditSubject::Patient(p),
+        AuditSubject::Patient(q),
+        AuditSubject::Patient(r),
+    );
     let entries: Vec<(Vec<u8>, Vec<u8>)> = vec![
         (keys::patient_log(&p), log_value(&of(&s_p))),
         (keys::patient_log(&q), log_value(&of(&s_q))),
-        (keys::break_glass_log(), log_value(&of(&AuditSubject::BreakGlass))),
-        (keys::access_log(), log_value(&events.iter().collect::<Vec<_>>())),
+        (
+            keys::break_glass_log(),
+            log_value(&of(&AuditSubject::BreakGlass)),
+        ),
+        (
+            keys::access_log(),
+            log_value(&events.iter().collect::<Vec<_>>()),
+        ),
     ];
     let mut tree = MemoryTree::new();
-    let changes: Vec<(Hash, Option<Hash>)> = entries.iter().map(|(k, v)| (sha256(k), Some(sha256(v)))).collect();
+    let changes: Vec<(Hash, Option<Hash>)> = entries
+        .iter()
+        .map(|(k, v)| (sha256(k), Some(sha256(v))))
+        .collect();
     let update = smt::update(&tree, &changes).unwrap();
     tree.apply(&update);
 
-    let tip = header(t, 12, GENESIS_MS + 5 * 61_001 + 1000, update.root, 6, root_of(&leaves));
+    let tip = header(
+        t,
+        12,
+        GENESIS_MS + 5 * 61_001 + 1000,
+        update.root,
+        6,
+        root_of(&leaves),
+    );
     let tip_cert = certify(t, &tip, &[0, 1, 2]);
-    let old = header(t, 10, GENESIS_MS + 2 * 61_001 + 500, [0x55; 32], 3, root_of(&leaves[..3]));
+    let old = header(
+        t,
+        10,
+        GENESIS_MS + 2 * 61_001 + 500,
+        [0x55; 32],
+        3,
+        root_of(&leaves[..3]),
+    );
     let checkpoint = Checkpoint::of(&old);
 
     let answer = |subject: &AuditSubject, range: Option<(u64, u64)>| -> AuditAnswer {
         let key = subject.state_key();
-        let value = entries.iter().find(|(k, _)| *k == key).map(|(_, v)| BoundedVec::new(v.clone()).unwrap());
+        let value = entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| BoundedVec::new(v.clone()).unwrap());
         let mine: Vec<AccessEvent> = of(subject).into_iter().cloned().collect();
         let events = match range {
             None => AuditEvents::Whole(BoundedVec::new(mine).unwrap()),
@@ -289,8 +392,16 @@ fn history_vectors(t: &TestConsortium) -> Value {
                 AuditEvents::Range {
                     from_ms,
                     to_ms,
-                    leaves: BoundedVec::new(mine.iter().map(AccessEvent::leaf_hash).collect()).unwrap(),
-                    events: BoundedVec::new(run.map(|i| IndexedEvent { index: i as u64, event: mine[i].clone() }).collect()).unwrap(),
+                    leaves: BoundedVec::new(mine.iter().map(AccessEvent::leaf_hash).collect())
+                        .unwrap(),
+                    events: BoundedVec::new(
+                        run.map(|i| IndexedEvent {
+                            index: i as u64,
+                            event: mine[i].clone(),
+                        })
+                        .collect(),
+                    )
+                    .unwrap(),
                 }
             }
         };
@@ -311,7 +422,9 @@ fn history_vectors(t: &TestConsortium) -> Value {
         AuditEvents::Range { events, .. } => events.to_vec(),
         AuditEvents::Whole(_) => unreachable!(),
     };
-    let set_whole = |a: &mut AuditAnswer, e: Vec<AccessEvent>| a.events = AuditEvents::Whole(BoundedVec::new(e).unwrap());
+    let set_whole = |a: &mut AuditAnswer, e: Vec<AccessEvent>| {
+        a.events = AuditEvents::Whole(BoundedVec::new(e).unwrap())
+    };
     let set_range = |a: &mut AuditAnswer, new: Vec<IndexedEvent>| {
         if let AuditEvents::Range { events, .. } = &mut a.events {
             *events = BoundedVec::new(new).unwrap();
@@ -340,32 +453,155 @@ fn history_vectors(t: &TestConsortium) -> Value {
         access_log_root: Digest32(root_of(&[leaves[0], leaves[1], leaf_hash(&[9])])),
         ..checkpoint.clone()
     };
-    let newer = Checkpoint { height: 13, time_ms: tip.time_ms + 1, ..checkpoint.clone() };
+    let newer = Checkpoint {
+        height: 13,
+        time_ms: tip.time_ms + 1,
+        ..checkpoint.clone()
+    };
     let case = |name, answer: AuditAnswer, subject: &AuditSubject, range| Case {
-        name, answer, subject: subject.clone(), range, checkpoint: None, consistency: None, age: None,
+        name,
+        answer,
+        subject: subject.clone(),
+        range,
+        checkpoint: None,
+        consistency: None,
+        age: None,
     };
     let cases = vec![
         case("honest-whole", whole.clone(), &s_p, None),
         case("honest-range", ranged.clone(), &s_p, Some(range)),
         case("honest-absent-log", answer(&s_r, None), &s_r, None),
-        case("honest-break-glass", answer(&AuditSubject::BreakGlass, None), &AuditSubject::BreakGlass, None),
-        case("dropped-entry", tampered(&whole, &|a| { let mut e = whole_events(a); e.remove(1); set_whole(a, e); }), &s_p, None),
-        case("altered-entry", tampered(&whole, &|a| { let mut e = whole_events(a); e[2].outcome = EventOutcome::Permitted; set_whole(a, e); }), &s_p, None),
-        case("reordered-entry", tampered(&whole, &|a| { let mut e = whole_events(a); e.swap(1, 3); set_whole(a, e); }), &s_p, None),
-        case("altered-range-entry", tampered(&ranged, &|a| { let mut e = range_events(a); e[1].event.purpose = Purpose::EmergencyTreat; set_range(a, e); }), &s_p, Some(range)),
-        case("range-gap", tampered(&ranged, &|a| { let mut e = range_events(a); e.remove(1); set_range(a, e); }), &s_p, Some(range)),
-        case("wrong-subject", tampered(&answer(&s_q, None), &|a| set_whole(a, vec![events[0].clone()])), &s_q, None),
+        case(
+            "honest-break-glass",
+            answer(&AuditSubject::BreakGlass, None),
+            &AuditSubject::BreakGlass,
+            None,
+        ),
+        case(
+            "dropped-entry",
+            tampered(&whole, &|a| {
+                let mut e = whole_events(a);
+                e.remove(1);
+                set_whole(a, e);
+            }),
+            &s_p,
+            None,
+        ),
+        case(
+            "altered-entry",
+            tampered(&whole, &|a| {
+                let mut e = whole_events(a);
+                e[2].outcome = EventOutcome::Permitted;
+                set_whole(a, e);
+            }),
+            &s_p,
+            None,
+        ),
+        case(
+            "reordered-entry",
+            tampered(&whole, &|a| {
+                let mut e = whole_events(a);
+                e.swap(1, 3);
+                set_whole(a, e);
+            }),
+            &s_p,
+            None,
+        ),
+        case(
+            "altered-range-entry",
+            tampered(&ranged, &|a| {
+                let mut e = range_events(a);
+                e[1].event.purpose = Purpose::EmergencyTreat;
+                set_range(a, e);
+            }),
+            &s_p,
+            Some(range),
+        ),
+        case(
+            "range-gap",
+            tampered(&ranged, &|a| {
+                let mut e = range_events(a);
+                e.remove(1);
+                set_range(a, e);
+            }),
+            &s_p,
+            Some(range),
+        ),
+        case(
+            "wrong-subject",
+            tampered(&answer(&s_q, None), &|a| {
+                set_whole(a, vec![events[0].clone()])
+            }),
+            &s_q,
+            None,
+        ),
         case("not-asked", whole.clone(), &s_q, None),
-        case("wrong-chain", tampered(&whole, &|a| a.header.chain_id = Digest32([0x01; 32])), &s_p, None),
-        case("uncertified-too-few-signers", tampered(&whole, &|a| { a.certificate.signatures.remove(2); }), &s_p, None),
-        case("uncertified-forged-signature", tampered(&whole, &|a| a.certificate.signatures[0].signature[0] ^= 1), &s_p, None),
-        case("uncertified-rewritten-header", tampered(&whole, &|a| a.header.state_root = Digest32([0x09; 32])), &s_p, None),
-        case("state-proof-mismatch", tampered(&whole, &|a| a.log_value = Some(BoundedVec::new(entries[1].1.clone()).unwrap())), &s_p, None),
-        Case { checkpoint: Some(checkpoint.clone()), consistency: Some(consistency.clone()), ..case("checkpoint-advanced-over-consistency-proof", whole.clone(), &s_p, None) },
-        Case { checkpoint: Some(checkpoint.clone()), ..case("checkpoint-without-consistency-proof", whole.clone(), &s_p, None) },
-        Case { checkpoint: Some(forked), consistency: Some(consistency.clone()), ..case("checkpoint-forked", whole.clone(), &s_p, None) },
-        Case { checkpoint: Some(newer), ..case("checkpoint-newer-than-answer", whole.clone(), &s_p, None) },
-        Case { age: Some((tip.time_ms + 5000, 1000)), ..case("stale-node", whole.clone(), &s_p, None) },
+        case(
+            "wrong-chain",
+            tampered(&whole, &|a| a.header.chain_id = Digest32([0x01; 32])),
+            &s_p,
+            None,
+        ),
+        case(
+            "uncertified-too-few-signers",
+            tampered(&whole, &|a| {
+                a.certificate.signatures.remove(2);
+            }),
+            &s_p,
+            None,
+        ),
+        case(
+            "uncertified-forged-signature",
+            tampered(&whole, &|a| a.certificate.signatures[0].signature[0] ^= 1),
+            &s_p,
+            None,
+        ),
+        case(
+            "uncertified-rewritten-header",
+            tampered(&whole, &|a| a.header.state_root = Digest32([0x09; 32])),
+            &s_p,
+            None,
+        ),
+        case(
+            "state-proof-mismatch",
+            tampered(&whole, &|a| {
+                a.log_value = Some(BoundedVec::new(entries[1].1.clone()).unwrap())
+            }),
+            &s_p,
+            None,
+        ),
+        Case {
+            checkpoint: Some(checkpoint.clone()),
+            consistency: Some(consistency.clone()),
+            ..case(
+                "checkpoint-advanced-over-consistency-proof",
+                whole.clone(),
+                &s_p,
+                None,
+            )
+        },
+        Case {
+            checkpoint: Some(checkpoint.clone()),
+            ..case(
+                "checkpoint-without-consistency-proof",
+                whole.clone(),
+                &s_p,
+                None,
+            )
+        },
+        Case {
+            checkpoint: Some(forked),
+            consistency: Some(consistency.clone()),
+            ..case("checkpoint-forked", whole.clone(), &s_p, None)
+        },
+        Case {
+            checkpoint: Some(newer),
+            ..case("checkpoint-newer-than-answer", whole.clone(), &s_p, None)
+        },
+        Case {
+            age: Some((tip.time_ms + 5000, 1000)),
+            ..case("stale-node", whole.clone(), &s_p, None)
+        },
     ];
     let subject_json = |s: &AuditSubject| match s {
         AuditSubject::Patient(k) => json!({ "kind": "patient", "id": hex::encode(k.0) }),
@@ -404,7 +640,10 @@ fn portal_vectors_match_the_rust_implementation() {
     let t = TestConsortium::new(Policy::default());
     let files = [
         ("chain-next-members.json", document(&t, chain_vectors(&t))),
-        ("history-next-members.json", document(&t, history_vectors(&t))),
+        (
+            "history-next-members.json",
+            document(&t, history_vectors(&t)),
+        ),
     ];
     let write = std::env::var_os("CRADLE_WRITE_PORTAL_VECTORS").is_some();
     for (name, mut doc) in files {
@@ -414,7 +653,8 @@ fn portal_vectors_match_the_rust_implementation() {
             std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
             continue;
         }
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         let mut kept: Value = serde_json::from_str(&text).unwrap();
         // Who wrote a file is not part of what it says.
         kept["source"] = Value::Null;

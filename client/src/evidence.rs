@@ -15,7 +15,8 @@
 use cradle_ledger::audit::{
     AuditError, Equivocation, EvidenceAnswer, EvidenceItem, describe, verify_evidence,
 };
-use cradle_ledger::{Consortium, Digest32, Keypair};
+use cradle_ledger::governance::Sets;
+use cradle_ledger::{Digest32, Keypair};
 
 use crate::api::ApiClient;
 use crate::audit::{AuditClientError, columns, signed_get};
@@ -28,13 +29,13 @@ pub const EVIDENCE_PAGES_MAX: usize = 100;
 pub fn fetch_evidence(
     api: &ApiClient,
     key: &Keypair,
-    consortium: &Consortium,
+    chain_id: &cradle_ledger::Hash,
 ) -> Result<Vec<EvidenceAnswer>, AuditClientError> {
     let mut pages = Vec::new();
     let mut offset = 0u64;
     for _ in 0..EVIDENCE_PAGES_MAX {
         let path = format!("/v1/audit/evidence?offset={offset}");
-        let bytes = signed_get(api, key, &consortium.chain_id, &path)?;
+        let bytes = signed_get(api, key, chain_id, &path)?;
         let page = EvidenceAnswer::decode(&bytes).map_err(AuditClientError::Decode)?;
         if page.offset != offset {
             return Err(AuditClientError::NotAsked("another page of evidence"));
@@ -50,17 +51,18 @@ pub fn fetch_evidence(
     Ok(pages)
 }
 
-/// The node's evidence, every item checked from genesis (see the module docs).
+/// The node's evidence, every item checked from genesis and the set changes followed from it
+/// (see the module docs).
 pub fn evidence_verified(
     api: &ApiClient,
     key: &Keypair,
-    consortium: &Consortium,
+    sets: &Sets,
 ) -> Result<Vec<EvidenceItem>, AuditClientError> {
     let mut out = Vec::new();
-    for page in fetch_evidence(api, key, consortium)? {
+    for page in fetch_evidence(api, key, &sets.latest().chain_id)? {
         let offset = usize::try_from(page.offset).unwrap_or(usize::MAX);
         // Name a bad item by its position in the whole listing, not in its page.
-        let items = verify_evidence(consortium, &page).map_err(|e| match e {
+        let items = verify_evidence(sets, &page).map_err(|e| match e {
             AuditError::BadEvidence { index, reason } => AuditError::BadEvidence {
                 index: offset.saturating_add(index),
                 reason,
@@ -72,17 +74,17 @@ pub fn evidence_verified(
     Ok(out)
 }
 
-/// The node's evidence, named against the consortium but not checked.
+/// The node's evidence, named against the set in force at each item's height but not checked.
 pub fn evidence_unverified(
     api: &ApiClient,
     key: &Keypair,
-    consortium: &Consortium,
+    sets: &Sets,
 ) -> Result<Vec<EvidenceItem>, AuditClientError> {
-    let pages = fetch_evidence(api, key, consortium)?;
+    let pages = fetch_evidence(api, key, &sets.latest().chain_id)?;
     Ok(pages
         .iter()
         .flat_map(|p| p.items.iter())
-        .map(|e: &Equivocation| describe(consortium, e))
+        .map(|e: &Equivocation| describe(sets.at(e.slot().height), e))
         .collect())
 }
 

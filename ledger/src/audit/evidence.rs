@@ -84,15 +84,17 @@ pub fn describe(consortium: &Consortium, evidence: &Equivocation) -> EvidenceIte
     }
 }
 
-/// Checks every item of `answer` from genesis alone: both messages signed on this chain by the
-/// same genesis validator, for one height, round and step, naming different values. One item
-/// that fails refuses the whole answer: a node that serves forged evidence is not believed.
+/// Checks every item of `answer` from genesis (and the set changes followed from it): both
+/// messages signed on this chain by the same validator of the set in force at their height, for
+/// one height, round and step, naming different values. One item that fails refuses the whole
+/// answer: a node that serves forged evidence is not believed.
 pub fn verify_evidence(
-    consortium: &Consortium,
+    sets: &crate::governance::Sets,
     answer: &EvidenceAnswer,
 ) -> Result<Vec<EvidenceItem>, AuditError> {
     let mut out = Vec::with_capacity(answer.items.len());
     for (index, evidence) in answer.items.iter().enumerate() {
+        let consortium = sets.at(evidence.slot().height);
         evidence
             .verify(&consortium.chain_id, consortium.validators())
             .map_err(|e| AuditError::BadEvidence {
@@ -163,7 +165,7 @@ mod tests {
             items: BoundedVec::new(vec![real.clone()]).unwrap(),
         };
         let bytes = answer.encode();
-        let items = verify_evidence(&c, &EvidenceAnswer::decode(&bytes).unwrap()).unwrap();
+        let items = verify_evidence(&crate::governance::Sets::new(c.clone()), &EvidenceAnswer::decode(&bytes).unwrap()).unwrap();
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].member.as_deref(), Some("Hospital 2"));
         assert_eq!(
@@ -183,7 +185,7 @@ mod tests {
             items: BoundedVec::new(vec![real, framed]).unwrap(),
         };
         assert!(matches!(
-            verify_evidence(&c, &answer),
+            verify_evidence(&crate::governance::Sets::new(c.clone()), &answer),
             Err(AuditError::BadEvidence { index: 1, .. })
         ));
     }

@@ -25,7 +25,7 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
     let sets = api.member_sets(genesis.consortium()?)?;
     let consortium = sets.latest().clone();
     if args.evidence {
-        return evidence(&api, &me, &consortium, args);
+        return evidence(&api, &me, &sets, args);
     }
     let subject = if let Some(p) = &args.patient {
         AuditSubject::Patient(public_identity(p, None)?.0)
@@ -167,7 +167,7 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
 fn evidence(
     api: &ApiClient,
     me: &cradle_ledger::Keypair,
-    consortium: &cradle_ledger::Consortium,
+    sets: &cradle_ledger::governance::Sets,
     args: &AuditArgs,
 ) -> anyhow::Result<()> {
     use cradle_client::evidence as e;
@@ -175,9 +175,9 @@ fn evidence(
         anyhow::bail!("equivocation evidence has no FHIR form: use --format table or json");
     }
     let items = if args.verify {
-        e::evidence_verified(api, me, consortium)?
+        e::evidence_verified(api, me, sets)?
     } else {
-        e::evidence_unverified(api, me, consortium)?
+        e::evidence_unverified(api, me, sets)?
     };
     match args.format {
         RecordFormat::Table => {

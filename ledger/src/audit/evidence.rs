@@ -165,7 +165,11 @@ mod tests {
             items: BoundedVec::new(vec![real.clone()]).unwrap(),
         };
         let bytes = answer.encode();
-        let items = verify_evidence(&crate::governance::Sets::new(c.clone()), &EvidenceAnswer::decode(&bytes).unwrap()).unwrap();
+        let items = verify_evidence(
+            &crate::governance::Sets::new(c.clone()),
+            &EvidenceAnswer::decode(&bytes).unwrap(),
+        )
+        .unwrap();
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].member.as_deref(), Some("Hospital 2"));
         assert_eq!(

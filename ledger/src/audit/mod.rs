@@ -16,7 +16,7 @@
 //! node cannot later show it a history that forgets what it has already seen.
 //!
 //! Equivocation evidence ([`EvidenceAnswer`]) is audited too, but proves itself item by item
-//! from the genesis validator set ([`verify_evidence`]): it is not on the ledger.
+//! from the validator set in force at its height ([`verify_evidence`]): it is not on the ledger.
 //!
 //! What it owns: the wire types (canonical, bounded encoding), the answer builder over a small
 //! [`AuditSource`] the node implements on a storage snapshot, and the verifiers. Pure: no I/O.

@@ -4,6 +4,7 @@
 //! `cradle-node` process per member from the built release binaries, and talks to them over
 //! their HTTPS APIs, pinned from the genesis file as the client pins them. Processes are killed when the cluster is dropped.
 
+pub mod chain_gen;
 pub mod chaos;
 pub mod cli;
 pub mod cluster;

@@ -15,7 +15,8 @@ fuzz_target!(|data: &[u8]| {
     let described: Vec<_> = page.items.iter().map(|e| describe(c, e)).collect();
     let _ = cradle_client::evidence::render_evidence_table(&described);
     let _ = cradle_client::evidence::render_evidence_json(&described, false);
-    if let Ok(items) = verify_evidence(c, &page) {
+    let sets = cradle_ledger::governance::Sets::new(c.clone());
+    if let Ok(items) = verify_evidence(&sets, &page) {
         assert_eq!(items.len(), page.items.len());
         let _ = cradle_client::evidence::render_evidence_table(&items);
     }

@@ -120,4 +120,40 @@ fn a_mother_who_lost_her_key_is_recovered_and_reads_her_record_with_the_new_one(
         assert_eq!(changes.len(), 1, "{v}");
         assert!(changes[0]["recovered_by"].is_string(), "{v}");
     }
+
+    // Later she moves to a tablet herself, signing with the phone's key; the hospital wraps her
+    // archive key again for the tablet, and the tablet reads her record while the phone cannot.
+    let tablet = work.join("tablet.key");
+    keygen(&c.nodes[0].home.join("genesis.json"), &tablet);
+    let rotated: Value = serde_json::from_str(&ok(cradle(
+        &c.nodes[2].api,
+        &phone,
+        &[
+            "patient",
+            "rotate-key",
+            &format!("{}.pub", tablet.display()),
+            "--format",
+            "json",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(rotated["patient"].as_str(), Some(id.as_str()), "{rotated}");
+    let rewrapped: Value = serde_json::from_str(&ok(cradle(
+        &c.nodes[0].api,
+        &hospital,
+        &["patient", "rewrap", &id, "--format", "json"],
+    )))
+    .unwrap();
+    assert_eq!(rewrapped["rewrapped"].as_array().map(Vec::len), Some(1));
+    let on_tablet = work.join("tablet.json");
+    ok(get(&c, &tablet, &mother.archive, &on_tablet));
+    assert_eq!(
+        std::fs::read(&on_tablet).unwrap(),
+        std::fs::read(&record).unwrap()
+    );
+    let out = get(&c, &phone, &mother.archive, &work.join("phone-again.json"));
+    assert!(
+        !out.status.success(),
+        "the phone's key still reads after the rotation"
+    );
 }

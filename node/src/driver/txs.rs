@@ -172,11 +172,13 @@ impl Driver {
         let patient = match staff {
             Some(s) if s.is_active() => Some(()),
             Some(_) => None,
+            // A patient by the key that signs for her now: her enrolment key, or one she got
+            // since; a key she rotated away from takes no space.
             None => self
                 .store
-                .patient(&signer)
+                .patient_by_key(&signer)
                 .map_err(unavailable)?
-                .map(|_| ()),
+                .and_then(|(_, _, current)| current.then_some(())),
         };
         if patient.is_none() {
             self.metrics.txs_rejected.fetch_add(1, Ordering::Relaxed);

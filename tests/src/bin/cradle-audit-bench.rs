@@ -43,6 +43,7 @@ use cradle_ledger::tx::*;
 use cradle_ledger::{ArchiveId, Consortium, Keypair, keywrap};
 use cradle_node::storage::Store;
 use cradle_tests::cluster::bin;
+use cradle_tests::stats::dir_bytes;
 use serde_json::{Value, json};
 
 /// Events of the probe patient, the one most queries ask about.
@@ -464,20 +465,6 @@ fn generate(
         Ok(())
     })?;
     Ok((w.tip, counts))
-}
-
-fn dir_bytes(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 /// The node process, killed when dropped.

@@ -35,6 +35,7 @@ use cradle_ledger::block::{self, ChainTip, FinalizedBlock};
 use cradle_ledger::{Consortium, Keypair};
 use cradle_node::members::Members;
 use cradle_node::storage::Store;
+use cradle_tests::stats::dir_bytes;
 use serde_json::json;
 
 use cradle_tests::chain_gen::*;
@@ -166,20 +167,6 @@ fn catch_up(genesis: &Consortium, chain: &Chain, path: &Path) -> anyhow::Result<
         store_bytes: dir_bytes(path),
         writes,
     })
-}
-
-fn dir_bytes(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 fn round2(x: f64) -> f64 {

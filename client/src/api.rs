@@ -277,6 +277,11 @@ impl ApiClient {
         }
     }
 
+    /// Whether the node presented a TLS key that none of the pinned members holds.
+    pub fn pin_refused(&self) -> bool {
+        self.pins.as_ref().is_some_and(Pins::refused)
+    }
+
     /// The member whose node this is, once known: from the URL's entry in genesis, or from the
     /// key the node proved it holds in the TLS handshake.
     pub fn node_member(&self) -> Option<(String, cradle_ledger::PublicKey)> {

@@ -246,7 +246,7 @@ pub fn iso8601_utc(ms: u64) -> String {
 
 /// The member's name, or the key's first twelve hex digits.
 fn institution(consortium: &Consortium, key: &PublicKey) -> String {
-    match consortium.member(key) {
+    match consortium.member_by_any_key(key) {
         Some(m) => m.name.clone(),
         None => format!("{}…", &key.to_hex()[..12]),
     }

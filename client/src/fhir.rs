@@ -209,7 +209,7 @@ fn accessor_agent(logged: &IndexedEvent, consortium: &Consortium) -> Value {
         "requestor": true,
         "purposeOfUse": [concept(purpose_coding(e.purpose))],
     });
-    if let Some(m) = consortium.member(&e.accessor) {
+    if let Some(m) = consortium.member_by_any_key(&e.accessor) {
         agent["role"] = json!([concept(coding(
             SYSTEM_ROLE,
             m.role.as_str(),
@@ -339,14 +339,14 @@ fn consent(id: &GrantId, g: &GrantRecord, consortium: &Consortium, now_ms: u64) 
 /// A reference to a key: the member institution it belongs to, the event's patient, or a bare
 /// key (a clinician's, say). Only institutions get a display name.
 fn reference(key: &PublicKey, consortium: &Consortium, patient: &PublicKey) -> Value {
-    if consortium.member(key).is_none() && key == patient {
+    if consortium.member_by_any_key(key).is_none() && key == patient {
         return json!({ "identifier": identifier(SYSTEM_PATIENT, key.to_hex()) });
     }
     member_or_key(key, consortium)
 }
 
 fn member_or_key(key: &PublicKey, consortium: &Consortium) -> Value {
-    match consortium.member(key) {
+    match consortium.member_by_any_key(key) {
         Some(m) => json!({
             "identifier": identifier(SYSTEM_MEMBER, key.to_hex()),
             "display": m.name,

@@ -41,24 +41,49 @@ pub struct Pins {
     members: Vec<(String, PublicKey)>,
     /// The key the first handshake presented; every later one must present the same.
     seen: Arc<Mutex<Option<(String, PublicKey)>>>,
+    /// Whether a handshake presented a key none of `members` holds.
+    refused: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Pins {
     /// The members acceptable at `url`: the one whose `api_addr` is the URL's `host:port`, or,
     /// when none is, any member with an API.
     pub fn for_url(genesis: &GenesisDoc, url: &str) -> Self {
-        let authority = authority_of(url);
-        let exact: Vec<_> = genesis
-            .members
-            .iter()
-            .filter(|m| m.api_addr.as_deref() == Some(authority))
-            .map(|m| (m.name.clone(), m.public_key))
-            .collect();
-        let members = if exact.is_empty() {
+        Self::for_url_among(
             genesis
                 .members
                 .iter()
-                .map(|m| (m.name.clone(), m.public_key))
+                .map(|m| (m.name.as_str(), m.api_addr.as_deref(), m.public_key)),
+            url,
+        )
+    }
+
+    /// The members acceptable at `url` in a member set the client verified from genesis (see
+    /// `cradle_ledger::governance::Sets`), by the keys that sign for them now: how a client
+    /// reaches a node whose key a vote rotated, or a member genesis does not list.
+    pub fn for_url_in(consortium: &cradle_ledger::Consortium, url: &str) -> Self {
+        Self::for_url_among(
+            consortium
+                .members
+                .iter()
+                .map(|m| (m.name.as_str(), m.api_addr.as_deref(), m.signing_key())),
+            url,
+        )
+    }
+
+    fn for_url_among<'a>(
+        members: impl Iterator<Item = (&'a str, Option<&'a str>, PublicKey)> + Clone,
+        url: &str,
+    ) -> Self {
+        let authority = authority_of(url);
+        let exact: Vec<_> = members
+            .clone()
+            .filter(|(_, api, _)| *api == Some(authority))
+            .map(|(name, _, key)| (name.to_string(), key))
+            .collect();
+        let members = if exact.is_empty() {
+            members
+                .map(|(name, _, key)| (name.to_string(), key))
                 .collect()
         } else {
             exact
@@ -66,7 +91,13 @@ impl Pins {
         Self {
             members,
             seen: Arc::new(Mutex::new(None)),
+            refused: Arc::default(),
         }
+    }
+
+    /// Whether a node presented a key that none of the pinned members holds.
+    pub fn refused(&self) -> bool {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Pinned to exactly one key (a test's own server, say).
@@ -74,6 +105,7 @@ impl Pins {
         Self {
             members: vec![(name.to_string(), key)],
             seen: Arc::new(Mutex::new(None)),
+            refused: Arc::default(),
         }
     }
 
@@ -93,6 +125,8 @@ impl Pins {
             .iter()
             .find(|(_, k)| member_spki(k) == spki)
             .ok_or_else(|| {
+                self.refused
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 rustls::Error::General(
                     "the node's TLS key is not the key the genesis file gives it: \
                      a proxy or an impostor is answering"

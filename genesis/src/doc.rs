@@ -61,6 +61,7 @@ impl GenesisMember {
             voting_power: self.voting_power,
             p2p_addr: self.p2p_addr.clone(),
             api_addr: self.api_addr.clone(),
+            signing_key: None,
         }
     }
 

@@ -83,6 +83,24 @@ pub struct Member {
     /// Address of its node's HTTP API, if it runs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_addr: Option<String>,
+    /// The key that signs for the member now, once a vote rotated it away from `public_key`.
+    /// `public_key` stays the member's identity: what its records (archives' custodian,
+    /// grants' grantee, clinicians' institution) name for good, and never a signing key again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<PublicKey>,
+}
+
+impl Member {
+    /// The key its transactions, votes, API requests and node identity are signed with now.
+    pub fn signing_key(&self) -> PublicKey {
+        self.signing_key.unwrap_or(self.public_key)
+    }
+
+    /// Whether `key` is, or ever was in this set, one of the member's keys: its identity or
+    /// the key that signs for it now.
+    pub fn holds(&self, key: &PublicKey) -> bool {
+        &self.public_key == key || self.signing_key.as_ref() == Some(key)
+    }
 }
 
 /// Consent and access policy the consortium agreed on in genesis.
@@ -267,7 +285,10 @@ impl Consortium {
             });
         }
         for (i, m) in members.iter().enumerate() {
-            if members[..i].iter().any(|o| o.public_key == m.public_key) {
+            // Identities and signing keys are one namespace: no key names two members, or
+            // signs for one member while it names another.
+            let clash = |o: &Member| o.holds(&m.public_key) || o.holds(&m.signing_key());
+            if members[..i].iter().any(clash) || m.signing_key == Some(m.public_key) {
                 return Err(Error::DuplicateMember(m.public_key));
             }
             if members[..i].iter().any(|o| o.x25519 == m.x25519) {
@@ -277,12 +298,13 @@ impl Consortium {
                 return Err(Error::RegulatorValidates(m.public_key));
             }
             m.public_key.verifying_key()?;
+            m.signing_key().verifying_key()?;
         }
         let validators: Vec<Validator> = members
             .iter()
             .filter(|m| m.voting_power > 0)
             .map(|m| Validator {
-                public_key: m.public_key.0,
+                public_key: m.signing_key().0,
                 voting_power: m.voting_power,
             })
             .collect();
@@ -315,8 +337,29 @@ impl Consortium {
         self.members_hash
     }
 
+    /// The member whose identity is `key`: what records name. Not a signer check: a member
+    /// whose key was rotated keeps its identity, which signs nothing any more (see
+    /// [`Consortium::signer`]).
     pub fn member(&self, key: &PublicKey) -> Option<&Member> {
         self.members.iter().find(|m| &m.public_key == key)
+    }
+
+    /// The member that `key` signs for now: who a signed transaction, vote or API request
+    /// comes from. A key rotated away from is no member's signer.
+    pub fn signer(&self, key: &PublicKey) -> Option<&Member> {
+        self.members.iter().find(|m| &m.signing_key() == key)
+    }
+
+    /// The member `key` names or signs for, to show who an event names (an access made
+    /// before or after the member's key rotated).
+    pub fn member_by_any_key(&self, key: &PublicKey) -> Option<&Member> {
+        self.members.iter().find(|m| m.holds(key))
+    }
+
+    /// Whether `key` is one of a member's keys, as identity or as signer: such a key can be
+    /// no patient's or clinician's.
+    pub fn holds_key(&self, key: &PublicKey) -> bool {
+        self.members.iter().any(|m| m.holds(key))
     }
 
     /// The regulators, in genesis order: who reads break-glass justifications with the patient.

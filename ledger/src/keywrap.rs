@@ -45,6 +45,22 @@ pub fn wrap_key(
     wrap_key_in(TAG_KEYWRAP, key, archive, recipient)
 }
 
+/// [`wrap_key`] with the ephemeral secret given instead of drawn at random, so that another
+/// implementation (the browser portal's `keywrap.js`) can be checked against it byte for byte.
+///
+/// Only for test vectors. The zero nonce is safe because every wrap has a fresh ephemeral
+/// secret: two keys wrapped with one ephemeral secret for the same recipient and archive are
+/// sealed under the same AES key and nonce, which gives both away. Nothing but tests may call it.
+#[doc(hidden)]
+pub fn wrap_key_with_ephemeral(
+    key: &[u8; 32],
+    archive: &ArchiveId,
+    recipient: &X25519Public,
+    ephemeral_secret: &[u8; 32],
+) -> Result<WrappedKey, Error> {
+    seal(TAG_KEYWRAP, key, archive, recipient, ephemeral_secret)
+}
+
 /// [`wrap_key`] under another HKDF domain `tag` (one per kind of key wrapped, so a key wrapped
 /// for one use never opens as another); `archive` may then be any 32-byte context id.
 pub(crate) fn wrap_key_in(
@@ -55,6 +71,17 @@ pub(crate) fn wrap_key_in(
 ) -> Result<WrappedKey, Error> {
     let mut eph_bytes = Zeroizing::new([0u8; 32]);
     getrandom::fill(eph_bytes.as_mut()).map_err(|e| Error::Random(e.to_string()))?;
+    seal(tag, key, archive, recipient, &eph_bytes)
+}
+
+/// The wrap itself, with the ephemeral secret `eph_bytes`.
+fn seal(
+    tag: &[u8],
+    key: &[u8; 32],
+    archive: &ArchiveId,
+    recipient: &X25519Public,
+    eph_bytes: &[u8; 32],
+) -> Result<WrappedKey, Error> {
     let eph_secret = StaticSecret::from(*eph_bytes);
     let ephemeral = X25519Public(DalekPublic::from(&eph_secret).to_bytes());
 
@@ -240,6 +267,20 @@ mod tests {
         assert_ne!(a.ephemeral, b.ephemeral);
         assert_ne!(a.sealed, b.sealed);
         assert_eq!(*unwrap_key(&b, &archive, &kp).unwrap(), key);
+    }
+
+    #[test]
+    fn a_fixed_ephemeral_gives_the_same_wrap_and_it_opens() {
+        let (kp, archive, key) = setup();
+        let eph = [0x71; 32];
+        let a = wrap_key_with_ephemeral(&key, &archive, &kp.x25519_public(), &eph).unwrap();
+        let b = wrap_key_with_ephemeral(&key, &archive, &kp.x25519_public(), &eph).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            a.ephemeral,
+            X25519Public(DalekPublic::from(&StaticSecret::from(eph)).to_bytes())
+        );
+        assert_eq!(*unwrap_key(&a, &archive, &kp).unwrap(), key);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The browser portal's vectors, made by the Rust implementation: the block header, its hash,
-//! precommit signing bytes and commit certificates (`chain-next-members.json`), and audit
-//! answers honest and lying with what a verifier must conclude (`history-next-members.json`),
-//! in `node/portal/test/vectors/`. The portal's JavaScript (`node/portal/js/`) is tested on the
+//! precommit signing bytes and commit certificates (`chain-next-members.json`), audit answers
+//! honest and lying with what a verifier must conclude (`history-next-members.json`), and the
+//! transactions and key wraps a patient's page builds (`tx.json`, see [`tx`]), in
+//! `node/portal/test/vectors/`. The portal's JavaScript (`node/portal/js/`) is tested on the
 //! same files by `node --test node/portal/test/`, so both implementations read the same bytes.
 //!
 //! By default this test builds the vectors and checks that the files in the repository hold the
@@ -20,6 +21,11 @@
 //! signatures are deterministic, so both sides produce the same bytes.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+/// The transactions and key wraps the page builds (`tx.json`), and the page's own
+/// (`tx-from-js.json`).
+#[path = "portal_vectors/tx.rs"]
+mod tx;
 
 use std::path::{Path, PathBuf};
 
@@ -644,6 +650,7 @@ fn portal_vectors_match_the_rust_implementation() {
             "history-next-members.json",
             document(&t, history_vectors(&t)),
         ),
+        ("tx.json", document(&t, tx::vectors(&t))),
     ];
     let write = std::env::var_os("CRADLE_WRITE_PORTAL_VECTORS").is_some();
     for (name, mut doc) in files {

@@ -153,6 +153,14 @@ async fn run(home: Home) -> anyhow::Result<()> {
                 .pacing
                 .heartbeat_ms
                 .saturating_add(config.clock_drift_ms_max),
+        )
+        .with_earlier_keys(
+            home.earlier_keys
+                .iter()
+                .map(|k| {
+                    cradle_ledger::Keypair::from_secret_parts(&k.ed25519_seed(), &k.x25519_secret())
+                })
+                .collect(),
         ),
     );
     let directory = Arc::new(

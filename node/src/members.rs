@@ -108,14 +108,14 @@ impl Members {
     }
 }
 
-/// The network peers of `c` for the node of `me`: every other member, at its p2p address if
-/// it has one that parses.
+/// The network peers of `c` for the node of `me`: every other member, by the key that signs
+/// for it now (its node's PeerId), at its p2p address if it has one that parses.
 pub fn peers_of(c: &Consortium, me: &cradle_ledger::PublicKey) -> Vec<crate::network::Peer> {
     c.members
         .iter()
-        .filter(|m| &m.public_key != me)
+        .filter(|m| &m.signing_key() != me)
         .map(|m| crate::network::Peer {
-            public_key: m.public_key,
+            public_key: m.signing_key(),
             addr: m
                 .p2p_addr
                 .as_deref()

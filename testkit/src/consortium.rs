@@ -43,6 +43,7 @@ pub fn member(name: &str, role: Role, key: &Keypair, power: u64) -> Member {
         voting_power: power,
         p2p_addr: None,
         api_addr: None,
+        signing_key: None,
     }
 }
 

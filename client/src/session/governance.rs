@@ -37,7 +37,24 @@ impl Session {
                 voting_power: m.voting_power,
                 p2p_addr: m.p2p_addr,
                 api_addr: m.api_addr,
+                signing_key: None,
             },
+            proof: e.proof,
+        })
+    }
+
+    /// The change that rotates `member`'s keys (its identity) to the key whose public key file
+    /// is at `pubkey`, with that file's proof that the new key was made for this chain.
+    pub fn rotate_member_key_change(
+        &self,
+        member: cradle_ledger::PublicKey,
+        pubkey: &Path,
+    ) -> Result<Change, ClientError> {
+        let e = read_public_key_file(pubkey)?.enrolment_for(&self.chain_id)?;
+        Ok(Change::RotateMemberKey {
+            member,
+            new_key: e.patient,
+            new_x25519: e.x25519,
             proof: e.proof,
         })
     }
@@ -46,7 +63,10 @@ impl Session {
     pub fn propose(&self, change: Change) -> Result<(Receipt, ProposalId), ClientError> {
         let (receipt, nonce) =
             self.submit_nonce(TxBody::ProposeChange(ProposeChange { change }))?;
-        Ok((receipt, proposal_id(&self.key.public_key(), nonce)))
+        // The ledger names the proposer by its identity, whichever key signs for it now.
+        let me = self.key.public_key();
+        let proposer = self.consortium().signer(&me).map_or(me, |m| m.public_key);
+        Ok((receipt, proposal_id(&proposer, nonce)))
     }
 
     pub fn approve(&self, proposal: ProposalId) -> Result<Receipt, ClientError> {

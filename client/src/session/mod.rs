@@ -33,6 +33,8 @@ use cradle_ledger::audit::{
 
 use crate::api::{ApiClient, ApiError};
 use crate::seal::{self, ArchiveKey, SealError};
+use crate::tls::Pins;
+use cradle_ledger::governance::Sets;
 
 mod archives;
 pub mod enrolment;
@@ -141,7 +143,44 @@ impl Session {
     /// keys and the node's TLS identity.
     pub fn connect(node_url: &str, genesis: GenesisDoc, key: Keypair) -> Result<Self, ClientError> {
         let api = ApiClient::new(node_url, &genesis)?;
+        if api.status().is_ok() || !api.pin_refused() {
+            return Self::over(api, genesis, key);
+        }
+        // The node's key is not the one genesis gives: a vote may have rotated it, or the
+        // member joined after genesis. Learn the sets from another member's node, verified
+        // from genesis like any answer, and pin the key the newest set says signs for it.
+        let sets = Self::sets_from_others(&genesis, node_url)?;
+        let api = ApiClient::with_pins(node_url, Pins::for_url_in(sets.latest(), node_url))?;
         Self::over(api, genesis, key)
+    }
+
+    /// The member sets as the first other genesis member's node that answers serves them,
+    /// each change verified from genesis.
+    fn sets_from_others(genesis: &GenesisDoc, node_url: &str) -> Result<Sets, ClientError> {
+        let consortium = genesis
+            .consortium()
+            .map_err(|e| ClientError::Invalid(format!("genesis: {e}")))?;
+        let mut last = None;
+        for m in &genesis.members {
+            let Some(addr) = m.api_addr.as_deref() else {
+                continue;
+            };
+            let url = format!("https://{addr}");
+            if node_url.trim_end_matches('/') == url {
+                continue;
+            }
+            let api = ApiClient::with_pins(&url, Pins::exactly(&m.name, m.public_key))?;
+            match api.member_sets(consortium.clone()) {
+                Ok(sets) => return Ok(sets),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) => e.into(),
+            None => ClientError::Invalid(
+                "the node's TLS key is not genesis's, and no other member's node answers".into(),
+            ),
+        })
     }
 
     /// A session over a client already made (a plain-HTTP node, or one pinned by hand).

@@ -34,8 +34,8 @@ impl Session {
     /// institution of the administrator it is, otherwise.
     pub fn own_institution(&self) -> Result<PublicKey, ClientError> {
         let me = self.key.public_key();
-        if self.consortium().member(&me).is_some() {
-            return Ok(me);
+        if let Some(m) = self.consortium().signer(&me) {
+            return Ok(m.public_key);
         }
         Ok(self.staff_record(&me)?.institution)
     }
@@ -142,21 +142,17 @@ impl Session {
         key: &PublicKey,
     ) -> Result<DirectoryEntry, ClientError> {
         let path = format!("/v1/staff/{}/directory", key.to_hex());
-        let bytes = if self.api.node_key()? == *institution {
+        let member = self.consortium().member(institution).ok_or_else(|| {
+            ClientError::Invalid("the clinician's institution is no member".into())
+        })?;
+        let bytes = if self.api.node_key()? == member.signing_key() {
             self.api.get_signed_as(&self.key, &self.chain_id, &path)?
         } else {
-            let member = self
-                .genesis
-                .members
-                .iter()
-                .find(|m| m.public_key == *institution)
-                .ok_or_else(|| {
-                    ClientError::Invalid("the clinician's institution is no member".into())
-                })?;
             let addr = member.api_addr.as_deref().ok_or_else(|| {
                 ClientError::Invalid(format!("{} runs no API to ask for names", member.name))
             })?;
-            let api = ApiClient::new(&format!("https://{addr}"), &self.genesis)?;
+            let url = format!("https://{addr}");
+            let api = ApiClient::with_pins(&url, Pins::for_url_in(self.consortium(), &url))?;
             api.get_signed_as(&self.key, &self.chain_id, &path)?
         };
         serde_json::from_slice(&bytes).map_err(|_| bad_answer("directory entry"))

@@ -46,6 +46,16 @@ enum Command {
     /// Write the home of a member that joins by a governance vote: genesis, its key, and a
     /// config that says it joins. Its node catches up from genesis once the vote admits it.
     Join(cradle_genesis::join::JoinOptions),
+    /// Install a member's new key in its node's home once a vote rotated its key to it: the
+    /// key it replaces moves to the home's key ring (archive keys wrapped for it stay
+    /// readable). Stop the node first, and start it again after.
+    RotateKey {
+        #[arg(long)]
+        home: PathBuf,
+        /// The new key file (the one `cradle governance propose rotate-key` was given).
+        #[arg(long)]
+        key: PathBuf,
+    },
     /// Write a genesis document from member keys, roles, names and addresses.
     New(NewArgs),
     /// Write a whole loopback consortium: genesis, node homes and a regulator key.
@@ -393,6 +403,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Show { genesis } => show(&genesis),
         Command::Validate { genesis } => validate(&genesis),
         Command::CheckHome { home } => check_home(&home),
+        Command::RotateKey { home, key } => {
+            let home = cradle_genesis::home::rotate_key(&home, &key)?;
+            println!("home          {}", home.dir.display());
+            println!("member        {}", home.member_name());
+            println!("public key    {}", home.keypair.public_key());
+            println!("earlier keys  {}", home.earlier_keys.len());
+            Ok(())
+        }
         Command::Join(opts) => {
             let home = cradle_genesis::join::write_join_home(&opts)?;
             println!("home          {}", home.dir.display());

@@ -69,7 +69,7 @@ pub fn describe(consortium: &Consortium, evidence: &Equivocation) -> EvidenceIte
         .get(slot.validator)
         .map(|v| PublicKey(v.public_key));
     let member = validator_key
-        .and_then(|k| consortium.member(&k))
+        .and_then(|k| consortium.signer(&k))
         .map(|m| m.name.clone());
     let (first, second) = evidence.values();
     EvidenceItem {
@@ -134,6 +134,7 @@ mod tests {
                 voting_power: 1,
                 p2p_addr: None,
                 api_addr: None,
+                signing_key: None,
             })
             .collect();
         Consortium::new([5; 32], 0, members, Policy::default(), Limits::default()).unwrap()

@@ -172,6 +172,16 @@ fn verify_batch<'t>(
                     ),
                     *proof,
                 )),
+                crate::governance::Change::RotateMemberKey {
+                    new_key,
+                    new_x25519,
+                    proof,
+                    ..
+                } => Some((
+                    *new_key,
+                    crate::tx::key_proof_signing_bytes(new_key, new_x25519, chain_id),
+                    *proof,
+                )),
                 _ => None,
             },
             _ => None,

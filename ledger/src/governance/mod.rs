@@ -26,7 +26,7 @@ pub use sets::{HeaderTrust, SET_CHANGES_MAX, SetChange, SetChanges, Sets};
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{self, ProposalId, PublicKey, Signature};
+use crate::crypto::{self, ProposalId, PublicKey, Signature, X25519Public};
 use crate::error::Error;
 use crate::identity::{Consortium, Limits, Member, MemberSet, Policy, Role};
 use crate::state::{StateExt, StateReader, keys};
@@ -53,6 +53,15 @@ pub enum Change {
     AddMember { member: Member, proof: Signature },
     /// An institution leaves; its key is never a member's, a patient's or a clinician's again.
     RemoveMember { member: PublicKey },
+    /// A member's signing and X25519 keys are replaced (a server was compromised, or keys are
+    /// renewed), with the new key's proof of both. `member` is its identity, which its records
+    /// keep naming; the key it signed with until now signs nothing from the activation on.
+    RotateMemberKey {
+        member: PublicKey,
+        new_key: PublicKey,
+        new_x25519: X25519Public,
+        proof: Signature,
+    },
     /// A member's voting power changes; zero makes it a member that does not validate.
     SetVotingPower {
         member: PublicKey,
@@ -69,6 +78,7 @@ impl Change {
         match self {
             Change::AddMember { .. } => "add_member",
             Change::RemoveMember { .. } => "remove_member",
+            Change::RotateMemberKey { .. } => "rotate_member_key",
             Change::SetVotingPower { .. } => "set_voting_power",
             Change::SetLimits { .. } => "set_limits",
             Change::SetPolicy { .. } => "set_policy",
@@ -80,7 +90,10 @@ impl Change {
     pub fn is_membership(&self) -> bool {
         matches!(
             self,
-            Change::AddMember { .. } | Change::RemoveMember { .. } | Change::SetVotingPower { .. }
+            Change::AddMember { .. }
+                | Change::RemoveMember { .. }
+                | Change::RotateMemberKey { .. }
+                | Change::SetVotingPower { .. }
         )
     }
 
@@ -90,6 +103,12 @@ impl Change {
             Change::AddMember { member, proof } => {
                 crate::tx::verify_key_proof(&member.public_key, &member.x25519, proof, chain_id)
             }
+            Change::RotateMemberKey {
+                new_key,
+                new_x25519,
+                proof,
+                ..
+            } => crate::tx::verify_key_proof(new_key, new_x25519, proof, chain_id),
             _ => Ok(()),
         }
     }
@@ -118,6 +137,26 @@ impl Change {
             }
             Change::RemoveMember { member } => {
                 next.members.remove(index(member)?);
+            }
+            Change::RotateMemberKey {
+                member,
+                new_key,
+                new_x25519,
+                ..
+            } => {
+                let m = &mut next.members[index(member)?];
+                if m.holds(new_key) {
+                    return Err(Error::InvalidKeyChange(
+                        "the new key is one the member has or had",
+                    ));
+                }
+                if &m.x25519 == new_x25519 {
+                    return Err(Error::InvalidKeyChange(
+                        "the new X25519 key is the member's current one",
+                    ));
+                }
+                m.signing_key = Some(*new_key);
+                m.x25519 = *new_x25519;
             }
             Change::SetVotingPower {
                 member,

@@ -54,7 +54,7 @@ fn decide_with<S: StateReader + ?Sized>(
         return Err(Error::RequestReplayed);
     }
     let accessor = match staff {
-        None if c.member(&req.accessor).is_none() && is_patient(state, archive, req)? => {
+        None if c.signer(&req.accessor).is_none() && is_patient(state, archive, req)? => {
             Accessor::Patient
         }
         _ => accessor_of(c, &req.accessor, staff),
@@ -93,7 +93,7 @@ pub fn accessor_of<'a>(
     key: &PublicKey,
     staff: Option<&'a StaffRecord>,
 ) -> Accessor<'a> {
-    match (staff, c.member(key)) {
+    match (staff, c.signer(key)) {
         (Some(record), _) => Accessor::Staff {
             record,
             institution_role: c.member(&record.institution).map(|m| m.role),
@@ -147,7 +147,7 @@ pub(super) fn record_access<S: StateReader + ?Sized>(
         Some(s) => s.is_active(),
         // The patient's keys, current or rotated out: a read by a key she lost is hers to see.
         None => {
-            c.member(&req.accessor).is_some()
+            c.signer(&req.accessor).is_some()
                 || state
                     .patient_by_key(&req.accessor)?
                     .is_some_and(|(identity, _, _)| identity == archive.patient)

@@ -22,7 +22,7 @@ pub(super) fn enrol_patient<S: StateReader + ?Sized>(
     b: &EnrolPatient,
 ) -> Result<(), Error> {
     care_provider(c, signer, "enrol patients")?;
-    if c.member(&b.patient).is_some() {
+    if c.holds_key(&b.patient) {
         return Err(Error::PatientIsMember);
     }
     b.patient.verifying_key()?;

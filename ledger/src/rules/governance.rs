@@ -185,8 +185,20 @@ fn adopt<S: StateReader + ?Sized>(
     let next = change.apply(&c.member_set())?;
     c.with_set(next.clone())?;
     fresh_keys(&*state, change)?;
-    if let Change::RemoveMember { member } = change {
-        state.put(keys::former_member(member), &ctx.height);
+    match change {
+        Change::RemoveMember { member } => {
+            state.put(keys::former_member(member), &ctx.height);
+            if let Some(m) = c.member(member) {
+                state.put(keys::former_member(&m.signing_key()), &ctx.height);
+            }
+        }
+        // The key it signed with is retired for good; its identity stays in the set.
+        Change::RotateMemberKey { member, .. } => {
+            if let Some(m) = c.member(member) {
+                state.put(keys::former_member(&m.signing_key()), &ctx.height);
+            }
+        }
+        _ => {}
     }
     let activation = ctx.height.saturating_add(ACTIVATION_OFFSET);
     state.put(keys::member_set(next.epoch), &(activation, next.clone()));
@@ -202,13 +214,14 @@ fn adopt<S: StateReader + ?Sized>(
     Ok(())
 }
 
-/// A new member's key must serve no one else, now or before: not a patient, a clinician or a
-/// member that left.
+/// A new member's key, or a member's new signing key, must serve no one else, now or before:
+/// not a patient, a clinician, a member that left or a key a member rotated away from.
 fn fresh_keys<S: StateReader + ?Sized>(state: &S, change: &Change) -> Result<(), Error> {
-    let Change::AddMember { member, .. } = change else {
-        return Ok(());
+    let key = match change {
+        Change::AddMember { member, .. } => member.public_key,
+        Change::RotateMemberKey { new_key, .. } => *new_key,
+        _ => return Ok(()),
     };
-    let key = member.public_key;
     key.verifying_key()?;
     let by = if state.patient_key_taken(&key)? {
         Some("a patient")

@@ -97,34 +97,46 @@ fn dispatch<S: StateReader + ?Sized>(
             max: horizon,
         });
     }
-    // A patient signs with her current key, and acts as the patient she enrolled as.
+    // A patient signs with her current key, and acts as the patient she enrolled as; a
+    // member signs with its current key, and acts as the member its records name.
     let signer = match &tx.body {
         TxBody::GrantConsent(_) | TxBody::RevokeConsent(_) | TxBody::RotatePatientKey(_) => {
             patient_keys::acting_patient(&*state, &tx.signer)?
         }
-        _ => tx.signer,
+        _ => acting_member(c, &tx.signer)?,
     };
     match &tx.body {
-        TxBody::EnrolPatient(b) => enrol::enrol_patient(state, c, ctx, &tx.signer, b)?,
-        TxBody::RegisterArchive(b) => archive::register_archive(state, c, ctx, &tx.signer, b)?,
+        TxBody::EnrolPatient(b) => enrol::enrol_patient(state, c, ctx, &signer, b)?,
+        TxBody::RegisterArchive(b) => archive::register_archive(state, c, ctx, &signer, b)?,
         TxBody::GrantConsent(b) => consent::grant_consent(state, c, ctx, &signer, tx.nonce, b)?,
         TxBody::RevokeConsent(b) => consent::revoke_consent(state, ctx, &signer, b)?,
         TxBody::RecordAccess(b) => {
-            access::record_access(state, c, ctx, &tx.signer, tx_hash, b, events)?
+            access::record_access(state, c, ctx, &signer, tx_hash, b, events)?
         }
-        TxBody::RegisterStaff(b) => staff::register_staff(state, c, ctx, &tx.signer, b)?,
-        TxBody::SetStaffStatus(b) => staff::set_staff_status(state, ctx, &tx.signer, b)?,
-        TxBody::RotateStaffKey(b) => staff::rotate_staff_key(state, c, ctx, &tx.signer, b)?,
+        TxBody::RegisterStaff(b) => staff::register_staff(state, c, ctx, &signer, b)?,
+        TxBody::SetStaffStatus(b) => staff::set_staff_status(state, ctx, &signer, b)?,
+        TxBody::RotateStaffKey(b) => staff::rotate_staff_key(state, c, ctx, &signer, b)?,
         TxBody::ProposeChange(b) => {
-            governance::propose_change(state, c, ctx, &tx.signer, tx.nonce, b)?
+            governance::propose_change(state, c, ctx, &signer, tx.nonce, b)?
         }
-        TxBody::ApproveChange(b) => governance::approve_change(state, c, ctx, &tx.signer, b)?,
+        TxBody::ApproveChange(b) => governance::approve_change(state, c, ctx, &signer, b)?,
         TxBody::RotatePatientKey(b) => patient_keys::rotate(state, c, ctx, &signer, b)?,
-        TxBody::RecoverPatient(b) => patient_keys::recover(state, c, ctx, &tx.signer, b)?,
-        TxBody::RewrapForPatient(b) => patient_keys::rewrap(state, &tx.signer, b)?,
+        TxBody::RecoverPatient(b) => patient_keys::recover(state, c, ctx, &signer, b)?,
+        TxBody::RewrapForPatient(b) => patient_keys::rewrap(state, &signer, b)?,
     }
     state.put(keys::nonce(&tx.signer), &tx.nonce);
     Ok(())
+}
+
+/// The member a transaction signed by `key` acts as: its identity, when `key` is the key that
+/// signs for it now; `key` itself when it is no member's (the rule of the transaction decides);
+/// refused when it is a member's identity that a rotation retired as a signer.
+fn acting_member(c: &Consortium, key: &PublicKey) -> Result<PublicKey, Error> {
+    match c.signer(key) {
+        Some(m) => Ok(m.public_key),
+        None if c.member(key).is_some() => Err(Error::KeyRotatedOut(*key)),
+        None => Ok(*key),
+    }
 }
 
 /// The signer must be a member whose role provides care.

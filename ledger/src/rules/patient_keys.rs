@@ -76,7 +76,7 @@ fn change_keys<S: StateReader + ?Sized>(
     new_key.verifying_key()?;
     // A key serves one party for good: never a member's, a clinician's or another patient's,
     // nor one this patient had before.
-    let by = if c.member(&new_key).is_some() || state.former_member(&new_key)? {
+    let by = if c.holds_key(&new_key) || state.former_member(&new_key)? {
         Some("a member institution")
     } else if state.staff(&new_key)?.is_some() {
         Some("a clinician")

@@ -47,7 +47,7 @@ fn fresh_key<S: StateReader + ?Sized>(
     keys_: &StaffKeys,
 ) -> Result<(), Error> {
     keys_.key.verifying_key()?;
-    let taken_by = if c.member(&keys_.key).is_some() {
+    let taken_by = if c.holds_key(&keys_.key) {
         Some("a member institution")
     } else if state.patient_key_taken(&keys_.key)? {
         Some("a patient")

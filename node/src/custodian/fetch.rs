@@ -182,7 +182,7 @@ impl Custodian {
         archive_id: &ArchiveId,
         signer: &PublicKey,
     ) -> Result<Option<StaffRecord>, FetchError> {
-        if self.consortium().member(signer).is_some() {
+        if self.consortium().signer(signer).is_some() {
             return Ok(None);
         }
         if let Some(staff) = self.ledger.staff(signer).map_err(internal)? {
@@ -226,7 +226,7 @@ impl Custodian {
             .archive(id)
             .map_err(internal)?
             .ok_or(FetchError::NoSuchArchive)?;
-        if archive.custodian != self.public_key() {
+        if archive.custodian != self.identity() {
             return Err(FetchError::NotHeld {
                 holder: self.member_name(&archive.custodian),
             });
@@ -333,9 +333,9 @@ impl Custodian {
     ) -> Result<WrappedKey, FetchError> {
         let staff =
             staff.ok_or_else(|| internal("a read permitted to a key that is no clinician's"))?;
-        let key =
-            cradle_ledger::keywrap::unwrap_key(&archive.key_for_custodian, archive_id, &self.key)
-                .map_err(|e| internal(format!("custodian key unwrap: {e}")))?;
+        let key = self
+            .unwrap_own(&archive.key_for_custodian, archive_id)
+            .map_err(|e| internal(format!("custodian key unwrap: {e}")))?;
         cradle_ledger::keywrap::wrap_key(&key, archive_id, &staff.x25519).map_err(internal)
     }
 

@@ -33,6 +33,9 @@ pub use upload::UploadError;
 /// ones the institution's own clients use with the same key.
 pub struct Custodian {
     key: Keypair,
+    /// The member's earlier keys, newest first: archive keys wrapped for an X25519 key it
+    /// rotated away from stay readable with it.
+    earlier_keys: Vec<Keypair>,
     last_nonce: Mutex<u64>,
     archives: Arc<ArchiveStore>,
     ledger: Arc<Store>,
@@ -58,6 +61,7 @@ impl Custodian {
     ) -> Self {
         Self {
             key,
+            earlier_keys: Vec::new(),
             last_nonce: Mutex::new(0),
             archives,
             ledger,
@@ -75,8 +79,39 @@ impl Custodian {
         self
     }
 
+    /// Gives the custodian the member's earlier keys (its home's key ring, newest first).
+    pub fn with_earlier_keys(mut self, keys: Vec<Keypair>) -> Self {
+        self.earlier_keys = keys;
+        self
+    }
+
+    /// The key this node signs with.
     pub fn public_key(&self) -> PublicKey {
         self.key.public_key()
+    }
+
+    /// The member this node runs as, as its records name it: its identity, which differs from
+    /// the signing key once a vote rotated the key.
+    pub fn identity(&self) -> PublicKey {
+        let me = self.public_key();
+        self.consortium().signer(&me).map_or(me, |m| m.public_key)
+    }
+
+    /// Opens an archive key wrapped for this member: for its X25519 key now, or for one it
+    /// rotated away from (an archive registered before the rotation).
+    fn unwrap_own(
+        &self,
+        wrapped: &cradle_ledger::tx::WrappedKey,
+        archive: &cradle_ledger::ArchiveId,
+    ) -> Result<zeroize::Zeroizing<[u8; 32]>, cradle_ledger::Error> {
+        let mut result = cradle_ledger::keywrap::unwrap_key(wrapped, archive, &self.key);
+        for earlier in &self.earlier_keys {
+            if result.is_ok() {
+                break;
+            }
+            result = cradle_ledger::keywrap::unwrap_key(wrapped, archive, earlier);
+        }
+        result
     }
 
     /// The consortium in force at the next block: who may upload, fetch and be named.
@@ -105,7 +140,7 @@ impl Custodian {
     /// The name of the member holding `key`, or the key itself.
     fn member_name(&self, key: &PublicKey) -> String {
         self.consortium()
-            .member(key)
+            .member_by_any_key(key)
             .map_or_else(|| key.to_string(), |m| m.name.clone())
     }
 }

@@ -42,7 +42,7 @@ impl Custodian {
         if *signer == self.public_key() {
             return Ok(None);
         }
-        if let Some(m) = self.consortium().member(signer) {
+        if let Some(m) = self.consortium().signer(signer) {
             return Ok(Some(UploadError::OtherMember {
                 name: m.name.clone(),
             }));
@@ -53,7 +53,7 @@ impl Custodian {
             .map_err(|e| UploadError::Ledger(e.to_string()))?;
         Ok(match staff {
             None => Some(UploadError::NotMember),
-            Some(s) if s.institution != self.public_key() => Some(UploadError::OtherInstitution {
+            Some(s) if s.institution != self.identity() => Some(UploadError::OtherInstitution {
                 name: self.member_name(&s.institution),
             }),
             Some(s) if !s.is_active() => Some(UploadError::StaffNotActive),

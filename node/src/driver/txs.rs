@@ -62,7 +62,7 @@ impl Driver {
         let (lane, limit) = self.lane_of(&tx)?;
         if from_client
             && lane == Lane::Ordinary
-            && self.consortium.member(&signer).is_some()
+            && self.consortium.signer(&signer).is_some()
             && self.backlogged()
         {
             self.metrics.txs_backlogged.fetch_add(1, Ordering::Relaxed);
@@ -157,7 +157,7 @@ impl Driver {
                 },
             )
         };
-        if self.consortium.member(&signer).is_some() {
+        if self.consortium.signer(&signer).is_some() {
             if matches!(tx.tx.tx.body, TxBody::RecordAccess(_)) {
                 // Every member can have a share of the access lane at once.
                 return Ok(share(Lane::Access, self.consortium.members.len()));

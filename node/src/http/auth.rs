@@ -117,7 +117,7 @@ fn check(
         ));
     }
     // A patient is known by her current key; one she rotated away from is no one's now.
-    let known = state.consortium().member(&r.signer).is_some()
+    let known = state.consortium().signer(&r.signer).is_some()
         || staff.is_some()
         || state
             .store
@@ -137,7 +137,7 @@ fn check(
     // institution's or a clinician's fetches count as its other requests do; a patient's,
     // which each write an access record, have a slower rate of their own.
     let class = match class {
-        Class::Fetch if state.consortium().member(&r.signer).is_some() || staff.is_some() => {
+        Class::Fetch if state.consortium().signer(&r.signer).is_some() || staff.is_some() => {
             Class::Ordinary
         }
         other => other,

@@ -80,9 +80,15 @@ impl StaffCaller {
 
 impl Caller {
     pub(super) fn of(state: &HttpState, key: PublicKey) -> Result<Self, HttpError> {
-        Ok(match state.consortium().member(&key).map(|m| m.role) {
-            Some(Role::Regulator) => Self::Regulator(key),
-            Some(_) => Self::Institution(key),
+        // A member signs with its current key and is known by its identity, which its
+        // records name.
+        let member = state
+            .consortium()
+            .signer(&key)
+            .map(|m| (m.role, m.public_key));
+        Ok(match member {
+            Some((Role::Regulator, identity)) => Self::Regulator(identity),
+            Some((_, identity)) => Self::Institution(identity),
             // `authenticate` admits only members, clinicians and enrolled patients.
             None => match state.store.staff(&key).map_err(HttpError::internal)? {
                 Some(s) => Self::Staff(StaffCaller {

@@ -262,6 +262,7 @@ pub async fn members(
                 "name": m.name,
                 "role": m.role.as_str(),
                 "public_key": m.public_key,
+                "signing_key": m.signing_key(),
                 "x25519_public": m.x25519,
                 "voting_power": m.voting_power,
             })

@@ -62,6 +62,7 @@ pub fn member(name: &str, role: Role, key: &Keypair, power: u64, port: u16) -> M
         voting_power: power,
         p2p_addr: Some(format!("/ip4/10.0.0.{}/tcp/{port}", port % 100)),
         api_addr: Some(format!("10.0.0.{}:8600", port % 100)),
+        signing_key: None,
     }
 }
 

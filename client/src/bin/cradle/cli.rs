@@ -364,6 +364,17 @@ pub(crate) enum ProposeCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Replace a member's keys (by name or identity key) with the key whose public key file
+    /// (`cradle keygen --genesis`, made where the new key stays) is PUBKEY: from the height
+    /// the change takes effect at, the member signs, votes and decrypts with the new key, and
+    /// its old signing key is refused. Install the key with `cradle-genesis rotate-key`.
+    RotateKey {
+        member: String,
+        #[arg(long)]
+        pubkey: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Give a member (by name or public key) another voting power.
     SetPower {
         member: String,

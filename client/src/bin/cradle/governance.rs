@@ -129,6 +129,14 @@ fn change(s: &Session, p: &ProposeCommand) -> anyhow::Result<(Change, Format)> {
             },
             *format,
         ),
+        ProposeCommand::RotateKey {
+            member,
+            pubkey,
+            format,
+        } => (
+            s.rotate_member_key_change(member_key(s, member)?, pubkey)?,
+            *format,
+        ),
         ProposeCommand::SetPower {
             member,
             power,

@@ -272,7 +272,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let api = if cli.insecure_plaintext {
                     ApiClient::plaintext(url)
                 } else {
-                    ApiClient::new(url, &s.genesis)?
+                    // Pinned by the set the session verified: the custodian's key may have
+                    // been rotated since genesis.
+                    ApiClient::with_pins(
+                        url,
+                        cradle_client::tls::Pins::for_url_in(s.consortium(), url),
+                    )?
                 };
                 s.api = api.signed_by(&s.key, s.chain_id);
             }

@@ -142,21 +142,38 @@ impl Session {
     /// A session with the node at `node_url`, trusting `genesis` for the chain id, the members'
     /// keys and the node's TLS identity.
     pub fn connect(node_url: &str, genesis: GenesisDoc, key: Keypair) -> Result<Self, ClientError> {
-        let api = ApiClient::new(node_url, &genesis)?;
-        if api.status().is_ok() || !api.pin_refused() {
-            return Self::over(api, genesis, key);
-        }
-        // The node's key is not the one genesis gives: a vote may have rotated it, or the
-        // member joined after genesis. Learn the sets from another member's node, verified
-        // from genesis like any answer, and pin the key the newest set says signs for it.
-        let sets = Self::sets_from_others(&genesis, node_url)?;
-        let api = ApiClient::with_pins(node_url, Pins::for_url_in(sets.latest(), node_url))?;
+        let api = Self::pinned_client(node_url, &genesis, Some(&key))?;
         Self::over(api, genesis, key)
+    }
+
+    /// A client for the node at `node_url`, pinned to the key genesis gives its member; or,
+    /// when the node proves another key (a vote rotated it, or the member joined after
+    /// genesis), to the key the newest member set says signs for it, learnt from another
+    /// member's node (which serves the sets to a key of the consortium: `key`) and verified
+    /// from genesis like any answer.
+    pub fn pinned_client(
+        node_url: &str,
+        genesis: &GenesisDoc,
+        key: Option<&Keypair>,
+    ) -> Result<ApiClient, ClientError> {
+        let api = ApiClient::new(node_url, genesis)?;
+        let (Err(_), true, Some(key)) = (api.status(), api.pin_refused(), key) else {
+            return Ok(api);
+        };
+        let sets = Self::sets_from_others(genesis, node_url, key)?;
+        Ok(ApiClient::with_pins(
+            node_url,
+            Pins::for_url_in(sets.latest(), node_url),
+        )?)
     }
 
     /// The member sets as the first other genesis member's node that answers serves them,
     /// each change verified from genesis.
-    fn sets_from_others(genesis: &GenesisDoc, node_url: &str) -> Result<Sets, ClientError> {
+    fn sets_from_others(
+        genesis: &GenesisDoc,
+        node_url: &str,
+        key: &Keypair,
+    ) -> Result<Sets, ClientError> {
         let consortium = genesis
             .consortium()
             .map_err(|e| ClientError::Invalid(format!("genesis: {e}")))?;
@@ -169,7 +186,8 @@ impl Session {
             if node_url.trim_end_matches('/') == url {
                 continue;
             }
-            let api = ApiClient::with_pins(&url, Pins::exactly(&m.name, m.public_key))?;
+            let api = ApiClient::with_pins(&url, Pins::exactly(&m.name, m.public_key))?
+                .signed_by(key, genesis.chain_id());
             match api.member_sets(consortium.clone()) {
                 Ok(sets) => return Ok(sets),
                 Err(e) => last = Some(e),

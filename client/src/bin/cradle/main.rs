@@ -110,7 +110,8 @@ pub(crate) fn node_with(cli: &Cli, genesis: &GenesisDoc) -> anyhow::Result<ApiCl
         }
         api
     } else {
-        ApiClient::new(url, genesis)?
+        let key = cli.key.as_ref().map(|_| key(cli)).transpose()?;
+        cradle_client::session::Session::pinned_client(url, genesis, key.as_ref())?
     };
     // With a key, every read is signed: a node answers most of them only to whom they concern.
     Ok(match &cli.key {

@@ -1,0 +1,237 @@
+//! A member's key rotated by a vote, with real processes on a running 4-member localnet (issue
+//! #14's test (d)): its old key's votes, transactions and signed API requests are refused, the
+//! new key works once its node restarts with it, and the archives the member held before the
+//! rotation stay readable.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use cradle_tests::Cluster;
+use cradle_tests::cli::{clinician, cradle, keygen, mother_with_archive, ok, shared_record};
+use cradle_tests::cluster::bin;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+const RECORD: &str = "Nona_Kris_5f72d2e8-c56b-4288-a829-c1c1ebfad423.json";
+
+/// `cradle governance ARGS --format json` with `key` at `node`; the parsed answer.
+fn governance(c: &Cluster, node: usize, key: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["governance"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--format", "json"]);
+    let out = ok(cradle(&c.nodes[node].api, key, &all));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// The clinician reads the archive from its custodian's node into `out`; the CLI's output.
+fn read(c: &Cluster, node: usize, key: &Path, archive: &str, out: &Path) -> std::process::Output {
+    cradle(
+        &c.nodes[node].api,
+        key,
+        &[
+            "archive",
+            "get",
+            archive,
+            "--purpose",
+            "TREAT",
+            "--out",
+            out.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    )
+}
+
+/// A node's height from its operator metrics.
+fn metric_height(c: &Cluster, i: usize) -> Option<u64> {
+    let text = c.metrics(i).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("cradle_height "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn refused(out: std::process::Output) -> String {
+    assert!(
+        !out.status.success(),
+        "accepted: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn a_rotated_members_old_key_is_refused_and_its_new_key_votes_and_reads_its_archives() {
+    let mut c = Cluster::start(4, &[]).unwrap();
+    c.wait_height(0, 2, WAIT).unwrap();
+    let work = c.dir.path().join("work");
+    let genesis = c.nodes[0].home.join("genesis.json");
+    let record = shared_record(RECORD);
+
+    // Before the rotation: City's node (member 1) holds a mother's record; she grants it
+    // treatment access, and its obstetrician reads it.
+    let mother = mother_with_archive(&c, &work, 1, &record);
+    let doc = clinician(&c, &work, 1, "obstetrician", "obstetrics", "Zhang Wei");
+    ok(cradle(
+        &c.nodes[1].api,
+        &mother.key,
+        &[
+            "consent",
+            "grant",
+            "--grantee",
+            "County Hospital 2",
+            "--purpose",
+            "TREAT",
+            "--expires",
+            "30d",
+        ],
+    ));
+    let before = work.join("before.json");
+    ok(read(&c, 1, &doc.key, &mother.archive, &before));
+    assert_eq!(
+        std::fs::read(&before).unwrap(),
+        std::fs::read(&record).unwrap()
+    );
+
+    // Its server is deemed compromised: a new key is made where it will stay, and three of the
+    // four members vote the rotation through.
+    let old = work.join("old.key");
+    std::fs::copy(c.nodes[1].home.join("node.key"), &old).unwrap();
+    let new = work.join("new.key");
+    keygen(&genesis, &new);
+    let pubkey = format!("{}.pub", new.display());
+    let proposed = governance(
+        &c,
+        0,
+        &c.nodes[0].home.join("node.key"),
+        &[
+            "propose",
+            "rotate-key",
+            "County Hospital 2",
+            "--pubkey",
+            &pubkey,
+        ],
+    );
+    let id = proposed["proposal"].as_str().unwrap().to_string();
+    governance(&c, 1, &old, &["approve", &id]);
+    let adopted = governance(&c, 2, &c.nodes[2].home.join("node.key"), &["approve", &id]);
+    assert_eq!(adopted["now"]["status"], "adopted", "{adopted}");
+    let activation = adopted["now"]["activation_height"].as_u64().unwrap();
+    c.wait_height(0, activation + 1, WAIT).unwrap();
+
+    // From the activation on, the old key's votes do not count: with member 3 stopped, the
+    // old-keyed node and two others cannot commit (2 of 4 votes, below the quorum of 3).
+    c.kill(3);
+    let stalled = c.height(0).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    let h = c.height(0).unwrap();
+    assert!(
+        h <= stalled + 1,
+        "the chain went from {stalled} to {h} on a rotated-out key's votes"
+    );
+    // Its signed requests and its transactions are refused.
+    let said = refused(cradle(
+        &c.nodes[0].api,
+        &old,
+        &["governance", "list", "--format", "json"],
+    ));
+    assert!(said.contains("403"), "{said}");
+    let said = refused(cradle(
+        &c.nodes[2].api,
+        &old,
+        &[
+            "governance",
+            "propose",
+            "set-power",
+            "County Hospital 1",
+            "2",
+        ],
+    ));
+    assert!(said.contains("403"), "{said}");
+
+    // The operator installs the new key (the old one moves to the home's key ring) and restarts
+    // the node: the chain goes on with its votes under the new key.
+    c.kill(1);
+    let out = Command::new(bin("cradle-genesis").unwrap())
+        .args(["rotate-key", "--home"])
+        .arg(&c.nodes[1].home)
+        .arg("--key")
+        .arg(&new)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ring = std::fs::read_dir(c.nodes[1].home.join("keyring"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "key")
+        })
+        .count();
+    assert_eq!(ring, 1);
+    c.start_node(1).unwrap();
+    c.wait_height(0, h + 3, WAIT).unwrap();
+    // (Its API now proves the new key, which the harness's genesis-pinned client refuses: its
+    // height is read from its operator metrics.)
+    let deadline = std::time::Instant::now() + WAIT;
+    while metric_height(&c, 1).is_none_or(|m| m < h + 3) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 1 did not catch up"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.start_node(3).unwrap();
+
+    // The new key signs for the member: at its own node (whose TLS key is now the new one,
+    // pinned through the sets the client verified) and at another.
+    let new_home_key = c.nodes[1].home.join("node.key");
+    let list = governance(&c, 1, &new_home_key, &["list"]);
+    assert_eq!(list["epoch"], 1, "{list}");
+    governance(
+        &c,
+        2,
+        &new_home_key,
+        &["propose", "set-power", "County Hospital 1", "2"],
+    );
+
+    // The record registered before the rotation, its key wrapped for the old X25519 key, is
+    // still read through the custodian; one uploaded after is wrapped for the new key.
+    let after = work.join("after.json");
+    ok(read(&c, 1, &doc.key, &mother.archive, &after));
+    assert_eq!(
+        std::fs::read(&after).unwrap(),
+        std::fs::read(&record).unwrap()
+    );
+    let put: Value = serde_json::from_str(&ok(cradle(
+        &c.nodes[1].api,
+        &new_home_key,
+        &[
+            "archive",
+            "put",
+            record.to_str().unwrap(),
+            "--patient",
+            mother.public.to_str().unwrap(),
+            "--category",
+            "ultrasound",
+            "--format",
+            "json",
+        ],
+    )))
+    .unwrap();
+    let second = work.join("second.json");
+    ok(read(
+        &c,
+        1,
+        &doc.key,
+        put["archive"].as_str().unwrap(),
+        &second,
+    ));
+    assert_eq!(
+        std::fs::read(&second).unwrap(),
+        std::fs::read(&record).unwrap()
+    );
+}

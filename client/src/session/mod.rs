@@ -157,10 +157,21 @@ impl Session {
         key: Option<&Keypair>,
     ) -> Result<ApiClient, ClientError> {
         let api = ApiClient::new(node_url, genesis)?;
-        let (Err(_), true, Some(key)) = (api.status(), api.pin_refused(), key) else {
-            return Ok(api);
+        // One request proves the node's key (the connection is kept for what follows).
+        let refusal = match api.status() {
+            Err(e) if api.pin_refused() => e,
+            _ => return Ok(api),
         };
-        let sets = Self::sets_from_others(genesis, node_url, key)?;
+        let Some(key) = key else {
+            return Err(refusal.into());
+        };
+        // Unless the sets changed since genesis, the node's key is no member's: the pin's
+        // refusal stands. So it does when no other member's node can say (all down, or
+        // refusing this key).
+        let sets = match Self::sets_from_others(genesis, node_url, key) {
+            Ok(sets) if sets.latest().epoch > 0 => sets,
+            _ => return Err(refusal.into()),
+        };
         Ok(ApiClient::with_pins(
             node_url,
             Pins::for_url_in(sets.latest(), node_url),

@@ -2,8 +2,13 @@
 //!
 //! - agreement: no two honest validators decide different values at one height;
 //! - validity: every decided value was proposed and passes the ledger's rules;
-//! - certificates: every decision's commit certificate verifies for its height and value;
+//! - certificates: every decision's commit certificate verifies for its height and value under
+//!   the set in force at that height: more than two thirds of that set's power, signed by that
+//!   set's keys;
+//! - set membership: no decision's certificate counts a precommit signed with a key that is not
+//!   in its height's set, such as the old key of a validator removed or rotated out before it;
 //! - accountability: equivocation evidence verifies and never accuses an honest validator;
+//! - recovery: an honest node restarts from whatever it persisted (also with a rotated key);
 //! - liveness: after GST every honest validator decides K more heights within the bound.
 //!
 //! Determinism (one seed, one trace hash) is checked by running a seed twice.
@@ -12,9 +17,9 @@ use std::collections::BTreeMap;
 
 use crate::evidence::Equivocation;
 use crate::proposal::Value;
-use crate::types::{CommitCertificate, Height, ValidatorIndex, ValueId};
+use crate::types::{CommitCertificate, Error, Height, ValidatorIndex, ValueId};
 
-use super::node::Sets;
+use super::sets::Sets;
 use super::value::{SimValue, validate};
 
 /// One broken property, with what was seen and what was wanted.
@@ -46,6 +51,9 @@ pub struct Checker {
     proposed: BTreeMap<ValueId, SimValue>,
     pub violations: Vec<Violation>,
     pub evidence_seen: u64,
+    /// Precommits, in the first certificate decided at each height, from keys that a set
+    /// change brought in: added validators and rotated keys. They show that those vote.
+    pub new_key_precommits: u64,
 }
 
 /// Most violations kept per run: the first few say enough.
@@ -61,6 +69,7 @@ impl Checker {
             proposed: BTreeMap::new(),
             violations: Vec::new(),
             evidence_seen: 0,
+            new_key_precommits: 0,
         }
     }
 
@@ -95,11 +104,20 @@ impl Checker {
         }
         let id = value.id();
         if let Err(e) = certificate.verify_for(&self.chain_id, self.sets.at(height), height, id) {
-            self.fail(
-                "certificate",
-                format!("validator {validator} decided {id:?} at height {height} with a certificate that fails: {e}"),
-                "a certificate that verifies".into(),
-            );
+            // A signature that a key of the height's set did not make, but another node key
+            // did, is a vote counted under a set that was not in force: say whose key it was.
+            match self.sets.stale_signer(&self.chain_id, certificate) {
+                Some(stale) => self.fail(
+                    "set membership",
+                    format!("validator {validator} decided {id:?} at height {height} with a certificate in which {stale}"),
+                    format!("precommits signed only by keys of the set in force at height {height}"),
+                ),
+                None => self.fail(
+                    "certificate",
+                    format!("validator {validator} decided {id:?} at height {height} with a certificate that fails: {e}"),
+                    "a certificate that verifies".into(),
+                ),
+            }
         }
         if !self.proposed.contains_key(&id) || !validate(value, height) {
             self.fail(
@@ -114,6 +132,11 @@ impl Checker {
         match self.decided.get(&height) {
             None => {
                 self.decided.insert(height, (validator, id));
+                self.new_key_precommits += certificate
+                    .signatures
+                    .iter()
+                    .filter(|sig| self.sets.is_new_key(height, sig.validator))
+                    .count() as u64;
             }
             Some(&(first, first_id)) if first_id != id => self.fail(
                 "agreement",
@@ -129,19 +152,32 @@ impl Checker {
     /// An honest validator reported evidence.
     pub fn evidence(&mut self, reporter: ValidatorIndex, evidence: &Equivocation) {
         self.evidence_seen += 1;
-        let offender = evidence.offender();
-        let set = self.sets.at(evidence.slot().height);
-        if let Err(e) = evidence.verify(&self.chain_id, set) {
+        let height = evidence.slot().height;
+        // Evidence names a place in the height's set; the checker knows nodes.
+        let offender = self.sets.seat(height, evidence.offender()).map(|s| s.node);
+        if let Err(e) = evidence.verify(&self.chain_id, self.sets.at(height)) {
             self.fail(
                 "accountability",
                 format!("validator {reporter} reported evidence that does not verify: {e}"),
                 "verifiable evidence".into(),
             );
-        } else if self.is_honest(offender) {
+        } else if let Some(offender) = offender.filter(|&node| self.is_honest(node)) {
             self.fail(
                 "accountability",
                 format!("validator {reporter} holds evidence against honest validator {offender}: {evidence:?}"),
                 "honest validators never equivocate, even across restarts".into(),
+            );
+        }
+    }
+
+    /// An honest node could not start again from its own persisted state (with the key it
+    /// signs with at `height`).
+    pub fn recovery_failed(&mut self, node: ValidatorIndex, height: Height, error: &Error) {
+        if self.is_honest(node) {
+            self.fail(
+                "recovery",
+                format!("node {node} could not restart at height {height} from its persisted state: {error}"),
+                "a node restarts from whatever it persisted".into(),
             );
         }
     }

@@ -1,7 +1,8 @@
 //! A seeded whole-cluster simulator (in the spirit of TigerBeetle's VOPR and commonware's
 //! deterministic runtime): N cores over a simulated network with latency, jitter, loss,
 //! duplication, reordering and partitions that heal at GST; honest validators that crash and
-//! restart from their persisted state; and Byzantine validators up to f. After every run the
+//! restart from their persisted state; Byzantine validators up to f; and validator set changes
+//! (validators added, removed, rotated to a new key, reweighed) at heights every node knows. After every run the
 //! [`checker`] says whether agreement, validity, certificates, accountability and liveness held.
 //!
 //! One seed determines everything, and the run's trace hash proves it: the same seed gives the
@@ -10,14 +11,18 @@
 
 pub mod byzantine;
 pub mod checker;
+mod cluster;
+pub mod membership;
 pub mod network;
 mod node;
 pub mod rng;
 pub mod scenario;
+pub mod sets;
 pub mod value;
 
 pub use checker::Violation;
-pub use node::run_with;
+pub use cluster::run_with;
+pub use membership::{Change, Seat, SetChange};
 pub use scenario::{Behaviour, Mix, Scenario};
 pub use value::SimValue;
 
@@ -36,6 +41,9 @@ pub struct Report {
     pub sim_time_ms: u64,
     pub evidence: u64,
     pub rejected: u64,
+    /// Precommits of added validators and rotated keys in decided certificates (one
+    /// certificate per height).
+    pub new_key_precommits: u64,
     /// Simulated time from GST until the last honest validator decided its K heights.
     pub liveness_ms: Option<u64>,
     /// Each node's final height, round, step, locked and valid rounds.

@@ -20,6 +20,10 @@ pub const EVENTS_MAX: u64 = 3_000_000;
 #[derive(Clone, Debug)]
 pub enum Wire {
     Consensus(Message<SimValue>),
+    /// Catch-up sync: an observer's height, so that a peer ahead of it sends it the next block.
+    Status {
+        height: Height,
+    },
     /// Catch-up sync: a decided block with its certificate.
     Block {
         height: Height,

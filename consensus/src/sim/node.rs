@@ -1,6 +1,7 @@
 //! Simulated nodes: each drives one core the way `cradle-node` will (carry out effects in
 //! order, persist before sending, gossip again what it signed, serve and apply certified blocks
-//! for catch-up), and the loop that runs the whole cluster.
+//! for catch-up, hand over each validator set two heights ahead) and, as a node restarted with
+//! its new key would, signs with a rotated key from the height the rotation takes effect.
 
 use std::collections::BTreeMap;
 
@@ -9,243 +10,82 @@ use sha2::{Digest, Sha256};
 
 use crate::core::{Core, Defects, Effect, Input, PersistedState};
 use crate::proposal::{Message, Value};
-use crate::types::{CommitCertificate, Height, Validator, ValidatorIndex, ValidatorSet};
+use crate::types::{CommitCertificate, Height, ValidatorIndex};
 
-use super::Report;
 use super::byzantine::fan_out;
 use super::checker::Checker;
-use super::network::{EVENTS_MAX, EventKind, Network, Wire};
+use super::network::{EventKind, Network, Wire};
 use super::rng::Rng;
 use super::scenario::{Behaviour, Scenario};
+use super::sets::Sets;
 use super::value::{SimValue, validate};
 
 /// Least time between two catch-up replies to one peer.
 const SYNC_INTERVAL_MS: u64 = 100;
 
-struct Actor {
-    validator: ValidatorIndex,
-    key: SigningKey,
-    behaviour: Option<Behaviour>,
-    core: Option<Core<SimValue>>,
+pub(super) struct Actor {
+    /// The simulated node: the twin of a double voter shares its node's number and keys.
+    pub validator: ValidatorIndex,
+    /// The node's keys, by number: the first, then one more per rotation.
+    keys: Vec<SigningKey>,
+    /// The number of the key its core signs with.
+    key: u8,
+    pub behaviour: Option<Behaviour>,
+    pub core: Option<Core<SimValue>>,
     /// The node's write-ahead state: survives crashes.
     persisted: Option<PersistedState<SimValue>>,
     /// The node's block store: survives crashes.
     blocks: BTreeMap<Height, (SimValue, CommitCertificate)>,
     epoch: u64,
-    peers: Vec<usize>,
-    last_sync_ms: Vec<u64>,
+    pub peers: Vec<usize>,
+    pub last_sync_ms: Vec<u64>,
     /// When this node last decided a height or (re)started: its pacing counts from there.
     decided_at_ms: u64,
 }
 
-struct Sim<'a> {
-    scenario: &'a Scenario,
-    defects: Defects,
-    chain_id: [u8; 32],
-    /// The validator sets by first height: genesis at 1, then the scenario's changes.
-    sets: Sets,
-    actors: Vec<Actor>,
-    net: Network,
-    rng: Rng,
-    checker: Checker,
-    trace: Sha256,
-    rejected: u64,
-}
-
-/// Runs a scenario, with deliberate core defects for checker tests (none for real runs).
-pub fn run_with(scenario: &Scenario, defects: Defects) -> Report {
-    let mut rng = Rng::new(scenario.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xC0DE);
-    let n = scenario.powers.len();
-    let keys: Vec<SigningKey> = (0..n)
-        .map(|i| {
-            let mut seed = [0u8; 32];
-            seed[..8].copy_from_slice(&scenario.seed.to_le_bytes());
-            seed[8..10].copy_from_slice(&(i as u16).to_le_bytes());
-            SigningKey::from_bytes(&Sha256::digest(seed).into())
-        })
-        .collect();
-    let set_of = |powers: &[u64]| {
-        ValidatorSet::new(
-            keys.iter()
-                .zip(powers)
-                .map(|(k, p)| Validator {
-                    public_key: k.verifying_key().to_bytes(),
-                    voting_power: *p,
-                })
-                .collect(),
-        )
-        .expect("the simulator builds a valid validator set")
-    };
-    let mut sets = vec![(1, set_of(&scenario.powers))];
-    for (first, powers) in &scenario.set_changes {
-        sets.push((*first, set_of(powers)));
-    }
-    let sets = Sets(sets);
-    let chain_id: [u8; 32] = Sha256::digest(scenario.seed.to_le_bytes()).into();
-    let honest = (0..n)
-        .map(|i| scenario.behaviour(i as ValidatorIndex).is_none())
-        .collect();
-
-    let mut actors: Vec<Actor> = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
-        let v = i as ValidatorIndex;
-        actors.push(new_actor(v, key.clone(), scenario.behaviour(v)));
-    }
-    // The second instance of each double voter.
-    for (v, b) in &scenario.byzantine {
-        if *b == Behaviour::DoubleVoter {
-            actors.push(new_actor(*v, keys[usize::from(*v)].clone(), Some(*b)));
+impl Actor {
+    pub fn new(
+        validator: ValidatorIndex,
+        keys: Vec<SigningKey>,
+        behaviour: Option<Behaviour>,
+    ) -> Actor {
+        Actor {
+            validator,
+            keys,
+            key: 0,
+            behaviour,
+            core: None,
+            persisted: None,
+            blocks: BTreeMap::new(),
+            epoch: 0,
+            peers: Vec::new(),
+            last_sync_ms: Vec::new(),
+            decided_at_ms: 0,
         }
     }
-    let count = actors.len();
-    for (a, actor) in actors.iter_mut().enumerate() {
-        let twin = a >= n;
-        actor.peers = (0..count)
-            .filter(|&p| p != a && (!twin || rng.chance(500)))
-            .collect();
-        actor.last_sync_ms = vec![0; count];
-    }
-    let net_rng = rng.fork();
-    let sim = Sim {
-        scenario,
-        defects,
-        chain_id,
-        checker: Checker::new(chain_id, sets.clone(), honest),
-        sets,
-        actors,
-        net: Network::new(scenario.net.clone(), count, scenario.gst_ms, net_rng),
-        rng,
-        trace: Sha256::new(),
-        rejected: 0,
-    };
-    sim.run()
-}
 
-/// Validator sets by the first height each is in force at, in height order; genesis first.
-#[derive(Clone)]
-pub struct Sets(Vec<(Height, ValidatorSet)>);
-
-impl Sets {
-    /// The set in force at `height`.
-    pub fn at(&self, height: Height) -> &ValidatorSet {
-        let i = self.0.partition_point(|(first, _)| *first <= height.max(1));
-        &self.0[i.saturating_sub(1)].1
-    }
-
-    /// The set that takes over at `height`, if one does.
-    fn starting(&self, height: Height) -> Option<&ValidatorSet> {
-        self.0
-            .iter()
-            .skip(1)
-            .find(|(first, _)| *first == height)
-            .map(|(_, s)| s)
+    fn signing_key(&self) -> &SigningKey {
+        &self.keys[usize::from(self.key)]
     }
 }
 
-fn new_actor(validator: ValidatorIndex, key: SigningKey, behaviour: Option<Behaviour>) -> Actor {
-    Actor {
-        validator,
-        key,
-        behaviour,
-        core: None,
-        persisted: None,
-        blocks: BTreeMap::new(),
-        epoch: 0,
-        peers: Vec::new(),
-        last_sync_ms: Vec::new(),
-        decided_at_ms: 0,
-    }
+pub(super) struct Sim<'a> {
+    pub scenario: &'a Scenario,
+    pub defects: Defects,
+    pub chain_id: [u8; 32],
+    /// The validator sets by first height: genesis at 1, then the scenario's changes.
+    pub sets: Sets,
+    pub actors: Vec<Actor>,
+    pub net: Network,
+    pub rng: Rng,
+    pub checker: Checker,
+    pub trace: Sha256,
+    pub rejected: u64,
 }
 
 impl Sim<'_> {
-    fn run(mut self) -> Report {
-        for a in 0..self.actors.len() {
-            self.boot(a);
-        }
-        for &(v, crash, restart) in &self.scenario.crashes {
-            let actor = usize::from(v);
-            self.net.schedule_at(crash, EventKind::Crash { actor });
-            self.net.schedule_at(restart, EventKind::Restart { actor });
-        }
-        self.net
-            .schedule_at(self.scenario.gst_ms, EventKind::Stabilised);
-        let deadline = self.scenario.gst_ms + self.scenario.liveness_bound_ms;
-        let honest: Vec<usize> = (0..self.scenario.powers.len())
-            .filter(|&a| self.actors[a].behaviour.is_none())
-            .collect();
-        let mut targets: Option<Vec<(usize, Height, Height)>> = None;
-        let mut events = 0u64;
-        let mut liveness_ms = None;
-        while let Some(event) = self.net.pop() {
-            if event.time_ms > deadline || events >= EVENTS_MAX {
-                break;
-            }
-            events += 1;
-            self.trace.update(event.time_ms.to_le_bytes());
-            self.trace.update(event.seq.to_le_bytes());
-            if let EventKind::Stabilised = event.kind {
-                targets = Some(
-                    honest
-                        .iter()
-                        .map(|&a| {
-                            let h = self.height_of(a);
-                            (a, h, h + self.scenario.heights_after_gst)
-                        })
-                        .collect(),
-                );
-            } else {
-                self.handle(event.kind);
-            }
-            if let Some(t) = &targets
-                && t.iter().all(|&(a, _, want)| self.height_of(a) >= want)
-            {
-                liveness_ms = Some(self.net.now_ms.saturating_sub(self.scenario.gst_ms));
-                break;
-            }
-        }
-        let reached: Vec<_> = targets
-            .unwrap_or_default()
-            .iter()
-            .map(|&(a, at_gst, want)| (self.actors[a].validator, at_gst, self.height_of(a), want))
-            .collect();
-        self.checker
-            .liveness(&reached, self.scenario.liveness_bound_ms);
-        let heights: Vec<Height> = honest.iter().map(|&a| self.height_of(a)).collect();
-        let states = self
-            .actors
-            .iter()
-            .map(|a| match &a.core {
-                Some(c) => format!(
-                    "v{} h{} r{} {:?} locked {:?} valid {:?}",
-                    a.validator,
-                    c.height(),
-                    c.round(),
-                    c.step(),
-                    c.locked_round(),
-                    c.valid_round()
-                ),
-                None => format!("v{} down", a.validator),
-            })
-            .collect();
-        for h in &heights {
-            self.trace.update(u64::to_le_bytes(*h));
-        }
-        Report {
-            seed: self.scenario.seed,
-            trace_hash: self.trace.finalize().into(),
-            violations: self.checker.violations,
-            heights,
-            events,
-            sim_time_ms: self.net.now_ms,
-            evidence: self.checker.evidence_seen,
-            rejected: self.rejected,
-            liveness_ms,
-            states,
-        }
-    }
-
     /// The height the node is working on (one above its last block).
-    fn height_of(&self, a: usize) -> Height {
+    pub(super) fn height_of(&self, a: usize) -> Height {
         let actor = &self.actors[a];
         match &actor.core {
             Some(core) => core.height(),
@@ -253,23 +93,37 @@ impl Sim<'_> {
         }
     }
 
-    /// Starts (or restarts) a node from its block store and persisted state.
-    fn boot(&mut self, a: usize) {
+    /// Starts (or restarts) a node from its block store and persisted state, with the key it
+    /// signs with at its height.
+    pub(super) fn boot(&mut self, a: usize) {
         let actor = &mut self.actors[a];
         if actor.behaviour == Some(Behaviour::Silent) {
             return;
         }
         let height = actor.blocks.keys().next_back().map_or(1, |h| h + 1);
-        let mut core = Core::new(
+        let mut defects = self.defects;
+        if self.scenario.refuses_to_leave(actor.validator) {
+            defects.ignore_set_changes = true;
+        } else {
+            actor.key = self.scenario.key_at(actor.validator, height);
+        }
+        let core = Core::new(
             self.scenario.config,
             self.sets.at(height).clone(),
             self.chain_id,
-            Some(actor.key.clone()),
+            Some(actor.signing_key().clone()),
             height,
             actor.persisted.clone(),
-        )
-        .expect("a node restarts from its own persisted state");
-        core.inject_defects(self.defects);
+        );
+        let mut core = match core {
+            Ok(core) => core,
+            Err(e) => {
+                // The node stays down: it cannot vouch for what it signed before.
+                self.checker.recovery_failed(actor.validator, height, &e);
+                return;
+            }
+        };
+        core.inject_defects(defects);
         // Its last block fixed the set of the next height.
         if let Some(set) = self.sets.starting(height + 1) {
             core.set_validators_from(height + 1, set.clone())
@@ -285,7 +139,7 @@ impl Sim<'_> {
         self.input(a, Input::Start);
     }
 
-    fn handle(&mut self, kind: EventKind) {
+    pub(super) fn handle(&mut self, kind: EventKind) {
         match kind {
             EventKind::Deliver { to, from, wire } => {
                 self.trace.update([1, to as u8, from as u8]);
@@ -348,6 +202,7 @@ impl Sim<'_> {
                 for m in messages {
                     self.broadcast(actor, m);
                 }
+                self.ask_to_catch_up(actor);
                 let interval = self.scenario.gossip_interval_ms;
                 self.net
                     .schedule(interval, EventKind::Gossip { actor, epoch });
@@ -390,6 +245,11 @@ impl Sim<'_> {
                 };
                 self.input(to, input);
             }
+            Wire::Status { height: h } => {
+                if h < height {
+                    self.serve_block(to, from, h);
+                }
+            }
             Wire::Block {
                 height: h,
                 value,
@@ -407,6 +267,21 @@ impl Sim<'_> {
                     self.input(to, Input::Committed { certificate });
                 }
             }
+        }
+    }
+
+    /// An observer signs nothing, so no peer would see from its messages that it is behind:
+    /// it tells its peers its height instead, as a real node's sync does.
+    fn ask_to_catch_up(&mut self, a: usize) {
+        let Some(core) = &self.actors[a].core else {
+            return;
+        };
+        if core.validator_index().is_some() {
+            return;
+        }
+        let height = core.height();
+        for p in self.actors[a].peers.clone() {
+            self.net.send(a, p, Wire::Status { height });
         }
     }
 
@@ -547,6 +422,24 @@ impl Sim<'_> {
                 }
             }
         }
+        if self.key_rotated(a) {
+            // The node restarts with its new key at the height where the rotation takes
+            // effect: it signed nothing there with the old one, which that height's set lacks.
+            self.trace.update([5, a as u8]);
+            self.actors[a].core = None;
+            self.boot(a);
+        }
+    }
+
+    /// Whether an honest node's core has reached a height at which it signs with another key.
+    /// (A Byzantine node whose key is rotated refuses to change it.)
+    fn key_rotated(&self, a: usize) -> bool {
+        let actor = &self.actors[a];
+        actor.behaviour.is_none()
+            && actor
+                .core
+                .as_ref()
+                .is_some_and(|c| self.scenario.key_at(actor.validator, c.height()) != actor.key)
     }
 
     fn broadcast(&mut self, a: usize, message: Message<SimValue>) {
@@ -556,7 +449,7 @@ impl Sim<'_> {
             behaviour,
             &message,
             &actor.peers,
-            &actor.key,
+            actor.signing_key(),
             &self.chain_id,
             self.sets.at(1).len(),
             &mut self.rng,

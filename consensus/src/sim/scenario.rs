@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::pacing::Pacing;
 use crate::types::{Height, ValidatorIndex};
 
+use super::membership::{self, Change, SetChange};
 use super::rng::Rng;
 
 /// The families of faults the campaign cycles through (`seed % 4`).
@@ -94,10 +95,13 @@ pub struct Scenario {
     /// genesis requires, but network delay can still make an idle proposer's block late.
     pub pacing: Pacing,
     pub gossip_interval_ms: u64,
-    /// Validator set changes, as governance makes them: from each height on, each validator's
-    /// new voting power. Every node learns a change when it commits the height two before it,
-    /// as a committed governance transaction tells it.
-    pub set_changes: Vec<(Height, Vec<u64>)>,
+    /// Nodes beyond the genesis validators (numbered after them) that run from the start as
+    /// observers and join the set by a [`Change::Add`].
+    pub joiners: usize,
+    /// Validator set changes, as governance makes them, in height order. Every node learns a
+    /// change when it commits the height two before it, as a committed governance transaction
+    /// tells it.
+    pub set_changes: Vec<SetChange>,
 }
 
 impl Scenario {
@@ -171,28 +175,12 @@ impl Scenario {
             batch_window_ms: rng.range(0, 20),
             heartbeat_ms: rng.range(50, 199),
         };
-        // Half the runs change the voting power of the set once to three times, at heights
-        // reached before and after GST. Byzantine power stays below a third of every set.
-        let mut set_changes = Vec::new();
-        if rng.chance(500) {
-            let mut at = 1;
-            for _ in 0..rng.range(1, 4) {
-                at += rng.range(1, 4);
-                let next: Vec<u64> = (0..n)
-                    .map(|i| {
-                        if byzantine.iter().any(|(b, _)| usize::from(*b) == i) {
-                            powers[i]
-                        } else {
-                            rng.range(1, 8)
-                        }
-                    })
-                    .collect();
-                let byz: u64 = byzantine.iter().map(|(b, _)| next[usize::from(*b)]).sum();
-                if 3 * byz < next.iter().sum::<u64>() {
-                    set_changes.push((at, next));
-                }
-            }
-        }
+        // Half the runs change the set once to three times: add, remove, rotate or reweigh.
+        let (set_changes, joiners) = if rng.chance(500) {
+            membership::draw(&mut rng, &powers, &byzantine)
+        } else {
+            (Vec::new(), 0)
+        };
         Scenario {
             seed,
             mix,
@@ -211,6 +199,7 @@ impl Scenario {
             },
             pacing,
             gossip_interval_ms: 300,
+            joiners,
             set_changes,
         }
     }
@@ -248,17 +237,34 @@ impl Scenario {
                 heartbeat_ms: 0,
             },
             gossip_interval_ms: 1_000,
+            joiners: 0,
             set_changes: Vec::new(),
         }
     }
 
-    /// The voting powers in force at `height`.
-    pub fn powers_at(&self, height: Height) -> &[u64] {
+    /// How many simulated nodes hold keys: the genesis validators, then the joiners (the twin
+    /// of a double voter shares its node's keys).
+    pub fn nodes(&self) -> usize {
+        self.powers.len() + self.joiners
+    }
+
+    /// Which of `node`'s keys it signs with at `height`: one more after each of its rotations.
+    pub fn key_at(&self, node: ValidatorIndex, height: Height) -> u8 {
         self.set_changes
             .iter()
-            .rev()
-            .find(|(first, _)| *first <= height)
-            .map_or(&self.powers, |(_, p)| p)
+            .filter(|c| c.at <= height && c.change == Change::Rotate(node))
+            .count() as u8
+    }
+
+    /// A Byzantine validator that is removed or rotated out refuses to go: it keeps its first
+    /// key and judges every height by the genesis set, so it goes on signing votes under its
+    /// old place that no correct node may count.
+    pub fn refuses_to_leave(&self, node: ValidatorIndex) -> bool {
+        self.behaviour(node).is_some()
+            && self
+                .set_changes
+                .iter()
+                .any(|c| matches!(c.change, Change::Remove(v) | Change::Rotate(v) if v == node))
     }
 
     pub fn behaviour(&self, validator: ValidatorIndex) -> Option<Behaviour> {
@@ -273,7 +279,7 @@ impl Scenario {
         format!(
             "mix {:?}, {} validators with powers {:?}, byzantine {:?}, gst {} ms, crashes {:?}, \
              loss {}‰, dup {}‰, latency {:?}+{} ms (+{} ms before gst), {} partitions, \
-             set changes {:?}",
+             {} joiners, set changes {}",
             self.mix,
             self.powers.len(),
             self.powers,
@@ -286,7 +292,25 @@ impl Scenario {
             self.net.jitter_ms,
             self.net.jitter_before_gst_ms,
             self.net.partitions.len(),
-            self.set_changes,
+            self.joiners,
+            self.describe_changes(),
         )
+    }
+
+    /// The set changes, one `at height: change -> seats` each.
+    fn describe_changes(&self) -> String {
+        let changes: Vec<String> = self
+            .set_changes
+            .iter()
+            .map(|c| {
+                let seats: Vec<String> = c
+                    .seats
+                    .iter()
+                    .map(|s| format!("n{}k{}:{}", s.node, s.key, s.power))
+                    .collect();
+                format!("at {}: {:?} -> [{}]", c.at, c.change, seats.join(" "))
+            })
+            .collect();
+        format!("[{}]", changes.join(", "))
     }
 }

@@ -49,6 +49,8 @@ pub enum Error {
     InvalidLimits,
     #[error("invalid policy: every window must be positive and break-glass roles few")]
     InvalidPolicy,
+    #[error("the change changes nothing: {0}")]
+    Unchanged(&'static str),
     #[error("regulator {0} cannot have voting power")]
     RegulatorValidates(PublicKey),
     #[error("member {0} has an X25519 key another member has")]

@@ -204,6 +204,9 @@ pub struct MemberSet {
     pub members: Vec<Member>,
     pub policy: Policy,
     pub limits: Limits,
+    /// Consensus timeouts voted in after genesis; `None` keeps genesis's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<cradle_consensus::Config>,
 }
 
 const TAG_MEMBER_SET: &[u8] = b"cradle.ledger.member-set.v1\0";
@@ -232,6 +235,8 @@ pub struct Consortium {
     pub members: Vec<Member>,
     pub policy: Policy,
     pub limits: Limits,
+    /// Consensus timeouts voted in after genesis; `None` keeps genesis's.
+    pub timeouts: Option<cradle_consensus::Config>,
     validators: ValidatorSet,
     members_hash: Hash,
 }
@@ -253,6 +258,7 @@ impl Consortium {
                 members,
                 policy,
                 limits,
+                timeouts: None,
             },
         )
     }
@@ -268,6 +274,9 @@ impl Consortium {
     fn of_set(chain_id: Hash, genesis_time_ms: u64, set: MemberSet) -> Result<Self, Error> {
         set.limits.validate()?;
         set.policy.validate()?;
+        if let Some(t) = &set.timeouts {
+            t.validate().map_err(Error::Consensus)?;
+        }
         let members = &set.members;
         if members.len() > cradle_consensus::types::VALIDATORS_MAX {
             return Err(Error::TooMany {
@@ -317,6 +326,7 @@ impl Consortium {
             members: set.members,
             policy: set.policy,
             limits: set.limits,
+            timeouts: set.timeouts,
             validators,
             members_hash,
         })
@@ -329,6 +339,7 @@ impl Consortium {
             members: self.members.clone(),
             policy: self.policy.clone(),
             limits: self.limits.clone(),
+            timeouts: self.timeouts,
         }
     }
 

@@ -204,6 +204,13 @@ async fn run(home: Home) -> anyhow::Result<()> {
             metrics.clone(),
         ),
     });
+    // The custodian re-wraps her archive keys when a patient's keys change.
+    tokio::spawn(crate::custodian::rewrap::follow(
+        api_state.custodian.clone(),
+        crate::custodian::rewrap::cursor_path(&data_dir),
+        api_state.status.clone(),
+        api_stopping.clone(),
+    ));
     let listen = home.config.api_listen().context("api address")?;
     let limits = http::serve::ServeLimits::from_config(&home.config.api);
     let listener = tokio::net::TcpListener::bind(listen)

@@ -119,6 +119,18 @@ fn a_rotated_members_old_key_is_refused_and_its_new_key_votes_and_reads_its_arch
     assert_eq!(adopted["now"]["status"], "adopted", "{adopted}");
     let activation = adopted["now"]["activation_height"].as_u64().unwrap();
     c.wait_height(0, activation + 1, WAIT).unwrap();
+    // The others close the old key's connections (its PeerId is no member's now).
+    let deadline = std::time::Instant::now() + WAIT;
+    while !c
+        .metrics(1)
+        .is_ok_and(|m| m.contains("cradle_peers_connected 0\n"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old key's node is still connected"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // From the activation on, the old key's votes do not count: with member 3 stopped, the
     // old-keyed node and two others cannot commit (2 of 4 votes, below the quorum of 3).

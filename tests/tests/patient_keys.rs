@@ -121,8 +121,9 @@ fn a_mother_who_lost_her_key_is_recovered_and_reads_her_record_with_the_new_one(
         assert!(changes[0]["recovered_by"].is_string(), "{v}");
     }
 
-    // Later she moves to a tablet herself, signing with the phone's key; the hospital wraps her
-    // archive key again for the tablet, and the tablet reads her record while the phone cannot.
+    // Later she moves to a tablet herself, signing with the phone's key; the hospital's node
+    // sees the rotation committed and wraps her archive key again for the tablet by itself, and
+    // the tablet reads her record while the phone cannot.
     let tablet = work.join("tablet.key");
     keygen(&c.nodes[0].home.join("genesis.json"), &tablet);
     let rotated: Value = serde_json::from_str(&ok(cradle(
@@ -138,6 +139,31 @@ fn a_mother_who_lost_her_key_is_recovered_and_reads_her_record_with_the_new_one(
     )))
     .unwrap();
     assert_eq!(rotated["patient"].as_str(), Some(id.as_str()), "{rotated}");
+    let on_tablet = work.join("tablet.json");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let out = get(&c, &tablet, &mother.archive, &on_tablet);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the custodian never re-wrapped for the tablet: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        std::fs::read(&on_tablet).unwrap(),
+        std::fs::read(&record).unwrap()
+    );
+    assert!(
+        c.log(0)
+            .contains("re-wrapped archive keys for a patient's new key"),
+        "{}",
+        c.log_tail(0, 30)
+    );
+    // The command that does it by hand (for key changes a node missed) still works.
     let rewrapped: Value = serde_json::from_str(&ok(cradle(
         &c.nodes[0].api,
         &hospital,
@@ -145,12 +171,6 @@ fn a_mother_who_lost_her_key_is_recovered_and_reads_her_record_with_the_new_one(
     )))
     .unwrap();
     assert_eq!(rewrapped["rewrapped"].as_array().map(Vec::len), Some(1));
-    let on_tablet = work.join("tablet.json");
-    ok(get(&c, &tablet, &mother.archive, &on_tablet));
-    assert_eq!(
-        std::fs::read(&on_tablet).unwrap(),
-        std::fs::read(&record).unwrap()
-    );
     let out = get(&c, &phone, &mother.archive, &work.join("phone-again.json"));
     assert!(
         !out.status.success(),

@@ -73,7 +73,8 @@ impl Session {
     /// Wraps again, for the patient's current X25519 key (proven from genesis), the key of
     /// every archive of hers this member holds.
     pub fn rewrap_for_patient(&self, patient: &PublicKey) -> Result<Vec<ArchiveId>, ClientError> {
-        let me = self.key.public_key();
+        // Records name the member by its identity, whichever key signs for it now.
+        let me = self.own_institution()?;
         let current = self.patient(patient)?.x25519;
         let mut done = Vec::new();
         for (id, rec) in self.patient_archives(patient)? {

@@ -402,6 +402,15 @@ impl<V: Value> Core<V> {
         Ok(())
     }
 
+    /// Replaces the timeouts (a governance change in force): rounds started from now on wait
+    /// by the new ones. Timeouts bear on liveness only, so a node taking them up a little
+    /// earlier or later than another is harmless.
+    pub fn set_config(&mut self, config: Config) -> Result<(), Error> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
     /// At a new height: takes up the set given for it, if any, and finds this node in it.
     pub(super) fn take_up_set(&mut self, height: Height) {
         let mut due = None;

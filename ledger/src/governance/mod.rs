@@ -69,6 +69,10 @@ pub enum Change {
     },
     /// New size limits for transactions and blocks.
     SetLimits { limits: Limits },
+    /// New consensus timeouts (how long a round waits for a proposal and for votes, and how
+    /// much longer each later round waits): a liveness parameter every node takes up at the
+    /// same height.
+    SetTimeouts { timeouts: cradle_consensus::Config },
     /// A new consent and access policy.
     SetPolicy { policy: Policy },
 }
@@ -81,6 +85,7 @@ impl Change {
             Change::RotateMemberKey { .. } => "rotate_member_key",
             Change::SetVotingPower { .. } => "set_voting_power",
             Change::SetLimits { .. } => "set_limits",
+            Change::SetTimeouts { .. } => "set_timeouts",
             Change::SetPolicy { .. } => "set_policy",
         }
     }
@@ -169,6 +174,15 @@ impl Change {
                 next.members[i].voting_power = *voting_power;
             }
             Change::SetLimits { limits } => next.limits = limits.clone(),
+            Change::SetTimeouts { timeouts } => {
+                timeouts.validate().map_err(Error::Consensus)?;
+                if set.timeouts == Some(*timeouts) {
+                    return Err(Error::Unchanged(
+                        "the consortium already runs with these timeouts",
+                    ));
+                }
+                next.timeouts = Some(*timeouts);
+            }
             Change::SetPolicy { policy } => next.policy = policy.clone(),
         }
         if !next.members.iter().any(|m| m.voting_power > 0) {

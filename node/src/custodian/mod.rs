@@ -10,6 +10,7 @@
 
 pub mod fetch;
 pub mod local;
+pub mod rewrap;
 pub mod s3;
 pub mod store;
 pub mod upload;

@@ -108,7 +108,8 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
     ));
     let resumed = persisted.is_some();
     let mut core = Core::new(
-        config.consensus,
+        // Timeouts a governance vote changed since genesis, or genesis's.
+        consortium.timeouts.unwrap_or(config.consensus),
         consortium.validators().clone(),
         consortium.chain_id,
         signer,

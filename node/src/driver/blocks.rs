@@ -289,6 +289,11 @@ impl Driver {
             );
             self.network
                 .set_members(crate::members::peers_of(&next, &self.me));
+            if next.timeouts != self.consortium.timeouts {
+                let timeouts = next.timeouts.unwrap_or(self.config.consensus);
+                info!(?timeouts, "consensus timeouts in force");
+                self.core.set_config(timeouts)?;
+            }
             self.consortium = next;
         }
         Ok(())

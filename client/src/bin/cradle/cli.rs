@@ -394,4 +394,13 @@ pub(crate) enum ProposeCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// New consensus timeouts, from a JSON file shaped like genesis's `consensus` timeouts
+    /// (`timeout_propose_ms`, `timeout_prevote_ms`, `timeout_precommit_ms`,
+    /// `timeout_delta_ms`).
+    #[command(alias = "set-timeouts")]
+    SetParam {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }

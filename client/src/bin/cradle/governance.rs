@@ -160,5 +160,11 @@ fn change(s: &Session, p: &ProposeCommand) -> anyhow::Result<(Change, Format)> {
             },
             *format,
         ),
+        ProposeCommand::SetParam { file, format } => (
+            Change::SetTimeouts {
+                timeouts: read_json::<cradle_consensus::Config>(file, "consensus timeouts")?,
+            },
+            *format,
+        ),
     })
 }

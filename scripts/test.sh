@@ -10,6 +10,7 @@ cradle_install_fhir_validator
 cradle_install_s3_server
 cradle_install_fault_test_deps
 cradle_install_node
+cradle_install_chromium
 cradle_prune_stale_builds
 
 cargo fmt --all -- --check

@@ -45,6 +45,16 @@ cradle_install_node() {
     command -v node >/dev/null || cradle_apt_install nodejs
 }
 
+# The portal's browser test (tests/tests/portal.rs) drives Debian's headless Chromium through
+# chromedriver, and shows the page's Simplified Chinese in its screenshots with a CJK font.
+cradle_install_chromium() {
+    local missing=()
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v chromedriver >/dev/null || missing+=(chromium-driver)
+    { command -v fc-list >/dev/null && fc-list :lang=zh | grep -q .; } || missing+=(fonts-wqy-microhei)
+    cradle_apt_install "${missing[@]}"
+}
+
 # Every rebuild of a test or binary leaves its previous executable (hundreds of MB with debug
 # info) in the shared target dir; a disk that fills makes every test fail. Keeps the two newest
 # of each name (a crate's binary and its unit tests share a name).

@@ -30,6 +30,8 @@ enum Class {
 fn class(path: &str) -> Class {
     match path {
         "/healthz" | "/readyz" | "/v1/status" => Class::Open,
+        // The browser portal's static files: the page and its verification library, no data.
+        "/portal" | "/portal/" | "/portal/{*path}" => Class::Open,
         // A clinician's ledger record is pseudonymous (id, institution, role, status).
         // The member sets are as public to the consortium's parties as genesis is: every
         // client follows them to check certificates.
@@ -69,7 +71,8 @@ fn fill(path: &str, ids: &Ids) -> String {
         .replace("{hash}", &ids.tx)
         .replace("{key}", key)
         .replace("{archive}", &ids.archive)
-        .replace("{id}", id);
+        .replace("{id}", id)
+        .replace("{*path}", "js/history.js");
     if filled == "/v1/audit/consistency" {
         format!("{filled}?from=0")
     } else {
@@ -179,6 +182,8 @@ fn every_route_refuses_whom_it_does_not_concern_and_tells_them_nothing() {
             let expected: &[u16] = match (class, *method) {
                 // Ready or not, /readyz names nothing but the node's own state.
                 (Class::Open, _) if route.path == "/readyz" => &[200, 503],
+                // `/portal` sends the browser to `/portal/` (or the client followed it there).
+                (Class::Open, _) if route.path == "/portal" => &[200, 308],
                 (Class::Open, _) => &[200],
                 (Class::TxSigned, _) => &[400],
                 _ => &[401],

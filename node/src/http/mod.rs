@@ -18,6 +18,7 @@ pub mod governance;
 pub mod node;
 pub mod patient_keys;
 pub mod policy;
+pub mod portal;
 pub mod rate;
 pub mod records;
 pub mod serve;
@@ -316,6 +317,10 @@ pub fn routes() -> Vec<Route> {
             &["GET"],
             get(governance::proposals),
         ),
+        // The browser portal's static files: public, they hold no data.
+        route("/portal", &["GET"], get(portal::redirect)),
+        route("/portal/", &["GET"], get(portal::index)),
+        route("/portal/{*path}", &["GET"], get(portal::file)),
     ]
 }
 

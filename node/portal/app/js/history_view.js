@@ -1,0 +1,147 @@
+// Her access history: asked of the node, verified in the page against her genesis and the
+// checkpoint this browser kept, and shown (time, institution, who, purpose, outcome, the
+// break-glass accesses highlighted). "Verified" is shown only for an answer `verifyHistory`
+// accepted; any other answer is "untrustworthy" with the refusal's code and reason, and
+// nothing of it is listed.
+
+import { toHex } from '../../js/bytes.js';
+import { checkpointFromJson, checkpointToJson, decodeAuditAnswer } from '../../js/audit.js';
+import { needsConsistencyProof, verifyHistory } from '../../js/history.js';
+import * as store from './store.js';
+import { el, msg } from './dom.js';
+import { language, t } from './i18n.js';
+
+/** A node whose newest proven block is older than this is refused (`stale-node`). */
+export const MAX_AGE_MS = 10 * 60 * 1000;
+const DAY_MS = 24 * 3600 * 1000;
+
+/** The default period: the last twelve months, to the end of today. */
+export function defaultRange(now = new Date()) {
+  const to = new Date(now);
+  const from = new Date(now);
+  from.setFullYear(from.getFullYear() - 1);
+  return { from: isoDate(from), to: isoDate(to) };
+}
+
+function isoDate(d) {
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+/** `[fromMs, toMs]` of two `yyyy-mm-dd` dates, whole local days, inclusive. */
+export function rangeOf(from, to) {
+  const start = new Date(`${from}T00:00:00`).getTime();
+  const end = new Date(`${to}T00:00:00`).getTime() + DAY_MS - 1;
+  if (!Number.isFinite(start) || !Number.isFinite(end) || start < 0 || start > end) return null;
+  return [start, end];
+}
+
+async function loadCheckpoint(chainIdHex) {
+  const saved = await store.get(store.KEYS.checkpoint(chainIdHex));
+  if (!saved) return null;
+  try {
+    return checkpointFromJson(saved);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Asks `node` for the patient's history over `[fromMs, toMs]` and verifies it. Returns
+ * `verifyHistory`'s result; a verified one's checkpoint is kept for the next visit. Throws a
+ * NodeError when the node cannot be asked.
+ */
+export async function fetchVerifiedHistory(node, genesis, keypair, [fromMs, toMs]) {
+  const patient = keypair.signing.publicKey;
+  const path = `/v1/audit/patient/${toHex(patient)}?from_ms=${fromMs}&to_ms=${toMs}`;
+  const bytes = await node.signedGet(path);
+  const checkpoint = await loadCheckpoint(genesis.chainIdHex);
+  let consistency = null;
+  let decoded = null;
+  try {
+    decoded = decodeAuditAnswer(bytes);
+  } catch {
+    // verifyHistory refuses it as malformed.
+  }
+  if (decoded && needsConsistencyProof(decoded, checkpoint)) {
+    consistency = await node.signedGet(`/v1/audit/consistency?from=${checkpoint.accessLogSize}`);
+  }
+  const result = await verifyHistory({
+    answer: bytes,
+    trust: genesis.trust,
+    expect: { subject: { kind: 'patient', id: patient }, range: [BigInt(fromMs), BigInt(toMs)] },
+    checkpoint,
+    consistency,
+    nowMs: Date.now(),
+    maxAgeMs: MAX_AGE_MS,
+  });
+  if (result.verified) await store.put(store.KEYS.checkpoint(genesis.chainIdHex), checkpointToJson(result.checkpoint));
+  return result;
+}
+
+function when(ms) {
+  return new Intl.DateTimeFormat(language(), { dateStyle: 'medium', timeStyle: 'short' }).format(new Date(Number(ms)));
+}
+
+function institution(genesis, key) {
+  const m = genesis.member(key);
+  if (!m) return t('institution.unknown', { key: toHex(key).slice(0, 12) });
+  return `${m.name} (${t(`role.${m.role}`)})`;
+}
+
+function outcome(e) {
+  const o = e.outcome;
+  if (o.kind !== 'denied') return t(`outcome.${o.kind}`);
+  const known = `denial.${o.reason}`;
+  const reason = t(known) === known ? t('denial.other', { code: o.reason }) : t(known);
+  return t('outcome.denied', { reason });
+}
+
+function row(label, value) {
+  return [el('dt', { text: label }), el('dd', { text: value })];
+}
+
+/** One access, as a card: time first, then where, who, why and what came of it. */
+function eventCard(genesis, e) {
+  const who = e.staff
+    ? t('person.staff', { role: t(`staff.${e.staff.role}`), id: toHex(e.staff.id).slice(0, 8) })
+    : t('person.institution');
+  const reader = e.staff ? e.staff.institution : e.accessor;
+  const details = el('dl', {},
+    ...row(t('field.institution'), institution(genesis, reader)),
+    ...row(t('field.person'), who),
+    ...row(t('field.purpose'), `${t(`purpose.${e.purpose}`)} (${e.purpose})`),
+    ...row(t('field.record'), t(`category.${e.category}`)),
+    ...row(t('field.outcome'), outcome(e)));
+  const flag = e.outcome.kind === 'break_glass' ? el('span', { class: 'flag', text: t('outcome.break_glass') }) : '';
+  return el('li', { class: 'event', dataset: { outcome: e.outcome.kind } },
+    el('div', {}, el('div', { class: 'when', text: when(e.timeMs) }), flag), details);
+}
+
+/**
+ * Shows `result` in the verdict box and the list. The list shows the events of a verified
+ * answer, newest first, and nothing of a refused one.
+ */
+export function renderHistory(parts, genesis, result) {
+  const { verdict, status, detail, list } = parts;
+  verdict.hidden = false;
+  list.replaceChildren();
+  if (!result.verified) {
+    verdict.dataset.state = 'untrustworthy';
+    status.textContent = t('history.untrustworthy');
+    const code = result.code;
+    detail.textContent = t('history.untrustworthyDetail', { code, reason: t(`refusal.${code}`) });
+    detail.title = result.reason;
+    verdict.dataset.code = code;
+    return;
+  }
+  verdict.dataset.state = 'verified';
+  delete verdict.dataset.code;
+  status.textContent = t('history.verified');
+  detail.title = '';
+  detail.textContent = t('history.verifiedDetail', { height: result.height, time: when(result.timeMs), count: result.events.length });
+  const events = result.events.map((ie) => ie.event).reverse();
+  if (events.length === 0) list.append(msg('li', 'history.empty'));
+  for (const e of events) list.append(eventCard(genesis, e));
+  list.lastElementChild?.classList.toggle('empty', events.length === 0);
+}

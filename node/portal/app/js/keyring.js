@@ -1,0 +1,61 @@
+// The patient's key pair in the page: made here, or imported from a `cradle keygen` key file,
+// and kept in IndexedDB as non-extractable CryptoKeys.
+//
+// A key file is JSON (`genesis/src/keyfile.rs`): {kind: "cradle-key", version: 1, public_key,
+// x25519_public, ed25519_secret, x25519_secret}, secrets as 64 hex digits. Its secrets are
+// imported once into WebCrypto and the bytes overwritten; the public keys written in the file
+// must be those of its secrets, as the Rust reader checks.
+
+import { equalBytes, fromHex } from '../../js/bytes.js';
+import { generateKeypair, keypairFromSecretParts } from '../../js/keys.js';
+import * as store from './store.js';
+
+const KEY_FILE_BYTES_MAX = 4096;
+
+export class KeyFileError extends Error {}
+
+/** A key pair from the text of a key file; throws a KeyFileError that never quotes a secret. */
+export async function importKeyFile(text) {
+  if (typeof text !== 'string' || text.length > KEY_FILE_BYTES_MAX) throw new KeyFileError('not a key file');
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new KeyFileError('not a key file (not JSON)');
+  }
+  if (json?.kind !== 'cradle-key' || json.version !== 1) throw new KeyFileError('not a cradle key file');
+  const fields = ['kind', 'version', 'public_key', 'x25519_public', 'ed25519_secret', 'x25519_secret'];
+  for (const k of Object.keys(json)) if (!fields.includes(k)) throw new KeyFileError(`unknown field ${k}`);
+  let edSeed;
+  let xSecret;
+  try {
+    edSeed = fromHex(String(json.ed25519_secret).trim(), 32, 'ed25519_secret');
+    xSecret = fromHex(String(json.x25519_secret).trim(), 32, 'x25519_secret');
+  } catch {
+    throw new KeyFileError('the secrets must be 64 hex digits each');
+  }
+  try {
+    const keypair = await keypairFromSecretParts(edSeed, xSecret, { extractable: false });
+    const publicKey = fromHex(String(json.public_key).trim(), 32, 'public_key');
+    const x25519 = fromHex(String(json.x25519_public).trim(), 32, 'x25519_public');
+    if (!equalBytes(publicKey, keypair.signing.publicKey) || !equalBytes(x25519, keypair.x25519.publicKey)) {
+      throw new KeyFileError('the public keys written in the file are not those of its secrets');
+    }
+    return keypair;
+  } catch (e) {
+    if (e instanceof KeyFileError) throw e;
+    throw new KeyFileError(e.message);
+  } finally {
+    edSeed.fill(0);
+    xSecret.fill(0);
+    json.ed25519_secret = null;
+    json.x25519_secret = null;
+  }
+}
+
+/** A fresh key pair made by the browser, never extractable. */
+export const createKeypair = () => generateKeypair();
+
+export const saveKeypair = (keypair) => store.put(store.KEYS.keypair, keypair);
+export const loadKeypair = () => store.get(store.KEYS.keypair);
+export const forgetKeypair = () => store.remove(store.KEYS.keypair);

@@ -119,6 +119,8 @@ async function onHistory(event) {
     state.result = await fetchVerifiedHistory(n, state.genesis, state.keypair, range);
     say('node-status', 'node.ok', { member: n.member.name }, 'ok');
     renderHistory(parts, state.genesis, state.result);
+    // The answer is what she came for: bring it into view (on a phone it is below the fold).
+    $('history-section').scrollIntoView({ block: 'start' });
   } catch (e) {
     state.result = null;
     if (e instanceof NodeError) {

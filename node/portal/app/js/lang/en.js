@@ -44,7 +44,7 @@ export default {
   'field.outcome': 'Outcome',
   'field.record': 'Record',
   'person.institution': 'The institution itself',
-  'person.staff': '{role} (staff no. {id})',
+  'person.staff': '{role} (staff ID {id})',
   'institution.unknown': 'Unknown institution {key}',
   'outcome.permitted': 'Permitted',
   'outcome.denied': 'Denied: {reason}',

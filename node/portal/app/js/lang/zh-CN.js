@@ -44,7 +44,7 @@ export default {
   'field.outcome': '结果',
   'field.record': '档案',
   'person.institution': '机构本身',
-  'person.staff': '{role}（工号 {id}）',
+  'person.staff': '{role}（人员编号 {id}）',
   'institution.unknown': '未知机构 {key}',
   'outcome.permitted': '已准许',
   'outcome.denied': '已拒绝：{reason}',

@@ -692,6 +692,11 @@ fn a_mother_sees_who_read_her_record_verified_in_her_browser_and_a_lying_node_is
     std::fs::create_dir_all(&shots).unwrap();
     let driver = Driver::start(&work.join("chromedriver.log"));
     let genesis_file = c.nodes[0].home.join("genesis.json");
+    let mut other: Value =
+        serde_json::from_str(&std::fs::read_to_string(&genesis_file).unwrap()).unwrap();
+    other["chain_name"] = json!("cradle-elsewhere");
+    let other_genesis = work.join("other-genesis.json");
+    std::fs::write(&other_genesis, other.to_string()).unwrap();
     let key_hex: Value =
         serde_json::from_str(&std::fs::read_to_string(&mother.key).unwrap()).unwrap();
 
@@ -732,6 +737,20 @@ fn a_mother_sees_who_read_her_record_verified_in_her_browser_and_a_lying_node_is
             .await
             .unwrap();
         assert_eq!(extractable, json!([false, false]));
+
+        // A genesis file of another consortium (a changed name, the same members): the node
+        // is not used, and nothing about her is shown.
+        let input = b.find(Locator::Id("genesis-file")).await.unwrap();
+        input.send_keys(other_genesis.to_str().unwrap()).await.unwrap();
+        wait_for(&b, "the other genesis", "const s = document.getElementById('genesis-status'); \
+            return s.textContent.includes('cradle-elsewhere') ? 'ok' : null").await;
+        let refused = show_history(&b).await;
+        assert!(refused.contains("another consortium"), "{refused}");
+        assert!(b.find_all(Locator::Css("#history-list li")).await.unwrap().is_empty());
+        let input = b.find(Locator::Id("genesis-file")).await.unwrap();
+        input.send_keys(genesis_file.to_str().unwrap()).await.unwrap();
+        wait_for(&b, "her genesis again", "const s = document.getElementById('genesis-status'); \
+            return s.textContent.includes('cradle-elsewhere') ? null : 'ok'").await;
 
         // Her history: the three accesses, verified against her genesis.
         assert_eq!(show_history(&b).await, "verified", "{}", text(&b, "#history-section").await);
@@ -830,10 +849,14 @@ fn a_mother_sees_who_read_her_record_verified_in_her_browser_and_a_lying_node_is
         "secret key material left the page: {found:?}"
     );
 
-    // Two screenshots for the README.
+    // Two screenshots for the README: written when missing, or renewed with
+    // CRADLE_WRITE_PORTAL_SCREENSHOTS=1 (an ordinary run leaves the working tree alone).
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/portal");
+    let renew = std::env::var_os("CRADLE_WRITE_PORTAL_SCREENSHOTS").is_some_and(|v| v == "1");
     std::fs::create_dir_all(&docs).unwrap();
     for name in ["history-zh-375x812.png", "history-en-1280x900.png"] {
-        std::fs::copy(shots.join(name), docs.join(name)).unwrap();
+        if renew || !docs.join(name).exists() {
+            std::fs::copy(shots.join(name), docs.join(name)).unwrap();
+        }
     }
 }

@@ -125,7 +125,12 @@ async function onHistory(event) {
     state.result = null;
     if (e instanceof NodeError) {
       state.node = null;
-      const key = { notMember: 'node.notMember', genesisMismatch: 'node.genesisMismatch', notEnrolled: 'node.notEnrolled' }[e.code] ?? 'node.failed';
+      const key = {
+        notMember: 'node.notMember',
+        genesisMismatch: 'node.genesisMismatch',
+        notEnrolled: 'node.notEnrolled',
+        signatureRefused: 'node.signatureRefused',
+      }[e.code] ?? 'node.failed';
       say('node-status', key, { reason: e.message }, 'error');
     } else {
       say('node-status', 'node.failed', { reason: e.message }, 'error');

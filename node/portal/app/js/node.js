@@ -32,7 +32,9 @@ async function refusal(response) {
   } catch {
     // Not the API's JSON error: the status says enough.
   }
-  const code = response.status === 401 || response.status === 403 ? 'notEnrolled' : 'failed';
+  // 403: a well-signed request from a key the node does not know. 401: a signature it did not
+  // take (for another chain, or dated by a clock too far from the node's).
+  const code = { 401: 'signatureRefused', 403: 'notEnrolled' }[response.status] ?? 'failed';
   return new NodeError(code, reason);
 }
 

@@ -36,6 +36,7 @@ export default {
   'node.notMember': "This node's key is not a member of your genesis file: not used.",
   'node.genesisMismatch': 'This node runs another consortium than the one of your genesis file: not used.',
   'node.notEnrolled': 'This node does not know your key: ask your clinic to enrol you.',
+  'node.signatureRefused': "This node did not accept your signed request: it runs another consortium than the one of your genesis file, or this device's clock is off ({reason}).",
   'node.failed': 'The node did not answer: {reason}',
   'node.ok': 'Node of {member}; it runs the consortium of your genesis file.',
   'field.institution': 'Institution',

@@ -36,6 +36,7 @@ export default {
   'node.notMember': '此节点的密钥不属于您创世文件中的成员：不予使用。',
   'node.genesisMismatch': '此节点运行的联盟与您的创世文件不一致：不予使用。',
   'node.notEnrolled': '此节点不认识您的密钥：请请诊所为您登记。',
+  'node.signatureRefused': '此节点不接受您的签名请求：它运行的联盟与您的创世文件不一致，或本设备的时钟不准（{reason}）。',
   'node.failed': '节点未能应答：{reason}',
   'node.ok': '{member} 的节点；其运行的联盟与您的创世文件一致。',
   'field.institution': '机构',

@@ -542,6 +542,29 @@ async fn verdict_code(b: &Client) -> String {
     code.as_str().unwrap_or("").to_string()
 }
 
+/// Everything this page loaded or fetched, as the browser's own Resource Timing lists it, came
+/// from the page's origin (the recording proxy): no other server heard from it.
+async fn same_origin_only(b: &Client, page: &str) {
+    let origin = page.trim_end_matches("/portal/");
+    let urls = b
+        .execute(
+            "return performance.getEntriesByType('resource').map((e) => e.name)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let urls: Vec<String> = serde_json::from_value(urls).unwrap();
+    assert!(urls.len() >= 10, "the page loaded only {urls:?}");
+    let elsewhere: Vec<&String> = urls
+        .iter()
+        .filter(|u| !u.starts_with(&format!("{origin}/")))
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "the page reached beyond {origin}: {elsewhere:?}"
+    );
+}
+
 /// The history's verdict once there is one, or the node's refusal.
 const VERDICT: &str = "const v = document.getElementById('history-verdict'); \
     const n = document.getElementById('node-status'); \
@@ -797,6 +820,8 @@ fn a_mother_sees_who_read_her_record_verified_in_her_browser_and_a_lying_node_is
         proxy.lie.store(false, Ordering::Relaxed);
         assert_eq!(show_history(&b).await, "verified");
 
+        same_origin_only(&b, &page).await;
+
         // The node itself serves the page to a browser, with the operator's certificate.
         let node = c.nodes[0].api.replace("127.0.0.1", "localhost");
         b.goto(&format!("{node}/portal/")).await.unwrap();
@@ -819,6 +844,7 @@ fn a_mother_sees_who_read_her_record_verified_in_her_browser_and_a_lying_node_is
         assert_eq!(verdict_code(&b).await, "altered-entry");
         screenshot(&b, 375, &shots.join("lying-zh-375x812.png")).await;
         proxy.lie.store(false, Ordering::Relaxed);
+        same_origin_only(&b, &page).await;
         b.close().await.unwrap();
     });
 
@@ -843,10 +869,20 @@ fn a_mother_sees_who_read_her_record_verified_in_her_browser_and_a_lying_node_is
         secrets.extend(base64_forms(&hex::decode(&hex_secret).unwrap()));
         secrets.push(hex_secret);
     }
+    // The search finds what the page does send: her public key, in the history's path.
+    let public = key_hex["public_key"].as_str().unwrap().to_string();
+    assert!(
+        !leaks(&requests, &[public]).is_empty(),
+        "the search finds nothing at all"
+    );
     let found = leaks(&requests, &secrets);
     assert!(
         found.is_empty(),
         "secret key material left the page: {found:?}"
+    );
+    eprintln!(
+        "the page sent {} requests ({signed} signed), none with a secret of her key file",
+        requests.len()
     );
 
     // Two screenshots for the README: written when missing, or renewed with

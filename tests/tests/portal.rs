@@ -820,6 +820,17 @@ fn a_mother_sees_who_read_her_record_verified_in_her_browser_and_a_lying_node_is
         proxy.lie.store(false, Ordering::Relaxed);
         assert_eq!(show_history(&b).await, "verified");
 
+        // The obstetrician reads again: the access log grew past the checkpoint this browser
+        // kept, so the page asks for a consistency proof from it and checks it.
+        ok(read(&obstetrician, "TREAT", "again.json", &[]));
+        assert_eq!(show_history(&b).await, "verified", "{}", text(&b, "#history-section").await);
+        let entries = b.find_all(Locator::Css("#history-list li.event")).await.unwrap();
+        assert_eq!(entries.len(), 4);
+        let asked = proxy.recorded().iter().any(|r| {
+            String::from_utf8_lossy(r).starts_with("GET /v1/audit/consistency?from=")
+        });
+        assert!(asked, "the page did not ask for a consistency proof");
+
         same_origin_only(&b, &page).await;
 
         // The node itself serves the page to a browser, with the operator's certificate.

@@ -46,11 +46,13 @@ cradle_install_node() {
 }
 
 # The portal's browser test (tests/tests/portal.rs) drives Debian's headless Chromium through
-# chromedriver, and shows the page's Simplified Chinese in its screenshots with a CJK font.
+# chromedriver, shows the page's Simplified Chinese in its screenshots with a CJK font, and makes
+# the operator certificate browsers are served with openssl.
 cradle_install_chromium() {
     local missing=()
     command -v chromium >/dev/null || missing+=(chromium)
     command -v chromedriver >/dev/null || missing+=(chromium-driver)
+    command -v openssl >/dev/null || missing+=(openssl)
     { command -v fc-list >/dev/null && fc-list :lang=zh | grep -q .; } || missing+=(fonts-wqy-microhei)
     cradle_apt_install "${missing[@]}"
 }

@@ -277,6 +277,12 @@ impl ApiClient {
         }
     }
 
+    /// The pins this client checks the node's TLS key against (shared: a refusal on any
+    /// connection shows in [`Pins::refused`]); `None` for plain HTTP.
+    pub fn pins(&self) -> Option<Pins> {
+        self.pins.clone()
+    }
+
     /// Whether the node presented a TLS key that none of the pinned members holds.
     pub fn pin_refused(&self) -> bool {
         self.pins.as_ref().is_some_and(Pins::refused)

@@ -230,6 +230,15 @@ impl Cluster {
         Ok(String::from_utf8(bytes)?)
     }
 
+    /// Member `i`'s height from its operator metrics: readable whatever key its API proves
+    /// (a member that joined after genesis, or whose key a vote rotated).
+    pub fn metric_height(&self, i: usize) -> Option<u64> {
+        let text = self.metrics(i).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("cradle_height "))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     /// An HTTPS client for member `i` that signs nothing.
     pub fn anonymous(&self, i: usize) -> ApiClient {
         ApiClient::new(&self.nodes[i].api, &self.genesis).expect("an https:// URL")

@@ -60,14 +60,6 @@ fn institution_key(c: &Cluster, name: &str) -> PathBuf {
     key
 }
 
-/// A node's height from its operator metrics (a joining member's API is pinned by no genesis).
-fn metric_height(c: &Cluster, i: usize) -> Option<u64> {
-    let text = c.metrics(i).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("cradle_height "))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let until = Instant::now() + WAIT;
     while !done() {
@@ -156,7 +148,7 @@ fn a_fifth_clinic_is_voted_in_catches_up_and_votes_and_once_removed_is_cut_off()
     // It catches up from genesis, following the set change on the way.
     let target = c.height(0).unwrap();
     wait_until("the new clinic caught up", || {
-        metric_height(&c, 4).is_some_and(|h| h >= target)
+        c.metric_height(4).is_some_and(|h| h >= target)
     });
     assert!(
         c.log(4).contains("member set in force"),
@@ -179,11 +171,11 @@ fn a_fifth_clinic_is_voted_in_catches_up_and_votes_and_once_removed_is_cut_off()
         c.metrics(4)
             .is_ok_and(|m| m.contains("cradle_peers_connected 0\n"))
     });
-    let stuck = metric_height(&c, 4).unwrap();
+    let stuck = c.metric_height(4).unwrap();
     let h = c.height(0).unwrap();
     c.wait_height(0, h + 3, WAIT).unwrap();
     assert!(
-        metric_height(&c, 4).unwrap() <= stuck.max(activation),
+        c.metric_height(4).unwrap() <= stuck.max(activation),
         "a removed member's node keeps following"
     );
     let said = refused(

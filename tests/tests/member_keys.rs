@@ -44,14 +44,6 @@ fn read(c: &Cluster, node: usize, key: &Path, archive: &str, out: &Path) -> std:
     )
 }
 
-/// A node's height from its operator metrics.
-fn metric_height(c: &Cluster, i: usize) -> Option<u64> {
-    let text = c.metrics(i).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("cradle_height "))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 fn refused(out: std::process::Output) -> String {
     assert!(
         !out.status.success(),
@@ -189,7 +181,7 @@ fn a_rotated_members_old_key_is_refused_and_its_new_key_votes_and_reads_its_arch
     // (Its API now proves the new key, which the harness's genesis-pinned client refuses: its
     // height is read from its operator metrics.)
     let deadline = std::time::Instant::now() + WAIT;
-    while metric_height(&c, 1).is_none_or(|m| m < h + 3) {
+    while c.metric_height(1).is_none_or(|m| m < h + 3) {
         assert!(
             std::time::Instant::now() < deadline,
             "node 1 did not catch up"

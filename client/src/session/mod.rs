@@ -142,40 +142,36 @@ impl Session {
     /// A session with the node at `node_url`, trusting `genesis` for the chain id, the members'
     /// keys and the node's TLS identity.
     pub fn connect(node_url: &str, genesis: GenesisDoc, key: Keypair) -> Result<Self, ClientError> {
-        let api = Self::pinned_client(node_url, &genesis, Some(&key))?;
-        Self::over(api, genesis, key)
+        let api = ApiClient::new(node_url, &genesis)?;
+        Self::over_repinning(api, node_url, genesis, key)
     }
 
-    /// A client for the node at `node_url`, pinned to the key genesis gives its member; or,
-    /// when the node proves another key (a vote rotated it, or the member joined after
-    /// genesis), to the key the newest member set says signs for it, learnt from another
-    /// member's node (which serves the sets to a key of the consortium: `key`) and verified
-    /// from genesis like any answer.
-    pub fn pinned_client(
+    /// [`Session::over`] a client pinned from genesis; when the node proves another key than
+    /// genesis gives it (a vote rotated it, or the member joined after genesis), the session
+    /// is opened again pinned to the key the newest member set says signs for it, learnt from
+    /// another member's node (which serves the sets to a key of the consortium) and verified
+    /// from genesis like any answer. Unless the sets changed since genesis, the pin's refusal
+    /// stands. No request is added when the pin holds.
+    pub fn over_repinning(
+        api: ApiClient,
         node_url: &str,
-        genesis: &GenesisDoc,
-        key: Option<&Keypair>,
-    ) -> Result<ApiClient, ClientError> {
-        let api = ApiClient::new(node_url, genesis)?;
-        // One request proves the node's key (the connection is kept for what follows).
-        let refusal = match api.status() {
-            Err(e) if api.pin_refused() => e,
-            _ => return Ok(api),
+        genesis: GenesisDoc,
+        key: Keypair,
+    ) -> Result<Self, ClientError> {
+        let pins = api.pins();
+        let copy = Keypair::from_secret_parts(&key.ed25519_seed(), &key.x25519_secret());
+        let refusal = match Self::over(api, genesis.clone(), key) {
+            Err(e) if pins.as_ref().is_some_and(Pins::refused) => e,
+            other => return other,
         };
-        let Some(key) = key else {
-            return Err(refusal.into());
-        };
-        // Unless the sets changed since genesis, the node's key is no member's: the pin's
-        // refusal stands. So it does when no other member's node can say (all down, or
-        // refusing this key).
-        let sets = match Self::sets_from_others(genesis, node_url, key) {
+        // No other member's node could say (all down, or refusing this key), or nothing
+        // changed since genesis: the node's key is no member's.
+        let sets = match Self::sets_from_others(&genesis, node_url, &copy) {
             Ok(sets) if sets.latest().epoch > 0 => sets,
-            _ => return Err(refusal.into()),
+            _ => return Err(refusal),
         };
-        Ok(ApiClient::with_pins(
-            node_url,
-            Pins::for_url_in(sets.latest(), node_url),
-        )?)
+        let api = ApiClient::with_pins(node_url, Pins::for_url_in(sets.latest(), node_url))?;
+        Self::over(api, genesis, copy)
     }
 
     /// The member sets as the first other genesis member's node that answers serves them,

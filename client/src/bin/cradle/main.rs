@@ -65,11 +65,11 @@ pub(crate) fn genesis(cli: &Cli) -> anyhow::Result<GenesisDoc> {
 
 pub(crate) fn session(cli: &Cli) -> anyhow::Result<Session> {
     let genesis = genesis(cli)?;
-    Ok(Session::over(
-        node_with(cli, &genesis)?,
-        genesis,
-        key(cli)?,
-    )?)
+    let api = node_with(cli, &genesis)?;
+    Ok(match (&cli.node, cli.insecure_plaintext) {
+        (Some(url), false) => Session::over_repinning(api, url, genesis, key(cli)?)?,
+        _ => Session::over(api, genesis, key(cli)?)?,
+    })
 }
 
 /// A public identity from a key file or hex (with the X25519 key given separately).
@@ -110,8 +110,7 @@ pub(crate) fn node_with(cli: &Cli, genesis: &GenesisDoc) -> anyhow::Result<ApiCl
         }
         api
     } else {
-        let key = cli.key.as_ref().map(|_| key(cli)).transpose()?;
-        cradle_client::session::Session::pinned_client(url, genesis, key.as_ref())?
+        ApiClient::new(url, genesis)?
     };
     // With a key, every read is signed: a node answers most of them only to whom they concern.
     Ok(match &cli.key {

@@ -154,6 +154,15 @@ fn a_rotated_members_old_key_is_refused_and_its_new_key_votes_and_reads_its_arch
     ));
     assert!(said.contains("403"), "{said}");
 
+    // The old-keyed node is no member's node now: a client that reaches it (as a thief of the
+    // old server's key would be reached) refuses it, though genesis pinned that key.
+    let said = refused(cradle(
+        &c.nodes[1].api,
+        &c.nodes[0].home.join("node.key"),
+        &["governance", "list", "--format", "json"],
+    ));
+    assert!(said.contains("signs for no member now"), "{said}");
+
     // The operator installs the new key (the old one moves to the home's key ring) and restarts
     // the node: the chain goes on with its votes under the new key.
     c.kill(1);

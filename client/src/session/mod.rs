@@ -216,6 +216,16 @@ impl Session {
             .map_err(|e| ClientError::Invalid(format!("genesis: {e}")))?;
         let api = api.signed_by(&key, chain_id);
         let sets = api.member_sets(consortium)?;
+        // Genesis pins a member by the key it had then; once a vote rotated or removed that
+        // key, whoever holds it (a thief of the old server's key, say) is no member's node.
+        if let Some((name, node)) = api.node_member()
+            && sets.latest().signer(&node).is_none()
+        {
+            return Err(ClientError::Invalid(format!(
+                "the node proves key {node} ({name}'s in genesis), which signs for no member now: \
+                 it was rotated out or removed, so whoever answers is not the member"
+            )));
+        }
         Ok(Self {
             api,
             key,

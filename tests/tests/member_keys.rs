@@ -203,6 +203,8 @@ fn a_rotated_members_old_key_is_refused_and_its_new_key_votes_and_reads_its_arch
     // pinned through the sets the client verified) and at another.
     let new_home_key = c.nodes[1].home.join("node.key");
     let list = governance(&c, 1, &new_home_key, &["list"]);
+    // Its directory is still its own: a clinician it adds now gets her name there.
+    clinician(&c, &work, 1, "midwife", "midwifery", "Li Na");
     assert_eq!(list["epoch"], 1, "{list}");
     governance(
         &c,

@@ -52,6 +52,14 @@ impl HttpState {
     pub fn consortium(&self) -> Arc<Consortium> {
         self.members.current()
     }
+
+    /// The member this node runs as, by its identity (what its records name), whichever key
+    /// it signs with now.
+    pub fn node_identity(&self) -> cradle_ledger::PublicKey {
+        let c = self.consortium();
+        c.signer(&self.node_key)
+            .map_or(self.node_key, |m| m.public_key)
+    }
 }
 
 /// What the handlers share.

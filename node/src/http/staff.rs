@@ -75,7 +75,7 @@ pub async fn list(
 ) -> HttpResult {
     let institution = PublicKey(hex32(&key, "member key")?);
     policy::staff_admin(&caller, &institution, false)?;
-    let here = institution == state.node_key;
+    let here = institution == state.node_identity();
     let staff = state
         .store
         .institution_staff(&institution, STAFF_LIST_MAX)
@@ -98,7 +98,7 @@ pub async fn list(
 
 /// The directory is this node's institution's: another's clinicians are asked of their own node.
 fn held_here(state: &HttpState, rec: &StaffRecord) -> Result<(), HttpError> {
-    if rec.institution == state.node_key {
+    if rec.institution == state.node_identity() {
         return Ok(());
     }
     let name = institution_name(state, &rec.institution).unwrap_or_default();
@@ -170,7 +170,7 @@ pub async fn set_directory(
     let rec = match state.store.staff(&key).map_err(HttpError::internal)? {
         Some(rec) => rec,
         None => {
-            policy::staff_admin(&caller, &state.node_key, true)?;
+            policy::staff_admin(&caller, &state.node_identity(), true)?;
             return Err(HttpError::not_found(
                 "no such clinician on the ledger: register her first",
             ));

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use cradle_ledger::block;
 use cradle_ledger::crypto::Digest32;
-use cradle_ledger::governance::{self, ApproveChange, Change, ProposeChange, proposal_id};
+use cradle_ledger::governance::{self, Change, ProposeChange};
 use cradle_ledger::tx::{EnrolPatient, TxBody, prove_keys};
 use cradle_ledger::*;
 
@@ -19,19 +19,6 @@ fn new_clinic(chain: &Hash, key: &Keypair, name: &str) -> Change {
     m.p2p_addr = Some("/ip4/127.0.0.1/tcp/26610".into());
     m.api_addr = Some("127.0.0.1:8610".into());
     Change::AddMember { member: m, proof }
-}
-
-/// `by` proposes `change`; returns the proposal's id.
-fn propose(w: &mut World, by: &Keypair, change: Change) -> Result<ProposalId, Error> {
-    let tx = w.sign(by, TxBody::ProposeChange(ProposeChange { change }));
-    let id = proposal_id(&by.public_key(), tx.tx.nonce);
-    w.commit_one(tx)?;
-    Ok(id)
-}
-
-fn approve(w: &mut World, by: &Keypair, proposal: ProposalId) -> Result<(), Error> {
-    let tx = w.sign(by, TxBody::ApproveChange(ApproveChange { proposal }));
-    w.commit_one(tx).map(drop)
 }
 
 /// The world's hospitals, clinic and regulator, by the seeds [`World::new`] gives them.

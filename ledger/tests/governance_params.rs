@@ -6,25 +6,8 @@ mod common;
 
 use common::*;
 use cradle_consensus::Config;
-use cradle_ledger::governance::{self, ApproveChange, Change, ProposeChange, proposal_id};
-use cradle_ledger::tx::TxBody;
+use cradle_ledger::governance::{self, Change};
 use cradle_ledger::*;
-
-fn propose(w: &mut World, by: &Keypair, change: Change) -> Result<ProposalId, Error> {
-    let tx = w.sign(by, TxBody::ProposeChange(ProposeChange { change }));
-    let id = proposal_id(&by.public_key(), tx.tx.nonce);
-    w.commit_one(tx)?;
-    Ok(id)
-}
-
-fn approve(w: &mut World, by: &Keypair, proposal: ProposalId) {
-    let tx = w.sign(by, TxBody::ApproveChange(ApproveChange { proposal }));
-    w.commit_one(tx).unwrap();
-}
-
-fn copy(k: &Keypair) -> Keypair {
-    Keypair::from_secret_parts(&k.ed25519_seed(), &k.x25519_secret())
-}
 
 #[test]
 fn timeouts_change_by_vote_and_bad_ones_are_refused() {
@@ -46,8 +29,8 @@ fn timeouts_change_by_vote_and_bad_ones_are_refused() {
     assert!(governance::membership(&w.store).unwrap().is_none());
 
     let id = propose(&mut w, &a, Change::SetTimeouts { timeouts: slower }).unwrap();
-    approve(&mut w, &b, id);
-    approve(&mut w, &c, id);
+    approve(&mut w, &b, id).unwrap();
+    approve(&mut w, &c, id).unwrap();
     let adopted = w.tip.height;
     assert_eq!(w.consortium.timeouts, None);
     w.advance(1000);

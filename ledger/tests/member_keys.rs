@@ -9,33 +9,10 @@ use common::*;
 use cradle_consensus::{CommitCertificate, Vote, VoteKind};
 use cradle_ledger::codec::BoundedVec;
 use cradle_ledger::crypto;
-use cradle_ledger::governance::{
-    self, ApproveChange, Change, HeaderTrust, ProposeChange, Sets, proposal_id,
-};
+use cradle_ledger::governance::{self, Change, HeaderTrust, Sets};
 use cradle_ledger::state::StateExt;
 use cradle_ledger::tx::{Category, RegisterArchive, TxBody, prove_keys};
 use cradle_ledger::*;
-
-/// A copy of a key, for a test that hands the world's keys to the world's own methods.
-fn copy(k: &Keypair) -> Keypair {
-    Keypair::from_secret_parts(&k.ed25519_seed(), &k.x25519_secret())
-}
-
-fn propose(w: &mut World, by: &Keypair, change: Change) -> Result<ProposalId, Error> {
-    let tx = w.sign(by, TxBody::ProposeChange(ProposeChange { change }));
-    let identity = w
-        .consortium
-        .signer(&by.public_key())
-        .map_or(by.public_key(), |m| m.public_key);
-    let id = proposal_id(&identity, tx.tx.nonce);
-    w.commit_one(tx)?;
-    Ok(id)
-}
-
-fn approve(w: &mut World, by: &Keypair, proposal: ProposalId) -> Result<(), Error> {
-    let tx = w.sign(by, TxBody::ApproveChange(ApproveChange { proposal }));
-    w.commit_one(tx).map(drop)
-}
 
 fn rotate(member: &Keypair, new: &Keypair, chain: &Hash) -> Change {
     let (_, _, proof) = prove_keys(new, chain);

@@ -385,3 +385,37 @@ pub fn permitted() -> AccessOutcome {
         key_for_accessor: None,
     }
 }
+
+/// `by` proposes `change`; returns the proposal's id, which names the proposer by its identity
+/// (its own key, or the one its records name after a rotation).
+pub fn propose(
+    w: &mut World,
+    by: &Keypair,
+    change: governance::Change,
+) -> Result<ProposalId, Error> {
+    let tx = w.sign(
+        by,
+        TxBody::ProposeChange(governance::ProposeChange { change }),
+    );
+    let identity = w
+        .consortium
+        .signer(&by.public_key())
+        .map_or(by.public_key(), |m| m.public_key);
+    let id = governance::proposal_id(&identity, tx.tx.nonce);
+    w.commit_one(tx)?;
+    Ok(id)
+}
+
+/// `by` approves `proposal`.
+pub fn approve(w: &mut World, by: &Keypair, proposal: ProposalId) -> Result<(), Error> {
+    let tx = w.sign(
+        by,
+        TxBody::ApproveChange(governance::ApproveChange { proposal }),
+    );
+    w.commit_one(tx).map(drop)
+}
+
+/// A copy of a key, for a test that hands the world's keys to the world's own methods.
+pub fn copy(k: &Keypair) -> Keypair {
+    Keypair::from_secret_parts(&k.ed25519_seed(), &k.x25519_secret())
+}

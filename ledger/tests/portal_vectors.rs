@@ -1,7 +1,8 @@
 //! The browser portal's vectors, made by the Rust implementation: the block header, its hash,
 //! precommit signing bytes and commit certificates (`chain-next-members.json`), audit answers
 //! honest and lying with what a verifier must conclude (`history-next-members.json`), and the
-//! transactions and key wraps a patient's page builds (`tx.json`, see [`tx`]), in
+//! transactions and key wraps a patient's page builds (`tx.json`, see [`tx`]), and the member
+//! sets it follows after genesis (`sets.json`, see [`sets`]), in
 //! `node/portal/test/vectors/`. The portal's JavaScript (`node/portal/js/`) is tested on the
 //! same files by `node --test node/portal/test/`, so both implementations read the same bytes.
 //!
@@ -22,6 +23,9 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
+/// The member sets a page follows after genesis (`sets.json`).
+#[path = "portal_vectors/sets.rs"]
+mod sets;
 /// The transactions and key wraps the page builds (`tx.json`), and the page's own
 /// (`tx-from-js.json`).
 #[path = "portal_vectors/tx.rs"]
@@ -654,6 +658,7 @@ fn portal_vectors_match_the_rust_implementation() {
             document(&t, history_vectors(&t)),
         ),
         ("tx.json", document(&t, tx::vectors(&t))),
+        ("sets.json", document(&t, sets::vectors(&t))),
     ];
     let write = std::env::var_os("CRADLE_WRITE_PORTAL_VECTORS").is_some();
     // Every file is checked, so one stale file does not hide a difference in another.

@@ -3,7 +3,8 @@
 // Mirrors `ledger/src/audit/verify.rs` (`verify_answer`), `ledger/src/audit/checkpoint.rs`
 // (`advance_checkpoint`, `ConsistencyAnswer::advance`) and the client's `audit_verified`
 // (`client/src/audit.rs`): the answer must be about what was asked; its header must be
-// finalised on this chain by the genesis validators; the subject's log (size and root) must be
+// finalised on this chain by the member set in force at its height (followed from genesis,
+// `sets.js`) and name the set it knows for the next height; the subject's log (size and root) must be
 // proven by the header's state root; the events must be all of that log, about the subject, in
 // log order, hashing to its root; a time-range answer must cover its range with no gap; and the
 // header must extend the checkpoint the browser kept, over a consistency proof of the global
@@ -19,6 +20,7 @@ import { ChainError, headerHash as hashOfHeader, verifyHeaderCertificate } from 
 import { emptyRoot, rootOf, verifyConsistency } from './merkle.js';
 import { patientLogKey, archiveLogKey, accessorLogKey, breakGlassLogKey, verifySmtProof } from './smt.js';
 import { decodeAuditAnswer, decodeConsistencyAnswer, decodeLogState, eventLeafHash } from './audit.js';
+import { SetError } from './sets.js';
 
 /** Why a history was refused; `code` is stable for the page to show its own words. */
 export class HistoryRefusal extends Error {
@@ -34,7 +36,8 @@ export const REFUSALS = Object.freeze({
   'malformed': 'the answer does not decode',
   'not-asked': 'the node answered another question',
   'wrong-chain': 'the header is for another chain',
-  'uncertified-header': 'the header is not finalised by the genesis validators',
+  'uncertified-header': 'the header is not finalised by the member set in force at its height',
+  'unfollowed-set': 'the header names a member set this page has not verified',
   'state-proof': "the subject's log is not proven by the header's state root",
   'dropped-entry': 'entries are missing from the history',
   'altered-entry': 'an entry differs from the committed one',
@@ -79,8 +82,13 @@ function sameSubject(a, b) {
 /** Checks the certificate, mapping chain errors to refusals. Returns the header hash. */
 async function certified(header, certificate, trust, options) {
   try {
+    if (trust.sets) return await trust.sets.checkHeader(header, certificate, options);
     return await verifyHeaderCertificate(header, certificate, trust.chainId, trust.validatorSet, options);
   } catch (e) {
+    if (e instanceof SetError) {
+      const code = { 'wrong-chain': 'wrong-chain', unfollowed: 'unfollowed-set' }[e.code] ?? 'uncertified-header';
+      throw refuse(code, e.message);
+    }
     if (!(e instanceof ChainError)) throw e;
     throw refuse(e.code === 'wrong-chain' ? 'wrong-chain' : 'uncertified-header', e.message);
   }
@@ -224,7 +232,9 @@ function decoded(value, decode, options) {
 
 /**
  * Verifies an audit answer (its bytes from the node, or a decoded answer) from genesis:
- * `trust = {chainId, validatorSet}` (from `validatorSetFromMembers`), `expect = {subject, range}`
+ * `trust = {chainId, sets}` (a `Sets` from `sets.js`, following every member set since genesis),
+ * or `{chainId, validatorSet}` for a chain whose genesis validators sign every header,
+ * `expect = {subject, range}`
  * (range `[fromMs, toMs]` as BigInt, or null for the whole history), the `checkpoint` this
  * browser kept (or null), the node's `consistency` answer when `needsConsistencyProof` says so,
  * and with `maxAgeMs` the current time `nowMs`. Returns `{verified: true, events, checkpoint,
@@ -234,7 +244,7 @@ export async function verifyHistory({ answer, trust, expect, checkpoint = null, 
   const options = { headerLayout };
   // What the page trusts is its own to get right: a bad argument throws, it is not the node's lie.
   requireBytes(trust?.chainId, 'trusted chain id', 32);
-  if (!Array.isArray(trust.validatorSet?.validators)) throw new Error('trust.validatorSet: use validatorSetFromMembers');
+  if (!trust.sets && !Array.isArray(trust.validatorSet?.validators)) throw new Error('trust: give `sets` (a Sets) or `validatorSet` (validatorSetFromMembers)');
   if (!expect?.subject) throw new Error('expect.subject: say what was asked, so another answer is refused');
   try {
     const a = decoded(answer, decodeAuditAnswer, options);

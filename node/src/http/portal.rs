@@ -57,6 +57,7 @@ pub static ASSETS: &[(&str, &[u8])] = assets![
     "js/keywrap.js",
     "js/merkle.js",
     "js/request.js",
+    "js/sets.js",
     "js/smt.js",
     "js/tx.js",
 ];

@@ -4,7 +4,10 @@
 //! HTML, CSS and JavaScript modules, compiled into `cradle-node` with `include_bytes!` so that
 //! every node serves the same files as the binary it runs, and none is read from disk at run
 //! time. A path is answered only when it is one of [`ASSETS`], by exact match: nothing is
-//! resolved against a directory, so no path can reach outside the list.
+//! resolved against a directory, so no path can reach outside the list. One file is third-party
+//! code, vendored whole with its licence header: the QR encoder `app/vendor/qrcode-generator.mjs`
+//! (qrcode-generator 2.0.4, MIT), served from here like the rest, so the page reaches no other
+//! origin.
 //!
 //! These are public, unauthenticated files (they hold no data): what the page shows comes from
 //! signed API requests the page makes with the patient's own key, and what it believes it checks
@@ -47,6 +50,12 @@ pub static ASSETS: &[(&str, &[u8])] = assets![
     "app/js/node.js",
     "app/js/keyring.js",
     "app/js/history_view.js",
+    "app/js/members.js",
+    "app/js/consent_view.js",
+    "app/js/records_panel.js",
+    "app/js/key_panel.js",
+    "app/js/qr_view.js",
+    "app/vendor/qrcode-generator.mjs",
     "app/js/dom.js",
     "js/audit.js",
     "js/bytes.js",
@@ -56,6 +65,7 @@ pub static ASSETS: &[(&str, &[u8])] = assets![
     "js/keys.js",
     "js/keywrap.js",
     "js/merkle.js",
+    "js/recovery.js",
     "js/request.js",
     "js/sets.js",
     "js/smt.js",

@@ -47,11 +47,12 @@ async function loadCheckpoint(chainIdHex) {
 }
 
 /**
- * Asks `node` for the patient's history over `[fromMs, toMs]` and verifies it. Returns
+ * Asks `node` for the patient's history over `[fromMs, toMs]` and verifies it against the
+ * member `sets` followed from her genesis (each header judged by the set of its height). Returns
  * `verifyHistory`'s result; a verified one's checkpoint is kept for the next visit. Throws a
  * NodeError when the node cannot be asked.
  */
-export async function fetchVerifiedHistory(node, genesis, keypair, [fromMs, toMs]) {
+export async function fetchVerifiedHistory(node, genesis, sets, keypair, [fromMs, toMs]) {
   const patient = keypair.signing.publicKey;
   const path = `/v1/audit/patient/${toHex(patient)}?from_ms=${fromMs}&to_ms=${toMs}`;
   const bytes = await node.signedGet(path);
@@ -68,7 +69,7 @@ export async function fetchVerifiedHistory(node, genesis, keypair, [fromMs, toMs
   }
   const result = await verifyHistory({
     answer: bytes,
-    trust: genesis.trust,
+    trust: { chainId: genesis.chainId, sets },
     expect: { subject: { kind: 'patient', id: patient }, range: [BigInt(fromMs), BigInt(toMs)] },
     checkpoint,
     consistency,
@@ -83,8 +84,8 @@ function when(ms) {
   return new Intl.DateTimeFormat(language(), { dateStyle: 'medium', timeStyle: 'short' }).format(new Date(Number(ms)));
 }
 
-function institution(genesis, key) {
-  const m = genesis.member(key);
+function institution(sets, key) {
+  const m = sets.memberByAnyKey(key);
   if (!m) return t('institution.unknown', { key: toHex(key).slice(0, 12) });
   return `${m.name} (${t(`role.${m.role}`)})`;
 }
@@ -101,28 +102,50 @@ function row(label, value) {
   return [el('dt', { text: label }), el('dd', { text: value })];
 }
 
+/**
+ * Marks what is new since her last visit: the size of her log when this page was loaded (kept
+ * per chain and patient in IndexedDB after each verified history), read once per visit, so the
+ * marks stay while she looks and move on at her next visit. Sets `result.newFrom`, the first
+ * log index that is new (null on her first visit, when there is nothing to compare with).
+ */
+const seenAtLoad = new Map();
+export async function markNew(genesis, patient, result) {
+  if (!result.verified) return;
+  const key = store.KEYS.seen(genesis.chainIdHex);
+  const kept = (await store.get(key)) ?? {};
+  const id = toHex(patient);
+  if (!seenAtLoad.has(`${genesis.chainIdHex}:${id}`)) {
+    seenAtLoad.set(`${genesis.chainIdHex}:${id}`, kept[id] === undefined ? null : BigInt(kept[id]));
+  }
+  result.newFrom = seenAtLoad.get(`${genesis.chainIdHex}:${id}`);
+  const size = BigInt(kept[id] ?? 0);
+  kept[id] = (result.logSize > size ? result.logSize : size).toString();
+  await store.put(key, kept);
+}
+
 /** One access, as a card: time first, then where, who, why and what came of it. */
-function eventCard(genesis, e) {
+function eventCard(sets, e, isNew) {
   const who = e.staff
     ? t('person.staff', { role: t(`staff.${e.staff.role}`), id: toHex(e.staff.id).slice(0, 8) })
     : t('person.institution');
   const reader = e.staff ? e.staff.institution : e.accessor;
   const details = el('dl', {},
-    ...row(t('field.institution'), institution(genesis, reader)),
+    ...row(t('field.institution'), institution(sets, reader)),
     ...row(t('field.person'), who),
     ...row(t('field.purpose'), `${t(`purpose.${e.purpose}`)} (${e.purpose})`),
     ...row(t('field.record'), t(`category.${e.category}`)),
     ...row(t('field.outcome'), outcome(e)));
   const flag = e.outcome.kind === 'break_glass' ? el('span', { class: 'flag', text: t('outcome.break_glass') }) : '';
-  return el('li', { class: 'event', dataset: { outcome: e.outcome.kind } },
-    el('div', {}, el('div', { class: 'when', text: when(e.timeMs) }), flag), details);
+  const badge = isNew ? el('span', { class: 'new', text: t('history.new') }) : '';
+  return el('li', { class: 'event', dataset: { outcome: e.outcome.kind, new: String(isNew) } },
+    el('div', {}, el('div', { class: 'when' }, when(e.timeMs), badge), flag), details);
 }
 
 /**
  * Shows `result` in the verdict box and the list. The list shows the events of a verified
  * answer, newest first, and nothing of a refused one.
  */
-export function renderHistory(parts, genesis, result) {
+export function renderHistory(parts, sets, result) {
   const { verdict, status, detail, list } = parts;
   verdict.hidden = false;
   list.replaceChildren();
@@ -140,8 +163,12 @@ export function renderHistory(parts, genesis, result) {
   status.textContent = t('history.verified');
   detail.title = '';
   detail.textContent = t('history.verifiedDetail', { height: result.height, time: when(result.timeMs), count: result.events.length });
-  const events = result.events.map((ie) => ie.event).reverse();
+  const events = [...result.events].reverse();
   if (events.length === 0) list.append(msg('li', 'history.empty'));
-  for (const e of events) list.append(eventCard(genesis, e));
+  const from = result.newFrom ?? null;
+  for (const ie of events) list.append(eventCard(sets, ie.event, from !== null && BigInt(ie.index) >= from));
+  const fresh = from === null ? 0 : events.filter((ie) => BigInt(ie.index) >= from).length;
+  verdict.dataset.new = String(fresh);
+  if (fresh > 0) detail.textContent += ` ${t('history.newCount', { count: fresh })}`;
   list.lastElementChild?.classList.toggle('empty', events.length === 0);
 }

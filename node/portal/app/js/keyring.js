@@ -1,5 +1,6 @@
-// The patient's key pair in the page: made here, or imported from a `cradle keygen` key file,
-// and kept in IndexedDB as non-extractable CryptoKeys.
+// The patient's key pair in the page: made here, imported from a `cradle keygen` key file or
+// opened from her recovery file, and kept in IndexedDB as non-extractable CryptoKeys, with the
+// sealed recovery file (see js/recovery.js: it can only be made while the secrets are in hand).
 //
 // A key file is JSON (`genesis/src/keyfile.rs`): {kind: "cradle-key", version: 1, public_key,
 // x25519_public, ed25519_secret, x25519_secret}, secrets as 64 hex digits. Its secrets are
@@ -7,15 +8,21 @@
 // must be those of its secrets, as the Rust reader checks.
 
 import { equalBytes, fromHex } from '../../js/bytes.js';
-import { generateKeypair, keypairFromSecretParts } from '../../js/keys.js';
+import { keypairFromSecretParts } from '../../js/keys.js';
+import { checkPassphrase, createKeypairWithRecovery, openRecovery, sealRecovery } from '../../js/recovery.js';
 import * as store from './store.js';
 
 const KEY_FILE_BYTES_MAX = 4096;
 
 export class KeyFileError extends Error {}
 
-/** A key pair from the text of a key file; throws a KeyFileError that never quotes a secret. */
-export async function importKeyFile(text) {
+/**
+ * A key pair from the text of a key file, and with `passphrase` its recovery file (made while
+ * the secrets are in hand): `{keypair, recovery}`. Throws a KeyFileError that never quotes a
+ * secret, or a RecoveryError for a passphrase too short.
+ */
+export async function importKeyFile(text, passphrase = null) {
+  if (passphrase !== null) checkPassphrase(passphrase);
   if (typeof text !== 'string' || text.length > KEY_FILE_BYTES_MAX) throw new KeyFileError('not a key file');
   let json;
   try {
@@ -41,7 +48,9 @@ export async function importKeyFile(text) {
     if (!equalBytes(publicKey, keypair.signing.publicKey) || !equalBytes(x25519, keypair.x25519.publicKey)) {
       throw new KeyFileError('the public keys written in the file are not those of its secrets');
     }
-    return keypair;
+    const recovery = passphrase === null ? null
+      : await sealRecovery({ edSeed, xSecret, publicKey, x25519Public: x25519 }, passphrase);
+    return { keypair, recovery };
   } catch (e) {
     if (e instanceof KeyFileError) throw e;
     throw new KeyFileError(e.message);
@@ -53,9 +62,25 @@ export async function importKeyFile(text) {
   }
 }
 
-/** A fresh key pair made by the browser, never extractable. */
-export const createKeypair = () => generateKeypair();
+/** A fresh key pair, never extractable, and its recovery file sealed under `passphrase`. */
+export const createKeypair = (passphrase) => createKeypairWithRecovery(passphrase);
 
-export const saveKeypair = (keypair) => store.put(store.KEYS.keypair, keypair);
+/** The key pair a recovery file holds: `{keypair, recovery}` (the file is kept as it is). */
+export async function importRecovery(text, passphrase) {
+  return { keypair: await openRecovery(text, passphrase), recovery: text };
+}
+
+/** Keeps the key pair and its recovery file (or none) in IndexedDB. */
+export async function saveKeypair(keypair, recovery) {
+  await store.put(store.KEYS.keypair, keypair);
+  if (recovery) await store.put(store.KEYS.recovery, recovery);
+  else await store.remove(store.KEYS.recovery);
+}
+
 export const loadKeypair = () => store.get(store.KEYS.keypair);
-export const forgetKeypair = () => store.remove(store.KEYS.keypair);
+export const loadRecovery = () => store.get(store.KEYS.recovery);
+
+export async function forgetKeypair() {
+  await store.remove(store.KEYS.keypair);
+  await store.remove(store.KEYS.recovery);
+}

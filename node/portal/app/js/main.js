@@ -1,37 +1,27 @@
-// The patient's portal: wires the page's three steps (her genesis file, her key, her access
-// history) and the language switch. Each step keeps what it learnt in IndexedDB, so a second
+// The patient's portal: wires the page's four steps (her genesis file, her key, her access
+// history, her records and consents) and the language switch. Each step keeps what it learnt in IndexedDB, so a second
 // visit starts where the first ended.
 
-import { toHex } from '../../js/bytes.js';
 import { loadGenesis } from '../../js/genesis.js';
 import { $, say } from './dom.js';
 import { initialLanguage, onLanguageChange, setLanguage } from './i18n.js';
 import * as store from './store.js';
-import { KeyFileError, createKeypair, forgetKeypair, importKeyFile, loadKeypair, saveKeypair } from './keyring.js';
+import { loadKeypair } from './keyring.js';
+import { setupKey } from './key_panel.js';
 import { Node, NodeError } from './node.js';
-import { defaultRange, fetchVerifiedHistory, rangeOf, renderHistory } from './history_view.js';
+import { defaultRange, fetchVerifiedHistory, markNew, rangeOf, renderHistory } from './history_view.js';
+import { loadSets, updateSets } from './members.js';
+import { setupRecords } from './records_panel.js';
 
 /** Largest file the page reads from the file pickers. */
 const FILE_BYTES_MAX = 4 * 1024 * 1024;
 
-const state = { genesis: null, keypair: null, node: null, result: null };
+const state = { genesis: null, sets: null, keypair: null, node: null, result: null, records: null, showKey: null };
 
 function showGenesis() {
   const g = state.genesis;
   if (!g) return say('genesis-status', 'genesis.none');
   say('genesis-status', 'genesis.loaded', { name: g.doc.chainName, members: g.doc.members.length, chain: `${g.chainIdHex.slice(0, 16)}…` }, 'ok');
-}
-
-function showKey(message) {
-  const box = $('key-public-box');
-  if (!state.keypair) {
-    box.hidden = true;
-    $('key-public').textContent = '';
-    return say('key-status', message ?? 'key.none');
-  }
-  box.hidden = false;
-  $('key-public').textContent = toHex(state.keypair.signing.publicKey);
-  say('key-status', message ?? 'key.kept', {}, 'ok');
 }
 
 async function readFile(input) {
@@ -47,59 +37,41 @@ async function onGenesisFile(event) {
     const text = await readFile(event.target);
     if (text === null) return;
     state.genesis = await loadGenesis(text);
+    state.sets = await loadSets(state.genesis);
     state.node = null;
+    state.records?.reset();
     await store.put(store.KEYS.genesis, text);
     showGenesis();
+    // Her QR code carries her proof for this consortium.
+    await state.showKey?.();
   } catch (e) {
     say('genesis-status', 'genesis.invalid', { reason: e.message }, 'error');
   }
 }
 
-async function onKeyFile(event) {
-  let text = null;
-  try {
-    text = await readFile(event.target);
-    if (text === null) return;
-    state.keypair = await importKeyFile(text);
-    state.node = null;
-    await saveKeypair(state.keypair);
-    showKey('key.imported');
-  } catch (e) {
-    const reason = e instanceof KeyFileError ? e.message : 'unreadable';
-    say('key-status', 'key.bad', { reason }, 'error');
-  } finally {
-    text = null;
-  }
-}
-
-async function onCreateKey() {
-  try {
-    state.keypair = await createKeypair();
-    state.node = null;
-    await saveKeypair(state.keypair);
-    showKey('key.created');
-  } catch {
-    say('key-status', 'key.unsupported', {}, 'error');
-  }
-}
-
-async function onForgetKey() {
-  await forgetKeypair();
-  state.keypair = null;
-  state.node = null;
-  showKey('key.forgotten');
-}
-
-/** The node that served the page, checked once per genesis and key: a member running her genesis. */
+/**
+ * The node that served the page, checked once per genesis and key: it runs her genesis, every
+ * member set change since is verified, and its key signs for a member of the newest set.
+ */
 async function node() {
   if (!state.node) {
     const n = new Node(state.genesis, state.keypair);
-    const member = await n.connect();
+    await n.connect();
     await n.checkGenesis();
-    say('node-status', 'node.ok', { member: member.name }, 'ok');
     state.node = n;
   }
-  return state.node;
+  const n = state.node;
+  try {
+    // Asked before every action: a vote may have changed the set since the last one.
+    state.sets = await updateSets(n, state.genesis, state.sets ?? (await loadSets(state.genesis)));
+    const member = n.checkMember(state.sets);
+    say('node-status', 'node.ok', { member: member.name }, 'ok');
+  } catch (e) {
+    state.node = null;
+    throw e;
+  }
+  state.records?.refresh();
+  return n;
 }
 
 async function onHistory(event) {
@@ -116,9 +88,10 @@ async function onHistory(event) {
   say('node-status', 'history.asking');
   try {
     const n = await node();
-    state.result = await fetchVerifiedHistory(n, state.genesis, state.keypair, range);
+    state.result = await fetchVerifiedHistory(n, state.genesis, state.sets, state.keypair, range);
+    await markNew(state.genesis, state.keypair.signing.publicKey, state.result);
     say('node-status', 'node.ok', { member: n.member.name }, 'ok');
-    renderHistory(parts, state.genesis, state.result);
+    renderHistory(parts, state.sets, state.result);
     // The answer is what she came for: bring it into view (on a phone it is below the fold).
     $('history-section').scrollIntoView({ block: 'start' });
   } catch (e) {
@@ -130,6 +103,7 @@ async function onHistory(event) {
         genesisMismatch: 'node.genesisMismatch',
         notEnrolled: 'node.notEnrolled',
         signatureRefused: 'node.signatureRefused',
+        setsRefused: 'node.setsRefused',
       }[e.code] ?? 'node.failed';
       say('node-status', key, { reason: e.message }, 'error');
     } else {
@@ -143,8 +117,9 @@ async function onHistory(event) {
 function markLanguage(lang) {
   $('lang-en').setAttribute('aria-pressed', String(lang === 'en'));
   $('lang-zh').setAttribute('aria-pressed', String(lang === 'zh-CN'));
+  state.records?.refresh();
   if (state.result) {
-    renderHistory({ verdict: $('history-verdict'), status: $('history-status'), detail: $('history-detail'), list: $('history-list') }, state.genesis, state.result);
+    renderHistory({ verdict: $('history-verdict'), status: $('history-status'), detail: $('history-detail'), list: $('history-list') }, state.sets, state.result);
   }
 }
 
@@ -157,15 +132,22 @@ async function start() {
   $('history-from').value = range.from;
   $('history-to').value = range.to;
   $('genesis-file').addEventListener('change', onGenesisFile);
-  $('key-file').addEventListener('change', onKeyFile);
-  $('key-create').addEventListener('click', onCreateKey);
-  $('key-forget').addEventListener('click', onForgetKey);
+  state.showKey = setupKey(state, () => {
+    state.node = null;
+    state.result = null;
+    state.records?.reset();
+  }, readFile);
   $('history-form').addEventListener('submit', onHistory);
+  const ctx = () => ({ genesis: state.genesis, sets: state.sets, keypair: state.keypair });
   try {
     const text = await store.get(store.KEYS.genesis);
-    if (text) state.genesis = await loadGenesis(text);
+    if (text) {
+      state.genesis = await loadGenesis(text);
+      state.sets = await loadSets(state.genesis);
+    }
   } catch {
     state.genesis = null;
+    state.sets = null;
   }
   try {
     state.keypair = (await loadKeypair()) ?? null;
@@ -173,7 +155,8 @@ async function start() {
     state.keypair = null;
   }
   showGenesis();
-  showKey();
+  await state.showKey();
+  state.records = setupRecords(ctx, node);
   document.body.dataset.ready = 'true';
 }
 

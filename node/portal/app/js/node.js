@@ -34,7 +34,8 @@ async function refusal(response) {
   }
   // 403: a well-signed request from a key the node does not know. 401: a signature it did not
   // take (for another chain, or dated by a clock too far from the node's).
-  const code = { 401: 'signatureRefused', 403: 'notEnrolled' }[response.status] ?? 'failed';
+  // 409: a transaction the ledger refused, with its reason.
+  const code = { 401: 'signatureRefused', 403: 'notEnrolled', 409: 'txRefused' }[response.status] ?? 'failed';
   return new NodeError(code, reason);
 }
 
@@ -47,15 +48,18 @@ export class Node {
     this.member = null;
   }
 
-  async fetch(path, headers = {}) {
+  async fetch(path, headers = {}, init = {}) {
     try {
-      return await fetch(path, { headers, cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer' });
+      return await fetch(path, { headers, cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer', ...init });
     } catch (e) {
       throw new NodeError('failed', e.message);
     }
   }
 
-  /** Learns the node's member key, and refuses a node whose key is no genesis member's. */
+  /**
+   * Learns the node's key. Whose key it is, is checked with `checkMember` once the member sets
+   * are followed: after a rotation a member's node signs with a key genesis does not list.
+   */
   async connect() {
     const response = await this.fetch('/v1/status');
     if (!response.ok) throw await refusal(response);
@@ -71,9 +75,17 @@ export class Node {
     } catch {
       throw new NodeError('failed', 'the status names no node key');
     }
-    const member = this.genesis.member(key);
-    if (!member) throw new NodeError('notMember', toHex(key));
     this.nodeKey = key;
+    return key;
+  }
+
+  /**
+   * Refuses a node whose key signs for no member of the newest set `sets` verified (a key a
+   * vote removed or rotated out is refused, as the CLI refuses it).
+   */
+  checkMember(sets) {
+    const member = sets.signer(this.nodeKey);
+    if (!member) throw new NodeError('notMember', toHex(this.nodeKey));
     this.member = member;
     return member;
   }
@@ -90,6 +102,21 @@ export class Node {
     });
     const response = await this.fetch(path, { [AUTH_HEADER]: header });
     if (!response.ok) throw await refusal(response);
+    return body(response);
+  }
+
+  /**
+   * `POST path` with `bytes` (a signed transaction carries its own signature: the request is
+   * not signed); the answer's bytes, or a NodeError with the node's reason.
+   */
+  async post(path, bytes) {
+    const response = await this.fetch(path, { 'content-type': 'application/octet-stream' }, { method: 'POST', body: bytes });
+    if (!response.ok) {
+      const e = await refusal(response);
+      // Any other refusal of a transaction is the ledger's or the node's reason about it.
+      if (e.code === 'failed' && response.status >= 400 && response.status < 500) e.code = 'txRefused';
+      throw e;
+    }
     return body(response);
   }
 

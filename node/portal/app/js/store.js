@@ -1,6 +1,7 @@
 // What the page keeps in this browser, in IndexedDB: the genesis file the patient loaded, her
 // key pair (private keys as non-extractable CryptoKeys, which IndexedDB stores as they are: a
-// script can use them but never read them out), and the last verified checkpoint per chain.
+// script can use them but never read them out), and per chain the last verified checkpoint, the
+// member set changes verified since genesis, and how much of her history she has seen.
 
 const DB_NAME = 'cradle-portal';
 const DB_VERSION = 1;
@@ -38,5 +39,8 @@ export const remove = (key) => run('readwrite', (s) => s.delete(key));
 export const KEYS = Object.freeze({
   genesis: 'genesis',
   keypair: 'keypair',
+  recovery: 'recovery',
   checkpoint: (chainIdHex) => `checkpoint:${chainIdHex}`,
+  sets: (chainIdHex) => `sets:${chainIdHex}`,
+  seen: (chainIdHex) => `seen:${chainIdHex}`,
 });

@@ -1,7 +1,6 @@
 //! A blocking client for a node's HTTP/JSON API.
 
-use cradle_ledger::Consortium;
-use cradle_ledger::governance::{SetChanges, Sets};
+use cradle_ledger::governance::{SetChange, SetChanges};
 use std::time::Duration;
 
 use cradle_ledger::contract::{
@@ -59,7 +58,7 @@ const RESIGN_AFTER: Duration = Duration::from_millis(2_100);
 /// Largest answer the client reads from a node.
 const ANSWER_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// Largest answer of member set changes read.
-const SET_CHANGES_BYTES_MAX: usize = 32 * 1024 * 1024;
+pub(crate) const SET_CHANGES_BYTES_MAX: usize = 32 * 1024 * 1024;
 
 /// Whether a read may be asked again: the node said it is busy (429, 503), or the connection
 /// was cut, as a node out of connection slots does.
@@ -93,6 +92,8 @@ pub struct ApiClient {
     signer: Option<Signer>,
     /// The member key of the node, once learned: signed requests name it.
     node_key: OnceLock<PublicKey>,
+    /// Made by [`ApiClient::with_pins_brief`]: its short timeouts outlast [`ApiClient::signed_by`].
+    brief: bool,
 }
 
 /// A key that signs a client's requests, for one chain.
@@ -117,17 +118,31 @@ impl ApiClient {
 
     /// A client pinned to `pins`.
     pub fn with_pins(base: &str, pins: Pins) -> Result<Self, ApiError> {
+        Self::pinned(base, pins, Self::agent_config())
+    }
+
+    /// A client pinned to `pins` that gives up sooner on a node that does not answer: for
+    /// asking one member's node after another, where a node that is down should not hold up
+    /// the rest.
+    pub fn with_pins_brief(base: &str, pins: Pins) -> Result<Self, ApiError> {
+        let mut api = Self::pinned(base, pins, Self::brief_config())?;
+        api.brief = true;
+        Ok(api)
+    }
+
+    fn pinned(base: &str, pins: Pins, config: ureq::config::Config) -> Result<Self, ApiError> {
         let tls = |config| {
             crate::tls::agent(config, pins.clone(), None)
                 .map_err(|e| ApiError::Transport(e.to_string()))
         };
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
-            agent: tls(Self::agent_config())?,
+            agent: tls(config)?,
             upload_agent: tls(Self::upload_config())?,
             pins: Some(pins),
             signer: None,
             node_key: OnceLock::new(),
+            brief: false,
         })
     }
 
@@ -137,10 +152,12 @@ impl ApiClient {
     pub fn signed_by(mut self, key: &Keypair, chain_id: Hash) -> Self {
         if let Some(pins) = &self.pins {
             let with_cert = |config| crate::tls::agent(config, pins.clone(), Some(key));
-            if let (Ok(agent), Ok(upload)) = (
-                with_cert(Self::agent_config()),
-                with_cert(Self::upload_config()),
-            ) {
+            let config = if self.brief {
+                Self::brief_config()
+            } else {
+                Self::agent_config()
+            };
+            if let (Ok(agent), Ok(upload)) = (with_cert(config), with_cert(Self::upload_config())) {
                 self.agent = agent;
                 self.upload_agent = upload;
             }
@@ -274,7 +291,13 @@ impl ApiClient {
             pins: None,
             signer: None,
             node_key: OnceLock::new(),
+            brief: false,
         }
+    }
+
+    /// The node's URL, as `https://HOST:PORT`.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// The pins this client checks the node's TLS key against (shared: a refusal on any
@@ -297,6 +320,14 @@ impl ApiClient {
     fn agent_config() -> ureq::config::Config {
         ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(60)))
+            .http_status_as_error(false)
+            .build()
+    }
+
+    fn brief_config() -> ureq::config::Config {
+        ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .timeout_global(Some(Duration::from_secs(20)))
             .http_status_as_error(false)
             .build()
     }
@@ -362,22 +393,15 @@ impl ApiClient {
         self.get(path)
     }
 
-    /// The member sets from `genesis` on, each change checked against the certified header
-    /// that names it ([`Sets::follow`]): what every proof after a governance change is checked
-    /// with. A caller the node does not know yet (a patient before her enrolment) gets genesis
-    /// alone, which checks headers up to the first change and refuses the ones after it.
-    pub fn member_sets(&self, genesis: Consortium) -> Result<Sets, ApiError> {
-        let bytes = match self.get_bytes("/v1/governance/sets") {
-            Ok(b) => b,
-            Err(ApiError::Refused {
-                status: 401 | 403, ..
-            }) => return Ok(Sets::new(genesis)),
-            Err(e) => return Err(e),
-        };
+    /// The member set changes the node serves (`GET /v1/governance/sets`), decoded within
+    /// bounds and not yet verified: [`crate::trust`] checks each against genesis, and decides
+    /// what a refusal (401 or 403, which the node gives a key it does not know) means. A
+    /// node's answer never stands for membership alone.
+    pub fn member_set_changes(&self) -> Result<Vec<SetChange>, ApiError> {
+        let bytes = self.get_bytes("/v1/governance/sets")?;
         let changes: SetChanges = cradle_ledger::codec::decode(&bytes, SET_CHANGES_BYTES_MAX)
             .map_err(|e| ApiError::BadAnswer(format!("member set changes: {e}")))?;
-        Sets::following(genesis, &changes)
-            .map_err(|e| ApiError::BadAnswer(format!("a member set change does not verify: {e}")))
+        Ok(changes.into_inner())
     }
 
     /// `GET path` with a signed-request header.

@@ -7,7 +7,9 @@
 //! - [`evidence`]: equivocation evidence for regulators, each item checked from genesis;
 //! - [`fhir`]: FHIR R4 exports of the access log (AuditEvent) and of consents (Consent);
 //! - [`api`]: the blocking HTTPS client for a node's API, over [`tls`]: TLS 1.3 pinned to the
-//!   members' keys in the genesis file, no certificate authority.
+//!   members' keys, no certificate authority;
+//! - [`trust`]: which keys those are now: the member sets from genesis on, kept between runs,
+//!   never a node's word about them (a key a vote rotated out is refused).
 
 pub mod api;
 pub mod audit;
@@ -16,3 +18,4 @@ pub mod fhir;
 pub mod seal;
 pub mod session;
 pub mod tls;
+pub mod trust;

@@ -1,13 +1,14 @@
-//! HTTPS to a member's node, pinned from the genesis file.
+//! HTTPS to a member's node, pinned from the genesis file and the member sets verified from it.
 //!
-//! Each node serves TLS 1.3 with a certificate whose key is its member's ed25519 key from
-//! genesis (self-signed by that key; see `cradle_node::http::tls`). No certificate authority is
-//! involved: the client accepts a server only if the certificate's public key is a genesis
-//! member's and the handshake's signature verifies under it, so a proxy without a member's
-//! secret key can neither read nor forge an answer. When the URL's `host:port` is a member's
-//! `api_addr` in genesis, only that member's key is accepted; otherwise any member's, and the
-//! first one seen is then the only one this client accepts, so a connection cannot silently
-//! move to another node.
+//! Each node serves TLS 1.3 with a certificate whose key is its member's ed25519 key (genesis's,
+//! or the one a vote rotated it to; self-signed by that key; see `cradle_node::http::tls`). No
+//! certificate authority is involved: the client accepts a server only if the certificate's
+//! public key is a pinned member's and the handshake's signature verifies under it, so a proxy
+//! without a member's secret key can neither read nor forge an answer. When the URL's
+//! `host:port` is a member's `api_addr`, only that member's key is accepted; otherwise any
+//! member's, and the first one seen is then the only one this client accepts, so a connection
+//! cannot silently move to another node. Which keys those are now is [`crate::trust`]'s to say:
+//! a key a vote replaced is refused, and named as such.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -43,6 +44,11 @@ pub struct Pins {
     seen: Arc<Mutex<Option<(String, PublicKey)>>>,
     /// Whether a handshake presented a key none of `members` holds.
     refused: Arc<std::sync::atomic::AtomicBool>,
+    /// The key a refused handshake presented, when it was an Ed25519 key.
+    refused_key: Arc<Mutex<Option<PublicKey>>>,
+    /// Keys that signed for a member once and do not now, each with what to say of it
+    /// ("County Hospital 2's key until epoch 1"): a refusal names them.
+    former: Arc<Vec<(PublicKey, String)>>,
 }
 
 impl Pins {
@@ -88,11 +94,24 @@ impl Pins {
         } else {
             exact
         };
+        Self::of(members)
+    }
+
+    fn of(members: Vec<(String, PublicKey)>) -> Self {
         Self {
             members,
             seen: Arc::new(Mutex::new(None)),
             refused: Arc::default(),
+            refused_key: Arc::default(),
+            former: Arc::default(),
         }
+    }
+
+    /// These pins, naming `former` keys (each with what to say of it) when a node presents
+    /// one: a refusal then says whose key it was, not only that it is no member's now.
+    pub fn naming_former(mut self, former: Vec<(PublicKey, String)>) -> Self {
+        self.former = Arc::new(former);
+        self
     }
 
     /// Whether a node presented a key that none of the pinned members holds.
@@ -100,13 +119,17 @@ impl Pins {
         self.refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The Ed25519 key a refused node presented, if one was refused.
+    pub fn refused_key(&self) -> Option<PublicKey> {
+        *self
+            .refused_key
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Pinned to exactly one key (a test's own server, say).
     pub fn exactly(name: &str, key: PublicKey) -> Self {
-        Self {
-            members: vec![(name.to_string(), key)],
-            seen: Arc::new(Mutex::new(None)),
-            refused: Arc::default(),
-        }
+        Self::of(vec![(name.to_string(), key)])
     }
 
     /// The member whose key the node proved it holds, once a connection was made; or the one
@@ -124,15 +147,7 @@ impl Pins {
             .members
             .iter()
             .find(|(_, k)| member_spki(k) == spki)
-            .ok_or_else(|| {
-                self.refused
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                rustls::Error::General(
-                    "the node's TLS key is not the key the genesis file gives it: \
-                     a proxy or an impostor is answering"
-                        .into(),
-                )
-            })?;
+            .ok_or_else(|| self.refuse(spki))?;
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         match &*seen {
             Some((_, k)) if *k != presented.1 => Err(rustls::Error::General(format!(
@@ -145,10 +160,39 @@ impl Pins {
             }
         }
     }
+
+    /// Records a refused key and says what it is.
+    fn refuse(&self, spki: &[u8]) -> rustls::Error {
+        self.refused
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let key = ed25519_of_spki(spki);
+        *self
+            .refused_key
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = key;
+        let former = key.and_then(|k| self.former.iter().find(|(f, _)| *f == k));
+        rustls::Error::General(match (key, former) {
+            (Some(k), Some((_, what))) => format!(
+                "the node proves key {k}, which was {what} and signs for no member now: \
+                 it was rotated out or removed, so whoever answers is not the member"
+            ),
+            _ => "the node's TLS key is not the key the member sets this client verified \
+                  from genesis give it: a proxy or an impostor is answering"
+                .into(),
+        })
+    }
+}
+
+/// The Ed25519 key of a SubjectPublicKeyInfo, if it is one.
+fn ed25519_of_spki(spki: &[u8]) -> Option<PublicKey> {
+    let prefix = member_spki(&PublicKey([0; 32]));
+    let prefix = prefix.get(..prefix.len().checked_sub(32)?)?;
+    let key = spki.strip_prefix(prefix)?;
+    Some(PublicKey(key.try_into().ok()?))
 }
 
 /// `host:port` of `scheme://host:port/...`.
-fn authority_of(url: &str) -> &str {
+pub fn authority_of(url: &str) -> &str {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     rest.split('/').next().unwrap_or(rest)
 }

@@ -34,7 +34,7 @@ use cradle_ledger::audit::{
 use crate::api::{ApiClient, ApiError};
 use crate::seal::{self, ArchiveKey, SealError};
 use crate::tls::Pins;
-use cradle_ledger::governance::Sets;
+use crate::trust::{Checked, TrustConfig, TrustError};
 
 mod archives;
 pub mod enrolment;
@@ -48,6 +48,8 @@ pub mod staff;
 pub enum ClientError {
     #[error(transparent)]
     Api(#[from] ApiError),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
     #[error("{0}")]
     Ledger(#[from] cradle_ledger::Error),
     #[error(transparent)]
@@ -133,106 +135,61 @@ pub struct Session {
     /// The member sets from genesis on, each change proven by a certified header: proofs are
     /// checked with the set in force at their own height.
     pub sets: cradle_ledger::governance::Sets,
+    /// What the client went on without while checking the node (see [`Checked::notes`]).
+    pub notes: Vec<String>,
 }
 
 /// How many times a transaction is re-signed when its nonce lost a race.
 const NONCE_RETRIES: usize = 4;
 
 impl Session {
-    /// A session with the node at `node_url`, trusting `genesis` for the chain id, the members'
-    /// keys and the node's TLS identity.
+    /// A session with the node at `node_url`, trusting `genesis` for the chain id and the
+    /// members' first keys, and the member sets verified from it (see [`crate::trust`]) for
+    /// the keys that sign for them now, the node's TLS identity among them.
     pub fn connect(node_url: &str, genesis: GenesisDoc, key: Keypair) -> Result<Self, ClientError> {
-        let api = ApiClient::new(node_url, &genesis)?;
-        Self::over_repinning(api, node_url, genesis, key)
+        let config = TrustConfig::from_env()?;
+        Self::connect_with(node_url, genesis, key, &config)
     }
 
-    /// [`Session::over`] a client pinned from genesis; when the node proves another key than
-    /// genesis gives it (a vote rotated it, or the member joined after genesis), the session
-    /// is opened again pinned to the key the newest member set says signs for it, learnt from
-    /// another member's node (which serves the sets to a key of the consortium) and verified
-    /// from genesis like any answer. Unless the sets changed since genesis, the pin's refusal
-    /// stands. No request is added when the pin holds.
-    pub fn over_repinning(
-        api: ApiClient,
+    /// [`Session::connect`] with the trust settings given.
+    pub fn connect_with(
         node_url: &str,
         genesis: GenesisDoc,
         key: Keypair,
+        config: &TrustConfig,
     ) -> Result<Self, ClientError> {
-        let pins = api.pins();
-        let copy = Keypair::from_secret_parts(&key.ed25519_seed(), &key.x25519_secret());
-        let refusal = match Self::over(api, genesis.clone(), key) {
-            Err(e) if pins.as_ref().is_some_and(Pins::refused) => e,
-            other => return other,
-        };
-        // No other member's node could say (all down, or refusing this key), or nothing
-        // changed since genesis: the node's key is no member's.
-        let sets = match Self::sets_from_others(&genesis, node_url, &copy) {
-            Ok(sets) if sets.latest().epoch > 0 => sets,
-            _ => return Err(refusal),
-        };
-        let api = ApiClient::with_pins(node_url, Pins::for_url_in(sets.latest(), node_url))?;
-        Self::over(api, genesis, copy)
+        let checked = crate::trust::connect(node_url, &genesis, Some(&key), config)?;
+        Ok(Self::checked(checked, genesis, key))
     }
 
-    /// The member sets as the first other genesis member's node that answers serves them,
-    /// each change verified from genesis.
-    fn sets_from_others(
-        genesis: &GenesisDoc,
-        node_url: &str,
-        key: &Keypair,
-    ) -> Result<Sets, ClientError> {
-        let consortium = genesis
-            .consortium()
-            .map_err(|e| ClientError::Invalid(format!("genesis: {e}")))?;
-        let mut last = None;
-        for m in &genesis.members {
-            let Some(addr) = m.api_addr.as_deref() else {
-                continue;
-            };
-            let url = format!("https://{addr}");
-            if node_url.trim_end_matches('/') == url {
-                continue;
-            }
-            let api = ApiClient::with_pins(&url, Pins::exactly(&m.name, m.public_key))?
-                .signed_by(key, genesis.chain_id());
-            match api.member_sets(consortium.clone()) {
-                Ok(sets) => return Ok(sets),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(match last {
-            Some(e) => e.into(),
-            None => ClientError::Invalid(
-                "the node's TLS key is not genesis's, and no other member's node answers".into(),
-            ),
-        })
-    }
-
-    /// A session over a client already made (a plain-HTTP node, or one pinned by hand).
+    /// A session over a client already made (a plain-HTTP node, or one pinned by hand),
+    /// whose node is checked as [`crate::trust`] says.
     pub fn over(api: ApiClient, genesis: GenesisDoc, key: Keypair) -> Result<Self, ClientError> {
-        let chain_id = genesis.chain_id();
-        let consortium = genesis
-            .consortium()
-            .map_err(|e| ClientError::Invalid(format!("genesis: {e}")))?;
-        let api = api.signed_by(&key, chain_id);
-        let sets = api.member_sets(consortium)?;
-        // Genesis pins a member by the key it had then; once a vote rotated or removed that
-        // key, whoever holds it (a thief of the old server's key, say) is no member's node.
-        if let Some((name, node)) = api.node_member()
-            && sets.latest().signer(&node).is_none()
-        {
-            return Err(ClientError::Invalid(format!(
-                "the node proves key {node} ({name}'s in genesis), which signs for no member now: \
-                 it was rotated out or removed, so whoever answers is not the member"
-            )));
-        }
-        Ok(Self {
-            api,
+        let config = TrustConfig::from_env()?;
+        Self::over_with(api, genesis, key, &config)
+    }
+
+    /// [`Session::over`] with the trust settings given.
+    pub fn over_with(
+        api: ApiClient,
+        genesis: GenesisDoc,
+        key: Keypair,
+        config: &TrustConfig,
+    ) -> Result<Self, ClientError> {
+        let api = api.signed_by(&key, genesis.chain_id());
+        let checked = crate::trust::check(api, &genesis, Some(&key), config)?;
+        Ok(Self::checked(checked, genesis, key))
+    }
+
+    fn checked(checked: Checked, genesis: GenesisDoc, key: Keypair) -> Self {
+        Self {
+            api: checked.api,
             key,
-            chain_id,
+            chain_id: genesis.chain_id(),
             genesis,
-            sets,
-        })
+            sets: checked.sets,
+            notes: checked.notes,
+        }
     }
 
     /// The consortium in force at the newest height this client followed.

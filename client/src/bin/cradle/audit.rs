@@ -9,23 +9,24 @@ use cradle_ledger::{ArchiveId, PublicKey};
 use serde_json::json;
 
 use crate::cli::{AuditArgs, Cli, RecordFormat};
-use crate::{genesis, key, node_with, public_identity};
+use crate::{genesis, key, public_identity};
 
 pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
     use cradle_client::audit as a;
     use cradle_ledger::audit::{AuditEvents, AuditSubject, IndexedEvent};
 
     let genesis = genesis(cli)?;
-    let api = node_with(cli, &genesis)?;
     // Audit requests are signed: the node answers only whom the history concerns, or a
-    // regulator.
+    // regulator. The session checks the node's key against the newest member sets verified
+    // from genesis (a key a vote rotated out is refused), and those sets check the history:
+    // each header with the set in force at its height; the names are the newest set's.
+    let session = crate::session(cli)?;
     let me = key(cli)?;
-    // The member sets since genesis, each change proven by a certified header: a history is
-    // checked with the set in force at its header's height, and the names are the newest set's.
-    let sets = api.member_sets(genesis.consortium()?)?;
+    let api = &session.api;
+    let sets = session.sets.clone();
     let consortium = sets.latest().clone();
     if args.evidence {
-        return evidence(&api, &me, &sets, args);
+        return evidence(api, &me, &sets, args);
     }
     let subject = if let Some(p) = &args.patient {
         AuditSubject::Patient(public_identity(p, None)?.0)
@@ -59,7 +60,7 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
             None => genesis.consensus.pacing.heartbeat_ms.saturating_add(5_000),
         };
         let v = a::audit_verified(
-            &api,
+            api,
             &me,
             &sets,
             &checkpoint,
@@ -69,7 +70,7 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
         )?;
         (v.events.clone(), Some(v))
     } else {
-        let answer = a::fetch_audit(&api, &me, &consortium.chain_id, &subject, range)?;
+        let answer = a::fetch_audit(api, &me, &consortium.chain_id, &subject, range)?;
         let events = match answer.events {
             AuditEvents::Whole(list) => list
                 .into_inner()
@@ -96,17 +97,12 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
     // Emergency accesses carry a sealed justification: the patient and the regulators read it
     // with their key, anyone else sees that one exists.
     let justifications = cradle_client::session::justification::read_justifications(
-        &api,
+        api,
         &me,
         &consortium.chain_id,
         &events,
     )?;
     // Each clinician's name comes from her institution's node, to whom may know it.
-    let session = cradle_client::session::Session::over(
-        node_with(cli, &genesis)?,
-        genesis.clone(),
-        key(cli)?,
-    )?;
     let names = session.staff_names(&events);
     match args.format {
         RecordFormat::Table => {

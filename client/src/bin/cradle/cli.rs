@@ -27,6 +27,11 @@ pub(crate) struct Cli {
     /// Your key file (a member's, a patient's or a clinician's).
     #[arg(long, global = true)]
     pub(crate) key: Option<PathBuf>,
+    /// How long, in seconds, the member sets another member's node last confirmed are taken
+    /// as the newest before one is asked again: a key a vote rotated out is refused at most
+    /// this long after the vote. 0 asks every time.
+    #[arg(long, global = true, env = "CRADLE_SETS_MAX_AGE", value_name = "SECS")]
+    pub(crate) sets_max_age: Option<u64>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

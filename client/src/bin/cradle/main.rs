@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use cradle_client::api::ApiClient;
 use cradle_client::session::Session;
+use cradle_client::trust::TrustConfig;
 use cradle_genesis::GenesisDoc;
 use cradle_ledger::{ArchiveId, GrantId, Keypair, PublicKey, X25519Public};
 use serde_json::{Value, json};
@@ -63,13 +64,32 @@ pub(crate) fn genesis(cli: &Cli) -> anyhow::Result<GenesisDoc> {
     GenesisDoc::load(path).with_context(|| format!("reading the genesis {}", path.display()))
 }
 
+/// How much the client trusts the member sets it verified before (`--sets-max-age`).
+fn trust_config(cli: &Cli) -> anyhow::Result<TrustConfig> {
+    let mut config = TrustConfig::from_env()?;
+    if let Some(secs) = cli.sets_max_age {
+        config.max_age_ms = secs.saturating_mul(1000);
+    }
+    Ok(config)
+}
+
+/// What the client went on without while checking the node, on stderr.
+fn print_notes(notes: &[String]) {
+    for note in notes {
+        eprintln!("cradle: note: {note}");
+    }
+}
+
 pub(crate) fn session(cli: &Cli) -> anyhow::Result<Session> {
     let genesis = genesis(cli)?;
-    let api = node_with(cli, &genesis)?;
-    Ok(match (&cli.node, cli.insecure_plaintext) {
-        (Some(url), false) => Session::over_repinning(api, url, genesis, key(cli)?)?,
-        _ => Session::over(api, genesis, key(cli)?)?,
-    })
+    let config = trust_config(cli)?;
+    let s = if cli.insecure_plaintext {
+        Session::over_with(plaintext(cli)?, genesis, key(cli)?, &config)?
+    } else {
+        Session::connect_with(node_url(cli)?, genesis, key(cli)?, &config)?
+    };
+    print_notes(&s.notes);
+    Ok(s)
 }
 
 /// A public identity from a key file or hex (with the X25519 key given separately).
@@ -89,34 +109,44 @@ pub(crate) fn public_identity(
     Ok((id.public_key, Some(id.x25519_public)))
 }
 
-pub(crate) fn node(cli: &Cli) -> anyhow::Result<ApiClient> {
-    node_with(cli, &genesis(cli)?)
+fn node_url(cli: &Cli) -> anyhow::Result<&str> {
+    cli.node
+        .as_deref()
+        .context("--node URL is required for this command")
 }
 
-/// The API client for `--node`: HTTPS pinned from `genesis`, or plain HTTP when asked.
-pub(crate) fn node_with(cli: &Cli, genesis: &GenesisDoc) -> anyhow::Result<ApiClient> {
-    let Some(url) = &cli.node else {
-        bail!("--node URL is required for this command");
-    };
-    let api = if cli.insecure_plaintext {
-        if !url.starts_with("http://") {
-            bail!("--insecure-plaintext is for http:// URLs");
-        }
-        let api = ApiClient::plaintext(url);
-        // Unauthenticated, but at least a node of this consortium by its own word.
-        let node = api.node_key()?;
-        if !genesis.members.iter().any(|m| m.public_key == node) {
-            bail!("the node at {url} names a key that is not a member's in the genesis file");
-        }
-        api
+/// The API client for `--node`, its key checked against the newest member sets verified from
+/// `genesis` (see `cradle_client::trust`), and signed by `--key` when given: every command
+/// refuses a node whose key a vote rotated out, as a session does.
+pub(crate) fn node(cli: &Cli) -> anyhow::Result<ApiClient> {
+    let genesis = genesis(cli)?;
+    let config = trust_config(cli)?;
+    let key = cli.key.as_ref().map(|_| key(cli)).transpose()?;
+    let checked = if cli.insecure_plaintext {
+        let api = plaintext(cli)?;
+        let api = match &key {
+            Some(k) => api.signed_by(k, genesis.chain_id()),
+            None => api,
+        };
+        cradle_client::trust::check(api, &genesis, key.as_ref(), &config)?
     } else {
-        ApiClient::new(url, genesis)?
+        cradle_client::trust::connect(node_url(cli)?, &genesis, key.as_ref(), &config)?
     };
-    // With a key, every read is signed: a node answers most of them only to whom they concern.
-    Ok(match &cli.key {
-        Some(_) => api.signed_by(&key(cli)?, genesis.chain_id()),
-        None => api,
-    })
+    print_notes(&checked.notes);
+    Ok(checked.api)
+}
+
+/// A plain-HTTP client for `--node`, when the operator turned TLS off and the user asked for
+/// it. Unauthenticated: its key is the node's own word, checked against the member sets like a
+/// TLS key, so at least it names a member's key.
+fn plaintext(cli: &Cli) -> anyhow::Result<ApiClient> {
+    let url = node_url(cli)?;
+    if !url.starts_with("http://") {
+        bail!("--insecure-plaintext is for http:// URLs");
+    }
+    let api = ApiClient::plaintext(url);
+    api.node_key()?;
+    Ok(api)
 }
 
 fn print_object(v: &Value, format: Format, fields: &[&str]) -> anyhow::Result<()> {

@@ -1,11 +1,16 @@
 //! A member's key rotated by a vote, with real processes on a running 4-member localnet (issue
 //! #14's test (d)): its old key's votes, transactions and signed API requests are refused, the
 //! new key works once its node restarts with it, and the archives the member held before the
-//! rotation stay readable.
+//! rotation stay readable. A thief of the old server's key, answering at the member's address
+//! and refusing to show the member sets, is refused by every command.
 #![allow(clippy::unwrap_used)]
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cradle_tests::Cluster;
@@ -42,6 +47,124 @@ fn read(c: &Cluster, node: usize, key: &Path, archive: &str, out: &Path) -> std:
             "json",
         ],
     )
+}
+
+/// `cradle ARGS` at `node`, trusting `genesis`, with `state` as its state directory (what it
+/// verified before), signed by `key` if given.
+fn cradle_in(
+    state: &Path,
+    genesis: &Path,
+    node: &str,
+    key: Option<&Path>,
+    args: &[&str],
+) -> std::process::Output {
+    let mut cmd = Command::new(bin("cradle").unwrap());
+    cmd.env("XDG_STATE_HOME", state)
+        .env_remove("CRADLE_SETS_MAX_AGE")
+        .arg("--genesis")
+        .arg(genesis)
+        .arg("--node")
+        .arg(node);
+    if let Some(key) = key {
+        cmd.arg("--key").arg(key);
+    }
+    cmd.args(args).output().unwrap()
+}
+
+/// A server at a member's API address holding the member's old key (its TLS certificate is
+/// the one the node made with it): it refuses the member sets to every key, 403 as an honest
+/// node refuses a key it does not know, answers a status as a node would, and records the path
+/// of every request that reached it.
+struct Impostor {
+    stop: Arc<AtomicBool>,
+    paths: Arc<Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Impostor {
+    fn start(api: &str, member: &str, key: &Path) -> Self {
+        let key = cradle_genesis::keyfile::read_key_file(key).unwrap();
+        let config =
+            cradle_node::http::tls::server_config(member, &key.ed25519_seed(), vec![], None, None)
+                .unwrap();
+        let listener = TcpListener::bind(cradle_tests::tls::addr_of(api)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        let node_key = key.public_key().to_hex();
+        let (stop2, paths2) = (stop.clone(), paths.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((tcp, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                tcp.set_nonblocking(false).unwrap();
+                tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                // A client that refuses the certificate ends the handshake here.
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+                    match tls.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let Some(path) = head.split(' ').nth(1).map(str::to_string) else {
+                    continue;
+                };
+                paths2.lock().unwrap().push(path.clone());
+                let (status, body) = if path.starts_with("/v1/governance/sets") {
+                    (
+                        "403 Forbidden",
+                        r#"{"error":"this is answered only to anyone the ledger knows","code":"forbidden"}"#.to_string(),
+                    )
+                } else {
+                    (
+                        "200 OK",
+                        format!(
+                            r#"{{"node_key":"{node_key}","member":"impostor","height":99,"block_hash":"00"}}"#
+                        ),
+                    )
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(answer.as_bytes());
+                let _ = tls.flush();
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        Self {
+            stop,
+            paths,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops it and frees its address; the paths of the requests that reached it.
+    fn stop(mut self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        self.paths.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Impostor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn refused(out: std::process::Output) -> String {
@@ -163,9 +286,50 @@ fn a_rotated_members_old_key_is_refused_and_its_new_key_votes_and_reads_its_arch
     ));
     assert!(said.contains("signs for no member now"), "{said}");
 
+    // The operator stops the old server. A thief of its key answers at its address, and
+    // refuses to show the member sets to anyone (an honest node refuses a key it does not
+    // know): every command, each from a machine that verified nothing before, asks another
+    // member's node instead, learns the rotation and refuses it, with a session or without.
+    c.kill(1);
+    let impostor = Impostor::start(&c.nodes[1].api, &c.genesis.members[1].name, &old);
+    let member0 = c.nodes[0].home.join("node.key");
+    let regulator = c.dir.path().join("net/regulator/regulator.key");
+    let commands: [(&Path, &[&str]); 4] = [
+        (&member0, &["governance", "list", "--format", "json"]),
+        (&member0, &["status", "--format", "json"]),
+        (&member0, &["block", "1", "--format", "json"]),
+        (
+            &regulator,
+            &["audit", "--break-glass", "--verify", "--format", "json"],
+        ),
+    ];
+    for (i, (key, args)) in commands.iter().enumerate() {
+        let state = work.join(format!("state-{i}"));
+        let said = refused(cradle_in(
+            &state,
+            &genesis,
+            &c.nodes[1].api,
+            Some(key),
+            args,
+        ));
+        assert!(said.contains("signs for no member now"), "{args:?}: {said}");
+    }
+    // A machine that verified the rotation refuses the old key in the handshake, even to a
+    // call without a key (which cannot ask for the sets at all).
+    let said = refused(cradle_in(
+        &work.join("state-0"),
+        &genesis,
+        &c.nodes[1].api,
+        None,
+        &["status"],
+    ));
+    assert!(said.contains("signs for no member now"), "{said}");
+    // Nothing but the four requests for the sets reached it: no signed read, no transaction.
+    let paths = impostor.stop();
+    assert_eq!(paths, vec!["/v1/governance/sets"; 4], "{paths:?}");
+
     // The operator installs the new key (the old one moves to the home's key ring) and restarts
     // the node: the chain goes on with its votes under the new key.
-    c.kill(1);
     let out = Command::new(bin("cradle-genesis").unwrap())
         .args(["rotate-key", "--home"])
         .arg(&c.nodes[1].home)

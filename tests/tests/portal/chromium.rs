@@ -148,8 +148,13 @@ pub(crate) async fn viewport(b: &Client, w: u32, h: u32) {
 /// the screen, so a phone never scrolls sideways.
 pub(crate) async fn screenshot(b: &Client, w: u64, path: &Path) {
     // Her history, as the page shows it after an answer (a click elsewhere may have scrolled).
+    screenshot_of(b, "history-section", w, path).await;
+}
+
+/// Like [`screenshot`], with the section `id` scrolled to the top.
+pub(crate) async fn screenshot_of(b: &Client, id: &str, w: u64, path: &Path) {
     b.execute(
-        "document.getElementById('history-section').scrollIntoView({block: 'start'})",
+        &format!("document.getElementById('{id}').scrollIntoView({{block: 'start'}})"),
         vec![],
     )
     .await

@@ -36,3 +36,20 @@ pub(crate) fn leaks(requests: &[Vec<u8>], secrets: &[String]) -> Vec<String> {
     }
     found
 }
+
+/// Standard base64 (padded) decoded: for the files the page offers as `data:` links.
+pub(crate) fn base64_decode(text: &str) -> Vec<u8> {
+    const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes().filter(|&c| c != b'=') {
+        let v = STD.iter().position(|&s| s == c).expect("base64") as u32;
+        acc = acc << 6 | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits & 0xff) as u8);
+        }
+    }
+    out
+}

@@ -8,6 +8,15 @@
 //! screenshots are taken at a phone's width (375x812) and a desktop's (1280x900). Every byte
 //! the page sent went through the proxy, and none of them holds a secret of her key file.
 //!
+//! In the page she then lists her records and consents, grants the clinic (her archive key
+//! re-wrapped in the page), whose midwife reads, and the read shows in her history marked new
+//! since her last visit; she revokes the grant in the page and the midwife is denied; a second
+//! revocation shows the ledger's refusal. Three members vote a new member set, and her history
+//! after its activation still verifies in the page, which followed the set, on the desktop and
+//! on her phone. A second mother makes her key in the page under a recovery passphrase: its QR
+//! code holds the public key file the clinic enrols her from, and her recovery file brings the
+//! key back after the browser forgot it.
+//!
 //! Chromium is launched with `--ignore-certificate-errors`: each node's TLS certificate is
 //! self-signed over its member key (the CLI pins it from genesis, a browser cannot). A real
 //! deployment gives browsers a CA-issued certificate with the node's `api.tls_cert_file`.
@@ -16,7 +25,9 @@
 mod chromium;
 mod leaks;
 mod proxy;
+mod recovery;
 mod serving;
+mod story;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -33,6 +44,7 @@ use chromium::{
 use leaks::{base64_forms, leaks};
 use proxy::{OperatorFiles, Proxy};
 use serving::check_static_serving;
+use story::{People, Story, consent_and_governance, verified_history};
 
 const RECORD: &str = "Nona_Kris_5f72d2e8-c56b-4288-a829-c1c1ebfad423.json";
 
@@ -93,21 +105,13 @@ fn a_mother_sees_who_read_her_record_verified_in_her_browser_and_a_lying_node_is
     )
     .key;
     // Asked of the custodian's node (hospital 1), which holds the archive.
-    let read = |key: &Path, purpose: &str, out: &str, extra: &[&str]| {
-        let out = work.join(out);
-        let mut args = vec![
-            "archive",
-            "get",
-            &mother.archive,
-            "--purpose",
-            purpose,
-            "--out",
-        ];
-        let out_s = out.to_str().unwrap().to_string();
-        args.push(&out_s);
-        args.extend_from_slice(extra);
-        cradle(&c.nodes[0].api, key, &args)
+    let story = Story {
+        c: &c,
+        work: work.clone(),
+        archive: mother.archive.clone(),
     };
+    let read =
+        |key: &Path, purpose: &str, out: &str, extra: &[&str]| story.read(key, purpose, out, extra);
     ok(read(&obstetrician, "TREAT", "read.json", &[]));
     let denied = read(&midwife, "TREAT", "denied.json", &[]);
     assert!(!denied.status.success(), "the clinic read without a grant");
@@ -243,6 +247,21 @@ fn a_mother_sees_who_read_her_record_verified_in_her_browser_and_a_lying_node_is
         });
         assert!(asked, "the page did not ask for a consistency proof");
 
+        // Her records and consents: a grant and a revocation made in the page, and a vote.
+        let custodian = c.genesis.members[0].name.clone();
+        let people = People {
+            midwife: &midwife,
+            obstetrician: &obstetrician,
+            custodian: &custodian,
+            hospital: &hospital,
+            clinic: &clinic,
+        };
+        consent_and_governance(&b, &story, &people, &shots).await;
+        let asked = proxy.recorded().iter().any(|r| {
+            String::from_utf8_lossy(r).starts_with("GET /v1/governance/sets ")
+        });
+        assert!(asked, "the page did not ask for the member sets");
+
         same_origin_only(&b, &page).await;
 
         // The node itself serves the page to a browser, with the operator's certificate.
@@ -257,7 +276,10 @@ fn a_mother_sees_who_read_her_record_verified_in_her_browser_and_a_lying_node_is
         b.goto(&page).await.unwrap();
         wait_for(&b, "the page to start on a phone", READY).await;
         assert_eq!(text(&b, "#key-public").await, key_hex["public_key"].as_str().unwrap());
-        assert_eq!(show_history(&b).await, "verified", "{}", text(&b, "#history-section").await);
+        // Another visit: the sets kept in this browser verify the history after the vote, and
+        // nothing is new since the desktop visit.
+        let (list, entries, new) = verified_history(&b).await;
+        assert_eq!((entries, new), (7, 0), "{list}");
         screenshot(&b, 375, &shots.join("history-en-375x812.png")).await;
         b.find(Locator::Id("lang-zh")).await.unwrap().click().await.unwrap();
         assert_eq!(text(&b, "#history-status").await, "已验证");
@@ -267,6 +289,13 @@ fn a_mother_sees_who_read_her_record_verified_in_her_browser_and_a_lying_node_is
         assert_eq!(verdict_code(&b).await, "altered-entry");
         screenshot(&b, 375, &shots.join("lying-zh-375x812.png")).await;
         proxy.lie.store(false, Ordering::Relaxed);
+        same_origin_only(&b, &page).await;
+        b.close().await.unwrap();
+
+        // A second mother, in a browser of her own, makes her key in the page.
+        let b = browser(&driver, &work.join("chromium-profile-2"), false).await;
+        viewport(&b, 1280, 900).await;
+        recovery::key_made_in_the_page(&b, &story, &page, &genesis_file, &shots).await;
         same_origin_only(&b, &page).await;
         b.close().await.unwrap();
     });

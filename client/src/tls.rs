@@ -176,8 +176,8 @@ impl Pins {
                 "the node proves key {k}, which was {what} and signs for no member now: \
                  it was rotated out or removed, so whoever answers is not the member"
             ),
-            _ => "the node's TLS key is not the key the member sets this client verified \
-                  from genesis give it: a proxy or an impostor is answering"
+            _ => "the node's TLS key is not the key the genesis file gives it (nor a vote \
+                  since): a proxy or an impostor is answering"
                 .into(),
         })
     }

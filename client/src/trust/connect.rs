@@ -49,17 +49,18 @@ pub fn connect(
         if let Some(k) = key {
             api = api.signed_by(k, genesis_set.chain_id);
         }
-        let node = ask_node(&api, &genesis_set, key.is_some())?;
+        let (node, pin_refusal) = ask_node(&api, &genesis_set, key.is_some())?;
         let not_pinned = matches!(node, NodeAnswer::NotPinned);
-        let node_key = if not_pinned {
-            // The key the node presented, not the one it was pinned to.
-            Some(pins.refused_key().ok_or_else(|| {
-                TrustError::Unconfirmed(
-                    "the node's TLS key is not an Ed25519 key: no member's node".into(),
-                )
-            })?)
-        } else {
+        let node_key = if pin_refusal.is_none() {
             api.node_member().map(|(_, k)| k)
+        } else if let Some(presented) = pins.refused_key() {
+            // The key the node presented, not the one it was pinned to.
+            Some(presented)
+        } else if let Some(refusal) = pin_refusal {
+            // Not even an Ed25519 key: no member's node.
+            return Err(refusal.into());
+        } else {
+            None
         };
         known = settle(
             known,
@@ -80,7 +81,11 @@ pub fn connect(
         // the handshake, with or without a key.
         if let Err(e) = known.verified.check_key(&node_key) {
             keep(&store, &genesis_set, loaded.as_ref(), &known);
-            return Err(e);
+            // A key that never signed for a member: the pins' refusal says it best.
+            return Err(match pin_refusal {
+                Some(refusal) if !known.verified.ever_signed(&node_key) => refusal.into(),
+                _ => e,
+            });
         }
         if not_pinned {
             continue;
@@ -110,7 +115,7 @@ pub fn check(
     let known = loaded
         .clone()
         .unwrap_or_else(|| Known::genesis(genesis_set.clone()));
-    let node = ask_node(&api, &genesis_set, key.is_some())?;
+    let (node, pin_refusal) = ask_node(&api, &genesis_set, key.is_some())?;
     let not_pinned = matches!(node, NodeAnswer::NotPinned);
     let plain = api.pins().is_none();
     let node_key = match (api.pins(), api.node_member()) {
@@ -134,7 +139,15 @@ pub fn check(
         && let Err(e) = known.verified.check_key(&k)
     {
         keep(&store, &genesis_set, loaded.as_ref(), &known);
-        return Err(e);
+        return Err(match pin_refusal {
+            Some(refusal) if !known.verified.ever_signed(&k) => refusal.into(),
+            _ => e,
+        });
+    }
+    if let Some(refusal) = pin_refusal
+        && node_key.is_none()
+    {
+        return Err(refusal.into());
     }
     if not_pinned {
         return Err(TrustError::Unconfirmed(
@@ -184,22 +197,26 @@ fn keep(
         .map(|e| format!("the member sets verified now are not kept for next time: {e}"))
 }
 
-/// The node's own answer on the sets.
-fn ask_node(api: &ApiClient, genesis: &Consortium, signed: bool) -> Result<NodeAnswer, TrustError> {
+/// The node's own answer on the sets; with [`NodeAnswer::NotPinned`], the pins' refusal.
+fn ask_node(
+    api: &ApiClient,
+    genesis: &Consortium,
+    signed: bool,
+) -> Result<(NodeAnswer, Option<ApiError>), TrustError> {
     if !signed {
-        return Ok(NodeAnswer::NotAsked);
+        return Ok((NodeAnswer::NotAsked, None));
     }
     match api.member_set_changes() {
         Ok(changes) => Verified::verify(genesis.clone(), changes)
-            .map(NodeAnswer::Served)
+            .map(|v| (NodeAnswer::Served(v), None))
             .map_err(|e| TrustError::Unproven {
                 from: "the node".into(),
                 reason: e.to_string(),
             }),
         Err(ApiError::Refused {
             status: 401 | 403, ..
-        }) => Ok(NodeAnswer::Refused),
-        Err(_) if api.pin_refused() => Ok(NodeAnswer::NotPinned),
+        }) => Ok((NodeAnswer::Refused, None)),
+        Err(e) if api.pin_refused() => Ok((NodeAnswer::NotPinned, Some(e))),
         Err(e) => Err(e.into()),
     }
 }

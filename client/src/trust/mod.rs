@@ -217,6 +217,11 @@ impl Verified {
             .collect()
     }
 
+    /// Whether `key` signed for a member in some set, the newest or an earlier one.
+    pub fn ever_signed(&self, key: &PublicKey) -> bool {
+        self.latest().signer(key).is_some() || self.former_keys().iter().any(|(k, _)| k == key)
+    }
+
     /// Refuses `key` unless it signs for a member in the newest set.
     pub fn check_key(&self, key: &PublicKey) -> Result<(), TrustError> {
         if self.latest().signer(key).is_some() {

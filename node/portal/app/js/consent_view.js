@@ -82,6 +82,8 @@ export function grantees(sets) {
 
 /** The signed transaction, posted and committed; returns the node's answer `{hash, height}`. */
 async function submit(node, keypair, chainId, body) {
+  // A node that would not show the membership changes may hold a key a vote replaced.
+  if (node.setsConfirmed !== true) throw new GrantError('grant.unconfirmedNode');
   const me = keypair.signing.publicKey;
   const last = json(await node.signedGet(`/v1/nonce/${toHex(me)}`)).last_nonce;
   const nonce = nextNonce(last === null || last === undefined ? null : BigInt(last));

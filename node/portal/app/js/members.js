@@ -28,7 +28,11 @@ export async function loadSets(genesis) {
 
 /**
  * Asks `node` for every set change and follows the ones after those `sets` holds. A caller the
- * node does not know yet (a patient before her enrolment) is not told: `sets` stays as it is.
+ * node does not know yet (a patient before her enrolment) is not told: `sets` stays as it is,
+ * and `node.setsConfirmed` is false. So would an impostor holding a key a vote rotated out
+ * answer, to be judged by older sets; the page, which can ask no other member's node (its
+ * connections stay on its own origin), then sends it no transaction (see consent_view.js),
+ * and its histories can only be ones certified before the vote, refused as stale.
  * Throws a NodeError (`setsRefused`) for a list that does not verify.
  */
 export async function updateSets(node, genesis, sets) {
@@ -36,9 +40,13 @@ export async function updateSets(node, genesis, sets) {
   try {
     bytes = await node.signedGet('/v1/governance/sets');
   } catch (e) {
-    if (e instanceof NodeError && (e.code === 'notEnrolled' || e.code === 'signatureRefused')) return sets;
+    if (e instanceof NodeError && (e.code === 'notEnrolled' || e.code === 'signatureRefused')) {
+      node.setsConfirmed = false;
+      return sets;
+    }
     throw e;
   }
+  node.setsConfirmed = true;
   let changes;
   try {
     changes = decodeSetChanges(bytes);

@@ -155,4 +155,5 @@ export default {
   'recovery.needsPassphrase': "Type the passphrase of your recovery file first, then choose the file.",
   'history.new': "New",
   'history.newCount': "{count} new since your last visit.",
+  'grant.unconfirmedNode': "This node would not show your consortium's membership changes (it does not know your key, or it is not a current member's node): nothing was sent to it. Ask your clinic to enrol you, or use another member's portal.",
 };

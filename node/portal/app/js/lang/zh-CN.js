@@ -155,4 +155,5 @@ export default {
   'recovery.needsPassphrase': "请先输入恢复文件的口令，再选择文件。",
   'history.new': "新",
   'history.newCount': "自您上次访问以来新增 {count} 条。",
+  'grant.unconfirmedNode': "此节点不肯提供联盟的成员变更记录（它不认识您的密钥，或它不是现任成员的节点）：未向它发送任何内容。请请诊所为您登记，或使用其他成员的门户。",
 };

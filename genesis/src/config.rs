@@ -86,8 +86,9 @@ pub struct ApiConfig {
     /// `api_addr`, which must keep the member certificate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tls_server_names: Vec<String>,
-    /// Mutual TLS for members: every client must present a certificate over a member's key
-    /// from genesis (`cradle` does when its `--key` is a member's), for a node whose API serves
+    /// Mutual TLS for members: every client must present a certificate over a key that signs
+    /// for a member in the set in force (genesis's, then as votes add, remove and rotate; `cradle`
+    /// presents one when its `--key` is a member's), for a node whose API serves
     /// member institutions only. Patients and regulators then use another member's node.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub member_tls: bool,

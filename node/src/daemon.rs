@@ -239,9 +239,12 @@ async fn run(home: Home) -> anyhow::Result<()> {
             &home.keypair.ed25519_seed(),
             names,
             operator,
-            api_config
-                .member_tls
-                .then(|| home.genesis.members.iter().map(|m| m.public_key).collect()),
+            api_config.member_tls.then(|| {
+                let members = members.clone();
+                Arc::new(move |key: &cradle_ledger::PublicKey| {
+                    members.current().signer(key).is_some()
+                }) as http::tls::MemberCheck
+            }),
         )
         .context("the API's TLS certificates")?;
         Some(tokio_rustls::TlsAcceptor::from(config))

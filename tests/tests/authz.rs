@@ -105,7 +105,7 @@ fn call(api: &ApiClient, method: &str, path: &str) -> (u16, String) {
 
 #[test]
 fn every_route_refuses_whom_it_does_not_concern_and_tells_them_nothing() {
-    // Node 3 serves member institutions only: mutual TLS with genesis member keys.
+    // Node 3 serves member institutions only: mutual TLS with the keys that sign for members now.
     let mut c = Cluster::write(4, &[]).unwrap();
     let config_path = c.nodes[3].home.join("config.toml");
     let mut config = cradle_genesis::config::NodeConfig::load(&config_path).unwrap();

@@ -95,11 +95,31 @@ pub fn member_server_config(
     server_config(member, seed, names, None, None)
 }
 
-/// Accepts a client only with a certificate over a member's key from genesis.
-#[derive(Debug)]
+/// Says whether an ed25519 key signs for a member now: the node asks its member set in force at
+/// every handshake, so a member voted in is admitted and a key rotated out or removed is refused
+/// from the activation height on, without a restart.
+pub type MemberCheck = Arc<dyn Fn(&cradle_ledger::PublicKey) -> bool + Send + Sync>;
+
+/// Accepts a client only with a certificate over a key that signs for a member now.
 struct MemberClients {
-    keys: Vec<cradle_ledger::PublicKey>,
+    is_member: MemberCheck,
     algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl std::fmt::Debug for MemberClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberClients").finish_non_exhaustive()
+    }
+}
+
+/// The ed25519 key of a subject public key info, if it is one.
+fn ed25519_key(spki: &[u8]) -> Option<cradle_ledger::PublicKey> {
+    let prefix = cradle_genesis::tlscert::ed25519_spki(&[0; 32]);
+    let (head, key) = spki.split_at_checked(prefix.len().checked_sub(32)?)?;
+    if head != &prefix[..head.len()] {
+        return None;
+    }
+    Some(cradle_ledger::PublicKey(key.try_into().ok()?))
 }
 
 impl rustls::server::danger::ClientCertVerifier for MemberClients {
@@ -114,16 +134,13 @@ impl rustls::server::danger::ClientCertVerifier for MemberClients {
         _now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
         let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        let spki = cert.subject_public_key_info();
-        let member = self
-            .keys
-            .iter()
-            .any(|k| cradle_genesis::tlscert::ed25519_spki(&k.0) == spki.as_ref());
+        let member = ed25519_key(cert.subject_public_key_info().as_ref())
+            .is_some_and(|key| (self.is_member)(&key));
         if member {
             Ok(rustls::server::danger::ClientCertVerified::assertion())
         } else {
             Err(rustls::Error::General(
-                "the client certificate is not a member's key from genesis".into(),
+                "the client certificate is not over a key that signs for a member now".into(),
             ))
         }
     }
@@ -155,14 +172,14 @@ impl rustls::server::danger::ClientCertVerifier for MemberClients {
 
 /// [`member_server_config`], also serving `operator`'s certificate to clients that ask for
 /// one of its names.
-/// With `member_clients`, every client must present a certificate over one of those member
-/// keys (mutual TLS, for a node whose API serves member institutions only).
+/// With `member_clients`, every client must present a certificate over a key it accepts
+/// (mutual TLS, for a node whose API serves member institutions only).
 pub fn server_config(
     member: &str,
     seed: &[u8; 32],
     names: Vec<String>,
     operator: Option<OperatorCert<'_>>,
-    member_clients: Option<Vec<cradle_ledger::PublicKey>>,
+    member_clients: Option<MemberCheck>,
 ) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let made = cradle_genesis::tlscert::self_signed(member, seed, names)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -177,8 +194,8 @@ pub fn server_config(
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?;
     let builder = match member_clients {
-        Some(keys) => builder.with_client_cert_verifier(Arc::new(MemberClients {
-            keys,
+        Some(is_member) => builder.with_client_cert_verifier(Arc::new(MemberClients {
+            is_member,
             algorithms: provider.signature_verification_algorithms,
         })),
         None => builder.with_no_client_auth(),
@@ -277,6 +294,60 @@ mod tests {
             }
         }
         Ok(c.peer_certificates().unwrap()[0].clone().into_owned())
+    }
+
+    /// A client configuration presenting a certificate over `key`, trusting any server.
+    fn client_with(key: &cradle_ledger::Keypair) -> Arc<ClientConfig> {
+        let made =
+            cradle_genesis::tlscert::self_signed("client", &key.ed25519_seed(), vec![]).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyServer))
+            .with_client_auth_cert(
+                vec![CertificateDer::from(made.cert_der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.key_pkcs8.to_vec())),
+            )
+            .unwrap();
+        Arc::new(config)
+    }
+
+    #[test]
+    fn member_tls_admits_the_keys_that_sign_for_members_now_and_follows_a_rotation() {
+        let (old, new, stranger) = (
+            cradle_ledger::Keypair::generate().unwrap(),
+            cradle_ledger::Keypair::generate().unwrap(),
+            cradle_ledger::Keypair::generate().unwrap(),
+        );
+        // The set in force, as the node's member sets would answer it.
+        let in_force = Arc::new(std::sync::RwLock::new(vec![old.public_key()]));
+        let check = {
+            let in_force = in_force.clone();
+            Arc::new(move |k: &cradle_ledger::PublicKey| in_force.read().unwrap().contains(k))
+                as MemberCheck
+        };
+        let member = cradle_ledger::Keypair::generate().unwrap();
+        let server = server_config(
+            "County Hospital 1",
+            &member.ed25519_seed(),
+            vec![],
+            None,
+            Some(check),
+        )
+        .unwrap();
+        let connect = |key: &cradle_ledger::Keypair| {
+            handshake(server.clone(), client_with(key), "127.0.0.1").map(drop)
+        };
+        assert!(connect(&old).is_ok(), "a member's key");
+        assert!(connect(&stranger).is_err(), "no member's key");
+        assert!(connect(&new).is_err(), "not yet voted in");
+        // The vote takes force: the same server, not restarted, follows it.
+        *in_force.write().unwrap() = vec![new.public_key()];
+        assert!(connect(&new).is_ok(), "the rotated key");
+        assert!(connect(&old).is_err(), "the key the vote rotated out");
+        assert_eq!(ed25519_key(b"not a key"), None);
     }
 
     #[test]

@@ -119,6 +119,13 @@ impl Cluster {
             bail!("cradle-genesis localnet failed");
         }
         let genesis = cradle_genesis::GenesisDoc::load(out.join("genesis.json"))?;
+        // A deterministic localnet's chain id repeats when its ports do (another test binary,
+        // an earlier run): member sets a client kept for that other chain must not be taken
+        // for this one's.
+        if let Some(dir) = cradle_client::trust::default_state_dir() {
+            let chain = hex::encode(genesis.chain_id());
+            let _ = std::fs::remove_file(dir.join(format!("sets-{chain}.json")));
+        }
         let mut nodes = Vec::new();
         for i in 0..n {
             let home = out.join(format!("node{i}"));

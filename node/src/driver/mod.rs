@@ -9,7 +9,6 @@
 
 mod actor;
 mod blocks;
-pub mod catchup;
 mod gossip;
 mod ingress;
 mod persist;

@@ -257,6 +257,11 @@ fn outcome(o: &EventOutcome) -> String {
         EventOutcome::Permitted => "permitted".into(),
         EventOutcome::Denied { reason } => format!("denied: {}", reason.as_str()),
         EventOutcome::BreakGlass => "break-glass".into(),
+        EventOutcome::Reviewed { entry, decision } => format!(
+            "reviewed by the commission: {} (access {}…)",
+            decision.code().replace('_', " "),
+            &entry.to_hex()[..12]
+        ),
     }
 }
 

@@ -127,10 +127,19 @@ fn audit_event(
     names: &Names,
 ) -> Value {
     let e = &logged.event;
+    let review;
     let (outcome, outcome_desc) = match e.outcome {
         EventOutcome::Permitted => ("0", None),
         EventOutcome::BreakGlass => ("0", Some("emergency access without a grant (break-glass)")),
         EventOutcome::Denied { reason } => ("4", Some(reason.as_str())),
+        EventOutcome::Reviewed { entry, decision } => {
+            review = format!(
+                "reviewed by the commission: {} (break-glass access {})",
+                decision.code().replace('_', " "),
+                entry.to_hex()
+            );
+            ("0", Some(review.as_str()))
+        }
     };
     let mut event = json!({
         "resourceType": "AuditEvent",

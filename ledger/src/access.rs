@@ -24,7 +24,7 @@ use crate::identity::{Policy, Role};
 use crate::justification::{self, SealedJustification};
 use crate::staff::{StaffRecord, StaffRef};
 use crate::state::{ArchiveRecord, GrantRecord};
-use crate::tx::{Purpose, WrappedKey};
+use crate::tx::{Purpose, ReviewDecision, WrappedKey};
 
 pub use crate::justification::JUSTIFICATION_BYTES_MAX;
 
@@ -362,13 +362,32 @@ fn more_telling(a: DenialReason, b: DenialReason) -> DenialReason {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum EventOutcome {
     Permitted,
-    Denied { reason: DenialReason },
+    Denied {
+        reason: DenialReason,
+    },
     BreakGlass,
+    /// Not an access: a regulator's review of the break-glass access recorded by transaction
+    /// `entry`. The event names the reviewed access's patient, archive and custodian, the
+    /// regulator as its accessor and purpose HSYSADMIN; it reads nothing.
+    Reviewed {
+        entry: crate::crypto::Digest32,
+        decision: ReviewDecision,
+    },
 }
 
 impl EventOutcome {
     pub fn is_break_glass(&self) -> bool {
         matches!(self, EventOutcome::BreakGlass)
+    }
+
+    pub fn is_review(&self) -> bool {
+        matches!(self, EventOutcome::Reviewed { .. })
+    }
+
+    /// Whether the event belongs in the break-glass log: every break-glass access and every
+    /// review of one, so the log alone shows which accesses await review.
+    pub fn in_break_glass_log(&self) -> bool {
+        self.is_break_glass() || self.is_review()
     }
 }
 

@@ -158,6 +158,12 @@ pub enum Error {
     StaleRequest { requested_at_ms: u64, now_ms: u64 },
     #[error("access request was already recorded")]
     RequestReplayed,
+    #[error(
+        "transaction {0} recorded no break-glass access: it is unknown, or recorded another kind of access"
+    )]
+    UnknownBreakGlass(crate::crypto::Digest32),
+    #[error("the break-glass access recorded by transaction {0} was already reviewed")]
+    AlreadyReviewed(crate::crypto::Digest32),
     #[error("recorded outcome {recorded} differs from the access rule's {rule}")]
     OutcomeMismatch { recorded: String, rule: String },
 

@@ -51,6 +51,7 @@ pub mod keys {
     pub const PATIENT_ALIAS: u8 = b'p';
     pub const KEY_CHANGE: u8 = b'k';
     pub const RECOVERY: u8 = b'r';
+    pub const BREAK_GLASS_ENTRY: u8 = b'b';
 
     fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
         let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
@@ -170,6 +171,10 @@ pub mod keys {
     pub fn recoveries() -> Vec<u8> {
         vec![RECOVERY]
     }
+    /// A break-glass access, by the hash of the transaction that recorded it, and its review.
+    pub fn break_glass_entry(tx_hash: &crate::crypto::Digest32) -> Vec<u8> {
+        key(BREAK_GLASS_ENTRY, &[&tx_hash.0])
+    }
     /// The key of a member that left: never anyone's again.
     pub fn former_member(k: &PublicKey) -> Vec<u8> {
         key(FORMER_MEMBER, &[&k.0])
@@ -224,6 +229,28 @@ pub struct KeyChange {
     pub new_x25519: X25519Public,
     /// `None` when she rotated them herself; the member that recovered her otherwise.
     pub recovered_by: Option<PublicKey>,
+}
+
+/// A break-glass access as the regulators review it: what a review's event names, and the
+/// review once there is one.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct BreakGlassEntry {
+    pub patient: PublicKey,
+    pub archive: ArchiveId,
+    pub category: Category,
+    pub custodian: PublicKey,
+    pub height: u64,
+    pub time_ms: u64,
+    pub review: Option<ReviewRecord>,
+}
+
+/// A regulator's review of a break-glass access.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ReviewRecord {
+    pub regulator: PublicKey,
+    pub decision: crate::tx::ReviewDecision,
+    pub height: u64,
+    pub time_ms: u64,
 }
 
 /// An archive as registered by its custodian.

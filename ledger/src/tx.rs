@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::access::{AccessOutcome, SignedAccessRequest};
 use crate::codec::{self, BoundedVec};
 use crate::crypto::{
-    self, ArchiveId, GrantId, Hash, Keypair, PublicKey, Signature, TAG_ENROLMENT, TAG_TRANSACTION,
-    X25519Public,
+    self, ArchiveId, Digest32, GrantId, Hash, Keypair, PublicKey, Signature, TAG_ENROLMENT,
+    TAG_TRANSACTION, X25519Public,
 };
 use crate::error::Error;
 use crate::staff::{RegisterStaff, RotateStaffKey, SetStaffStatus, StaffRole};
@@ -301,6 +301,26 @@ pub struct RecordAccess {
     pub outcome: AccessOutcome,
 }
 
+code_enum!(
+    /// A regulator's finding on one break-glass access. A fixed code, never free text: the
+    /// finding is written into the patient's history, which holds no words of anyone's.
+    ReviewDecision {
+        Justified = 1, "justified", "The emergency justified reading without consent.";
+        NotJustified = 2, "not_justified", "The emergency did not justify reading without consent.";
+    }
+);
+
+/// A regulator's review of one break-glass access, named by the hash of the transaction that
+/// recorded it. One review per access, for good: a second is refused. The review is logged
+/// like an access, in the patient's history and the break-glass log, so she sees the
+/// commission's finding in her verified history.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ReviewAccess {
+    /// The hash of the `RecordAccess` transaction of the break-glass access.
+    pub entry: Digest32,
+    pub decision: ReviewDecision,
+}
+
 /// A patient replaces her keys, signing with her current key; the new key proves itself.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct RotatePatientKey {
@@ -347,6 +367,7 @@ pub enum TxBody {
     RotatePatientKey(RotatePatientKey),
     RecoverPatient(RecoverPatient),
     RewrapForPatient(RewrapForPatient),
+    ReviewAccess(ReviewAccess),
 }
 
 impl TxBody {
@@ -365,6 +386,7 @@ impl TxBody {
             TxBody::RotatePatientKey(_) => "rotate_patient_key",
             TxBody::RecoverPatient(_) => "recover_patient",
             TxBody::RewrapForPatient(_) => "rewrap_for_patient",
+            TxBody::ReviewAccess(_) => "review_access",
         }
     }
 }

@@ -41,6 +41,7 @@ pub mod enrolment;
 pub mod governance;
 pub mod justification;
 pub mod patient_keys;
+pub mod review;
 pub mod staff;
 
 /// Why an operation failed.

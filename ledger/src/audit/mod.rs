@@ -74,7 +74,7 @@ pub enum AuditSubject {
     Archive(ArchiveId),
     /// Every access one institution or person asked for.
     Accessor(PublicKey),
-    /// Every break-glass access in the consortium.
+    /// Every break-glass access in the consortium, and every regulator's review of one.
     BreakGlass,
 }
 
@@ -98,7 +98,7 @@ impl AuditSubject {
             AuditSubject::Accessor(k) => {
                 event.accessor == *k || event.staff.is_some_and(|s| s.institution == *k)
             }
-            AuditSubject::BreakGlass => event.outcome.is_break_glass(),
+            AuditSubject::BreakGlass => event.outcome.in_break_glass_log(),
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::crypto::{self, Digest32, Hash, PublicKey, X25519Public};
 use crate::error::Error;
 use crate::identity::Consortium;
 use crate::staff::StaffRecord;
-use crate::state::{ArchiveRecord, Overlay, StateExt, StateReader, keys};
+use crate::state::{ArchiveRecord, BreakGlassEntry, Overlay, StateExt, StateReader, keys};
 use crate::tx::{Purpose, RecordAccess};
 
 use super::{BlockContext, OPEN_GRANTS_MAX};
@@ -223,6 +223,19 @@ pub(super) fn record_access<S: StateReader + ?Sized>(
     }
     if rule.is_break_glass() {
         subject_logs.push(keys::break_glass_log());
+        // What a regulator's review of it names ([`super::review`]).
+        state.put(
+            keys::break_glass_entry(&Digest32(*tx_hash)),
+            &BreakGlassEntry {
+                patient: archive.patient,
+                archive: req.archive,
+                category: archive.category,
+                custodian: archive.custodian,
+                height: ctx.height,
+                time_ms: ctx.time_ms,
+                review: None,
+            },
+        );
     }
     for key in subject_logs {
         let mut log = state.log(&key)?;

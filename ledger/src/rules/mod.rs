@@ -3,7 +3,7 @@
 //! `apply_tx` checks what every transaction must pass (chain, size, nonce), then hands the body
 //! to the rule of its kind, one module each: `enrol`, `archive`, `consent` (grants and
 //! revocations), `access` (access records, and [`decide_access`], which a custodian also asks
-//! before it records an access) and `staff` (clinicians). Pure and deterministic: the outcome depends only on state, the
+//! before it records an access) `staff` (clinicians) and `review` (regulators' reviews of break-glass accesses). Pure and deterministic: the outcome depends only on state, the
 //! consortium and the block's height and time. Signatures are not checked here; the block
 //! pipeline ([`crate::block`]) checks them before it applies anything.
 
@@ -13,6 +13,7 @@ mod consent;
 mod enrol;
 mod governance;
 mod patient_keys;
+mod review;
 mod staff;
 
 use std::collections::BTreeSet;
@@ -123,6 +124,9 @@ fn dispatch<S: StateReader + ?Sized>(
         TxBody::RotatePatientKey(b) => patient_keys::rotate(state, c, ctx, &signer, b)?,
         TxBody::RecoverPatient(b) => patient_keys::recover(state, c, ctx, &signer, b)?,
         TxBody::RewrapForPatient(b) => patient_keys::rewrap(state, &signer, b)?,
+        TxBody::ReviewAccess(b) => {
+            review::review_access(state, c, ctx, &signer, tx_hash, b, events)?
+        }
     }
     state.put(keys::nonce(&tx.signer), &tx.nonce);
     Ok(())

@@ -240,7 +240,7 @@ impl<'a> Batch<'a> {
             &index_key(&e.archive.0, ev.global_index),
             &[],
         )?;
-        if e.outcome.is_break_glass() {
+        if e.outcome.in_break_glass_log() {
             self.put(
                 CF_IDX_BREAK_GLASS,
                 &index_key(&BREAK_GLASS_ID, ev.global_index),

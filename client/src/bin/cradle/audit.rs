@@ -8,12 +8,22 @@ use cradle_client::api::ApiClient;
 use cradle_ledger::{ArchiveId, PublicKey};
 use serde_json::json;
 
-use crate::cli::{AuditArgs, Cli, RecordFormat};
+use crate::cli::{AuditAction, AuditArgs, Cli, Format, RecordFormat};
 use crate::{genesis, key, public_identity};
 
 pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
     use cradle_client::audit as a;
     use cradle_ledger::audit::{AuditEvents, AuditSubject, IndexedEvent};
+
+    if let Some(AuditAction::Review {
+        entry,
+        not_justified,
+        format,
+        ..
+    }) = &args.action
+    {
+        return review(cli, entry, *not_justified, *format);
+    }
 
     let genesis = genesis(cli)?;
     // Audit requests are signed: the node answers only whom the history concerns, or a
@@ -160,6 +170,29 @@ pub(crate) fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
 
 /// `cradle audit --evidence`: every item checked from genesis with --verify, the whole answer
 /// refused if one fails.
+/// `cradle audit review ENTRY --justified|--not-justified`.
+fn review(cli: &Cli, entry: &str, not_justified: bool, format: Format) -> anyhow::Result<()> {
+    use cradle_ledger::tx::ReviewDecision;
+    let entry = cradle_ledger::Digest32::from_hex(entry)
+        .context("ENTRY is the 64-hex-digit hash of the access record's transaction")?;
+    let decision = if not_justified {
+        ReviewDecision::NotJustified
+    } else {
+        ReviewDecision::Justified
+    };
+    let session = crate::session(cli)?;
+    let r = session.review_break_glass(entry, decision)?;
+    crate::emit(
+        format,
+        &json!({ "entry": entry, "decision": decision, "tx": r.hash, "height": r.height }),
+        &format!(
+            "reviewed break-glass access {entry} at height {}: {}",
+            r.height,
+            decision.code().replace('_', " ")
+        ),
+    )
+}
+
 fn evidence(
     api: &ApiClient,
     me: &cradle_ledger::Keypair,

@@ -95,8 +95,14 @@ pub(crate) enum Command {
 }
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("subject").required(true)))]
+#[command(
+    group(clap::ArgGroup::new("subject").required(true)),
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
 pub(crate) struct AuditArgs {
+    #[command(subcommand)]
+    pub(crate) action: Option<AuditAction>,
     /// A patient's history: her public key (hex) or public key file.
     #[arg(long, group = "subject")]
     pub(crate) patient: Option<String>,
@@ -132,6 +138,24 @@ pub(crate) struct AuditArgs {
     pub(crate) checkpoint: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
     pub(crate) format: RecordFormat,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AuditAction {
+    /// Record the commission's finding on a break-glass access (regulators only): ENTRY is
+    /// the hash of the transaction that recorded it (`audit --break-glass --format json`,
+    /// `tx_hash`). One review per access; the patient's history shows it.
+    Review {
+        entry: String,
+        /// The emergency justified reading without consent.
+        #[arg(long, group = "decision", required = true)]
+        justified: bool,
+        /// The emergency did not justify it.
+        #[arg(long, group = "decision")]
+        not_justified: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand)]

@@ -51,7 +51,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {m=int((NR+1)/2); 
 join() { local IFS=,; echo "$*"; }
 
 keys=(blocks_per_s txs_per_s signatures_per_s catchup_s decode_s certificates_s signatures_s
-    execution_s storage_s follow_s storage_ms_per_block generation_s store_mb)
+    execution_s storage_s storage_ms_per_block generation_s store_mb)
 declare -A seen
 for run in $(seq 1 "$runs"); do
     echo "bench-catchup: run $run of $runs (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2

@@ -549,6 +549,16 @@ impl<'a, S: StateReader + ?Sized> Overlay<'a, S> {
         &self.writes
     }
 
+    /// Layers a block's writes over what the overlay holds, outside any transaction: how a node
+    /// catching up executes the next block on the state the last one left before either is
+    /// stored.
+    pub fn apply(&mut self, writes: &Writes) {
+        for (key, value) in writes {
+            self.writes.insert(key.clone(), value.clone());
+        }
+        self.journal.clear();
+    }
+
     pub fn into_writes(self) -> Writes {
         self.writes
     }

@@ -44,6 +44,11 @@ pub(super) struct Driver {
     pub(super) timer_seq: u64,
     /// Blocks this node executed at the current height (its own or validated), by id.
     pub(super) executed: HashMap<ValueId, Executed>,
+    /// Blocks a catch-up run wrote to disk whose bookkeeping ([`Driver::committed`]) is still
+    /// to come, by height: the core may decide one of them meanwhile, from votes it buffered,
+    /// when it is handed the certificate of the block before ([`Driver::commit`] then writes
+    /// nothing).
+    pub(super) written_ahead: BTreeMap<Height, ValueId>,
     /// The core asked us to propose at this height and round; [`Driver::propose_wait`] says when.
     pub(super) propose: Option<(Height, Round)>,
     pub(super) last_commit: Instant,
@@ -143,6 +148,7 @@ pub async fn run(parts: DriverParts) -> Result<(), DriverError> {
         timers: BTreeMap::new(),
         timer_seq: 0,
         executed: HashMap::new(),
+        written_ahead: BTreeMap::new(),
         propose: None,
         last_commit: Instant::now(),
         pending_since: None,

@@ -2,14 +2,15 @@
 //! decided block, which also tells every waiter its receipt.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cradle_consensus::{Core, Height, Input, SignedProposal, Value};
-use cradle_ledger::Hash;
 use cradle_ledger::PublicKey;
 use cradle_ledger::block::{self, Block, ChainTip, Executed, FinalizedBlock};
 use cradle_ledger::tx::TxBody;
+use cradle_ledger::{Consortium, Hash};
 use tracing::{debug, info, warn};
 
 use super::DriverError;
@@ -48,6 +49,14 @@ impl CommitLog {
             };
         }
     }
+}
+
+/// Where a committed block's adoption of a member set is learnt.
+pub(super) enum Adoption {
+    /// From the store, whose state is the block's: [`crate::members::Members::committed`] reads it.
+    InStore,
+    /// Already taken up by catch-up, which executed the block on a run's state.
+    Known(Option<(u64, Arc<Consortium>)>),
 }
 
 /// Whether a peer's proposal names, in its block's header, the validator that built the block:
@@ -175,6 +184,23 @@ impl Driver {
     ) -> Result<(), DriverError> {
         let id = fb.block.id();
         let header = &fb.block.header;
+        if let Some(written) = self.written_ahead.get(&header.height) {
+            // Catch-up wrote this height already, and says so to the driver next. Two
+            // certificates for two blocks of one height would mean more than a third of the
+            // voting power signed both: stop rather than pick one.
+            if *written != id {
+                return Err(DriverError::CorruptState(format!(
+                    "the consensus decided a block at height {} other than the certified one \
+                     catch-up wrote there",
+                    header.height
+                )));
+            }
+            info!(
+                height = header.height,
+                "decided a block catch-up already wrote"
+            );
+            return Ok(());
+        }
         // Never break: the chain grows one height at a time, and only final blocks are written.
         assert!(
             header.height == self.tip.height + 1,
@@ -195,8 +221,23 @@ impl Driver {
                 block::execute(&*self.store, &self.consortium, checked)?
             }
         };
-        self.drop_superseded(header.height);
         self.store.commit_block(&fb, &executed)?;
+        self.committed(&fb, &executed, from_sync, Adoption::InStore)
+    }
+
+    /// After a block is on disk (written alone by [`Driver::commit`], or in a run by catch-up):
+    /// what the core said at its height leaves, waiters hear their receipts, the mempool
+    /// forgets its transactions, and a member set it adopted is taken up.
+    pub(super) fn committed(
+        &mut self,
+        fb: &FinalizedBlock,
+        executed: &Executed,
+        from_sync: bool,
+        adoption: Adoption,
+    ) -> Result<(), DriverError> {
+        let id = fb.block.id();
+        // The block's synced write superseded any consensus record of its height.
+        self.drop_superseded(fb.block.header.height);
         // The block is on disk: what the core said at its height may leave now.
         self.release()?;
         let header = &fb.block.header;
@@ -258,7 +299,7 @@ impl Driver {
             "committed block"
         );
         self.commit_log.note(now, header.height, fb.block.txs.len());
-        self.follow_members(height)?;
+        self.follow_members(height, adoption)?;
         self.recheck_waited()?;
         self.publish_status()
     }
@@ -266,8 +307,12 @@ impl Driver {
     /// After block `height`: hands a set it adopted to the core (for its first height, two
     /// on), and when the next height starts a new set, takes it up: the next block is built,
     /// checked and certified by it, and the network admits exactly its members.
-    fn follow_members(&mut self, height: u64) -> Result<(), DriverError> {
-        if let Some((activation, adopted)) = self.members.committed(height, &*self.store)? {
+    fn follow_members(&mut self, height: u64, adoption: Adoption) -> Result<(), DriverError> {
+        let adopted = match adoption {
+            Adoption::InStore => self.members.committed(height, &*self.store)?,
+            Adoption::Known(adopted) => adopted,
+        };
+        if let Some((activation, adopted)) = adopted {
             info!(
                 height,
                 activation,

@@ -9,6 +9,7 @@
 
 mod actor;
 mod blocks;
+pub mod catchup;
 mod gossip;
 mod ingress;
 mod persist;

@@ -1,22 +1,24 @@
 //! Catch-up: fetching decided blocks from peers when this node is behind, and serving them.
 //!
 //! Every block received is checked as a light client would (its commit certificate against
-//! the genesis validators, for its own height and hash) and then re-executed in full, signatures
-//! included, before it is committed. A peer cannot make this node accept anything the
+//! the validators in force at its own height, for its hash) and then re-executed in full,
+//! signatures included, before it is committed: a peer's whole answer at once, as
+//! [`super::catchup`] says. A peer cannot make this node accept anything the
 //! consortium did not decide, nor hold catch-up by announcing heights it does not serve: see
 //! [`super::sync_peers`] for whom a request goes to.
 
 use std::time::{Duration, Instant};
 
-use cradle_consensus::Input;
+use cradle_consensus::{Input, Value};
 use cradle_ledger::PublicKey;
-use cradle_ledger::block::FinalizedBlock;
 use cradle_ledger::codec::BoundedVec;
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use super::DriverError;
 use super::actor::Driver;
+use super::blocks::Adoption;
+use super::catchup::{self, SYNC_BATCH};
 use super::ingress::Ingress;
 use crate::wire::{MESSAGE_BYTES_MAX, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse};
 
@@ -24,8 +26,6 @@ use crate::wire::{MESSAGE_BYTES_MAX, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse}
 const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a node one block behind a peer waits for consensus before fetching the block.
 const SYNC_STUCK_AFTER: Duration = Duration::from_secs(3);
-/// Blocks asked for per request.
-const SYNC_BATCH: u16 = 32;
 /// Bytes of blocks one response carries at most, under the message cap.
 const SYNC_RESPONSE_BYTES_MAX: usize = MESSAGE_BYTES_MAX / 2;
 
@@ -105,45 +105,33 @@ impl Driver {
         };
         // What the peer claimed when it was asked: it owes us blocks up to there.
         let claimed = self.sync_peers.claimed(&from, now);
-        let block_max = self.consortium.limits.block_bytes_max as usize + 64 * 1024;
-        let mut applied = 0;
-        let mut bad = false;
-        for bytes in response.blocks.iter() {
-            let fb = match FinalizedBlock::decode(bytes, block_max) {
-                Ok(fb) => fb,
-                Err(e) => {
-                    warn!(peer = %from, error = %e, "peer sent a malformed block");
-                    bad = true;
-                    break;
-                }
-            };
-            let height = fb.block.header.height;
-            if height <= self.tip.height {
-                continue;
+        let run = catchup::apply_certified(&self.store, &self.members, self.tip, &response.blocks)?;
+        let applied = run.applied.len();
+        let bad = match &run.refused {
+            Some(reason) => {
+                warn!(peer = %from, tip = self.tip.height, error = %reason, "peer sent a block that fails its checks");
+                true
             }
-            if height != self.tip.height + 1 {
-                warn!(peer = %from, height, "peer sent a block out of order");
-                bad = true;
-                break;
+            None => false,
+        };
+        // The whole run is on disk now; the driver and the core learn it block by block, as if
+        // each had been decided here, so a set change is taken up at its own height.
+        self.written_ahead = run
+            .applied
+            .iter()
+            .map(|a| (a.block.block.header.height, a.block.block.id()))
+            .collect();
+        let learnt = (|| {
+            for a in run.applied {
+                let certificate = a.block.certificate.clone();
+                self.written_ahead.remove(&a.block.block.header.height);
+                self.committed(&a.block, &a.executed, true, Adoption::Known(a.adopted))?;
+                self.feed(Input::Committed { certificate })?;
             }
-            if let Err(e) = fb.verify_certificate(&self.consortium) {
-                warn!(peer = %from, height, error = %e, "peer sent a block without a valid certificate");
-                bad = true;
-                break;
-            }
-            let certificate = fb.certificate.clone();
-            // The certificate makes the block final; re-executing it proves our state agrees.
-            if let Err(e) = self.commit(fb, true) {
-                if let DriverError::Ledger(err) = &e {
-                    warn!(peer = %from, height, error = %err, "certified block does not apply");
-                    bad = true;
-                    break;
-                }
-                return Err(e);
-            }
-            applied += 1;
-            self.feed(Input::Committed { certificate })?;
-        }
+            Ok::<_, DriverError>(())
+        })();
+        self.written_ahead.clear();
+        learnt?;
         if applied > 0 {
             info!(peer = %from, applied, height = self.tip.height, "caught up from peer");
             self.sync_peers.served(&from);

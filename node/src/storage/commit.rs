@@ -5,7 +5,7 @@
 //! subtrees it completes are stored, and the resulting frontiers must equal what the execution
 //! wrote into state (and the header commits to). A mismatch refuses the block, writing nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rocksdb::{WriteBatch, WriteOptions};
 
@@ -29,6 +29,22 @@ impl Store {
         fb: &FinalizedBlock,
         executed: &Executed,
     ) -> Result<(), StorageError> {
+        self.commit_blocks(&[(fb, executed)])
+    }
+
+    /// Commits consecutive blocks, each executed on the state the ones before it left, in one
+    /// atomic synced batch: a node catching up writes a peer's whole response at once rather
+    /// than a synced write per block. Each block is checked as [`Store::commit_block`] checks
+    /// one (the first against the stored tip, each next against the one before it); the
+    /// state keys several blocks write are written once, with the last block's value. Any
+    /// refusal writes nothing.
+    pub fn commit_blocks(
+        &self,
+        blocks: &[(&FinalizedBlock, &Executed)],
+    ) -> Result<(), StorageError> {
+        let Some((last, _)) = blocks.last() else {
+            return Ok(());
+        };
         // A poisoned lock only means another commit panicked; the database itself is intact
         // (its batch was either written whole or not at all).
         let _guard = self
@@ -36,40 +52,70 @@ impl Store {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let view = self.view();
-        let result = check_extends(&view, fb).and_then(|()| check_executed(fb, executed));
-        if let Err(e) = &result {
-            tracing::warn!(height = fb.block.header.height, error = %e, "block refused by storage");
-        }
-        result?;
         let mut batch = Batch::new(view);
-        batch.block(fb, executed)?;
-        batch.logs(fb.block.header.height, executed)?;
+        let mut logs = LogCursor::default();
+        let mut state: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
+        let mut parent = None;
+        for (fb, executed) in blocks {
+            let result = check_extends(&view, parent.as_ref(), fb)
+                .and_then(|()| check_executed(fb, executed))
+                .and_then(|()| batch.block(fb))
+                .and_then(|()| batch.logs(fb.block.header.height, executed, &mut logs));
+            if let Err(e) = &result {
+                tracing::warn!(height = fb.block.header.height, error = %e, "block refused by storage");
+            }
+            result?;
+            for (key, value) in &executed.writes {
+                state.insert(key, value.as_deref());
+            }
+            parent = Some(ChainTip::of(&fb.block.header));
+        }
+        batch.state(&state)?;
         let mut batch = batch.batch;
         self.drop_wal(&mut batch)?;
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
-        // Readers of the cached tree wait across the write, then see the block's nodes.
+        // Readers of the cached tree wait across the write, then see the blocks' nodes.
         let mut cached = self.tree_cache.lock();
         self.db.write_opt(batch, &opts)?;
-        super::tree_cache::apply(&mut cached, &executed.writes);
+        super::tree_cache::apply(&mut cached, state.iter().map(|(k, v)| (*k, *v)));
         drop(cached);
         self.forget_wal_blocks();
         tracing::debug!(
-            height = fb.block.header.height,
-            txs = fb.block.txs.len(),
-            writes = executed.writes.len(),
-            events = executed.events.len(),
-            "block committed"
+            height = last.block.header.height,
+            blocks = blocks.len(),
+            txs = blocks
+                .iter()
+                .map(|(fb, _)| fb.block.txs.len())
+                .sum::<usize>(),
+            writes = state.len(),
+            "blocks committed"
         );
         Ok(())
     }
 }
 
+/// The logs' frontiers as the blocks of a batch leave them: read from the store for the first
+/// block that touches each log, then carried from block to block.
+#[derive(Default)]
+struct LogCursor {
+    global: Option<Frontier>,
+    patients: BTreeMap<PublicKey, Frontier>,
+}
+
 /// The block must be the next one on the stored chain: height tip + 1, parent the tip, same
 /// chain. The first block's parent is the chain id, as the ledger defines it.
-fn check_extends(view: &View<'_>, fb: &FinalizedBlock) -> Result<(), StorageError> {
+fn check_extends(
+    view: &View<'_>,
+    parent: Option<&ChainTip>,
+    fb: &FinalizedBlock,
+) -> Result<(), StorageError> {
     let h = &fb.block.header;
-    let (tip_height, want_parent) = match view.tip()? {
+    let tip = match parent {
+        Some(p) => Some(*p),
+        None => view.tip()?,
+    };
+    let (tip_height, want_parent) = match tip {
         Some(tip) => (tip.height, tip.hash),
         None => (0, h.chain_id.0),
     };
@@ -142,8 +188,8 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
-    /// The block, its hash and transactions, the state writes and the tip.
-    fn block(&mut self, fb: &FinalizedBlock, executed: &Executed) -> Result<(), StorageError> {
+    /// The block, its hash and transactions, and the tip.
+    fn block(&mut self, fb: &FinalizedBlock) -> Result<(), StorageError> {
         let h = &fb.block.header;
         let height = height_key(h.height);
         self.put(CF_BLOCKS, &height, &fb.encode())?;
@@ -155,31 +201,52 @@ impl<'a> Batch<'a> {
             })?;
             self.put(CF_TXS, &stx.hash(), &tx_location_value(h.height, index))?;
         }
-        let state = self.view.cf(CF_STATE)?;
-        for (key, value) in &executed.writes {
-            match value {
-                Some(v) => self.batch.put_cf(state, key, v),
-                None => self.batch.delete_cf(state, key),
-            }
-        }
         if h.height == 1 {
             self.put(CF_META, META_CHAIN_ID, &h.chain_id.0)?;
         }
         self.put(CF_META, META_TIP, &codec::encode(&ChainTip::of(h)))
     }
 
+    /// The state writes of the batch's blocks, each key once.
+    fn state(&mut self, writes: &BTreeMap<&[u8], Option<&[u8]>>) -> Result<(), StorageError> {
+        let state = self.view.cf(CF_STATE)?;
+        for (key, value) in writes {
+            match value {
+                Some(v) => self.batch.put_cf(state, key, v),
+                None => self.batch.delete_cf(state, key),
+            }
+        }
+        Ok(())
+    }
+
     /// The events, their indexes, and the subtrees they complete in the global and patient logs.
-    fn logs(&mut self, height: u64, executed: &Executed) -> Result<(), StorageError> {
-        let mut global = self.view.access_log()?.frontier;
-        let mut patients: BTreeMap<PublicKey, Frontier> = BTreeMap::new();
+    /// The frontiers start where `cursor` says (the stored ones for a log it has not seen) and
+    /// are left there for the next block of the batch.
+    fn logs(
+        &mut self,
+        height: u64,
+        executed: &Executed,
+        cursor: &mut LogCursor,
+    ) -> Result<(), StorageError> {
+        let mut global = match cursor.global.take() {
+            Some(f) => f,
+            None => self.view.access_log()?.frontier,
+        };
+        let mut touched = BTreeSet::new();
         for ev in &executed.events {
-            self.event(ev, &mut global, &mut patients)?;
+            touched.insert(ev.event.patient);
+            self.event(ev, &mut global, &mut cursor.patients)?;
         }
         let inconsistent = |what| StorageError::Mismatch { height, what };
         if global != executed.access_log.frontier {
             return Err(inconsistent("global log frontier"));
         }
-        for (patient, frontier) in patients {
+        cursor.global = Some(global);
+        for patient in touched {
+            let frontier = cursor
+                .patients
+                .get(&patient)
+                .ok_or(inconsistent("patient log frontier"))?;
             let written = executed
                 .writes
                 .get(&keys::patient_log(&patient))
@@ -187,7 +254,7 @@ impl<'a> Batch<'a> {
                 .ok_or(inconsistent("patient log not written"))?;
             let written: LogState = codec::decode(written, VALUE_BYTES_MAX)
                 .map_err(|_| inconsistent("patient log encoding"))?;
-            if written.frontier != frontier {
+            if &written.frontier != frontier {
                 return Err(inconsistent("patient log frontier"));
             }
         }

@@ -68,11 +68,11 @@ impl TreeCache {
 /// After a commit's write, under its lock: the block's writes to cached positions.
 pub(super) fn apply<'w>(
     nodes: &mut Nodes,
-    writes: impl IntoIterator<Item = (&'w Vec<u8>, &'w Option<Vec<u8>>)>,
+    writes: impl IntoIterator<Item = (&'w [u8], Option<&'w [u8]>)>,
 ) {
     for (key, value) in writes {
         if cached(key) {
-            nodes.insert(key.as_slice().into(), value.as_deref().map(Box::from));
+            nodes.insert(key.into(), value.map(Box::from));
         }
     }
 }
@@ -107,14 +107,20 @@ mod tests {
         assert_eq!(cache.get(&key, &mut read), Ok(Some(vec![1])));
         assert_eq!(reads, 1, "the second read is the cache's");
         let writes = [(key.clone(), Some(vec![2]))];
-        apply(&mut cache.lock(), writes.iter().map(|(k, v)| (k, v)));
+        apply(
+            &mut cache.lock(),
+            writes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())),
+        );
         assert_eq!(
             cache.get(&key, || Err(())),
             Ok(Some(vec![2])),
             "the committed node, without a read"
         );
-        let deleted = [(key.clone(), None)];
-        apply(&mut cache.lock(), deleted.iter().map(|(k, v)| (k, v)));
+        let deleted: [(Vec<u8>, Option<Vec<u8>>); 1] = [(key.clone(), None)];
+        apply(
+            &mut cache.lock(),
+            deleted.iter().map(|(k, v)| (k.as_slice(), v.as_deref())),
+        );
         assert_eq!(cache.get(&key, || Err(())), Ok(None));
     }
 }

@@ -30,8 +30,10 @@ export const STAFF_ROLE = { 1: 'obstetrician', 2: 'midwife', 3: 'nurse', 4: 'gen
 export const DENIAL_REASON = { 1: 'no_grant', 2: 'grant_not_yet_valid', 3: 'grant_expired', 4: 'grant_revoked', 5: 'purpose_not_covered', 6: 'break_glass_not_allowed', 7: 'justification_required', 8: 'break_glass_not_member', 9: 'justification_not_sealed', 10: 'institution_key', 11: 'staff_not_active', 12: 'role_not_covered', 13: 'break_glass_role_not_allowed' };
 /** `AuditSubject` variants, by Borsh tag (a derived enum: tags 0..3). */
 export const SUBJECT_KINDS = ['patient', 'archive', 'accessor', 'break_glass'];
-/** `EventOutcome` variants, by Borsh tag (a derived enum: tags 0..2). */
-export const OUTCOMES = ['permitted', 'denied', 'break_glass'];
+/** `EventOutcome` variants, by Borsh tag (a derived enum: tags 0..3). */
+export const OUTCOMES = ['permitted', 'denied', 'break_glass', 'reviewed'];
+/** `ReviewDecision` codes, by Borsh discriminant. */
+export const REVIEW_DECISION = { 1: 'justified', 2: 'not_justified' };
 
 function code(r, table, what) {
   const v = r.u8(what);
@@ -69,6 +71,8 @@ export function readAccessEvent(r) {
     0: () => ({ kind: 'permitted' }),
     1: (rr) => ({ kind: 'denied', reason: code(rr, DENIAL_REASON, 'denial reason') }),
     2: () => ({ kind: 'break_glass' }),
+    // A regulator's review of the break-glass access recorded by transaction `entry`.
+    3: (rr) => ({ kind: 'reviewed', entry: rr.fixed(32, 'reviewed entry'), decision: code(rr, REVIEW_DECISION, 'review decision') }),
   }, 'event outcome');
   return e;
 }
@@ -85,6 +89,7 @@ export function writeAccessEvent(w, e) {
   if (tag < 0) throw new Error(`outcome: unknown kind ${e.outcome.kind}`);
   w.u8(tag);
   if (e.outcome.kind === 'denied') w.u8(discriminant(DENIAL_REASON, e.outcome.reason, 'denial reason'));
+  if (e.outcome.kind === 'reviewed') w.fixed(e.outcome.entry, 32).u8(discriminant(REVIEW_DECISION, e.outcome.decision, 'review decision'));
   return w;
 }
 

@@ -70,7 +70,8 @@ export function subjectMatches(subject, e) {
     case 'archive': return equalBytes(e.archive, subject.id);
     // An institution answers for its clinicians' accesses too.
     case 'accessor': return equalBytes(e.accessor, subject.id) || (e.staff !== null && equalBytes(e.staff.institution, subject.id));
-    case 'break_glass': return e.outcome.kind === 'break_glass';
+    // Every break-glass access, and every regulator's review of one.
+    case 'break_glass': return e.outcome.kind === 'break_glass' || e.outcome.kind === 'reviewed';
     default: return false;
   }
 }

@@ -18,10 +18,12 @@
 //     archiveKeys: [{archive, key: {ephemeral, sealed}}] (see keywrap.js)
 //   {kind: 'revoke_consent', grant}
 //   {kind: 'rotate_patient_key', newKey, newX25519, proof} (see keys.js, proveKeys)
-// The decoder reads these three kinds and refuses the others with `UnsupportedKindError`.
+//   {kind: 'review_access', entry, decision} (a regulator's page: entry is the hash of the
+//     break-glass access's transaction, decision 'justified' or 'not_justified')
+// The decoder reads these four kinds and refuses the others with `UnsupportedKindError`.
 
 import { BorshWriter, concatBytes, decodeCanonical, equalBytes, fromHex, requireBytes, sha256, toHex, utf8 } from './bytes.js';
-import { CATEGORY, PURPOSE, STAFF_ROLE } from './audit.js';
+import { CATEGORY, PURPOSE, REVIEW_DECISION, STAFF_ROLE } from './audit.js';
 import { readWrappedKey, wrappedKeyFromHex, wrappedKeyToHex, writeWrappedKey } from './keywrap.js';
 import { signEd25519, verifyEd25519, verifyKeyProof } from './keys.js';
 
@@ -42,7 +44,7 @@ export const ARCHIVE_KEYS_MAX = 1024;
 export const TX_KINDS = Object.freeze([
   'enrol_patient', 'register_archive', 'grant_consent', 'revoke_consent', 'record_access',
   'register_staff', 'set_staff_status', 'rotate_staff_key', 'propose_change', 'approve_change',
-  'rotate_patient_key', 'recover_patient', 'rewrap_for_patient',
+  'rotate_patient_key', 'recover_patient', 'rewrap_for_patient', 'review_access',
 ]);
 /** `Scope` variants by Borsh tag. */
 export const SCOPE_KINDS = Object.freeze(['all', 'categories', 'archives']);
@@ -102,6 +104,9 @@ const BODY_WRITERS = {
   rotate_patient_key(w, b) {
     w.fixed(b.newKey, 32, 'new key').fixed(b.newX25519, 32, 'new x25519 key').fixed(b.proof, 64, 'key proof');
   },
+  review_access(w, b) {
+    w.fixed(b.entry, 32, 'entry').u8(codeOf(REVIEW_DECISION, b.decision, 'decision'));
+  },
 };
 
 const BODY_READERS = {
@@ -119,9 +124,10 @@ const BODY_READERS = {
   rotate_patient_key: (r) => ({
     kind: 'rotate_patient_key', newKey: r.fixed(32, 'new key'), newX25519: r.fixed(32, 'new x25519 key'), proof: r.fixed(64, 'key proof'),
   }),
+  review_access: (r) => ({ kind: 'review_access', entry: r.fixed(32, 'entry'), decision: readCode(r, REVIEW_DECISION, 'decision') }),
 };
 
-/** Writes a `TxBody` of one of the three patient kinds. */
+/** Writes a `TxBody` of one of the kinds the portal builds. */
 export function writeTxBody(w, body) {
   const write = Object.prototype.hasOwnProperty.call(BODY_WRITERS, body?.kind) ? BODY_WRITERS[body.kind] : null;
   if (!write) throw new UnsupportedKindError(body?.kind);
@@ -262,6 +268,8 @@ export function bodyToJson(b) {
       return { kind: b.kind, grant: toHex(b.grant) };
     case 'rotate_patient_key':
       return { kind: b.kind, new_key: toHex(b.newKey), new_x25519: toHex(b.newX25519), proof: toHex(b.proof) };
+    case 'review_access':
+      return { kind: b.kind, entry: toHex(b.entry), decision: b.decision };
     default:
       throw new UnsupportedKindError(b.kind);
   }
@@ -285,6 +293,8 @@ export function bodyFromJson(j) {
       return { kind: j.kind, grant: fromHex(j.grant, 32, 'grant') };
     case 'rotate_patient_key':
       return { kind: j.kind, newKey: fromHex(j.new_key, 32, 'new key'), newX25519: fromHex(j.new_x25519, 32, 'new x25519 key'), proof: fromHex(j.proof, 64, 'key proof') };
+    case 'review_access':
+      return { kind: j.kind, entry: fromHex(j.entry, 32, 'entry'), decision: j.decision };
     default:
       throw new UnsupportedKindError(j.kind);
   }

@@ -167,6 +167,14 @@ impl Drop for Impostor {
     }
 }
 
+/// `GET /v1/status` at member 2's members-only node, with a client certificate of `key`.
+fn members_only(c: &Cluster, key: &Path) -> Result<Value, cradle_client::api::ApiError> {
+    let key = cradle_genesis::keyfile::read_key_file(key).unwrap();
+    c.anonymous(2)
+        .signed_by(&key, c.genesis.chain_id())
+        .status()
+}
+
 fn refused(out: std::process::Output) -> String {
     assert!(
         !out.status.success(),
@@ -178,7 +186,16 @@ fn refused(out: std::process::Output) -> String {
 
 #[test]
 fn a_rotated_members_old_key_is_refused_and_its_new_key_votes_and_reads_its_archives() {
-    let mut c = Cluster::start(4, &[]).unwrap();
+    // Member 2's node serves member institutions only (mutual TLS with the keys that sign for
+    // members now): it must follow the rotation without a restart.
+    let mut c = Cluster::write(4, &[]).unwrap();
+    let config_path = c.nodes[2].home.join("config.toml");
+    let mut config = cradle_genesis::config::NodeConfig::load(&config_path).unwrap();
+    config.api.member_tls = true;
+    config.save(&config_path).unwrap();
+    for i in 0..4 {
+        c.start_node(i).unwrap();
+    }
     c.wait_height(0, 2, WAIT).unwrap();
     let work = c.dir.path().join("work");
     let genesis = c.nodes[0].home.join("genesis.json");
@@ -213,6 +230,10 @@ fn a_rotated_members_old_key_is_refused_and_its_new_key_votes_and_reads_its_arch
     // four members vote the rotation through.
     let old = work.join("old.key");
     std::fs::copy(c.nodes[1].home.join("node.key"), &old).unwrap();
+    assert!(
+        members_only(&c, &old).is_ok(),
+        "the members-only node refused a member's key"
+    );
     let new = work.join("new.key");
     keygen(&genesis, &new);
     let pubkey = format!("{}.pub", new.display());
@@ -264,8 +285,18 @@ fn a_rotated_members_old_key_is_refused_and_its_new_key_votes_and_reads_its_arch
         &["governance", "list", "--format", "json"],
     ));
     assert!(said.contains("403"), "{said}");
+    // The members-only node, which admitted the old key before, now ends its handshake, and
+    // admits the new one, both without a restart.
+    match members_only(&c, &old) {
+        Err(cradle_client::api::ApiError::Transport(_)) => {}
+        other => panic!("the members-only node served a rotated-out key: {other:?}"),
+    }
+    assert!(
+        members_only(&c, &new).is_ok(),
+        "the members-only node refused the member's new key"
+    );
     let said = refused(cradle(
-        &c.nodes[2].api,
+        &c.nodes[0].api,
         &old,
         &[
             "governance",

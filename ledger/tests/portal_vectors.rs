@@ -23,6 +23,9 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
+/// The access request a patient's page signs to fetch her own record (`access.json`).
+#[path = "portal_vectors/access.rs"]
+mod access;
 /// The member sets a page follows after genesis (`sets.json`).
 #[path = "portal_vectors/sets.rs"]
 mod sets;
@@ -659,6 +662,7 @@ fn portal_vectors_match_the_rust_implementation() {
         ),
         ("tx.json", document(&t, tx::vectors(&t))),
         ("sets.json", document(&t, sets::vectors(&t))),
+        ("access.json", document(&t, access::vectors(&t))),
     ];
     let write = std::env::var_os("CRADLE_WRITE_PORTAL_VECTORS").is_some();
     // Every file is checked, so one stale file does not hide a difference in another.

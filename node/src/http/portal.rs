@@ -70,6 +70,13 @@ pub static ASSETS: &[(&str, &[u8])] = assets![
     "js/sets.js",
     "js/smt.js",
     "js/tx.js",
+    "js/archive.js",
+    "app/mother.css",
+    "app/js/download.js",
+    "app/js/record_view.js",
+    "app/js/rotate.js",
+    "app/js/rotate_view.js",
+    "app/js/alerts_view.js",
 ];
 
 /// The content type of a served file, by its extension.

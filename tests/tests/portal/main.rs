@@ -24,6 +24,7 @@
 
 mod chromium;
 mod leaks;
+mod mother;
 mod proxy;
 mod recovery;
 mod serving;

@@ -5,8 +5,10 @@ import { toHex } from '../../js/bytes.js';
 import { RecoveryError } from '../../js/recovery.js';
 import { $, say } from './dom.js';
 import { t } from './i18n.js';
-import { KeyFileError, createKeypair, forgetKeypair, importKeyFile, importRecovery, loadRecovery, saveKeypair } from './keyring.js';
+import { KeyFileError, adoptRotated, createKeypair, forgetKeypair, importKeyFile, importRecovery, loadIdentity, loadRecovery, saveKeypair, savePending } from './keyring.js';
 import { downloadHref, publicKeyFile, qrSvg } from './qr_view.js';
+import { RotateError, awaitRewraps, rotateKey } from './rotate.js';
+import { rotationSection } from './rotate_view.js';
 
 /** The message key for a refused key action. */
 function refusal(e) {
@@ -17,10 +19,11 @@ function refusal(e) {
 }
 
 /**
- * Wires the section. `state` holds `keypair` and `genesis`; `changed()` is told when the key
- * pair changes; `readFile(input)` reads a picked file's text. Returns `show(message)`.
+ * Wires the section. `state` holds `keypair`, `identity` and `genesis`; `changed()` is told when
+ * the key pair changes; `readFile(input)` reads a picked file's text; `node()` gives the checked
+ * node (main.js), and `failure(e)` the message of a node's refusal. Returns `show(message)`.
  */
-export function setupKey(state, changed, readFile) {
+export function setupKey(state, changed, readFile, node = null, failure = null) {
   let drawn = 0;
 
   async function show(message) {
@@ -52,6 +55,7 @@ export function setupKey(state, changed, readFile) {
   async function adopt({ keypair, recovery }, message) {
     state.keypair = keypair;
     await saveKeypair(keypair, recovery);
+    state.identity = await loadIdentity(keypair);
     $('key-passphrase').value = '';
     changed();
     await show(message);
@@ -95,9 +99,55 @@ export function setupKey(state, changed, readFile) {
   $('key-forget').addEventListener('click', async () => {
     await forgetKeypair();
     state.keypair = null;
+    state.identity = null;
     changed();
     await show('key.forgotten');
   });
+
+  if (node) {
+    $('key-public-box').append(rotationSection());
+    $('key-rotate').addEventListener('click', () => rotate());
+  }
+
+  /**
+   * Her key rotated in the page (rotate.js): a new key pair and recovery file under the
+   * passphrase she typed, the rotation signed with her current key and committed, then the new
+   * key kept in place of the old, and the custodians' re-wraps awaited.
+   */
+  async function rotate() {
+    if (!state.genesis || !state.keypair) return say('rotate-status', 'history.needs', {}, 'error');
+    if (!passphrase()) return say('rotate-status', 'rotate.needsPassphrase', {}, 'error');
+    const button = $('key-rotate');
+    button.disabled = true;
+    say('rotate-status', 'rotate.sending');
+    const old = state.keypair;
+    try {
+      const n = await node();
+      const done = await rotateKey({ node: n, genesis: state.genesis, keypair: old, passphrase: passphrase(), keep: savePending });
+      await adoptRotated(old, done.keypair, done.recovery);
+      state.keypair = done.keypair;
+      state.identity = await loadIdentity(done.keypair);
+      $('key-passphrase').value = '';
+      changed();
+      await show('rotate.done');
+      say('rotate-status', 'rotate.waiting', { height: done.height });
+      const fresh = await node();
+      const end = await awaitRewraps(fresh, state.identity, state.keypair, (p) => {
+        say('rotate-status', 'rotate.rewrapping', { height: done.height, open: p.open, total: p.total });
+      });
+      const key = end.open === end.total ? 'rotate.complete' : 'rotate.rewrapLate';
+      say('rotate-status', key, { height: done.height, open: end.open, total: end.total }, end.open === end.total ? 'ok' : 'error');
+    } catch (e) {
+      if (e instanceof RotateError || e instanceof RecoveryError) {
+        say('rotate-status', e.code === 'weak-passphrase' ? 'key.weakPassphrase' : e.code, {}, 'error');
+      } else {
+        const [key, vars] = failure ? failure(e) : ['node.failed', { reason: e.message }];
+        say('rotate-status', key, vars, 'error');
+      }
+    } finally {
+      button.disabled = false;
+    }
+  }
 
   return show;
 }

@@ -7,7 +7,7 @@
 // imported once into WebCrypto and the bytes overwritten; the public keys written in the file
 // must be those of its secrets, as the Rust reader checks.
 
-import { equalBytes, fromHex } from '../../js/bytes.js';
+import { equalBytes, fromHex, toHex } from '../../js/bytes.js';
 import { keypairFromSecretParts } from '../../js/keys.js';
 import { checkPassphrase, createKeypairWithRecovery, openRecovery, sealRecovery } from '../../js/recovery.js';
 import * as store from './store.js';
@@ -83,4 +83,58 @@ export const loadRecovery = () => store.get(store.KEYS.recovery);
 export async function forgetKeypair() {
   await store.remove(store.KEYS.keypair);
   await store.remove(store.KEYS.recovery);
+  await store.remove(IDENTITY);
+  await store.remove(PENDING);
+}
+
+/**
+ * Who she is on the ledger after a key rotation made in this page: `{key, identity, former}`
+ * (hex), kept beside the key pair. Her records and history stay under the key she enrolled with
+ * (`identity`); `former` are the keys she rotated away from, whose past reads are hers too.
+ */
+const IDENTITY = 'patient-identity';
+/** A rotation's new key pair and recovery file, kept before the rotation is sent. */
+const PENDING = 'rotation-pending';
+
+async function identityRecord(keypair) {
+  const kept = await store.get(IDENTITY);
+  return kept && kept.key === toHex(keypair.signing.publicKey) ? kept : null;
+}
+
+/** The key she enrolled with: the one kept for this key pair, else the key pair's own key. */
+export async function loadIdentity(keypair) {
+  const kept = await identityRecord(keypair);
+  return kept ? fromHex(kept.identity, 32, 'identity') : keypair.signing.publicKey;
+}
+
+/** Every key of hers this browser knows (hex): the current one, her enrolment key, former ones. */
+export async function ownKeys(keypair) {
+  const kept = await identityRecord(keypair);
+  const mine = new Set([toHex(keypair.signing.publicKey)]);
+  if (kept) {
+    mine.add(kept.identity);
+    for (const k of kept.former) mine.add(k);
+  }
+  return mine;
+}
+
+/** Keeps a rotation's new key pair and recovery file before the rotation is sent. */
+export const savePending = (keypair, recovery) => store.put(PENDING, { keypair, recovery });
+export const loadPending = () => store.get(PENDING);
+
+/**
+ * After a committed rotation from `old` to `fresh`: the new key pair and its recovery file
+ * replace the old ones, and she stays the patient she enrolled as.
+ */
+export async function adoptRotated(old, fresh, recovery) {
+  const before = await identityRecord(old);
+  const oldHex = toHex(old.signing.publicKey);
+  const record = {
+    key: toHex(fresh.signing.publicKey),
+    identity: before ? before.identity : oldHex,
+    former: [...(before ? before.former : []), oldHex],
+  };
+  await saveKeypair(fresh, recovery);
+  await store.put(IDENTITY, record);
+  await store.remove(PENDING);
 }

@@ -6,17 +6,26 @@ import { loadGenesis } from '../../js/genesis.js';
 import { $, say } from './dom.js';
 import { initialLanguage, onLanguageChange, setLanguage } from './i18n.js';
 import * as store from './store.js';
-import { loadKeypair } from './keyring.js';
+import { loadIdentity, loadKeypair, ownKeys } from './keyring.js';
 import { setupKey } from './key_panel.js';
 import { Node, NodeError } from './node.js';
 import { defaultRange, fetchVerifiedHistory, markNew, rangeOf, renderHistory } from './history_view.js';
 import { loadSets, updateSets } from './members.js';
-import { setupRecords } from './records_panel.js';
+import { failure, setupRecords } from './records_panel.js';
+import { decorate, showAlerts } from './alerts_view.js';
 
 /** Largest file the page reads from the file pickers. */
 const FILE_BYTES_MAX = 4 * 1024 * 1024;
 
-const state = { genesis: null, sets: null, keypair: null, node: null, result: null, records: null, showKey: null };
+const state = { genesis: null, sets: null, keypair: null, identity: null, mine: new Set(), node: null, result: null, records: null, showKey: null };
+
+/** The history's list, drawn over: her own reads as "you", the alert, "Ask why" (alerts_view.js). */
+function showHistory() {
+  const parts = { verdict: $('history-verdict'), status: $('history-status'), detail: $('history-detail'), list: $('history-list') };
+  renderHistory(parts, state.sets, state.result);
+  decorate(parts.list, state.sets, state.result, state.mine);
+  showAlerts(state.sets, state.result);
+}
 
 function showGenesis() {
   const g = state.genesis;
@@ -88,10 +97,13 @@ async function onHistory(event) {
   say('node-status', 'history.asking');
   try {
     const n = await node();
-    state.result = await fetchVerifiedHistory(n, state.genesis, state.sets, state.keypair, range);
-    await markNew(state.genesis, state.keypair.signing.publicKey, state.result);
+    // Her history is kept under the key she enrolled with, whichever key signs now.
+    const identity = state.identity ?? state.keypair.signing.publicKey;
+    state.result = await fetchVerifiedHistory(n, state.genesis, state.sets, { signing: { publicKey: identity } }, range);
+    await markNew(state.genesis, identity, state.result);
+    state.mine = await ownKeys(state.keypair);
     say('node-status', 'node.ok', { member: n.member.name }, 'ok');
-    renderHistory(parts, state.sets, state.result);
+    showHistory();
     // The answer is what she came for: bring it into view (on a phone it is below the fold).
     $('history-section').scrollIntoView({ block: 'start' });
   } catch (e) {
@@ -118,12 +130,12 @@ function markLanguage(lang) {
   $('lang-en').setAttribute('aria-pressed', String(lang === 'en'));
   $('lang-zh').setAttribute('aria-pressed', String(lang === 'zh-CN'));
   state.records?.refresh();
-  if (state.result) {
-    renderHistory({ verdict: $('history-verdict'), status: $('history-status'), detail: $('history-detail'), list: $('history-list') }, state.sets, state.result);
-  }
+  if (state.result) showHistory();
 }
 
 async function start() {
+  // The styles of the parts this module adds (a linked file: the CSP allows no inline style).
+  document.head.append(Object.assign(document.createElement('link'), { rel: 'stylesheet', href: 'app/mother.css' }));
   onLanguageChange(markLanguage);
   setLanguage(initialLanguage());
   $('lang-en').addEventListener('click', () => setLanguage('en'));
@@ -136,9 +148,9 @@ async function start() {
     state.node = null;
     state.result = null;
     state.records?.reset();
-  }, readFile);
+  }, readFile, node, failure);
   $('history-form').addEventListener('submit', onHistory);
-  const ctx = () => ({ genesis: state.genesis, sets: state.sets, keypair: state.keypair });
+  const ctx = () => ({ genesis: state.genesis, sets: state.sets, keypair: state.keypair, identity: state.identity });
   try {
     const text = await store.get(store.KEYS.genesis);
     if (text) {
@@ -151,8 +163,10 @@ async function start() {
   }
   try {
     state.keypair = (await loadKeypair()) ?? null;
+    state.identity = state.keypair ? await loadIdentity(state.keypair) : null;
   } catch {
     state.keypair = null;
+    state.identity = null;
   }
   showGenesis();
   await state.showKey();

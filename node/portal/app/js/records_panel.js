@@ -6,10 +6,16 @@ import { KeyUnwrapError } from '../../js/keywrap.js';
 import { $, el, say } from './dom.js';
 import { CATEGORIES, GRANT_PURPOSES, GrantError, archiveItem, fetchArchives, fetchGrants, grant, grantItem, grantees, revoke } from './consent_view.js';
 import { NodeError } from './node.js';
+import { ArchiveError } from '../../js/archive.js';
+import { DownloadError, dataHref, openOwnRecord } from './download.js';
+import { downloadBox, showOpened } from './record_view.js';
+import { worded } from './rotate_view.js';
 
 /** The message key and values for a failure of a records action. */
-function failure(e) {
+export function failure(e) {
   if (e instanceof GrantError) return [e.code, { max: e.message }];
+  if (e instanceof DownloadError) return [e.code, { reason: e.message }];
+  if (e instanceof ArchiveError) return [`archive.${e.code}`, { reason: e.message }];
   if (e instanceof KeyUnwrapError) return ['grant.keyUnwrap', {}];
   if (e instanceof NodeError) {
     const key = { txRefused: 'tx.refused', notEnrolled: 'node.notEnrolled', signatureRefused: 'node.signatureRefused', notMember: 'node.notMember', setsRefused: 'node.setsRefused', genesisMismatch: 'node.genesisMismatch' }[e.code] ?? 'node.failed';
@@ -26,7 +32,7 @@ function checkbox(name, value, labelKey) {
 }
 
 /**
- * Wires the section. `ctx()` gives `{genesis, sets, keypair}` as the page holds them now, and
+ * Wires the section. `ctx()` gives `{genesis, sets, keypair, identity}` as the page holds them now, and
  * `node()` the checked node (see main.js); `changed()` is told after a grant or a revocation.
  */
 export function setupRecords(ctx, node, changed = () => {}) {
@@ -43,7 +49,11 @@ export function setupRecords(ctx, node, changed = () => {}) {
   function render() {
     const { sets } = ctx();
     const archives = $('archive-list');
-    archives.replaceChildren(...view.archives.map((a) => archiveItem(sets, a)));
+    archives.replaceChildren(...view.archives.map((a) => {
+      const item = archiveItem(sets, a);
+      item.append(worded('button', 'download.button', { type: 'button', class: 'open-record', 'data-archive': toHex(a.id) }));
+      return item;
+    }));
     if (view.archives.length === 0) archives.append(el('li', { class: 'empty' }, el('span')));
     if (view.archives.length === 0) say(archives.lastChild.firstChild, 'records.noArchives');
     const active = view.grants.filter((g) => g.status === 'active' || g.status === 'pending');
@@ -74,7 +84,7 @@ export function setupRecords(ctx, node, changed = () => {}) {
     say('records-status', 'records.loading');
     try {
       const n = await node();
-      const me = keypair.signing.publicKey;
+      const me = ctx().identity ?? keypair.signing.publicKey;
       view.archives = await fetchArchives(n, me);
       view.grants = await fetchGrants(n, me);
       $('records-lists').hidden = false;
@@ -102,7 +112,7 @@ export function setupRecords(ctx, node, changed = () => {}) {
       const checked = (name) => [...document.querySelectorAll(`input[name="${name}"]:checked`)].map((i) => i.value);
       const scope = $('grant-scope').value === 'categories' ? { kind: 'categories', categories: checked('category') } : { kind: 'all' };
       // Asked again now, as the CLI does: every archive the scope covers at this moment gets its key.
-      view.archives = await fetchArchives(n, keypair.signing.publicKey);
+      view.archives = await fetchArchives(n, ctx().identity ?? keypair.signing.publicKey);
       const done = await grant({ node: n, keypair, genesis, sets, grantee, purposes: checked('purpose'), scope, days: $('grant-days').value, archives: view.archives });
       changed();
       // The lists first, so that what the message says is already shown.
@@ -135,6 +145,33 @@ export function setupRecords(ctx, node, changed = () => {}) {
     }
   }
 
+  /** Her own record, fetched (the access logged first), checked, opened and offered here. */
+  async function onOpen(event) {
+    const button = event.target.closest('button.open-record');
+    if (!button) return;
+    const { genesis, keypair, identity } = ctx();
+    if (!genesis || !keypair) return say('download-status', 'history.needs', {}, 'error');
+    button.disabled = true;
+    $('download-link').hidden = true;
+    $('download-summary').replaceChildren();
+    say('download-status', 'download.working');
+    try {
+      const n = await node();
+      const id = button.dataset.archive;
+      const done = await openOwnRecord({ node: n, genesis, sets: ctx().sets, keypair, identity: identity ?? keypair.signing.publicKey, id });
+      showOpened(done, dataHref(done.plaintext), id);
+      say('download-status', 'download.done', { height: done.height, index: Number(done.index) + 1 }, 'ok');
+      changed();
+    } catch (e) {
+      const [key, vars] = failure(e);
+      say('download-status', key, vars, 'error');
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  $('archive-list').after(downloadBox());
+  $('archive-list').addEventListener('click', onOpen);
   $('records-load').addEventListener('click', load);
   $('grant-form').addEventListener('submit', onGrant);
   $('grant-list').addEventListener('click', onRevoke);

@@ -28,8 +28,8 @@ use crate::story::{Story, download, records, verified_history};
 
 const PASSPHRASE: &str = "jasmine tea at dawn, 2026";
 
-/// Clicks "Download and open" on her only record and waits for the outcome; the opened bytes.
-async fn open_record(b: &Client) -> String {
+/// Clicks "Download and open" on her only record and waits for the outcome: `(state, text)`.
+async fn try_open(b: &Client) -> (String, String) {
     b.execute(
         "delete document.getElementById('download-status').dataset.state",
         vec![],
@@ -50,10 +50,23 @@ async fn open_record(b: &Client) -> String {
         .await
         .unwrap();
     let state = wait_for(b, "the record to open", &state_of("download-status")).await;
-    let said = text(b, "#download-status").await;
+    (state, text(b, "#download-status").await)
+}
+
+/// Opens her record in the page, which must succeed; the opened bytes.
+async fn open_record(b: &Client) -> String {
+    let (state, said) = try_open(b).await;
     assert_eq!(state, "ok", "the download: {said}");
     download(b, "download-link").await
 }
+
+/// The page's next archive fetch gets the custodian's answer with one byte of the ciphertext
+/// flipped, as a lying or broken node would send it.
+const CORRUPT_NEXT_FETCH: &str = "const real = window.fetch; \
+    window.fetch = async (...args) => { const r = await real(...args); \
+      if (!String(args[0]).endsWith('/fetch')) return r; \
+      window.fetch = real; const bytes = new Uint8Array(await r.arrayBuffer()); bytes[100] ^= 1; \
+      return new Response(bytes, { status: r.status, headers: r.headers }); };";
 
 /// Her own reads in the list, as the page names them.
 async fn own_reads(b: &Client) -> Vec<String> {
@@ -238,19 +251,32 @@ fn a_mother_opens_her_own_record_asks_why_and_rotates_her_key_in_the_page() {
         screenshot(&b, 1280, &shots.join("after-rotation-en-1280x900.png")).await;
         b.close().await.unwrap();
 
-        // On her phone (the same profile): the alert and "Ask why" fit 375 px, in Chinese.
+        // The physician breaks the glass again. On her phone (the same profile) the alert
+        // and "Ask why" fit 375 px, in Chinese.
+        ok(story.read(&physician, "ETREAT", "glass-2.json", &["--justification", "seizure at home"]));
         let b = browser(&driver, &profile, true).await;
         b.goto(&page).await.unwrap();
         wait_for(&b, "the page on a phone", READY).await;
         assert_eq!(text(&b, "#key-public").await, new_public);
         assert_eq!(show_history(&b).await, "verified");
+        assert!(alert_shown(&b).await, "no alert on her phone");
         b.find(Locator::Id("lang-zh")).await.unwrap().click().await.unwrap();
+        let alert = text(&b, "#alert-banner").await;
+        assert!(alert.contains("自您上次访问以来，您的档案有 1 次紧急访问（破窗）"), "{alert}");
+        screenshot_of(&b, "alert-banner", 375, &shots.join("alert-zh-375x812.png")).await;
         b.find(Locator::Css(&format!("{glass} button.ask-why"))).await.unwrap().click().await.unwrap();
         screenshot(&b, 375, &shots.join("ask-why-zh-375x812.png")).await;
         records(&b).await;
         let opened = open_record(&b).await;
         assert!(opened == uploaded, "on her phone the page opened other bytes");
         screenshot_of(&b, "records-section", 375, &shots.join("record-opened-zh-375x812.png")).await;
+        // A node that sends other bytes than the ledger registered: refused, nothing opened.
+        b.execute(CORRUPT_NEXT_FETCH, vec![]).await.unwrap();
+        let (state, said) = try_open(&b).await;
+        assert_eq!(state, "error", "altered bytes were opened: {said}");
+        assert!(said.contains("SHA-256 不符"), "{said}");
+        let hidden = b.execute("return document.getElementById('download-link').hidden", vec![]).await.unwrap();
+        assert_eq!(hidden, Value::Bool(true), "the altered record is offered");
         b.close().await.unwrap();
     });
 
@@ -261,7 +287,7 @@ fn a_mother_opens_her_own_record_asks_why_and_rotates_her_key_in_the_page() {
         .iter()
         .filter(|r| String::from_utf8_lossy(r).starts_with("POST /v1/archives/"))
         .count();
-    assert_eq!(fetches, 3, "the page fetched her record {fetches} times");
+    assert_eq!(fetches, 4, "the page fetched her record {fetches} times");
     let mut secrets = Vec::new();
     for field in ["ed25519_secret", "x25519_secret"] {
         let hex_secret = key_hex[field].as_str().unwrap().to_string();

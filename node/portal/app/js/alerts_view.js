@@ -118,6 +118,8 @@ export function decorate(list, sets, result, mine) {
       if (dds[1]) dds[1].textContent = t('you.person');
       return;
     }
+    // A commission's review is a finding about an access, not an access to ask about.
+    if (ie.event.outcome.kind === 'reviewed') return;
     const ask = worded('button', 'ask.button', { type: 'button', class: 'ask-why quiet' });
     ask.addEventListener('click', () => {
       const open = li.querySelector('.ask-panel');

@@ -92,6 +92,8 @@ function institution(sets, key) {
 
 function outcome(e) {
   const o = e.outcome;
+  // A regulator's review of a break-glass access (the commission's finding, not an access).
+  if (o.kind === 'reviewed') return t('outcome.reviewed', { decision: t(`reg.decision.${o.decision}`) });
   if (o.kind !== 'denied') return t(`outcome.${o.kind}`);
   const known = `denial.${o.reason}`;
   const reason = t(known) === known ? t('denial.other', { code: o.reason }) : t(known);

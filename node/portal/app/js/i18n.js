@@ -1,10 +1,17 @@
-// The page's two languages: Simplified Chinese and English, chosen from the browser's languages
-// the first time and remembered after. Text lives in `lang/*.js`; elements name their text
-// with `data-i18n` (and `data-i18n-vars`, JSON), so switching re-renders every message.
+// The pages' two languages: Simplified Chinese and English, chosen from the browser's languages
+// the first time and remembered after. Text lives in `lang/*.js` (the patient's page) and
+// `regulator/lang/*.js` (the regulator's page, and the commission's reviews in a history);
+// elements name their text with `data-i18n` (and `data-i18n-vars`, JSON), so switching
+// re-renders every message.
 
-import en from './lang/en.js';
-import zh from './lang/zh-CN.js';
+import patientEn from './lang/en.js';
+import patientZh from './lang/zh-CN.js';
+import regulatorEn from './regulator/lang/en.js';
+import regulatorZh from './regulator/lang/zh-CN.js';
 
+// Each page keeps its strings in its own dictionary; both pages read the merged ones.
+const en = Object.freeze({ ...patientEn, ...regulatorEn });
+const zh = Object.freeze({ ...patientZh, ...regulatorZh });
 export const LANGUAGES = Object.freeze({ en, 'zh-CN': zh });
 const STORAGE_KEY = 'cradle.portal.lang';
 const listeners = [];

@@ -1,0 +1,58 @@
+// A verified history as a FHIR R4 Bundle of AuditEvents, as `cradle audit --format fhir` writes
+// one (`client/src/fhir.rs`): each access (or review) with its time, outcome, purpose of use,
+// the institution and clinician who asked, the custodian that logged it and the record, by
+// keys and ids only. Built in the page from the verified events and downloaded through a blob
+// link: nothing is sent.
+
+import { toHex } from '../../../js/bytes.js';
+
+const SYSTEM_PURPOSE = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
+const SYSTEM_DICOM = 'http://dicom.nema.org/resources/ontology/DCM';
+
+function reference(sets, key) {
+  const m = sets.memberByAnyKey(key);
+  return m ? { display: m.name, identifier: { value: toHex(key) } } : { identifier: { value: toHex(key) } };
+}
+
+function auditEvent(sets, chainIdHex, e) {
+  const o = e.outcome;
+  const desc = {
+    permitted: null,
+    denied: `denied: ${o.reason}`,
+    break_glass: 'emergency access without a grant (break-glass)',
+    reviewed: o.kind === 'reviewed' ? `reviewed by the commission: ${String(o.decision).replace('_', ' ')} (break-glass access ${toHex(o.entry ?? new Uint8Array(0))})` : null,
+  }[o.kind];
+  const event = {
+    resourceType: 'AuditEvent',
+    id: `access-${toHex(e.txHash).slice(0, 32)}`,
+    type: { system: SYSTEM_DICOM, code: '110110', display: 'Patient Record' },
+    action: 'R',
+    recorded: new Date(Number(e.timeMs)).toISOString(),
+    outcome: o.kind === 'denied' ? '4' : '0',
+    purposeOfEvent: [{ coding: [{ system: SYSTEM_PURPOSE, code: e.purpose }] }],
+    agent: [{ requestor: true, who: reference(sets, e.staff ? e.staff.institution : e.accessor), ...(e.staff ? { role: [{ text: e.staff.role }], altId: toHex(e.staff.id) } : {}) }],
+    source: { site: chainIdHex, observer: reference(sets, e.custodian) },
+    entity: [
+      { what: { identifier: { value: toHex(e.archive) } }, detail: [{ type: 'category', valueString: e.category }] },
+      { what: { identifier: { value: toHex(e.patient) } }, role: { code: '1', display: 'Patient' } },
+    ],
+  };
+  if (desc) event.outcomeDesc = desc;
+  return event;
+}
+
+/** The Bundle of `events` (verified, `{event}` each), as JSON text. */
+export function fhirBundle(sets, chainIdHex, events) {
+  return JSON.stringify({
+    resourceType: 'Bundle',
+    type: 'collection',
+    entry: events.map((ie) => ({ resource: auditEvent(sets, chainIdHex, ie.event) })),
+  }, null, 2);
+}
+
+/** Points the download link `a` at `text` (a blob URL; the previous one is released). */
+export function offerDownload(a, text) {
+  if (a.href?.startsWith('blob:')) URL.revokeObjectURL(a.href);
+  a.href = URL.createObjectURL(new Blob([text], { type: 'application/fhir+json' }));
+  a.hidden = false;
+}

@@ -1,10 +1,10 @@
 // A verified history as a FHIR R4 Bundle of AuditEvents, as `cradle audit --format fhir` writes
 // one (`client/src/fhir.rs`): each access (or review) with its time, outcome, purpose of use,
 // the institution and clinician who asked, the custodian that logged it and the record, by
-// keys and ids only. Built in the page from the verified events and downloaded through a blob
-// link: nothing is sent.
+// keys and ids only. Built in the page from the verified events and downloaded through a
+// `data:` link, as the mother's page offers her files: nothing is sent.
 
-import { toHex } from '../../../js/bytes.js';
+import { toBase64, toHex, utf8 } from '../../../js/bytes.js';
 
 const SYSTEM_PURPOSE = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
 const SYSTEM_DICOM = 'http://dicom.nema.org/resources/ontology/DCM';
@@ -50,9 +50,8 @@ export function fhirBundle(sets, chainIdHex, events) {
   }, null, 2);
 }
 
-/** Points the download link `a` at `text` (a blob URL; the previous one is released). */
+/** Points the download link `a` at `text`, a `data:` URL. */
 export function offerDownload(a, text) {
-  if (a.href?.startsWith('blob:')) URL.revokeObjectURL(a.href);
-  a.href = URL.createObjectURL(new Blob([text], { type: 'application/fhir+json' }));
+  a.href = `data:application/json;base64,${toBase64(utf8(text))}`;
   a.hidden = false;
 }

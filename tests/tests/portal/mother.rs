@@ -68,6 +68,16 @@ const CORRUPT_NEXT_FETCH: &str = "const real = window.fetch; \
       window.fetch = real; const bytes = new Uint8Array(await r.arrayBuffer()); bytes[100] ^= 1; \
       return new Response(bytes, { status: r.status, headers: r.headers }); };";
 
+/// The page's next transaction is committed, but its answer is lost on the way back.
+const LOSE_TX_ANSWER: &str = "const real = window.fetch; \
+    window.fetch = async (...args) => { if (!String(args[0]).startsWith('/v1/txs')) return real(...args); \
+      window.fetch = real; const r = await real(...args); await r.arrayBuffer(); \
+      throw new TypeError('Failed to fetch'); };";
+
+/// Whether the page took up the key of a rotation committed without an answer.
+const RESUMED: &str =
+    "return document.getElementById('key-status').dataset.i18n === 'rotate.resumed' ? 'yes' : null";
+
 /// Her own reads in the list, as the page names them.
 async fn own_reads(b: &Client) -> Vec<String> {
     let mut out = Vec::new();
@@ -277,6 +287,26 @@ fn a_mother_opens_her_own_record_asks_why_and_rotates_her_key_in_the_page() {
         assert!(said.contains("SHA-256 不符"), "{said}");
         let hidden = b.execute("return document.getElementById('download-link').hidden", vec![]).await.unwrap();
         assert_eq!(hidden, Value::Bool(true), "the altered record is offered");
+
+        // Another key change, whose answer is lost on the network after it committed: the
+        // page says it failed and keeps the key it had; at her next visit it finds the new
+        // key committed and takes it up, with its recovery file.
+        b.execute(LOSE_TX_ANSWER, vec![]).await.unwrap();
+        let field = b.find(Locator::Id("key-passphrase")).await.unwrap();
+        field.send_keys(PASSPHRASE).await.unwrap();
+        b.execute("delete document.getElementById('rotate-status').dataset.state", vec![]).await.unwrap();
+        b.find(Locator::Id("key-rotate")).await.unwrap().click().await.unwrap();
+        let state = wait_for(&b, "the rotation without an answer", &state_of("rotate-status")).await;
+        assert_eq!(state, "error", "{}", text(&b, "#rotate-status").await);
+        assert_eq!(text(&b, "#key-public").await, new_public, "switched keys without an answer");
+        b.refresh().await.unwrap();
+        wait_for(&b, "the committed key taken up", RESUMED).await;
+        let third = text(&b, "#key-public").await;
+        assert!(third != new_public && third != old_public, "{third}");
+        let sealed = recovery_href(&b).await;
+        assert!(sealed.contains(&third), "the recovery file is not the new key's");
+        recovery_files.push(sealed);
+        assert_eq!(show_history(&b).await, "verified");
         b.close().await.unwrap();
     });
 

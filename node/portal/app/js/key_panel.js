@@ -5,7 +5,8 @@ import { toHex } from '../../js/bytes.js';
 import { RecoveryError } from '../../js/recovery.js';
 import { $, say } from './dom.js';
 import { t } from './i18n.js';
-import { KeyFileError, adoptRotated, createKeypair, forgetKeypair, importKeyFile, importRecovery, loadIdentity, loadRecovery, saveKeypair, savePending } from './keyring.js';
+import { KeyFileError, adoptRotated, createKeypair, forgetKeypair, importKeyFile, importRecovery, loadIdentity, loadPending, loadRecovery, saveKeypair, savePending } from './keyring.js';
+import { Node } from './node.js';
 import { downloadHref, publicKeyFile, qrSvg } from './qr_view.js';
 import { RotateError, awaitRewraps, rotateKey } from './rotate.js';
 import { rotationSection } from './rotate_view.js';
@@ -123,7 +124,7 @@ export function setupKey(state, changed, readFile, node = null, failure = null) 
     const old = state.keypair;
     try {
       const n = await node();
-      const done = await rotateKey({ node: n, genesis: state.genesis, keypair: old, passphrase: passphrase(), keep: savePending });
+      const done = await rotateKey({ node: n, genesis: state.genesis, keypair: old, passphrase: passphrase(), keep: (k, r) => savePending(k, r, old) });
       await adoptRotated(old, done.keypair, done.recovery);
       state.keypair = done.keypair;
       state.identity = await loadIdentity(done.keypair);
@@ -149,5 +150,29 @@ export function setupKey(state, changed, readFile, node = null, failure = null) 
     }
   }
 
+  /**
+   * A rotation whose answer was lost (the page closed, the network failed) may have committed:
+   * then the kept key is hers, and the node answers it. Asked when the page starts; the kept
+   * key is adopted only when the node knows it, and kept otherwise (it may still commit).
+   */
+  async function resume() {
+    if (!state.genesis || !state.keypair) return;
+    const pending = await loadPending(state.keypair);
+    if (!pending) return;
+    try {
+      const probe = new Node(state.genesis, pending.keypair);
+      await probe.connect();
+      await probe.signedGet('/v1/genesis');
+    } catch {
+      return;
+    }
+    await adoptRotated(state.keypair, pending.keypair, pending.recovery);
+    state.keypair = pending.keypair;
+    state.identity = await loadIdentity(pending.keypair);
+    changed();
+    await show('rotate.resumed');
+  }
+
+  show.resume = resume;
   return show;
 }

@@ -118,9 +118,17 @@ export async function ownKeys(keypair) {
   return mine;
 }
 
-/** Keeps a rotation's new key pair and recovery file before the rotation is sent. */
-export const savePending = (keypair, recovery) => store.put(PENDING, { keypair, recovery });
-export const loadPending = () => store.get(PENDING);
+/**
+ * Keeps a rotation's new key pair and recovery file before the rotation, signed by `from`, is
+ * sent: if its answer is lost after it committed, the page finds the new key here.
+ */
+export const savePending = (keypair, recovery, from) => store.put(PENDING, { keypair, recovery, from: toHex(from.signing.publicKey) });
+
+/** The kept rotation away from `keypair`, if any: `{keypair, recovery}`. */
+export async function loadPending(keypair) {
+  const pending = await store.get(PENDING);
+  return pending && pending.from === toHex(keypair.signing.publicKey) ? pending : null;
+}
 
 /**
  * After a committed rotation from `old` to `fresh`: the new key pair and its recovery file

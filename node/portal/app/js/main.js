@@ -172,6 +172,8 @@ async function start() {
   await state.showKey();
   state.records = setupRecords(ctx, node);
   document.body.dataset.ready = 'true';
+  // A key change whose answer was lost may have committed: take up its new key.
+  await state.showKey.resume().catch(() => {});
 }
 
 start();

@@ -191,4 +191,5 @@ export default {
   "ask.message": "Hello {institution},\n\nOn {time}, my maternal health record ({record}) was accessed at your institution by {who}, for {purpose}; outcome: {outcome}.\n{reference}\n\nPlease tell me why this access was needed and who authorised it.\n\nThank you.",
   "ask.copy": "Copy the message",
   "ask.copied": "Copied.",
+  "rotate.resumed": "A key change you started was committed though its answer was lost: your new key is now the one kept in this browser, with its recovery file. Save it.",
 };

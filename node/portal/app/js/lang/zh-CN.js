@@ -191,4 +191,5 @@ export default {
   "ask.message": "{institution}：\n\n您好。{time}，贵机构的{who}以“{purpose}”为由访问了我的孕产健康档案（{record}）；结果：{outcome}。\n{reference}\n\n请告诉我这次访问的原因，以及由谁批准。\n\n谢谢。",
   "ask.copy": "复制这段话",
   "ask.copied": "已复制。",
+  "rotate.resumed": "您之前发起的密钥更换虽未收到回复，但已记入账本：本浏览器现保存您的新密钥及其恢复文件。请保存恢复文件。",
 };

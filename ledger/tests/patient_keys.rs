@@ -100,6 +100,24 @@ fn a_mother_rotates_her_keys_and_a_member_recovers_her_after_a_loss() {
     let lost = patient_key(3);
     let err = recover(&mut w, &regulator, &mother, &lost).unwrap_err();
     assert!(matches!(err, Error::NotAuthorized { .. }), "{err}");
+    // A member she has no tie to (it did not enrol her, holds none of her archives and no
+    // grant of hers in force) cannot take her identity: that would hand it her records.
+    let stranger = Keypair::from_seed(&[3; 32]);
+    let err = recover(&mut w, &stranger, &mother, &lost).unwrap_err();
+    assert!(
+        matches!(err, Error::NotAuthorized { action, .. } if action.contains("not in its care")),
+        "{err}"
+    );
+    assert_eq!(
+        w.store
+            .patient(&mother.public_key())
+            .unwrap()
+            .unwrap()
+            .key_changes,
+        1,
+        "the refused recovery changed her keys"
+    );
+    // The hospital she granted treatment access may.
     recover(&mut w, &b, &mother, &lost).unwrap();
     let change: KeyChange = w
         .store

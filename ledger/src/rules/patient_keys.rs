@@ -46,6 +46,7 @@ pub(super) fn recover<S: StateReader + ?Sized>(
     b: &RecoverPatient,
 ) -> Result<(), Error> {
     care_provider(c, signer, "recover patients")?;
+    in_her_care(state, ctx, signer, &b.patient)?;
     change_keys(
         state,
         c,
@@ -57,6 +58,42 @@ pub(super) fn recover<S: StateReader + ?Sized>(
     )?;
     state.put(keys::recovery(ctx.height, &b.patient), signer);
     Ok(())
+}
+
+/// Grants and archives looked at, at most, to find a member's tie to a patient: deterministic
+/// (both indexes are read in key order) and bounded whatever a patient has.
+const CARE_SCAN_MAX: usize = 1024;
+
+/// Whether the patient enrolled as `identity` is in `member`'s care: it enrolled her, holds
+/// one of her archives, or holds a grant of hers in force. Binding her identity to a new key
+/// hands over everything she has, so no other member may do it, whatever it claims.
+fn in_her_care<S: StateReader + ?Sized>(
+    state: &Overlay<'_, S>,
+    ctx: BlockContext,
+    member: &PublicKey,
+    identity: &PublicKey,
+) -> Result<(), Error> {
+    let record = state
+        .patient(identity)?
+        .ok_or(Error::UnknownPatient(*identity))?;
+    let cares = &record.enrolled_by == member
+        || state
+            .patient_archives(identity, CARE_SCAN_MAX)?
+            .iter()
+            .any(|(_, archive)| &archive.custodian == member)
+        || state
+            .grants_to(identity, member, CARE_SCAN_MAX)?
+            .iter()
+            .any(|(_, grant)| grant.is_active(ctx.time_ms));
+    if cares {
+        Ok(())
+    } else {
+        Err(Error::NotAuthorized {
+            action: "recover a patient not in its care (it neither enrolled her, nor holds one \
+                     of her archives, nor a grant of hers in force)",
+            signer: *member,
+        })
+    }
 }
 
 /// Makes `new_key` the key that signs for the patient enrolled as `identity`.

@@ -237,15 +237,15 @@ pub fn patient_grants(caller: &Caller, patient: &PublicKey) -> Result<(), HttpEr
     )
 }
 
-/// A patient's archives: herself, regulators, and an institution she granted something or
-/// that holds one of her archives.
+/// A patient's archives: herself, regulators, and an institution she granted something, that
+/// enrolled her, or that holds one of her archives.
 pub fn patient_listing(
     state: &HttpState,
     caller: &Caller,
     patient: &PublicKey,
 ) -> Result<(), HttpError> {
-    let who = "the patient herself, an institution she granted or whose care she is in, \
-               and regulators";
+    let who = "the patient herself, an institution she granted, that enrolled her or whose care \
+               she is in, and regulators";
     match caller {
         Caller::Anonymous => Err(unsigned()),
         Caller::Regulator(_) => Ok(()),
@@ -261,7 +261,14 @@ pub fn patient_listing(
                 .scan_prefix(&keys::grants_to(patient, member), 1)
                 .map_err(HttpError::internal)?
                 .is_empty();
+            // The member that enrolled her is in her care too (it may recover her lost key).
+            let enrolled = state
+                .store
+                .patient(patient)
+                .map_err(HttpError::internal)?
+                .is_some_and(|rec| rec.enrolled_by == *member);
             let holds = granted
+                || enrolled
                 || state
                     .store
                     .patient_archives(patient, CUSTODY_SCAN_MAX)

@@ -27,6 +27,7 @@ mod leaks;
 mod mother;
 mod proxy;
 mod recovery;
+mod regulator;
 mod serving;
 mod story;
 

@@ -10,13 +10,18 @@
 //! patient_fetch_burst = 20
 //! break_glass_per_key_per_minute = 30    # emergency fetches, counted apart
 //! break_glass_burst = 10
+//! denials_per_patient_per_minute = 6     # one key's denied fetches of one mother's records
+//! denial_per_patient_burst = 12
 //! ```
 //! The per-address rate applies to anonymous requests and to signed ones that fail their
 //! check; a signed request that passes counts against its key only, so clinicians who share
 //! a hospital's address are not shut out by a flood from it. Break-glass fetches draw on
 //! buckets of their own, so ordinary traffic, however heavy, can never use up the capacity an
 //! emergency needs; and a patient's fetches, each of which writes an access record, have a
-//! slower rate than her other requests.
+//! slower rate than her other requests. A key's fetches that are denied (no grant, a purpose
+//! or role the grant does not cover) are held to a small rate per patient, since each one
+//! writes an entry into her history: no one can flood a mother's history with denials. Past
+//! it the request is refused (429) before anything is recorded.
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +40,8 @@ pub struct RateConfig {
     pub patient_fetch_burst: u32,
     pub break_glass_per_key_per_minute: u32,
     pub break_glass_burst: u32,
+    pub denials_per_patient_per_minute: u32,
+    pub denial_per_patient_burst: u32,
 }
 
 impl Default for RateConfig {
@@ -48,6 +55,8 @@ impl Default for RateConfig {
             patient_fetch_burst: 20,
             break_glass_per_key_per_minute: 30,
             break_glass_burst: 10,
+            denials_per_patient_per_minute: 6,
+            denial_per_patient_burst: 12,
         }
     }
 }
@@ -70,6 +79,14 @@ impl RateConfig {
                 self.break_glass_per_key_per_minute,
             ),
             ("api.rate.break_glass_burst", self.break_glass_burst),
+            (
+                "api.rate.denials_per_patient_per_minute",
+                self.denials_per_patient_per_minute,
+            ),
+            (
+                "api.rate.denial_per_patient_burst",
+                self.denial_per_patient_burst,
+            ),
         ];
         fields
             .into_iter()

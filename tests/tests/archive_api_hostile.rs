@@ -899,3 +899,44 @@ fn access_requests_the_ledger_refuses_are_answered_at_once_with_a_reason() {
     );
     wait_access_log(&c, 0, 1);
 }
+
+#[test]
+fn one_members_denials_cannot_flood_a_mothers_history() {
+    let Scene {
+        c,
+        chain,
+        api,
+        archive,
+        ..
+    } = scene();
+    // County Hospital 2 (member 1) has no grant of hers: each fetch it asks for is denied, and
+    // each denial is an entry in her history, until its denials of her reach their bound
+    // (`api.rate.denial_per_patient_burst`, 12 by default); the next is refused with 429 and
+    // Retry-After, and nothing more is recorded.
+    let member = c.member_key(1).unwrap();
+    let path = fetch_path(&archive);
+    for i in 1..=12u64 {
+        let body = access_body(&chain, &member, archive, Purpose::Treat);
+        let header = auth(&chain, &member, "POST", &path, sha256(&body), now_ms());
+        let denied = post(&api, &path, Some(&header), &body);
+        assert_eq!(denied.status, 403, "denial {i}: {}", denied.text());
+        assert!(denied.text().contains("access_denied"), "{}", denied.text());
+        wait_access_log(&c, 0, i);
+    }
+    let body = access_body(&chain, &member, archive, Purpose::Treat);
+    let header = auth(&chain, &member, "POST", &path, sha256(&body), now_ms());
+    let limited = post(&api, &path, Some(&header), &body);
+    refused(
+        &limited,
+        429,
+        "too many denied requests from this key for this patient's records",
+        "a 13th denial within the minute",
+    );
+    assert!(
+        limited.header("retry-after").is_some(),
+        "{}",
+        limited.text()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    wait_access_log(&c, 0, 12);
+}

@@ -80,6 +80,10 @@ pub enum FetchError {
     Stale { requested_at_ms: u64, ttl_ms: u64 },
     #[error("this access request was already recorded: sign a new one")]
     AlreadyRecorded,
+    #[error(
+        "too many denied requests from this key for this patient's records; nothing was recorded: retry in {retry_after_ms} ms"
+    )]
+    TooManyDenials { retry_after_ms: u64 },
     #[error("the ledger refused the access record, nothing was released: {reason}")]
     Refused { reason: String },
     #[error("could not record the access right now; nothing was released: retry")]
@@ -96,12 +100,15 @@ fn internal(e: impl std::fmt::Display) -> FetchError {
 
 impl Custodian {
     /// Records `signer`'s access to `archive_id` (the body is its encoded signed access request),
-    /// waits for the record's commit, and hands back what the record allows.
+    /// waits for the record's commit, and hands back what the record allows. A denial is
+    /// recorded only when `may_deny` (asked with the archive's patient) has room for it; else
+    /// it names the milliseconds until it has, and nothing is recorded.
     pub async fn fetch(
         &self,
         archive_id: ArchiveId,
         signer: PublicKey,
         body: &[u8],
+        may_deny: impl FnOnce(&PublicKey) -> Option<u64>,
     ) -> Result<FetchOutcome, FetchError> {
         let request = self.authenticate(archive_id, signer, body)?;
         let staff = self.entitled(&archive_id, &signer)?;
@@ -114,6 +121,11 @@ impl Custodian {
             AccessOutcome::Denied { reason } => Some(*reason),
             _ => None,
         };
+        if denial.is_some()
+            && let Some(retry_after_ms) = may_deny(&archive.patient)
+        {
+            return Err(FetchError::TooManyDenials { retry_after_ms });
+        }
         let record = RecordAccess {
             grant: decision.grant(),
             request,

@@ -16,13 +16,14 @@ use axum::extract::ConnectInfo;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use cradle_ledger::ArchiveId;
+use cradle_genesis::clock::now_ms;
 use cradle_ledger::access::SignedAccessRequest;
 use cradle_ledger::contract::{
     ACCESS_REQUEST_BYTES_MAX, ACCESS_TX_HEADER, CIPHERTEXT_SHA256_HEADER, ErrorCode, FetchDenied,
     OUTCOME_HEADER, WRAPPED_KEY_HEADER,
 };
 use cradle_ledger::tx::Purpose;
+use cradle_ledger::{ArchiveId, PublicKey};
 use serde_json::json;
 use std::net::SocketAddr;
 use tokio::sync::mpsc;
@@ -84,6 +85,15 @@ impl From<FetchError> for HttpError {
                 (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
             }
             F::AlreadyRecorded => (StatusCode::CONFLICT, ErrorCode::AlreadyRecorded),
+            F::TooManyDenials { retry_after_ms } => {
+                let retry = retry_after_ms.div_ceil(1_000).max(1);
+                return HttpError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::RateLimited,
+                    e.to_string(),
+                )
+                .retry_after_s(retry);
+            }
             F::Refused { .. } => (StatusCode::CONFLICT, ErrorCode::TxRejected),
             F::Timeout => (StatusCode::GATEWAY_TIMEOUT, ErrorCode::CommitTimeout),
             F::Internal(_) => return HttpError::internal(e),
@@ -165,7 +175,23 @@ pub async fn fetch(
     // A place for the download is taken before the access is recorded: a node too busy to
     // serve it records nothing.
     let transfer = state.transfers.take(signer)?;
-    match state.custodian.fetch(archive_id, signer, &body).await? {
+    // A denial writes an entry into a mother's history as surely as a read: one key's denials
+    // of one patient are held to their own rate, refused before anything is recorded.
+    let may_deny = |patient: &PublicKey| match state.rate.take_patient(signer, *patient, now_ms()) {
+        Ok(()) => None,
+        Err(limited) => {
+            state
+                .metrics
+                .requests_rate_limited_key
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Some(limited.retry_after_ms())
+        }
+    };
+    match state
+        .custodian
+        .fetch(archive_id, signer, &body, may_deny)
+        .await?
+    {
         FetchOutcome::Denied {
             reason,
             access_tx,

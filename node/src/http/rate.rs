@@ -130,6 +130,9 @@ pub struct RateLimiter {
     keys: Mutex<Table<PublicKey>>,
     keys_fetch: Mutex<Table<PublicKey>>,
     keys_break_glass: Mutex<Table<PublicKey>>,
+    /// A key's denied fetches of one patient's records, by (key, patient), each an entry in
+    /// her history.
+    per_patient: Mutex<Table<(PublicKey, PublicKey)>>,
 }
 
 /// Who ran out.
@@ -137,6 +140,7 @@ pub struct RateLimiter {
 pub enum Limited {
     Ip { retry_after_ms: u64 },
     Key { retry_after_ms: u64 },
+    Patient { retry_after_ms: u64 },
 }
 
 impl RateLimiter {
@@ -155,7 +159,24 @@ impl RateLimiter {
                 config.break_glass_per_key_per_minute,
                 config.break_glass_burst,
             )),
+            per_patient: table(Rate::per_minute(
+                config.denials_per_patient_per_minute,
+                config.denial_per_patient_burst,
+            )),
         }
+    }
+
+    /// Charges a denial of `key`'s fetch of one of `patient`'s records: what bounds the
+    /// denials one key can write into one mother's history.
+    pub fn take_patient(
+        &self,
+        key: PublicKey,
+        patient: PublicKey,
+        now_ms: u64,
+    ) -> Result<(), Limited> {
+        lock(&self.per_patient)
+            .take((key, patient), now_ms)
+            .map_err(|retry_after_ms| Limited::Patient { retry_after_ms })
     }
 
     pub fn take_ip(&self, ip: IpAddr, now_ms: u64) -> Result<(), Limited> {
@@ -176,6 +197,16 @@ impl RateLimiter {
     }
 }
 
+impl Limited {
+    pub fn retry_after_ms(self) -> u64 {
+        match self {
+            Limited::Ip { retry_after_ms }
+            | Limited::Key { retry_after_ms }
+            | Limited::Patient { retry_after_ms } => retry_after_ms,
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -191,6 +222,11 @@ pub fn refusal(state: &HttpState, limited: Limited) -> HttpError {
         Limited::Key { retry_after_ms } => (
             &state.metrics.requests_rate_limited_key,
             "this key",
+            retry_after_ms,
+        ),
+        Limited::Patient { retry_after_ms } => (
+            &state.metrics.requests_rate_limited_key,
+            "this key: too many denied fetches of this patient's records",
             retry_after_ms,
         ),
     };
@@ -285,6 +321,30 @@ mod tests {
         assert_eq!(l.take_key(k, Class::Fetch, 10_000), Ok(()));
         assert!(l.take_key(k, Class::Fetch, 10_000).is_err());
         assert_eq!(l.take_key(k, Class::Fetch, 11_000), Ok(()));
+    }
+
+    #[test]
+    fn a_keys_denials_for_one_patients_records_have_a_bucket_per_patient() {
+        let l = RateLimiter::new(&RateConfig {
+            denials_per_patient_per_minute: 6,
+            denial_per_patient_burst: 2,
+            ..RateConfig::default()
+        });
+        let (midwife, mother, other) = (PublicKey([1; 32]), PublicKey([2; 32]), PublicKey([3; 32]));
+        assert_eq!(l.take_patient(midwife, mother, 0), Ok(()));
+        assert_eq!(l.take_patient(midwife, mother, 0), Ok(()));
+        assert_eq!(
+            l.take_patient(midwife, mother, 0),
+            Err(Limited::Patient {
+                retry_after_ms: 10_000
+            })
+        );
+        // Another mother's records, and another key's fetches of hers, are untouched.
+        assert_eq!(l.take_patient(midwife, other, 0), Ok(()));
+        assert_eq!(l.take_patient(other, mother, 0), Ok(()));
+        // Its ordinary requests too.
+        assert_eq!(l.take_key(midwife, Class::Ordinary, 0), Ok(()));
+        assert_eq!(l.take_patient(midwife, mother, 10_000), Ok(()));
     }
 
     #[test]

@@ -34,17 +34,16 @@ mod story;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use cradle_tests::Cluster;
 use cradle_tests::cli::{clinician, cradle, mother_with_archive, ok, shared_record};
 use fantoccini::Locator;
 use serde_json::{Value, json};
 
 use chromium::{
-    Driver, READY, WAIT, ZH_TITLE, browser, same_origin_only, screenshot, show_history, state_of,
-    text, verdict_code, viewport, wait_for,
+    Driver, READY, ZH_TITLE, browser, same_origin_only, screenshot, show_history, state_of, text,
+    verdict_code, viewport, wait_for,
 };
 use leaks::{base64_forms, leaks};
-use proxy::{OperatorFiles, Proxy};
+use proxy::{Proxy, portal_localnet};
 use serving::check_static_serving;
 use story::{People, Story, consent_and_governance, verified_history};
 
@@ -52,26 +51,7 @@ const RECORD: &str = "Nona_Kris_5f72d2e8-c56b-4288-a829-c1c1ebfad423.json";
 
 #[test]
 fn a_mother_sees_who_read_her_record_verified_in_her_browser_and_a_lying_node_is_caught() {
-    // Node 0 serves browsers the operator's certificate for `localhost`, as a deployment would
-    // (`api.tls_cert_file`), and every other client its member certificate.
-    let mut c = Cluster::write(4, &[]).unwrap();
-    let work = c.dir.path().join("work");
-    let cert = OperatorFiles::make(&work.join("operator"));
-    for i in 0..4 {
-        let config_path = c.nodes[i].home.join("config.toml");
-        let mut config = cradle_genesis::config::NodeConfig::load(&config_path).unwrap();
-        if i == 0 {
-            config.api.tls_cert_file = Some(cert.cert.clone());
-            config.api.tls_key_file = Some(cert.key.clone());
-            config.api.tls_server_names = vec!["localhost".into()];
-        }
-        // The browser and the build share this machine's disk; the chain here is a few
-        // megabytes, and the default reserve (a production disk's margin) is not under test.
-        config.archives.disk_reserve_bytes = 64 << 20;
-        config.save(&config_path).unwrap();
-        c.start_node(i).unwrap();
-    }
-    c.wait_height(0, 2, WAIT).unwrap();
+    let (c, work, cert) = portal_localnet();
     let mother = mother_with_archive(&c, &work, 0, &shared_record(RECORD));
     // She grants hospital 2, whose obstetrician reads her record; a midwife of the clinic asks
     // with no grant and is denied; an emergency physician of the fourth member breaks the glass.

@@ -12,18 +12,17 @@
 
 use std::path::PathBuf;
 
-use cradle_tests::Cluster;
 use cradle_tests::cli::{clinician, cradle, mother_with_archive, ok, shared_record};
 use fantoccini::{Client, Locator};
 use serde_json::Value;
 
 use crate::RECORD;
 use crate::chromium::{
-    Driver, READY, WAIT, browser, screenshot, screenshot_of, show_history, state_of, text,
-    viewport, wait_for,
+    Driver, READY, browser, screenshot, screenshot_of, show_history, state_of, text, viewport,
+    wait_for,
 };
 use crate::leaks::{base64_forms, leaks};
-use crate::proxy::{OperatorFiles, Proxy};
+use crate::proxy::{Proxy, portal_localnet};
 use crate::story::{Story, download, records, verified_history};
 
 const PASSPHRASE: &str = "jasmine tea at dawn, 2026";
@@ -93,22 +92,7 @@ async fn own_reads(b: &Client) -> Vec<String> {
 
 #[test]
 fn a_mother_opens_her_own_record_asks_why_and_rotates_her_key_in_the_page() {
-    let mut c = Cluster::write(4, &[]).unwrap();
-    let work = c.dir.path().join("work");
-    let cert = OperatorFiles::make(&work.join("operator"));
-    for i in 0..4 {
-        let config_path = c.nodes[i].home.join("config.toml");
-        let mut config = cradle_genesis::config::NodeConfig::load(&config_path).unwrap();
-        if i == 0 {
-            config.api.tls_cert_file = Some(cert.cert.clone());
-            config.api.tls_key_file = Some(cert.key.clone());
-            config.api.tls_server_names = vec!["localhost".into()];
-        }
-        config.archives.disk_reserve_bytes = 64 << 20;
-        config.save(&config_path).unwrap();
-        c.start_node(i).unwrap();
-    }
-    c.wait_height(0, 2, WAIT).unwrap();
+    let (c, work, cert) = portal_localnet();
     let record_file = shared_record(RECORD);
     let uploaded = std::fs::read_to_string(&record_file).unwrap();
     let mother = mother_with_archive(&c, &work, 0, &record_file);

@@ -83,6 +83,31 @@ impl Proxy {
     }
 }
 
+/// A 4-member localnet for the browser tests, at height 2: node 0 serves browsers the
+/// operator's certificate for `localhost`, as a deployment would (`api.tls_cert_file`), and
+/// every other client its member certificate. The browser and the build share this machine's
+/// disk; the chain here is a few megabytes, and the default disk reserve (a production disk's
+/// margin) is not under test. Also the test's work folder and the operator's files.
+pub(crate) fn portal_localnet() -> (Cluster, PathBuf, OperatorFiles) {
+    let mut c = Cluster::write(4, &[]).unwrap();
+    let work = c.dir.path().join("work");
+    let cert = OperatorFiles::make(&work.join("operator"));
+    for i in 0..4 {
+        let config_path = c.nodes[i].home.join("config.toml");
+        let mut config = cradle_genesis::config::NodeConfig::load(&config_path).unwrap();
+        if i == 0 {
+            config.api.tls_cert_file = Some(cert.cert.clone());
+            config.api.tls_key_file = Some(cert.key.clone());
+            config.api.tls_server_names = vec!["localhost".into()];
+        }
+        config.archives.disk_reserve_bytes = 64 << 20;
+        config.save(&config_path).unwrap();
+        c.start_node(i).unwrap();
+    }
+    c.wait_height(0, 2, crate::chromium::WAIT).unwrap();
+    (c, work, cert)
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);

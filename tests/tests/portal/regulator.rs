@@ -11,15 +11,14 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use cradle_tests::Cluster;
 use cradle_tests::cli::{clinician, cradle, mother_with_archive, ok, shared_record};
 use fantoccini::{Client, Locator};
 use serde_json::Value;
 
 use crate::chromium::{
-    Driver, READY, WAIT, browser, screenshot_of, show_history, state_of, text, viewport, wait_for,
+    Driver, READY, browser, screenshot_of, show_history, state_of, text, viewport, wait_for,
 };
-use crate::proxy::{OperatorFiles, Proxy};
+use crate::proxy::{Proxy, portal_localnet};
 use crate::story::{Story, download};
 
 const RECORD: &str = "Nona_Kris_5f72d2e8-c56b-4288-a829-c1c1ebfad423.json";
@@ -85,22 +84,7 @@ async fn patient_history(b: &Client, patient: &str) -> String {
 
 #[test]
 fn the_commission_reviews_a_break_glass_access_in_its_page_and_the_mother_sees_the_finding() {
-    let mut c = Cluster::write(4, &[]).unwrap();
-    let work = c.dir.path().join("work");
-    let cert = OperatorFiles::make(&work.join("operator"));
-    for i in 0..4 {
-        let config_path = c.nodes[i].home.join("config.toml");
-        let mut config = cradle_genesis::config::NodeConfig::load(&config_path).unwrap();
-        if i == 0 {
-            config.api.tls_cert_file = Some(cert.cert.clone());
-            config.api.tls_key_file = Some(cert.key.clone());
-            config.api.tls_server_names = vec!["localhost".into()];
-        }
-        config.archives.disk_reserve_bytes = 64 << 20;
-        config.save(&config_path).unwrap();
-        c.start_node(i).unwrap();
-    }
-    c.wait_height(0, 2, WAIT).unwrap();
+    let (c, work, cert) = portal_localnet();
     let regulator_key = c.dir.path().join("net/regulator/regulator.key");
     assert!(
         c.genesis

@@ -185,8 +185,6 @@ pub(super) fn record_access<S: StateReader + ?Sized>(
     }
     state.put(seen, &());
 
-    let mut global = state.access_log()?;
-    let mut own = state.patient_log(&archive.patient)?;
     let event = AccessEvent {
         height: ctx.height,
         time_ms: ctx.time_ms,
@@ -202,16 +200,6 @@ pub(super) fn record_access<S: StateReader + ?Sized>(
         grant: b.grant,
         outcome: rule,
     };
-    let leaf = event.leaf_hash();
-    let logged = LoggedEvent {
-        global_index: global.size(),
-        patient_index: own.size(),
-        event,
-    };
-    global.frontier.append(leaf);
-    own.frontier.append(leaf);
-    state.put(keys::access_log(), &global);
-    state.put(keys::patient_log(&archive.patient), &own);
     // Every audit subject has its own committed log, so an answer about it proves completeness.
     // A clinician's access is also her institution's, which answers for its staff.
     let mut subject_logs = vec![
@@ -237,11 +225,33 @@ pub(super) fn record_access<S: StateReader + ?Sized>(
             },
         );
     }
+    events.push(log_event(state, event, subject_logs)?);
+    Ok(())
+}
+
+/// Appends `event` to the global access log, its patient's log and the logs named by
+/// `subject_logs`; the event with its positions in the first two.
+pub(super) fn log_event<S: StateReader + ?Sized>(
+    state: &mut Overlay<'_, S>,
+    event: AccessEvent,
+    subject_logs: impl IntoIterator<Item = Vec<u8>>,
+) -> Result<LoggedEvent, Error> {
+    let leaf = event.leaf_hash();
+    let mut global = state.access_log()?;
+    let mut own = state.patient_log(&event.patient)?;
+    let (global_index, patient_index) = (global.size(), own.size());
+    global.frontier.append(leaf);
+    own.frontier.append(leaf);
+    state.put(keys::access_log(), &global);
+    state.put(keys::patient_log(&event.patient), &own);
     for key in subject_logs {
         let mut log = state.log(&key)?;
         log.frontier.append(leaf);
         state.put(key, &log);
     }
-    events.push(logged);
-    Ok(())
+    Ok(LoggedEvent {
+        global_index,
+        patient_index,
+        event,
+    })
 }

@@ -62,27 +62,14 @@ pub(super) fn review_access<S: StateReader + ?Sized>(
             decision: b.decision,
         },
     };
-    let leaf = event.leaf_hash();
-    let mut global = state.access_log()?;
-    let mut own = state.patient_log(&entry.patient)?;
-    let logged = LoggedEvent {
-        global_index: global.size(),
-        patient_index: own.size(),
+    events.push(super::access::log_event(
+        state,
         event,
-    };
-    global.frontier.append(leaf);
-    own.frontier.append(leaf);
-    state.put(keys::access_log(), &global);
-    state.put(keys::patient_log(&entry.patient), &own);
-    for key in [
-        keys::archive_log(&entry.archive),
-        keys::accessor_log(signer),
-        keys::break_glass_log(),
-    ] {
-        let mut log = state.log(&key)?;
-        log.frontier.append(leaf);
-        state.put(key, &log);
-    }
-    events.push(logged);
+        [
+            keys::archive_log(&entry.archive),
+            keys::accessor_log(signer),
+            keys::break_glass_log(),
+        ],
+    )?);
     Ok(())
 }

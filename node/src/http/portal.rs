@@ -79,6 +79,7 @@ pub static ASSETS: &[(&str, &[u8])] = assets![
     "js/smt.js",
     "js/tx.js",
     "js/archive.js",
+    "js/justification.js",
     "app/mother.css",
     "app/js/download.js",
     "app/js/record_view.js",

@@ -15,7 +15,8 @@ use cradle_tests::Cluster;
 
 /// A TLS-terminating proxy in front of a node: it records every request the browser sends
 /// (head and body, decrypted) and, once told to lie, alters the first event of every patient
-/// history it passes on. One thread per connection, one request per connection.
+/// history it passes on and the sealed justification in every transaction it is asked for.
+/// One thread per connection, one request per connection.
 pub(crate) struct Proxy {
     pub(crate) url: String,
     requests: Arc<Mutex<Vec<Vec<u8>>>>,
@@ -190,6 +191,9 @@ pub(crate) fn serve(
     if lie && resp_head.starts_with("HTTP/1.1 200") && path.starts_with("/v1/audit/patient/") {
         alter_first_event(&mut body);
     }
+    if lie && resp_head.starts_with("HTTP/1.1 200") && head.starts_with("GET /v1/txs/") {
+        alter_justification(&mut body);
+    }
     let mut out = String::new();
     for line in resp_head.trim_end().lines() {
         let lower = line.to_ascii_lowercase();
@@ -252,6 +256,19 @@ pub(crate) fn alter_first_event(body: &mut Vec<u8>) {
         }
     }
     *body = answer.encode();
+}
+
+/// The lie about a transaction: one byte of the sealed justification of an access record
+/// changed, as a node showing other words than the clinician's would have to.
+pub(crate) fn alter_justification(body: &mut Vec<u8>) {
+    let mut answer: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let at = "/tx/tx/body/request/request/justification/ciphertext";
+    if let Some(sealed) = answer.pointer_mut(at) {
+        let mut bytes = hex::decode(sealed.as_str().unwrap()).unwrap();
+        bytes[20] ^= 1;
+        *sealed = serde_json::Value::String(hex::encode(bytes));
+        *body = serde_json::to_vec(&answer).unwrap();
+    }
 }
 
 /// A certificate an operator would get from a certificate authority for the portal's name: here

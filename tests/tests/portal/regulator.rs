@@ -1,7 +1,9 @@
 //! The regional health commission's page (`/portal/app/regulator.html`) in a real headless
 //! Chromium, against a real 4-member localnet whose genesis lists a regulator: an emergency
 //! physician's break-glass read of a mother's record shows in the commission's list of accesses
-//! awaiting review; the commission reviews it "not justified" in the page (the review signed
+//! awaiting review, with the physician's justification opened in the page with the commission's
+//! key (and shown unreadable, not as text, when the node alters the access record that carries
+//! it); the commission reviews it "not justified" in the page (the review signed
 //! there with its key, imported into non-extractable keys); it leaves the list; the mother's own
 //! page shows "Reviewed by the commission: not justified" in her history, still verified; the
 //! weekly chart counts each institution's accesses, denials and break-glass; her history
@@ -46,7 +48,8 @@ async fn click(b: &Client, id: &str) {
         .unwrap();
 }
 
-/// Asks for the accesses awaiting review; the verdict and the list's text.
+/// Asks for the accesses awaiting review; the verdict and the list's text, once every listed
+/// justification is opened or refused.
 async fn pending(b: &Client) -> (String, String) {
     b.execute(
         "document.getElementById('pending-verdict').dataset.state = 'none'",
@@ -64,7 +67,25 @@ async fn pending(b: &Client) -> (String, String) {
          return v.dataset.state === 'none' ? null : v.dataset.state;",
     )
     .await;
+    wait_for(
+        b,
+        "the justifications",
+        "return [...document.querySelectorAll('#pending-list dd.justification')] \
+         .every((d) => d.dataset.justification !== 'opening') ? 'settled' : null;",
+    )
+    .await;
     (verdict, text(b, "#pending-list").await)
+}
+
+/// How each listed justification is shown: `read`, `unreadable`, `unavailable`, `sealed`.
+async fn justification_states(b: &Client) -> Value {
+    b.execute(
+        "return [...document.querySelectorAll('#pending-list dd.justification')] \
+         .map((d) => d.dataset.justification)",
+        vec![],
+    )
+    .await
+    .unwrap()
 }
 
 /// The regulator's verified view of a patient's history: the verdict.
@@ -178,7 +199,30 @@ fn the_commission_reviews_a_break_glass_access_in_its_page_and_the_mother_sees_t
             1,
             "{list}"
         );
+        // With the physician's own words, opened in the page with the commission's key from
+        // the access record the verified event names.
+        assert!(list.contains(JUSTIFICATION), "{list}");
+        assert_eq!(justification_states(&b).await, serde_json::json!(["read"]), "{list}");
         screenshot_of(&b, "pending-section", 1280, &shots.join("regulator-pending-en-desktop.png")).await;
+
+        // A node that alters the access record (one byte of the sealed text) shows no words:
+        // the record is not the one the verified log names. The log itself still verifies.
+        proxy.lie.store(true, Ordering::Relaxed);
+        let (verdict, lied) = pending(&b).await;
+        proxy.lie.store(false, Ordering::Relaxed);
+        assert_eq!(verdict, "verified", "{lied}");
+        assert!(!lied.contains(JUSTIFICATION), "{lied}");
+        assert!(lied.contains("Sealed, unreadable"), "{lied}");
+        assert_eq!(justification_states(&b).await, serde_json::json!(["unreadable"]), "{lied}");
+        screenshot_of(&b, "pending-section", 1280, &shots.join("regulator-justification-unreadable-en-desktop.png")).await;
+        let (_, list) = pending(&b).await;
+        assert!(list.contains(JUSTIFICATION), "{list}");
+        // In Chinese, the words are the clinician's, as she wrote them.
+        click(&b, "lang-zh").await;
+        let zh = text(&b, "#pending-list").await;
+        assert!(zh.contains("紧急访问理由") && zh.contains(JUSTIFICATION), "{zh}");
+        screenshot_of(&b, "pending-section", 1280, &shots.join("regulator-justification-zh-desktop.png")).await;
+        click(&b, "lang-en").await;
 
         // The commission finds it not justified; the review is signed in the page.
         b.find(Locator::Css("#pending-list button[data-decision='not_justified']"))

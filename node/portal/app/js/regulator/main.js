@@ -1,6 +1,7 @@
 // The regulator's page: the consortium's genesis file, the commission's key (imported from its
 // key file into non-extractable WebCrypto keys, kept in IndexedDB apart from a patient's), the
-// break-glass accesses awaiting review with a review button each, the weekly access counts per
+// break-glass accesses awaiting review with the clinician's justification (opened in the page
+// with the commission's key) and a review button each, the weekly access counts per
 // institution, and any patient's or institution's history, each verified in the page from
 // genesis as the patient's page verifies hers (js/history.js, js/sets.js), with a FHIR download.
 
@@ -15,14 +16,21 @@ import { renderHistory } from '../history_view.js';
 import { loadSets, updateSets } from '../members.js';
 import { chartOf, weeklyCounts } from './chart.js';
 import { fhirBundle, offerDownload } from './fhir.js';
-import { pendingOf, sendReview, verifiedHistory } from './review.js';
+import { displayText, justificationOf, pendingOf, sendReview, verifiedHistory } from './review.js';
 
 const FILE_BYTES_MAX = 4 * 1024 * 1024;
 /** Where the commission's key pair is kept: apart from the key a patient keeps in this browser. */
 const KEYPAIR = 'regulator-keypair';
 const GENESIS = 'regulator-genesis';
+/** Most justifications opened for one list: the node is asked for one record each. */
+const JUSTIFICATIONS_MAX = 100;
 
-const state = { genesis: null, sets: null, keypair: null, node: null, pending: null, history: null, charts: null };
+const state = {
+  genesis: null, sets: null, keypair: null, node: null, pending: null, history: null, charts: null,
+  // The justifications of the listed accesses, by the hex of their transaction hash, and which
+  // asking of the list they belong to (a later one drops the earlier one's answers).
+  justifications: new Map(), asked: 0,
+};
 
 async function readFile(input) {
   const file = input.files?.[0];
@@ -86,7 +94,27 @@ function memberName(key) {
   return m ? m.name : `${toHex(key).slice(0, 12)}…`;
 }
 
-/** One access awaiting review, with its two buttons. */
+/**
+ * Shows a justification in `dd`: the clinician's words as text (never HTML), or why there are
+ * none to show, in the page's language. `data-justification` says which.
+ */
+function showJustification(dd, view) {
+  dd.dataset.justification = view.state;
+  if (view.state === 'read') {
+    say(dd, null);
+    dd.textContent = displayText(view.text);
+    return;
+  }
+  const [key, vars, look] = {
+    opening: ['reg.justOpening', {}, ''],
+    later: ['reg.justLater', { max: JUSTIFICATIONS_MAX }, ''],
+    sealed: ['reg.justSealed', {}, 'error'],
+    unavailable: ['reg.justUnavailable', { reason: view.reason }, 'error'],
+  }[view.state] ?? [`reg.unreadable.${view.why}`, {}, 'error'];
+  say(dd, key, vars, look);
+}
+
+/** One access awaiting review, with its justification and two buttons. */
 function pendingCard(ie) {
   const e = ie.event;
   const entry = toHex(e.txHash);
@@ -96,7 +124,12 @@ function pendingCard(ie) {
     el('dt', { text: t('field.person') }), el('dd', { text: who }),
     el('dt', { text: t('reg.patient') }), el('dd', { class: 'key', text: `${toHex(e.patient).slice(0, 16)}…` }),
     el('dt', { text: t('field.record') }), el('dd', { text: `${t(`category.${e.category}`)} (${memberName(e.custodian)})` }),
-    el('dt', { text: t('reg.entry') }), el('dd', { class: 'key', text: entry }));
+    el('dt', { text: t('reg.entry') }), el('dd', { class: 'key', text: entry }),
+    el('dt', { text: t('reg.justification') }));
+  const justification = el('dd', { class: 'justification' });
+  // In the list before its message is set: a message renders from its parent.
+  dl.append(justification);
+  showJustification(justification, state.justifications.get(entry) ?? { state: 'opening' });
   const buttons = el('div', { class: 'actions' },
     el('button', { type: 'button', class: 'review', dataset: { entry, decision: 'justified' }, text: t('reg.justified') }),
     el('button', { type: 'button', class: 'review quiet', dataset: { entry, decision: 'not_justified' }, text: t('reg.notJustified') }));
@@ -118,14 +151,34 @@ function renderPending() {
   for (const ie of pending) parts.list.append(pendingCard(ie));
 }
 
+/**
+ * Asks the node for the access record of each listed access, one at a time, and shows its
+ * justification as soon as it is opened (or why not).
+ */
+async function openJustifications(n, pending, asked) {
+  for (const [i, ie] of pending.entries()) {
+    const entry = toHex(ie.event.txHash);
+    const view = i < JUSTIFICATIONS_MAX
+      ? await justificationOf(n, state.genesis, state.keypair, ie.event)
+      : { state: 'later' };
+    if (asked !== state.asked) return;
+    state.justifications.set(entry, view);
+    const dd = $('pending-list').querySelector(`li[data-entry="${entry}"] dd.justification`);
+    if (dd) showJustification(dd, view);
+  }
+}
+
 async function onPending() {
   const button = $('pending-load');
   button.disabled = true;
   say('node-status', 'reg.asking');
+  const asked = ++state.asked;
+  state.justifications = new Map();
   try {
     const n = await node();
     state.pending = await verifiedHistory(n, state.genesis, state.sets, { kind: 'break_glass' });
     renderPending();
+    if (state.pending.verified) await openJustifications(n, pendingOf(state.pending.events).pending, asked);
   } catch (e) {
     failed('node-status', e);
   } finally {

@@ -6,10 +6,17 @@
 // `ReviewAccess` transaction built and signed in this page with the regulator's key (tx.js, byte
 // for byte as the ledger), sent with `POST /v1/txs?wait=commit`; the ledger refuses a second
 // review of one access, or a signer that is no regulator, and the page shows its reason.
+//
+// Each access awaiting review shows the clinician's justification, sealed for the patient and
+// the regulators: the page asks the node for the access record (`GET /v1/txs/{hash}`, signed;
+// the node answers regulators every transaction), takes it only when it hashes to the
+// transaction and request the verified event names, and opens it with the commission's X25519
+// key, which never leaves WebCrypto (js/justification.js).
 
 import { toHex } from '../../../js/bytes.js';
 import { decodeAuditAnswer } from '../../../js/audit.js';
 import { needsConsistencyProof, verifyHistory } from '../../../js/history.js';
+import { JustificationError, readJustification } from '../../../js/justification.js';
 import { nextNonce, signTransaction } from '../../../js/tx.js';
 import * as store from '../store.js';
 import { checkpointFromJson, checkpointToJson } from '../../../js/audit.js';
@@ -90,4 +97,39 @@ export async function sendReview(node, genesis, keypair, entry, decision) {
   }, keypair.signing);
   await node.post('/v1/txs?wait=commit', signed.encoded);
   return signed;
+}
+
+/** Longest refusal of the node the page repeats (it is the node's text, shown as text). */
+const REASON_CHARS_MAX = 200;
+
+/**
+ * The justification of the access a verified break-glass `event` names, as the commission's
+ * page shows it: `{state: 'read', text}`; `{state: 'unreadable', why}` (a JustificationError
+ * code: the node's record is not the logged one, or it does not open); `{state: 'sealed'}`
+ * (sealed for others, not this key); `{state: 'unavailable', reason}` (the node would not
+ * answer, with its reason).
+ */
+export async function justificationOf(node, genesis, keypair, event) {
+  let answer;
+  try {
+    answer = await node.signedGet(`/v1/txs/${toHex(event.txHash)}`);
+  } catch (e) {
+    return { state: 'unavailable', reason: String(e.message).slice(0, REASON_CHARS_MAX) };
+  }
+  try {
+    const text = await readJustification({ answer, event, chainId: genesis.chainId, me: keypair.x25519 });
+    return { state: 'read', text };
+  } catch (e) {
+    if (!(e instanceof JustificationError)) return { state: 'unreadable', why: 'malformed' };
+    return e.code === 'not-a-reader' ? { state: 'sealed' } : { state: 'unreadable', why: e.code };
+  }
+}
+
+/**
+ * A justification's text as the page shows it: the clinician's words (at most 512 bytes, the
+ * ledger's bound), with control and bidirectional-override characters, which could disguise
+ * it, shown as U+FFFD. Shown with textContent only.
+ */
+export function displayText(text) {
+  return text.replace(/[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g, '\uFFFD');
 }

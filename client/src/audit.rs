@@ -262,6 +262,14 @@ fn outcome(o: &EventOutcome) -> String {
             decision.code().replace('_', " "),
             &entry.to_hex()[..12]
         ),
+        EventOutcome::Rotated { new_key } => format!(
+            "keys rotated by the patient: new key {}…",
+            &new_key.to_hex()[..12]
+        ),
+        EventOutcome::Recovered { new_key } => format!(
+            "recovered by the member: new key {}…",
+            &new_key.to_hex()[..12]
+        ),
     }
 }
 
@@ -277,6 +285,8 @@ pub type Names = BTreeMap<StaffId, String>;
 fn asking_institution(consortium: &Consortium, e: &AccessEvent) -> String {
     match &e.staff {
         Some(s) => institution(consortium, &s.institution),
+        // Her own key rotated her keys.
+        None if matches!(e.outcome, EventOutcome::Rotated { .. }) => "(the patient)".into(),
         None => institution(consortium, &e.accessor),
     }
 }
@@ -330,13 +340,17 @@ pub fn render_table_with(
                 iso8601_utc(e.time_ms),
                 asking_institution(consortium, e),
                 person(e, names),
-                e.category.code().to_string(),
+                if e.about_archive() {
+                    e.category.code().to_string()
+                } else {
+                    "-".into()
+                },
                 e.purpose.code().to_string(),
                 outcome(&e.outcome),
-                if e.outcome.is_break_glass() {
-                    "BREAK-GLASS".into()
-                } else {
-                    String::new()
+                match e.outcome {
+                    EventOutcome::BreakGlass => "BREAK-GLASS".into(),
+                    EventOutcome::Recovered { .. } => "RECOVERY".into(),
+                    _ => String::new(),
                 },
             ];
             if !justifications.is_empty() {
@@ -426,6 +440,15 @@ pub fn render_json_with(
                 "grant": e.grant,
                 "outcome": outcome(&e.outcome),
                 "break_glass": e.outcome.is_break_glass(),
+                "key_change": match e.outcome {
+                    EventOutcome::Rotated { new_key } => {
+                        serde_json::json!({ "by": "patient", "new_key": new_key })
+                    }
+                    EventOutcome::Recovered { new_key } => {
+                        serde_json::json!({ "by": "member", "new_key": new_key })
+                    }
+                    _ => serde_json::Value::Null,
+                },
                 "justification": justifications.get(&e.tx_hash),
                 "tx_hash": e.tx_hash,
             })

@@ -21,7 +21,7 @@ use cradle_ledger::audit::IndexedEvent;
 use cradle_ledger::staff::StaffRef;
 use cradle_ledger::state::GrantRecord;
 use cradle_ledger::tx::{Purpose, Scope};
-use cradle_ledger::{Consortium, GrantId, PublicKey};
+use cradle_ledger::{Consortium, Digest32, GrantId, PublicKey};
 use serde_json::{Value, json};
 
 use crate::audit::{Justifications, Names};
@@ -127,33 +127,63 @@ fn audit_event(
     names: &Names,
 ) -> Value {
     let e = &logged.event;
-    let review;
+    let text;
     let (outcome, outcome_desc) = match e.outcome {
         EventOutcome::Permitted => ("0", None),
         EventOutcome::BreakGlass => ("0", Some("emergency access without a grant (break-glass)")),
         EventOutcome::Denied { reason } => ("4", Some(reason.as_str())),
         EventOutcome::Reviewed { entry, decision } => {
-            review = format!(
+            text = format!(
                 "reviewed by the commission: {} (break-glass access {})",
                 decision.code().replace('_', " "),
                 entry.to_hex()
             );
-            ("0", Some(review.as_str()))
+            ("0", Some(text.as_str()))
         }
+        EventOutcome::Rotated { new_key } => {
+            text = format!("the patient rotated her keys: new key {}", new_key.to_hex());
+            ("0", Some(text.as_str()))
+        }
+        EventOutcome::Recovered { new_key } => {
+            text = format!(
+                "a member recovered the patient (lost key): new key {}",
+                new_key.to_hex()
+            );
+            ("0", Some(text.as_str()))
+        }
+    };
+    // A key change reads nothing: it changes who may act for the patient.
+    let (kind, subtype, action) = if e.outcome.is_key_change() {
+        (
+            coding(SYSTEM_DICOM, "110137", "User Security Attributes Changed"),
+            coding(SYSTEM_RESTFUL_INTERACTION, "update", "update"),
+            "U",
+        )
+    } else {
+        (
+            coding(SYSTEM_DICOM, "110110", "Patient Record"),
+            coding(SYSTEM_RESTFUL_INTERACTION, "read", "read"),
+            "R",
+        )
     };
     let mut event = json!({
         "resourceType": "AuditEvent",
         "id": format!("access-{}", &e.tx_hash.to_hex()[..32]),
-        "type": coding(SYSTEM_DICOM, "110110", "Patient Record"),
-        "subtype": [coding(SYSTEM_RESTFUL_INTERACTION, "read", "read")],
-        "action": "R",
+        "type": kind,
+        "subtype": [subtype],
+        "action": action,
         "recorded": instant(e.time_ms),
         "outcome": outcome,
         "purposeOfEvent": [concept(purpose_coding(e.purpose))],
         "agent": agents(logged, consortium, names),
         "source": {
             "site": chain_id_hex,
-            "observer": reference(&e.custodian, consortium, &e.patient),
+            // A key change has no custodian: the member or patient who signed it reports it.
+            "observer": reference(
+                if e.about_archive() { &e.custodian } else { &e.accessor },
+                consortium,
+                &e.patient,
+            ),
             "type": [coding(SYSTEM_SOURCE_TYPE, "4", "Application Server")],
         },
         "entity": entities(logged, justification),
@@ -187,7 +217,9 @@ fn agents(logged: &IndexedEvent, consortium: &Consortium, names: &Names) -> Vec<
         }
         None => agents.push(accessor_agent(logged, consortium)),
     }
-    agents.push(custodian_agent(&e.custodian, consortium));
+    if e.about_archive() {
+        agents.push(custodian_agent(&e.custodian, consortium));
+    }
     agents
 }
 
@@ -242,13 +274,13 @@ fn custodian_agent(custodian: &PublicKey, consortium: &Consortium) -> Value {
 fn entities(logged: &IndexedEvent, justification: Option<&JustificationView>) -> Vec<Value> {
     let e = &logged.event;
     let archive = e.archive.to_hex();
-    let mut out = vec![
-        json!({
-            "what": { "identifier": identifier(SYSTEM_PATIENT, e.patient.to_hex()) },
-            "type": coding(SYSTEM_ENTITY_TYPE, "1", "Person"),
-            "role": coding(SYSTEM_OBJECT_ROLE, "1", "Patient"),
-        }),
-        json!({
+    let mut out = vec![json!({
+        "what": { "identifier": identifier(SYSTEM_PATIENT, e.patient.to_hex()) },
+        "type": coding(SYSTEM_ENTITY_TYPE, "1", "Person"),
+        "role": coding(SYSTEM_OBJECT_ROLE, "1", "Patient"),
+    })];
+    if e.about_archive() {
+        out.push(json!({
             "what": {
                 "reference": format!("DocumentReference/{archive}"),
                 "identifier": identifier(SYSTEM_ARCHIVE, archive),
@@ -257,8 +289,8 @@ fn entities(logged: &IndexedEvent, justification: Option<&JustificationView>) ->
             "role": coding(SYSTEM_OBJECT_ROLE, "4", "Domain Resource"),
             "lifecycle": coding(SYSTEM_LIFECYCLE, "6", "Access / Use"),
             "detail": [detail("cradle-archive-category", e.category.code())],
-        }),
-    ];
+        }));
+    }
     if let Some(grant) = e.grant {
         let grant = grant.to_hex();
         out.push(json!({
@@ -269,12 +301,13 @@ fn entities(logged: &IndexedEvent, justification: Option<&JustificationView>) ->
             "type": coding(SYSTEM_RESOURCE_TYPES, "Consent", "Consent"),
         }));
     }
-    let mut details = vec![
-        detail("cradle-tx-hash", &e.tx_hash.to_hex()),
-        detail("cradle-request-hash", &e.request_hash.to_hex()),
-        detail("cradle-block-height", &e.height.to_string()),
-        detail("cradle-log-index", &logged.index.to_string()),
-    ];
+    let mut details = vec![detail("cradle-tx-hash", &e.tx_hash.to_hex())];
+    // Reviews and key changes carry no signed request: their request hash is all zeros.
+    if e.request_hash != Digest32([0; 32]) {
+        details.push(detail("cradle-request-hash", &e.request_hash.to_hex()));
+    }
+    details.push(detail("cradle-block-height", &e.height.to_string()));
+    details.push(detail("cradle-log-index", &logged.index.to_string()));
     if let Some(j) = justification {
         details.push(detail("cradle-justification", &j.display()));
     }
@@ -520,6 +553,39 @@ mod tests {
             .find(|d| d["type"] == kind)
             .map(|d| &d["valueString"])
             .unwrap_or_else(|| panic!("no detail {kind} in {event}"))
+    }
+
+    #[test]
+    fn a_recovery_is_a_change_of_her_security_attributes_not_a_read() {
+        let f = fixture();
+        let mut e = event(
+            &f,
+            &f.clinic,
+            Purpose::PatientRequest,
+            EventOutcome::Recovered {
+                new_key: patient_key(9).public_key(),
+            },
+        );
+        // As the ledger logs it: no archive, no custodian.
+        e.event.archive = cradle_ledger::access::NO_ARCHIVE;
+        e.event.custodian = cradle_ledger::PublicKey([0; 32]);
+        e.event.request_hash = Digest32([0; 32]);
+        let bundle = audit_bundle(std::slice::from_ref(&e), &f.consortium, "ab");
+        let r = &bundle["entry"][0]["resource"];
+        assert_eq!(r["action"], "U");
+        assert_eq!(r["type"]["code"], "110137");
+        assert_eq!(r["subtype"][0]["code"], "update");
+        let desc = r["outcomeDesc"].as_str().unwrap();
+        assert!(desc.contains("recovered the patient"), "{desc}");
+        assert!(
+            desc.contains(&patient_key(9).public_key().to_hex()),
+            "{desc}"
+        );
+        // No record was read: no DocumentReference, and no custodian agent of zeros.
+        let text = r.to_string();
+        assert!(!text.contains("DocumentReference"), "{text}");
+        assert!(!text.contains(&"0".repeat(64)), "{text}");
+        assert_eq!(r["agent"].as_array().map(Vec::len), Some(1), "{text}");
     }
 
     #[test]

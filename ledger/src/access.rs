@@ -373,6 +373,18 @@ pub enum EventOutcome {
         entry: crate::crypto::Digest32,
         decision: ReviewDecision,
     },
+    /// Not an access: the patient replaced her keys herself; `new_key` signs for her from the
+    /// next block. The event's accessor is the key that signed the rotation; it names no
+    /// archive ([`AccessEvent::about_archive`]).
+    Rotated {
+        new_key: PublicKey,
+    },
+    /// Not an access: the member named as accessor recovered the patient, binding her identity
+    /// to `new_key` (she lost her device). Kept in the break-glass log too, so the
+    /// commission's verified log shows every recovery; it names no archive.
+    Recovered {
+        new_key: PublicKey,
+    },
 }
 
 impl EventOutcome {
@@ -384,10 +396,19 @@ impl EventOutcome {
         matches!(self, EventOutcome::Reviewed { .. })
     }
 
-    /// Whether the event belongs in the break-glass log: every break-glass access and every
-    /// review of one, so the log alone shows which accesses await review.
+    /// Whether the event records a change of the patient's keys rather than an access.
+    pub fn is_key_change(&self) -> bool {
+        matches!(
+            self,
+            EventOutcome::Rotated { .. } | EventOutcome::Recovered { .. }
+        )
+    }
+
+    /// Whether the event belongs in the break-glass log, the commission's oversight log: every
+    /// break-glass access and every review of one, so the log alone shows which accesses await
+    /// review, and every recovery of a patient by a member.
     pub fn in_break_glass_log(&self) -> bool {
-        self.is_break_glass() || self.is_review()
+        self.is_break_glass() || self.is_review() || matches!(self, EventOutcome::Recovered { .. })
     }
 }
 
@@ -432,7 +453,16 @@ impl AccessEvent {
     pub fn leaf_hash(&self) -> Hash {
         crate::merkle::log::leaf_hash(&self.leaf_bytes())
     }
+
+    /// Whether the event is about an archive, and so in the archive's log. A key change is not:
+    /// its `archive` and `custodian` are all zeros and its `category` is `Other`.
+    pub fn about_archive(&self) -> bool {
+        !self.outcome.is_key_change()
+    }
 }
+
+/// The archive a key-change event names: none, all zeros (no archive id is, being a hash).
+pub const NO_ARCHIVE: ArchiveId = ArchiveId([0; 32]);
 
 /// An access event with its positions in the global log and in the patient's log.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]

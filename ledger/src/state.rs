@@ -116,7 +116,8 @@ pub mod keys {
     pub fn accessor_log(accessor: &PublicKey) -> Vec<u8> {
         key(ACCESSOR_LOG, &[&accessor.0])
     }
-    /// Every break-glass access, consortium-wide.
+    /// The commission's oversight log, consortium-wide: every break-glass access, every
+    /// review of one and every recovery of a patient by a member.
     pub fn break_glass_log() -> Vec<u8> {
         vec![BREAK_GLASS_LOG]
     }

@@ -5,8 +5,11 @@
 
 mod common;
 
+use common::audit_world::Snapshot;
 use common::*;
-use cradle_ledger::access::{AccessOutcome, DenialReason};
+use cradle_ledger::access::{AccessOutcome, DenialReason, EventOutcome, NO_ARCHIVE};
+use cradle_ledger::audit::{AuditSubject, build_answer, verify_answer};
+use cradle_ledger::block::Executed;
 use cradle_ledger::rules::decide_access;
 use cradle_ledger::state::{KeyChange, StateExt, StateReader, keys};
 use cradle_ledger::tx::{
@@ -16,6 +19,10 @@ use cradle_ledger::tx::{
 use cradle_ledger::*;
 
 fn rotate(w: &mut World, by: &Keypair, new: &Keypair) -> Result<(), Error> {
+    rotated(w, by, new).map(drop)
+}
+
+fn rotated(w: &mut World, by: &Keypair, new: &Keypair) -> Result<Executed, Error> {
     let (new_key, new_x25519, proof) = prove_keys(new, &w.chain_id());
     let tx = w.sign(
         by,
@@ -25,10 +32,19 @@ fn rotate(w: &mut World, by: &Keypair, new: &Keypair) -> Result<(), Error> {
             proof,
         }),
     );
-    w.commit_one(tx).map(drop)
+    w.commit_one(tx)
 }
 
 fn recover(w: &mut World, by: &Keypair, patient: &Keypair, new: &Keypair) -> Result<(), Error> {
+    recovered(w, by, patient, new).map(drop)
+}
+
+fn recovered(
+    w: &mut World,
+    by: &Keypair,
+    patient: &Keypair,
+    new: &Keypair,
+) -> Result<Executed, Error> {
     let (new_key, new_x25519, proof) = prove_keys(new, &w.chain_id());
     let tx = w.sign(
         by,
@@ -39,7 +55,7 @@ fn recover(w: &mut World, by: &Keypair, patient: &Keypair, new: &Keypair) -> Res
             proof,
         }),
     );
-    w.commit_one(tx).map(drop)
+    w.commit_one(tx)
 }
 
 /// Whom the access rule lets `accessor` read `archive` as.
@@ -93,7 +109,8 @@ fn a_mother_rotates_her_keys_and_a_member_recovers_her_after_a_loss() {
         },
     );
     w.commit_one(tx).unwrap();
-    assert_eq!(w.patient_log_size(&mother), 1);
+    // Her history: her rotation, then the denial.
+    assert_eq!(w.patient_log_size(&mother), 2);
 
     // She loses the phone; the clinic's hospital recovers her with a key from a new one.
     let regulator = Keypair::from_seed(&[4; 32]);
@@ -142,6 +159,86 @@ fn a_mother_rotates_her_keys_and_a_member_recovers_her_after_a_loss() {
     w.commit_one(tx).unwrap();
     let rec = w.store.archive(&archive).unwrap().unwrap();
     assert_eq!(rec.key_for_patient, wrapped(33));
+}
+
+/// The outcomes of the verified answer about `subject`.
+fn verified_outcomes(w: &World, subject: AuditSubject) -> Vec<EventOutcome> {
+    let snap = Snapshot::of(w);
+    let answer = build_answer(&snap, subject, None).unwrap();
+    let v = verify_answer(&w.consortium, &answer).unwrap();
+    v.events.iter().map(|e| e.event.outcome).collect()
+}
+
+#[test]
+fn each_key_change_is_in_her_verified_history_and_a_recovery_in_the_commissions_log() {
+    let mut w = World::new(Policy::default());
+    let a = Keypair::from_seed(&[1; 32]);
+    let mother = patient_key(1);
+    let archive = archive_id(1);
+    let tx = w.enrol(&a, &mother);
+    w.commit_one(tx).unwrap();
+    let tx = w.register(&a, &mother, archive, Category::PrenatalVisit, vec![]);
+    w.commit_one(tx).unwrap();
+
+    // Her own rotation: one event, signed by her key, naming the new key and no archive.
+    let phone = patient_key(2);
+    let ex = rotated(&mut w, &mother, &phone).unwrap();
+    assert_eq!(ex.events.len(), 1);
+    let e = &ex.events[0].event;
+    assert_eq!(
+        e.outcome,
+        EventOutcome::Rotated {
+            new_key: phone.public_key()
+        }
+    );
+    assert_eq!(
+        (e.patient, e.accessor, e.archive),
+        (mother.public_key(), mother.public_key(), NO_ARCHIVE)
+    );
+    assert!(!e.about_archive());
+    assert_eq!(e.purpose, Purpose::PatientRequest);
+
+    // A recovery by the member that enrolled her: signed by the member, in the break-glass log.
+    let lost = patient_key(3);
+    let ex = recovered(&mut w, &a, &mother, &lost).unwrap();
+    let e = &ex.events[0].event;
+    let recovery = EventOutcome::Recovered {
+        new_key: lost.public_key(),
+    };
+    assert_eq!(e.outcome, recovery);
+    assert_eq!(
+        (e.patient, e.accessor),
+        (mother.public_key(), a.public_key())
+    );
+
+    // Her verified history shows both, in order: a node cannot hide either.
+    let mine = verified_outcomes(&w, AuditSubject::Patient(mother.public_key()));
+    assert_eq!(
+        mine,
+        vec![
+            EventOutcome::Rotated {
+                new_key: phone.public_key()
+            },
+            recovery
+        ]
+    );
+    // The commission's log holds the recovery, not her own rotation; so does the member's.
+    assert_eq!(
+        verified_outcomes(&w, AuditSubject::BreakGlass),
+        vec![recovery]
+    );
+    assert_eq!(
+        verified_outcomes(&w, AuditSubject::Accessor(a.public_key())),
+        vec![recovery]
+    );
+    // No archive's log holds a key change.
+    assert!(verified_outcomes(&w, AuditSubject::Archive(archive)).is_empty());
+    assert!(verified_outcomes(&w, AuditSubject::Archive(NO_ARCHIVE)).is_empty());
+
+    // A refused recovery logs nothing.
+    let stranger = Keypair::from_seed(&[3; 32]);
+    assert!(recover(&mut w, &stranger, &mother, &patient_key(4)).is_err());
+    assert_eq!(w.patient_log_size(&mother), 2);
 }
 
 #[test]

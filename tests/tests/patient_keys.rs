@@ -176,4 +176,52 @@ fn a_mother_who_lost_her_key_is_recovered_and_reads_her_record_with_the_new_one(
         !out.status.success(),
         "the phone's key still reads after the rotation"
     );
+
+    // Both changes are entries of her verified history, proven from genesis: a node cannot
+    // hide that a member bound her identity to a new key. The commission's verified log holds
+    // the recovery (not her own rotation).
+    let genesis = c.dir.path().join("net/genesis.json");
+    let verified = |key: &Path, subject: &[&str], by: usize| -> Vec<Value> {
+        let mut args = vec!["audit"];
+        args.extend_from_slice(subject);
+        let checkpoint = work.join(format!("checkpoint-{by}.json"));
+        args.extend_from_slice(&[
+            "--verify",
+            "--genesis",
+            genesis.to_str().unwrap(),
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        let v: Value = serde_json::from_str(&ok(cradle(&c.nodes[by].api, key, &args))).unwrap();
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| !e["key_change"].is_null())
+            .map(|e| e["key_change"].clone())
+            .collect()
+    };
+    let pub_key = |file: &Path| {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        v["public_key"].as_str().unwrap().to_string()
+    };
+    let phone_pub = pub_key(&phone.with_extension("key.pub"));
+    let tablet_pub = pub_key(&tablet.with_extension("key.pub"));
+    let hers = verified(&tablet, &["--patient", key], 3);
+    assert_eq!(
+        hers,
+        vec![
+            serde_json::json!({ "by": "member", "new_key": phone_pub }),
+            serde_json::json!({ "by": "patient", "new_key": tablet_pub }),
+        ],
+        "her verified history"
+    );
+    let commission = verified(&regulator, &["--break-glass"], 2);
+    assert_eq!(
+        commission,
+        vec![serde_json::json!({ "by": "member", "new_key": phone_pub })],
+        "the commission's verified log"
+    );
 }

@@ -74,7 +74,8 @@ pub enum AuditSubject {
     Archive(ArchiveId),
     /// Every access one institution or person asked for.
     Accessor(PublicKey),
-    /// Every break-glass access in the consortium, and every regulator's review of one.
+    /// Every break-glass access in the consortium, every regulator's review of one, and every
+    /// recovery of a patient by a member: what the commission oversees.
     BreakGlass,
 }
 
@@ -93,7 +94,7 @@ impl AuditSubject {
     pub fn matches(&self, event: &AccessEvent) -> bool {
         match self {
             AuditSubject::Patient(p) => event.patient == *p,
-            AuditSubject::Archive(a) => event.archive == *a,
+            AuditSubject::Archive(a) => event.about_archive() && event.archive == *a,
             // An institution answers for its clinicians' accesses too.
             AuditSubject::Accessor(k) => {
                 event.accessor == *k || event.staff.is_some_and(|s| s.institution == *k)

@@ -121,8 +121,16 @@ fn dispatch<S: StateReader + ?Sized>(
             governance::propose_change(state, c, ctx, &signer, tx.nonce, b)?
         }
         TxBody::ApproveChange(b) => governance::approve_change(state, c, ctx, &signer, b)?,
-        TxBody::RotatePatientKey(b) => patient_keys::rotate(state, c, ctx, &signer, b)?,
-        TxBody::RecoverPatient(b) => patient_keys::recover(state, c, ctx, &signer, b)?,
+        TxBody::RotatePatientKey(b) => {
+            let by = patient_keys::Signed {
+                tx_hash,
+                key: &tx.signer,
+            };
+            patient_keys::rotate(state, c, ctx, &signer, by, b, events)?
+        }
+        TxBody::RecoverPatient(b) => {
+            patient_keys::recover(state, c, ctx, &signer, tx_hash, b, events)?
+        }
         TxBody::RewrapForPatient(b) => patient_keys::rewrap(state, &signer, b)?,
         TxBody::ReviewAccess(b) => {
             review::review_access(state, c, ctx, &signer, tx_hash, b, events)?

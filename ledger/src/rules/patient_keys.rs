@@ -6,11 +6,12 @@
 //! regulators' list. Her archives' custodians then wrap each archive key again for her new
 //! X25519 key ([`RewrapForPatient`]).
 
-use crate::crypto::{PublicKey, X25519Public};
+use crate::access::{AccessEvent, EventOutcome, LoggedEvent, NO_ARCHIVE};
+use crate::crypto::{Digest32, Hash, PublicKey, X25519Public};
 use crate::error::Error;
 use crate::identity::Consortium;
 use crate::state::{KeyChange, Overlay, StateExt, StateReader, keys};
-use crate::tx::{RecoverPatient, RewrapForPatient, RotatePatientKey};
+use crate::tx::{Category, Purpose, RecoverPatient, RewrapForPatient, RotatePatientKey};
 
 use super::{BlockContext, care_provider};
 
@@ -28,22 +29,38 @@ pub(super) fn acting_patient<S: StateReader + ?Sized>(
     }
 }
 
+/// A transaction as the event it logs names it: its hash, and the key that signed it.
+pub(super) struct Signed<'a> {
+    pub tx_hash: &'a Hash,
+    pub key: &'a PublicKey,
+}
+
+/// The patient enrolled as `patient` rotates her keys, signing with `by.key`, her current key.
 pub(super) fn rotate<S: StateReader + ?Sized>(
     state: &mut Overlay<'_, S>,
     c: &Consortium,
     ctx: BlockContext,
     patient: &PublicKey,
+    by: Signed<'_>,
     b: &RotatePatientKey,
+    events: &mut Vec<LoggedEvent>,
 ) -> Result<(), Error> {
-    change_keys(state, c, ctx, patient, b.new_key, b.new_x25519, None)
+    change_keys(state, c, ctx, patient, b.new_key, b.new_x25519, None)?;
+    let outcome = EventOutcome::Rotated { new_key: b.new_key };
+    events.push(log_key_change(state, ctx, patient, by, outcome)?);
+    Ok(())
 }
 
+/// The member `signer` recovers the patient `b.patient` with new keys; the recovery is in her
+/// log, the member's and the break-glass log, and listed under [`keys::recovery`].
 pub(super) fn recover<S: StateReader + ?Sized>(
     state: &mut Overlay<'_, S>,
     c: &Consortium,
     ctx: BlockContext,
     signer: &PublicKey,
+    tx_hash: &Hash,
     b: &RecoverPatient,
+    events: &mut Vec<LoggedEvent>,
 ) -> Result<(), Error> {
     care_provider(c, signer, "recover patients")?;
     in_her_care(state, ctx, signer, &b.patient)?;
@@ -57,7 +74,45 @@ pub(super) fn recover<S: StateReader + ?Sized>(
         Some(*signer),
     )?;
     state.put(keys::recovery(ctx.height, &b.patient), signer);
+    let by = Signed {
+        tx_hash,
+        key: signer,
+    };
+    let outcome = EventOutcome::Recovered { new_key: b.new_key };
+    events.push(log_key_change(state, ctx, &b.patient, by, outcome)?);
     Ok(())
+}
+
+/// Logs a change of the keys of the patient enrolled as `identity`, as an event of her history
+/// (and of the signer's, and for a recovery the break-glass log): no archive, no request, purpose
+/// PATRQT (she asked for it, on her own device or in person).
+fn log_key_change<S: StateReader + ?Sized>(
+    state: &mut Overlay<'_, S>,
+    ctx: BlockContext,
+    identity: &PublicKey,
+    by: Signed<'_>,
+    outcome: EventOutcome,
+) -> Result<LoggedEvent, Error> {
+    let event = AccessEvent {
+        height: ctx.height,
+        time_ms: ctx.time_ms,
+        tx_hash: Digest32(*by.tx_hash),
+        request_hash: Digest32([0; 32]),
+        patient: *identity,
+        archive: NO_ARCHIVE,
+        category: Category::Other,
+        custodian: PublicKey([0; 32]),
+        accessor: *by.key,
+        staff: None,
+        purpose: Purpose::PatientRequest,
+        grant: None,
+        outcome,
+    };
+    let mut logs = vec![keys::accessor_log(by.key)];
+    if outcome.in_break_glass_log() {
+        logs.push(keys::break_glass_log());
+    }
+    super::access::log_event(state, event, logs)
 }
 
 /// Grants and archives looked at, at most, to find a member's tie to a patient: deterministic

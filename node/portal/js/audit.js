@@ -30,8 +30,8 @@ export const STAFF_ROLE = { 1: 'obstetrician', 2: 'midwife', 3: 'nurse', 4: 'gen
 export const DENIAL_REASON = { 1: 'no_grant', 2: 'grant_not_yet_valid', 3: 'grant_expired', 4: 'grant_revoked', 5: 'purpose_not_covered', 6: 'break_glass_not_allowed', 7: 'justification_required', 8: 'break_glass_not_member', 9: 'justification_not_sealed', 10: 'institution_key', 11: 'staff_not_active', 12: 'role_not_covered', 13: 'break_glass_role_not_allowed' };
 /** `AuditSubject` variants, by Borsh tag (a derived enum: tags 0..3). */
 export const SUBJECT_KINDS = ['patient', 'archive', 'accessor', 'break_glass'];
-/** `EventOutcome` variants, by Borsh tag (a derived enum: tags 0..3). */
-export const OUTCOMES = ['permitted', 'denied', 'break_glass', 'reviewed'];
+/** `EventOutcome` variants, by Borsh tag (a derived enum: tags 0..5). */
+export const OUTCOMES = ['permitted', 'denied', 'break_glass', 'reviewed', 'rotated', 'recovered'];
 /** `ReviewDecision` codes, by Borsh discriminant. */
 export const REVIEW_DECISION = { 1: 'justified', 2: 'not_justified' };
 
@@ -73,6 +73,10 @@ export function readAccessEvent(r) {
     2: () => ({ kind: 'break_glass' }),
     // A regulator's review of the break-glass access recorded by transaction `entry`.
     3: (rr) => ({ kind: 'reviewed', entry: rr.fixed(32, 'reviewed entry'), decision: code(rr, REVIEW_DECISION, 'review decision') }),
+    // Not accesses: her keys changed, by her own rotation or a member's recovery; `newKey`
+    // signs for her from the next block. Such an event names no archive (all zeros).
+    4: (rr) => ({ kind: 'rotated', newKey: rr.fixed(32, 'rotated new key') }),
+    5: (rr) => ({ kind: 'recovered', newKey: rr.fixed(32, 'recovered new key') }),
   }, 'event outcome');
   return e;
 }
@@ -90,7 +94,18 @@ export function writeAccessEvent(w, e) {
   w.u8(tag);
   if (e.outcome.kind === 'denied') w.u8(discriminant(DENIAL_REASON, e.outcome.reason, 'denial reason'));
   if (e.outcome.kind === 'reviewed') w.fixed(e.outcome.entry, 32).u8(discriminant(REVIEW_DECISION, e.outcome.decision, 'review decision'));
+  if (isKeyChange(e)) w.fixed(e.outcome.newKey, 32);
   return w;
+}
+
+/** Whether the event records a change of the patient's keys rather than an access. */
+export function isKeyChange(e) {
+  return e.outcome.kind === 'rotated' || e.outcome.kind === 'recovered';
+}
+
+/** Whether the event is in the break-glass (oversight) log (`EventOutcome::in_break_glass_log`). */
+export function inBreakGlassLog(e) {
+  return ['break_glass', 'reviewed', 'recovered'].includes(e.outcome.kind);
 }
 
 /** The event's leaf in every log: RFC 6962 leaf hash of `codec::encode(event)`. */

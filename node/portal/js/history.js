@@ -19,7 +19,7 @@ import { equalBytes, requireBytes, sha256 } from './bytes.js';
 import { ChainError, headerHash as hashOfHeader, verifyHeaderCertificate } from './chain.js';
 import { emptyRoot, rootOf, verifyConsistency } from './merkle.js';
 import { patientLogKey, archiveLogKey, accessorLogKey, breakGlassLogKey, verifySmtProof } from './smt.js';
-import { decodeAuditAnswer, decodeConsistencyAnswer, decodeLogState, eventLeafHash } from './audit.js';
+import { decodeAuditAnswer, decodeConsistencyAnswer, decodeLogState, eventLeafHash, inBreakGlassLog, isKeyChange } from './audit.js';
 import { SetError } from './sets.js';
 
 /** Why a history was refused; `code` is stable for the page to show its own words. */
@@ -67,11 +67,12 @@ export function subjectStateKey(subject) {
 export function subjectMatches(subject, e) {
   switch (subject.kind) {
     case 'patient': return equalBytes(e.patient, subject.id);
-    case 'archive': return equalBytes(e.archive, subject.id);
+    // A key change names no archive.
+    case 'archive': return !isKeyChange(e) && equalBytes(e.archive, subject.id);
     // An institution answers for its clinicians' accesses too.
     case 'accessor': return equalBytes(e.accessor, subject.id) || (e.staff !== null && equalBytes(e.staff.institution, subject.id));
-    // Every break-glass access, and every regulator's review of one.
-    case 'break_glass': return e.outcome.kind === 'break_glass' || e.outcome.kind === 'reviewed';
+    // Every break-glass access, every regulator's review of one, every recovery by a member.
+    case 'break_glass': return inBreakGlassLog(e);
     default: return false;
   }
 }

@@ -302,11 +302,14 @@ impl<'a> Batch<'a> {
             &index_key(&e.patient.0, ev.global_index),
             &[],
         )?;
-        self.put(
-            CF_IDX_ARCHIVE,
-            &index_key(&e.archive.0, ev.global_index),
-            &[],
-        )?;
+        // A key change names no archive, and is in no archive's log.
+        if e.about_archive() {
+            self.put(
+                CF_IDX_ARCHIVE,
+                &index_key(&e.archive.0, ev.global_index),
+                &[],
+            )?;
+        }
         if e.outcome.in_break_glass_log() {
             self.put(
                 CF_IDX_BREAK_GLASS,

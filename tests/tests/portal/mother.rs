@@ -81,7 +81,9 @@ const RESUMED: &str =
 async fn own_reads(b: &Client) -> Vec<String> {
     let mut out = Vec::new();
     for li in b
-        .find_all(Locator::Css("#history-list li.event[data-self='true']"))
+        .find_all(Locator::Css(
+            "#history-list li.event[data-self='true'][data-outcome='permitted']",
+        ))
         .await
         .unwrap()
     {
@@ -232,15 +234,18 @@ fn a_mother_opens_her_own_record_asks_why_and_rotates_her_key_in_the_page() {
         assert!(!refused.status.success(), "the old key still reads: {}", String::from_utf8_lossy(&refused.stdout));
         eprintln!("the old key is refused: {}", String::from_utf8_lossy(&refused.stderr).trim());
 
-        // Her history, her records and the download all still work with the new key.
+        // Her history, her records and the download all still work with the new key. Her
+        // verified history holds the rotation itself, naming the new key.
         let (list, entries, _) = verified_history(&b).await;
-        assert_eq!(entries, 2, "{list}");
+        assert_eq!(entries, 3, "{list}");
+        let rotated = text(&b, "#history-list li.event[data-outcome='rotated']").await;
+        assert!(rotated.contains("You replaced your keys") && rotated.contains(&new_public[..12]), "{rotated}");
         let (archives, _, _) = records(&b).await;
         assert!(archives.contains("Prenatal visit"), "{archives}");
         let opened = open_record(&b).await;
         assert!(opened == uploaded, "after the rotation the page opened other bytes");
         let (list, entries, _) = verified_history(&b).await;
-        assert_eq!(entries, 3, "{list}");
+        assert_eq!(entries, 4, "{list}");
         assert_eq!(own_reads(&b).await.len(), 2, "{list}");
         screenshot(&b, 1280, &shots.join("after-rotation-en-1280x900.png")).await;
         b.close().await.unwrap();

@@ -17,11 +17,15 @@ import { worded } from './rotate_view.js';
 /** The events of `result` in the order the list shows them (newest first). */
 const shown = (result) => [...result.events].reverse();
 
-/** Break-glass accesses she has not seen: since her last visit, or all on her first. */
+/**
+ * Break-glass accesses and recoveries of her identity by a member that she has not seen: since
+ * her last visit, or all on her first.
+ */
 export function unseenBreakGlass(result) {
   if (!result?.verified) return [];
   const from = result.newFrom ?? null;
-  return shown(result).filter((ie) => ie.event.outcome.kind === 'break_glass' && (from === null || BigInt(ie.index) >= from));
+  const flagged = (kind) => kind === 'break_glass' || kind === 'recovered';
+  return shown(result).filter((ie) => flagged(ie.event.outcome.kind) && (from === null || BigInt(ie.index) >= from));
 }
 
 function when(ms) {
@@ -51,10 +55,22 @@ export function showAlerts(sets, result) {
   b.dataset.count = String(unseen.length);
   if (unseen.length === 0) return;
   const first = result.newFrom === null || result.newFrom === undefined;
+  const nameOf = (e) => {
+    const reader = e.staff ? e.staff.institution : e.accessor;
+    return sets.memberByAnyKey(reader)?.name ?? toHex(reader).slice(0, 12);
+  };
+  // A recovery she did not ask for is someone else holding her identity: it comes first.
+  const recovery = unseen.find((ie) => ie.event.outcome.kind === 'recovered');
+  if (recovery) {
+    const e = recovery.event;
+    $('alert-title').textContent = t('alert.recovered', { institution: nameOf(e), time: when(e.timeMs) });
+    const regulators = sets.latest().members.filter((m) => m.role === 'regulator').map((m) => m.name).join(', ');
+    $('alert-detail').textContent = t('alert.recoveredHelp', { regulators: regulators || t('role.regulator') });
+    return;
+  }
   $('alert-title').textContent = t(first ? 'alert.glassFirst' : 'alert.glass', { count: unseen.length });
   const latest = unseen[0].event;
-  const reader = latest.staff ? latest.staff.institution : latest.accessor;
-  $('alert-detail').textContent = t('alert.latest', { time: when(latest.timeMs), institution: sets.memberByAnyKey(reader)?.name ?? toHex(reader).slice(0, 12) });
+  $('alert-detail').textContent = t('alert.latest', { time: when(latest.timeMs), institution: nameOf(latest) });
 }
 
 /** What she can quote and ask about access `ie`. */
@@ -118,8 +134,9 @@ export function decorate(list, sets, result, mine) {
       if (dds[1]) dds[1].textContent = t('you.person');
       return;
     }
-    // A commission's review is a finding about an access, not an access to ask about.
-    if (ie.event.outcome.kind === 'reviewed') return;
+    // A commission's review is a finding about an access, not an access to ask about; a
+    // recovery is for the commission (the alert says so).
+    if (['reviewed', 'rotated', 'recovered'].includes(ie.event.outcome.kind)) return;
     const ask = worded('button', 'ask.button', { type: 'button', class: 'ask-why quiet' });
     ask.addEventListener('click', () => {
       const open = li.querySelector('.ask-panel');

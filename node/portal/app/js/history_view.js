@@ -94,6 +94,8 @@ function outcome(e) {
   const o = e.outcome;
   // A regulator's review of a break-glass access (the commission's finding, not an access).
   if (o.kind === 'reviewed') return t('outcome.reviewed', { decision: t(`reg.decision.${o.decision}`) });
+  // Her keys changed: by her own rotation, or a member's recovery (not accesses).
+  if (o.kind === 'rotated' || o.kind === 'recovered') return t(`outcome.${o.kind}`, { key: toHex(o.newKey).slice(0, 12) });
   if (o.kind !== 'denied') return t(`outcome.${o.kind}`);
   const known = `denial.${o.reason}`;
   const reason = t(known) === known ? t('denial.other', { code: o.reason }) : t(known);
@@ -125,19 +127,29 @@ export async function markNew(genesis, patient, result) {
   await store.put(key, kept);
 }
 
+/** The flag an event carries: break-glass accesses and recoveries by a member stand out. */
+function flagOf(e) {
+  if (e.outcome.kind === 'break_glass') return el('span', { class: 'flag', text: t('outcome.break_glass') });
+  if (e.outcome.kind === 'recovered') return el('span', { class: 'flag', text: t('flag.recovered') });
+  return '';
+}
+
 /** One access, as a card: time first, then where, who, why and what came of it. */
 function eventCard(sets, e, isNew) {
+  const rotated = e.outcome.kind === 'rotated';
   const who = e.staff
     ? t('person.staff', { role: t(`staff.${e.staff.role}`), id: toHex(e.staff.id).slice(0, 8) })
-    : t('person.institution');
+    : rotated ? t('you.person') : t('person.institution');
   const reader = e.staff ? e.staff.institution : e.accessor;
+  // A key change reads no record: its archive and category name nothing.
+  const record = rotated || e.outcome.kind === 'recovered' ? t('record.keys') : t(`category.${e.category}`);
   const details = el('dl', {},
-    ...row(t('field.institution'), institution(sets, reader)),
+    ...row(t('field.institution'), rotated ? t('you.institution') : institution(sets, reader)),
     ...row(t('field.person'), who),
     ...row(t('field.purpose'), `${t(`purpose.${e.purpose}`)} (${e.purpose})`),
-    ...row(t('field.record'), t(`category.${e.category}`)),
+    ...row(t('field.record'), record),
     ...row(t('field.outcome'), outcome(e)));
-  const flag = e.outcome.kind === 'break_glass' ? el('span', { class: 'flag', text: t('outcome.break_glass') }) : '';
+  const flag = flagOf(e);
   const badge = isNew ? el('span', { class: 'new', text: t('history.new') }) : '';
   return el('li', { class: 'event', dataset: { outcome: e.outcome.kind, new: String(isNew) } },
     el('div', {}, el('div', { class: 'when' }, when(e.timeMs), badge), flag), details);

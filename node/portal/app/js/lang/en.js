@@ -192,4 +192,10 @@ export default {
   "ask.copy": "Copy the message",
   "ask.copied": "Copied.",
   "rotate.resumed": "A key change you started was committed though its answer was lost: your new key is now the one kept in this browser, with its recovery file. Save it.",
+  "outcome.rotated": "You replaced your keys; the new key ({key}…) signs for you from now on",
+  "outcome.recovered": "Your identity was recovered: the new key {key}… signs for you from now on, the old one is refused",
+  "flag.recovered": "Identity recovered by an institution",
+  "record.keys": "Your keys (no record was read)",
+  "alert.recovered": "{institution} recovered your identity with a new key on {time}.",
+  "alert.recoveredHelp": "If you did not ask for this at that institution, your old key no longer works and someone else may act for you: go to your clinic with your recovery file, and tell the commission that reviews such events ({regulators}).",
 };

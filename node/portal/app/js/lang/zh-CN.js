@@ -192,4 +192,10 @@ export default {
   "ask.copy": "复制这段话",
   "ask.copied": "已复制。",
   "rotate.resumed": "您之前发起的密钥更换虽未收到回复，但已记入账本：本浏览器现保存您的新密钥及其恢复文件。请保存恢复文件。",
+  "outcome.rotated": "您更换了密钥；从此由新密钥（{key}…）代表您签名",
+  "outcome.recovered": "您的身份已被恢复：从此由新密钥 {key}… 代表您签名，旧密钥不再有效",
+  "flag.recovered": "身份已由机构恢复",
+  "record.keys": "您的密钥（未读取任何档案）",
+  "alert.recovered": "{institution}于 {time} 用新密钥恢复了您的身份。",
+  "alert.recoveredHelp": "如果您并未在该机构申请此事，您的旧密钥已失效，他人可能正以您的身份行事：请携带恢复文件前往您的诊所，并告知负责审查此类事件的卫健委（{regulators}）。",
 };

@@ -461,7 +461,8 @@ impl AccessEvent {
     }
 }
 
-/// The archive a key-change event names: none, all zeros (no archive id is, being a hash).
+/// The archive a key-change event names: none, all zeros, an id no archive may be registered
+/// under. A key change is told by its outcome, never by this id.
 pub const NO_ARCHIVE: ArchiveId = ArchiveId([0; 32]);
 
 /// An access event with its positions in the global log and in the patient's log.

@@ -132,6 +132,8 @@ pub enum Error {
     UnknownPatient(PublicKey),
     #[error("archive {0} is already registered")]
     ArchiveExists(ArchiveId),
+    #[error("archive id {0} is reserved: key changes in a patient's history name it")]
+    ArchiveIdReserved(ArchiveId),
     #[error("archive {0} is not registered")]
     UnknownArchive(ArchiveId),
     #[error("archive of zero bytes")]

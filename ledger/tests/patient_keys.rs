@@ -10,6 +10,7 @@ use common::*;
 use cradle_ledger::access::{AccessOutcome, DenialReason, EventOutcome, NO_ARCHIVE};
 use cradle_ledger::audit::{AuditSubject, build_answer, verify_answer};
 use cradle_ledger::block::Executed;
+use cradle_ledger::governance::Change;
 use cradle_ledger::rules::decide_access;
 use cradle_ledger::state::{KeyChange, StateExt, StateReader, keys};
 use cradle_ledger::tx::{
@@ -122,7 +123,7 @@ fn a_mother_rotates_her_keys_and_a_member_recovers_her_after_a_loss() {
     let stranger = Keypair::from_seed(&[3; 32]);
     let err = recover(&mut w, &stranger, &mother, &lost).unwrap_err();
     assert!(
-        matches!(err, Error::NotAuthorized { action, .. } if action.contains("not in its care")),
+        matches!(err, Error::NotAuthorized { action, .. } if action.contains("did not enrol")),
         "{err}"
     );
     assert_eq!(
@@ -134,14 +135,20 @@ fn a_mother_rotates_her_keys_and_a_member_recovers_her_after_a_loss() {
         1,
         "the refused recovery changed her keys"
     );
-    // The hospital she granted treatment access may.
-    recover(&mut w, &b, &mother, &lost).unwrap();
+    // Nor can the hospital she granted treatment access: a grant is for reading her records,
+    // not for vouching for her; only the hospital that enrolled her may.
+    let err = recover(&mut w, &b, &mother, &lost).unwrap_err();
+    assert!(
+        matches!(err, Error::NotAuthorized { action, .. } if action.contains("did not enrol")),
+        "{err}"
+    );
+    recover(&mut w, &a, &mother, &lost).unwrap();
     let change: KeyChange = w
         .store
         .record(&keys::key_change(&mother.public_key(), 1))
         .unwrap()
         .unwrap();
-    assert_eq!(change.recovered_by, Some(b.public_key()));
+    assert_eq!(change.recovered_by, Some(a.public_key()));
     assert_eq!(change.new_key, lost.public_key());
     let flagged = w.store.scan_prefix(&keys::recoveries(), 10).unwrap();
     assert_eq!(flagged.len(), 1, "the regulators see every recovery");
@@ -239,6 +246,71 @@ fn each_key_change_is_in_her_verified_history_and_a_recovery_in_the_commissions_
     let stranger = Keypair::from_seed(&[3; 32]);
     assert!(recover(&mut w, &stranger, &mother, &patient_key(4)).is_err());
     assert_eq!(w.patient_log_size(&mother), 2);
+}
+
+#[test]
+fn only_the_member_that_enrolled_her_recovers_her_and_no_later_tie_makes_another_one() {
+    let mut w = World::new(Policy::default());
+    let (a, b, clinic) = (
+        Keypair::from_seed(&[1; 32]),
+        Keypair::from_seed(&[2; 32]),
+        Keypair::from_seed(&[3; 32]),
+    );
+    let mother = patient_key(1);
+    let tx = w.enrol(&clinic, &mother);
+    w.commit_one(tx).unwrap();
+    // Her first archive is the hospital's; the clinic that enrolled her holds none.
+    let tx = w.register(&a, &mother, archive_id(1), Category::PrenatalVisit, vec![]);
+    w.commit_one(tx).unwrap();
+    // She grants the other hospital treatment access, and it registers an archive of its own
+    // for her (a member needs no consent for that): neither makes it the one who may recover.
+    let (tx, grant) = w.grant(
+        &mother,
+        &b,
+        Scope::All,
+        &[Purpose::Treat],
+        30,
+        &[archive_id(1)],
+    );
+    w.commit_one(tx).unwrap();
+    let tx = w.register(&b, &mother, archive_id(2), Category::Other, vec![grant]);
+    w.commit_one(tx).unwrap();
+    for by in [&a, &b] {
+        let err = recover(&mut w, by, &mother, &patient_key(2)).unwrap_err();
+        assert!(
+            matches!(err, Error::NotAuthorized { action, .. } if action.contains("did not enrol")),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        w.patient_log_size(&mother),
+        0,
+        "a refused recovery was logged"
+    );
+    // The all-zeros archive id names no archive in a history; none may be registered under it.
+    let tx = w.register(&a, &mother, NO_ARCHIVE, Category::Other, vec![grant]);
+    assert!(matches!(w.commit_one(tx), Err(Error::ArchiveIdReserved(_))));
+
+    // The clinic leaves the consortium: the custodian of her earliest archive may recover her
+    // now, and still no one else.
+    let id = propose(
+        &mut w,
+        &a,
+        Change::RemoveMember {
+            member: clinic.public_key(),
+        },
+    )
+    .unwrap();
+    approve(&mut w, &b, id).unwrap();
+    approve(&mut w, &clinic, id).unwrap();
+    w.advance(1000);
+    w.advance(1000);
+    assert!(w.consortium.member(&clinic.public_key()).is_none());
+    let err = recover(&mut w, &b, &mother, &patient_key(2)).unwrap_err();
+    assert!(matches!(err, Error::NotAuthorized { .. }), "{err}");
+    recover(&mut w, &a, &mother, &patient_key(2)).unwrap();
+    let rec = w.store.patient(&mother.public_key()).unwrap().unwrap();
+    assert_eq!(rec.current_key, Some(patient_key(2).public_key()));
 }
 
 #[test]

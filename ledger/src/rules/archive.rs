@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::access::NO_ARCHIVE;
 use crate::crypto::{GrantId, PublicKey};
 use crate::error::Error;
 use crate::identity::Consortium;
@@ -35,6 +36,9 @@ pub(super) fn register_archive<S: StateReader + ?Sized>(
     let mut patient = state
         .patient(&b.patient)?
         .ok_or(Error::UnknownPatient(b.patient))?;
+    if b.archive == NO_ARCHIVE {
+        return Err(Error::ArchiveIdReserved(b.archive));
+    }
     if state.archive(&b.archive)?.is_some() {
         return Err(Error::ArchiveExists(b.archive));
     }

@@ -63,7 +63,7 @@ pub(super) fn recover<S: StateReader + ?Sized>(
     events: &mut Vec<LoggedEvent>,
 ) -> Result<(), Error> {
     care_provider(c, signer, "recover patients")?;
-    in_her_care(state, ctx, signer, &b.patient)?;
+    her_recoverer(state, c, signer, &b.patient)?;
     change_keys(
         state,
         c,
@@ -115,37 +115,41 @@ fn log_key_change<S: StateReader + ?Sized>(
     super::access::log_event(state, event, logs)
 }
 
-/// Grants and archives looked at, at most, to find a member's tie to a patient: deterministic
-/// (both indexes are read in key order) and bounded whatever a patient has.
-const CARE_SCAN_MAX: usize = 1024;
+/// Archives looked at, at most, to find a patient's earliest: deterministic and bounded.
+const ARCHIVE_SCAN_MAX: usize = 1024;
 
-/// Whether the patient enrolled as `identity` is in `member`'s care: it enrolled her, holds
-/// one of her archives, or holds a grant of hers in force. Binding her identity to a new key
-/// hands over everything she has, so no other member may do it, whatever it claims.
-fn in_her_care<S: StateReader + ?Sized>(
+/// Whether `member` may recover the patient enrolled as `identity`. Binding her identity to a
+/// new key hands over everything she has, so exactly one member may: the member that enrolled
+/// her (it vouched for her in person then); once it has left the consortium, the custodian of
+/// her earliest archive. Nothing a member does later makes it that member: a grant she gives
+/// or an archive it registers for her do not (an attack found both ways to take a mother over
+/// when any tie to her sufficed).
+fn her_recoverer<S: StateReader + ?Sized>(
     state: &Overlay<'_, S>,
-    ctx: BlockContext,
+    c: &Consortium,
     member: &PublicKey,
     identity: &PublicKey,
 ) -> Result<(), Error> {
     let record = state
         .patient(identity)?
         .ok_or(Error::UnknownPatient(*identity))?;
-    let cares = &record.enrolled_by == member
-        || state
-            .patient_archives(identity, CARE_SCAN_MAX)?
-            .iter()
-            .any(|(_, archive)| &archive.custodian == member)
-        || state
-            .grants_to(identity, member, CARE_SCAN_MAX)?
-            .iter()
-            .any(|(_, grant)| grant.is_active(ctx.time_ms));
-    if cares {
+    let recoverer = if c.member(&record.enrolled_by).is_some() {
+        Some(record.enrolled_by)
+    } else if usize::try_from(record.archives).map_or(true, |n| n > ARCHIVE_SCAN_MAX) {
+        None
+    } else {
+        state
+            .patient_archives(identity, ARCHIVE_SCAN_MAX)?
+            .into_iter()
+            .min_by_key(|(id, archive)| (archive.height, *id))
+            .map(|(_, archive)| archive.custodian)
+    };
+    if recoverer.as_ref() == Some(member) {
         Ok(())
     } else {
         Err(Error::NotAuthorized {
-            action: "recover a patient not in its care (it neither enrolled her, nor holds one \
-                     of her archives, nor a grant of hers in force)",
+            action: "recover a patient it did not enrol (only the member that enrolled her may; \
+                     once it has left, the custodian of her earliest archive)",
             signer: *member,
         })
     }

@@ -47,3 +47,21 @@ test('an event with an outcome tag the ledger does not know is refused', () => {
   bytes[bytes.length - 33] = 6;
   assert.throws(() => decodeCanonical(bytes, 4096, readAccessEvent, 'event'), /event outcome/);
 });
+
+test("the commission's FHIR export tells a key change as an update of her security attributes, not a read", async () => {
+  const { fhirBundle } = await import('../app/js/regulator/fhir.js');
+  const events = V.events.map((c, index) => ({ index, event: decodeCanonical(fromHex(c.bytes), 4096, readAccessEvent, 'event') }));
+  const sets = { memberByAnyKey: () => null };
+  const bundle = JSON.parse(fhirBundle(sets, V.chain_id, events));
+  for (const [i, entry] of bundle.entry.entries()) {
+    const r = entry.resource;
+    const c = V.events[i];
+    assert.equal(r.action, 'U', c.name);
+    assert.equal(r.type.code, '110137', c.name);
+    assert.ok(r.outcomeDesc.includes(c.new_key), c.name);
+    // No record was read: only the patient is an entity; the signer reports it.
+    assert.equal(r.entity.length, 1, c.name);
+    assert.equal(r.entity[0].what.identifier.value, c.patient, c.name);
+    assert.equal(r.source.observer.identifier.value, c.accessor, c.name);
+  }
+});

@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use cradle_tests::cli::{clinician, cradle, mother_with_archive, ok, shared_record};
+use cradle_tests::cli::{clinician, cradle, keygen, mother_with_archive, ok, shared_record};
 use fantoccini::{Client, Locator};
 use serde_json::Value;
 
@@ -157,6 +157,23 @@ fn the_commission_reviews_a_break_glass_access_in_its_page_and_the_mother_sees_t
         &["audit", "--break-glass", "--verify", "--format", "json"],
     ));
     assert!(audit.contains(JUSTIFICATION), "{audit}");
+    // Another mother lost her phone: the hospital that enrolled her recovers her. The
+    // commission's page lists it from the same verified log as the break-glass accesses.
+    let other = work.join("other");
+    let lost = mother_with_archive(&c, &other, 0, &shared_record(RECORD));
+    let phone = other.join("phone.key");
+    keygen(&c.nodes[0].home.join("genesis.json"), &phone);
+    ok(cradle(
+        &c.nodes[0].api,
+        &c.nodes[0].home.join("node.key"),
+        &[
+            "patient",
+            "recover",
+            lost.public.to_str().unwrap(),
+            &format!("{}.pub", phone.display()),
+        ],
+    ));
+    let hospital = c.genesis.members[0].name.clone();
 
     let proxy = Proxy::start(&c, 0, &cert);
     let shots = cradle_tests::cluster::bin_dir().join("portal-screenshots");
@@ -194,6 +211,13 @@ fn the_commission_reviews_a_break_glass_access_in_its_page_and_the_mother_sees_t
         assert_eq!(verdict, "verified", "{list}");
         assert!(list.contains(&emergency), "{list}");
         assert!(list.contains("Emergency physician") || list.contains("emergency"), "{list}");
+        let recoveries = text(&b, "#recoveries-list").await;
+        assert_eq!(
+            b.find_all(Locator::Css("#recoveries-list li[data-outcome='recovered']")).await.unwrap().len(),
+            1,
+            "{recoveries}"
+        );
+        assert!(recoveries.contains(&hospital), "{recoveries}");
         assert_eq!(
             b.find_all(Locator::Css("#pending-list li.event")).await.unwrap().len(),
             1,

@@ -90,12 +90,20 @@ function institution(sets, key) {
   return `${m.name} (${t(`role.${m.role}`)})`;
 }
 
-function outcome(e) {
+/**
+ * The text of `key` for whoever reads the history: the mother herself ("you"), or, on the
+ * commission's page (`view.third`), a reader speaking of her ("the patient").
+ */
+function said(view, key, vars) {
+  return t(view?.third ? `${key}.third` : key, vars);
+}
+
+function outcome(e, view) {
   const o = e.outcome;
   // A regulator's review of a break-glass access (the commission's finding, not an access).
   if (o.kind === 'reviewed') return t('outcome.reviewed', { decision: t(`reg.decision.${o.decision}`) });
   // Her keys changed: by her own rotation, or a member's recovery (not accesses).
-  if (o.kind === 'rotated' || o.kind === 'recovered') return t(`outcome.${o.kind}`, { key: toHex(o.newKey).slice(0, 12) });
+  if (o.kind === 'rotated' || o.kind === 'recovered') return said(view, `outcome.${o.kind}`, { key: toHex(o.newKey).slice(0, 12) });
   if (o.kind !== 'denied') return t(`outcome.${o.kind}`);
   const known = `denial.${o.reason}`;
   const reason = t(known) === known ? t('denial.other', { code: o.reason }) : t(known);
@@ -135,20 +143,20 @@ function flagOf(e) {
 }
 
 /** One access, as a card: time first, then where, who, why and what came of it. */
-function eventCard(sets, e, isNew) {
+function eventCard(sets, e, isNew, view) {
   const rotated = e.outcome.kind === 'rotated';
   const who = e.staff
     ? t('person.staff', { role: t(`staff.${e.staff.role}`), id: toHex(e.staff.id).slice(0, 8) })
-    : rotated ? t('you.person') : t('person.institution');
+    : rotated ? said(view, 'you.person') : t('person.institution');
   const reader = e.staff ? e.staff.institution : e.accessor;
   // A key change reads no record: its archive and category name nothing.
-  const record = rotated || e.outcome.kind === 'recovered' ? t('record.keys') : t(`category.${e.category}`);
+  const record = rotated || e.outcome.kind === 'recovered' ? said(view, 'record.keys') : t(`category.${e.category}`);
   const details = el('dl', {},
-    ...row(t('field.institution'), rotated ? t('you.institution') : institution(sets, reader)),
+    ...row(t('field.institution'), rotated ? said(view, 'you.institution') : institution(sets, reader)),
     ...row(t('field.person'), who),
     ...row(t('field.purpose'), `${t(`purpose.${e.purpose}`)} (${e.purpose})`),
     ...row(t('field.record'), record),
-    ...row(t('field.outcome'), outcome(e)));
+    ...row(t('field.outcome'), outcome(e, view)));
   const flag = flagOf(e);
   const badge = isNew ? el('span', { class: 'new', text: t('history.new') }) : '';
   return el('li', { class: 'event', dataset: { outcome: e.outcome.kind, new: String(isNew) } },
@@ -157,9 +165,10 @@ function eventCard(sets, e, isNew) {
 
 /**
  * Shows `result` in the verdict box and the list. The list shows the events of a verified
- * answer, newest first, and nothing of a refused one.
+ * answer, newest first, and nothing of a refused one. `view.third`: the reader is not the
+ * patient (the commission's page), so her own acts are told in the third person.
  */
-export function renderHistory(parts, sets, result) {
+export function renderHistory(parts, sets, result, view = {}) {
   const { verdict, status, detail, list } = parts;
   verdict.hidden = false;
   list.replaceChildren();
@@ -180,7 +189,7 @@ export function renderHistory(parts, sets, result) {
   const events = [...result.events].reverse();
   if (events.length === 0) list.append(msg('li', 'history.empty'));
   const from = result.newFrom ?? null;
-  for (const ie of events) list.append(eventCard(sets, ie.event, from !== null && BigInt(ie.index) >= from));
+  for (const ie of events) list.append(eventCard(sets, ie.event, from !== null && BigInt(ie.index) >= from, view));
   const fresh = from === null ? 0 : events.filter((ie) => BigInt(ie.index) >= from).length;
   verdict.dataset.new = String(fresh);
   if (fresh > 0) detail.textContent += ` ${t('history.newCount', { count: fresh })}`;

@@ -21,20 +21,27 @@ function auditEvent(sets, chainIdHex, e) {
     denied: `denied: ${o.reason}`,
     break_glass: 'emergency access without a grant (break-glass)',
     reviewed: o.kind === 'reviewed' ? `reviewed by the commission: ${String(o.decision).replace('_', ' ')} (break-glass access ${toHex(o.entry ?? new Uint8Array(0))})` : null,
+    rotated: o.kind === 'rotated' ? `the patient rotated her keys: new key ${toHex(o.newKey)}` : null,
+    recovered: o.kind === 'recovered' ? `a member recovered the patient (lost key): new key ${toHex(o.newKey)}` : null,
   }[o.kind];
+  // A key change reads nothing: it changes who may act for the patient, and names no record.
+  const keyChange = o.kind === 'rotated' || o.kind === 'recovered';
+  const patient = { what: { identifier: { value: toHex(e.patient) } }, role: { code: '1', display: 'Patient' } };
   const event = {
     resourceType: 'AuditEvent',
     id: `access-${toHex(e.txHash).slice(0, 32)}`,
-    type: { system: SYSTEM_DICOM, code: '110110', display: 'Patient Record' },
-    action: 'R',
+    type: keyChange
+      ? { system: SYSTEM_DICOM, code: '110137', display: 'User Security Attributes Changed' }
+      : { system: SYSTEM_DICOM, code: '110110', display: 'Patient Record' },
+    action: keyChange ? 'U' : 'R',
     recorded: new Date(Number(e.timeMs)).toISOString(),
     outcome: o.kind === 'denied' ? '4' : '0',
     purposeOfEvent: [{ coding: [{ system: SYSTEM_PURPOSE, code: e.purpose }] }],
     agent: [{ requestor: true, who: reference(sets, e.staff ? e.staff.institution : e.accessor), ...(e.staff ? { role: [{ text: e.staff.role }], altId: toHex(e.staff.id) } : {}) }],
-    source: { site: chainIdHex, observer: reference(sets, e.custodian) },
-    entity: [
+    source: { site: chainIdHex, observer: reference(sets, keyChange ? e.accessor : e.custodian) },
+    entity: keyChange ? [patient] : [
       { what: { identifier: { value: toHex(e.archive) } }, detail: [{ type: 'category', valueString: e.category }] },
-      { what: { identifier: { value: toHex(e.patient) } }, role: { code: '1', display: 'Patient' } },
+      patient,
     ],
   };
   if (desc) event.outcomeDesc = desc;

@@ -137,11 +137,38 @@ function pendingCard(ie) {
     el('div', {}, el('div', { class: 'when' }, when(e.timeMs)), el('span', { class: 'flag', text: t('outcome.break_glass') })), dl, buttons);
 }
 
+/** Histories on this page are read by the commission: a patient's own acts in the third person. */
+const THIRD = { third: true };
+
+/** One recovery of a patient by a member, from the verified break-glass (oversight) log. */
+function recoveryCard(ie) {
+  const e = ie.event;
+  const dl = el('dl', {},
+    el('dt', { text: t('field.institution') }), el('dd', { text: memberName(e.accessor) }),
+    el('dt', { text: t('reg.patient') }), el('dd', { class: 'key', text: `${toHex(e.patient).slice(0, 16)}…` }),
+    el('dt', { text: t('reg.newKey') }), el('dd', { class: 'key', text: `${toHex(e.outcome.newKey).slice(0, 16)}…` }),
+    el('dt', { text: t('reg.entry') }), el('dd', { class: 'key', text: toHex(e.txHash) }));
+  return el('li', { class: 'event', dataset: { outcome: 'recovered', entry: toHex(e.txHash) } },
+    el('div', {}, el('div', { class: 'when' }, when(e.timeMs)), el('span', { class: 'flag', text: t('flag.recovered') })), dl);
+}
+
+/** The recoveries of the verified oversight log, newest first. */
+function renderRecoveries(result) {
+  const list = $('recoveries-list');
+  list.replaceChildren();
+  $('recoveries-title').hidden = !result?.verified;
+  if (!result?.verified) return;
+  const recoveries = result.events.filter((ie) => ie.event.outcome.kind === 'recovered').reverse();
+  list.dataset.count = String(recoveries.length);
+  if (recoveries.length === 0) list.append(el('li', { class: 'empty', dataset: { i18n: 'reg.noneRecovered' }, text: t('reg.noneRecovered') }));
+  for (const ie of recoveries) list.append(recoveryCard(ie));
+}
+
 function renderPending() {
   const parts = verdictParts('pending');
   const result = state.pending;
   if (!result) return;
-  renderHistory(parts, state.sets, result);
+  renderHistory(parts, state.sets, result, THIRD);
   parts.list.replaceChildren();
   if (!result.verified) return;
   const { pending } = pendingOf(result.events);
@@ -149,6 +176,7 @@ function renderPending() {
   parts.verdict.dataset.pending = String(pending.length);
   if (pending.length === 0) parts.list.append(el('li', { class: 'empty', dataset: { i18n: 'reg.nonePending' }, text: t('reg.nonePending') }));
   for (const ie of pending) parts.list.append(pendingCard(ie));
+  renderRecoveries(result);
 }
 
 /**
@@ -255,7 +283,7 @@ async function onHistory(event) {
     const id = fromHex(kind === 'patient' ? $('history-key').value.trim() : $('history-member').value, 32, 'key');
     const n = await node();
     state.history = await verifiedHistory(n, state.genesis, state.sets, { kind, id });
-    renderHistory(parts, state.sets, state.history);
+    renderHistory(parts, state.sets, state.history, THIRD);
     if (state.history.verified) offerDownload(link, fhirBundle(state.sets, state.genesis.chainIdHex, state.history.events));
   } catch (e) {
     failed('node-status', e);
@@ -303,7 +331,7 @@ function rerender() {
   $('lang-zh').setAttribute('aria-pressed', String(document.documentElement.lang === 'zh-CN'));
   renderPending();
   renderCharts();
-  if (state.history) renderHistory(verdictParts('history'), state.sets, state.history);
+  if (state.history) renderHistory(verdictParts('history'), state.sets, state.history, THIRD);
 }
 
 async function start() {

@@ -54,4 +54,12 @@ export default {
   'reg.historyShow': 'Show the verified history',
   'reg.fhir': 'Download as FHIR (AuditEvent bundle)',
   'outcome.reviewed': 'Reviewed by the commission: {decision}',
+  "outcome.rotated.third": "The patient replaced her keys; the new key ({key}…) signs for her from now on",
+  "outcome.recovered.third": "Identity recovered by this institution: the new key {key}… signs for her from now on, the old one is refused",
+  "record.keys.third": "Her keys (no record was read)",
+  "you.institution.third": "The patient",
+  "you.person.third": "The patient, with her own key",
+  "reg.recoveries": "Patients recovered by a member (from the same verified log)",
+  "reg.noneRecovered": "No patient has been recovered by a member.",
+  "reg.newKey": "New key",
 };

@@ -54,4 +54,12 @@ export default {
   'reg.historyShow': '显示核验后的访问记录',
   'reg.fhir': '下载 FHIR 格式（AuditEvent 集合）',
   'outcome.reviewed': '委员会审查结论：{decision}',
+  "outcome.rotated.third": "患者更换了密钥；从此由新密钥（{key}…）代表她签名",
+  "outcome.recovered.third": "该机构恢复了患者的身份：从此由新密钥 {key}… 代表她签名，旧密钥不再有效",
+  "record.keys.third": "她的密钥（未读取任何档案）",
+  "you.institution.third": "患者本人",
+  "you.person.third": "患者本人（使用她自己的密钥）",
+  "reg.recoveries": "由成员机构恢复身份的患者（来自同一份已验证日志）",
+  "reg.noneRecovered": "尚无患者由成员机构恢复身份。",
+  "reg.newKey": "新密钥",
 };

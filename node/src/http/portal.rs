@@ -50,6 +50,7 @@ pub static ASSETS: &[(&str, &[u8])] = assets![
     "app/js/node.js",
     "app/js/keyring.js",
     "app/js/history_view.js",
+    "app/js/identity.js",
     "app/js/members.js",
     "app/js/consent_view.js",
     "app/js/records_panel.js",

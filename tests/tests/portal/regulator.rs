@@ -161,8 +161,8 @@ fn the_commission_reviews_a_break_glass_access_in_its_page_and_the_mother_sees_t
     // commission's page lists it from the same verified log as the break-glass accesses.
     let other = work.join("other");
     let lost = mother_with_archive(&c, &other, 0, &shared_record(RECORD));
-    let phone = other.join("phone.key");
-    keygen(&c.nodes[0].home.join("genesis.json"), &phone);
+    let phone_key = other.join("phone.key");
+    keygen(&c.nodes[0].home.join("genesis.json"), &phone_key);
     ok(cradle(
         &c.nodes[0].api,
         &c.nodes[0].home.join("node.key"),
@@ -170,7 +170,7 @@ fn the_commission_reviews_a_break_glass_access_in_its_page_and_the_mother_sees_t
             "patient",
             "recover",
             lost.public.to_str().unwrap(),
-            &format!("{}.pub", phone.display()),
+            &format!("{}.pub", phone_key.display()),
         ],
     ));
     let hospital = c.genesis.members[0].name.clone();
@@ -363,5 +363,27 @@ fn the_commission_reviews_a_break_glass_access_in_its_page_and_the_mother_sees_t
         assert!(list.contains("Reviewed by the commission: not justified"), "{list}");
         assert!(list.contains("Emergency access (break-glass)"), "{list}");
         her.close().await.unwrap();
+
+        // The mother the hospital recovered opens the page with the key file made on her new
+        // phone (`cradle keygen`): the page learns whom it signs for from her verified history
+        // (not the node's word), shows her history and alerts her to the recovery.
+        let recovered = browser(&driver, &work.join("profile-recovered"), false).await;
+        viewport(&recovered, 1280, 900).await;
+        recovered.goto(&format!("{origin}/portal/")).await.unwrap();
+        wait_for(&recovered, "her page to start", READY).await;
+        load_file(&recovered, "genesis-file", &genesis_file, "genesis-status").await;
+        load_file(&recovered, "key-file", &phone_key, "key-status").await;
+        assert_eq!(
+            show_history(&recovered).await,
+            "verified",
+            "{}",
+            text(&recovered, "#history-section").await
+        );
+        let list = text(&recovered, "#history-list").await;
+        assert!(list.contains("Your identity was recovered"), "{list}");
+        let alert = text(&recovered, "#alert-banner").await;
+        assert!(alert.contains(&format!("{hospital} recovered your identity")), "{alert}");
+        screenshot_of(&recovered, "history-section", 1280, &shots.join("recovered-history-en-1280x900.png")).await;
+        recovered.close().await.unwrap();
     });
 }

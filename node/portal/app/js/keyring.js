@@ -146,3 +146,11 @@ export async function adoptRotated(old, fresh, recovery) {
   await store.put(IDENTITY, record);
   await store.remove(PENDING);
 }
+
+/**
+ * Keeps that `keypair`'s key signs for the patient enrolled as `identity` (bytes), as her
+ * verified history proved it (identity.js): a key bound to her at her clinic or the command line.
+ */
+export async function adoptIdentity(keypair, identity) {
+  await store.put(IDENTITY, { key: toHex(keypair.signing.publicKey), identity: toHex(identity), former: [] });
+}

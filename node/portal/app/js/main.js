@@ -6,7 +6,9 @@ import { loadGenesis } from '../../js/genesis.js';
 import { $, say } from './dom.js';
 import { initialLanguage, onLanguageChange, setLanguage } from './i18n.js';
 import * as store from './store.js';
-import { loadIdentity, loadKeypair, ownKeys } from './keyring.js';
+import { adoptIdentity, loadIdentity, loadKeypair, ownKeys } from './keyring.js';
+import { discoverIdentity } from './identity.js';
+import { equalBytes, toHex } from '../../js/bytes.js';
 import { setupKey } from './key_panel.js';
 import { Node, NodeError } from './node.js';
 import { defaultRange, fetchVerifiedHistory, markNew, rangeOf, renderHistory } from './history_view.js';
@@ -79,8 +81,27 @@ async function node() {
     state.node = null;
     throw e;
   }
+  await learnIdentity(n);
   state.records?.refresh();
   return n;
+}
+
+/**
+ * Once per key, when this browser kept no identity for it (a key bound to her at her clinic or
+ * the command line): the key she enrolled with, proven by her verified history (identity.js).
+ */
+async function learnIdentity(n) {
+  const key = state.keypair?.signing.publicKey;
+  if (!key || state.identityAskedFor === toHex(key) || !equalBytes(state.identity ?? key, key)) return;
+  state.identityAskedFor = toHex(key);
+  try {
+    const identity = await discoverIdentity(n, state.genesis, state.sets, state.keypair);
+    if (!identity) return;
+    await adoptIdentity(state.keypair, identity);
+    state.identity = identity;
+  } catch {
+    // A node that cannot say: the key is taken for her enrolment key, as before.
+  }
 }
 
 async function onHistory(event) {

@@ -10,8 +10,7 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 mod common;
-
-use std::path::Path;
+mod vector_file;
 
 use common::*;
 use cradle_ledger::access::EventOutcome;
@@ -94,22 +93,5 @@ fn vectors() -> Value {
 
 #[test]
 fn key_change_vectors_match_the_ledger() {
-    let mut doc = vectors();
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/portal/test/vectors/key_change.json");
-    if std::env::var_os("CRADLE_WRITE_PORTAL_VECTORS").is_some() {
-        let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
-        std::fs::write(&path, text).unwrap();
-        return;
-    }
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let mut kept: Value = serde_json::from_str(&text).unwrap();
-    kept["source"] = Value::Null;
-    doc["source"] = Value::Null;
-    assert!(
-        kept == doc,
-        "key_change.json differs from what the ledger makes; rerun with \
-         CRADLE_WRITE_PORTAL_VECTORS=1 and then run `node --test node/portal/test/`"
-    );
+    vector_file::check_or_write("key_change.json", vectors());
 }

@@ -11,7 +11,7 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
-use std::path::Path;
+mod vector_file;
 
 use cradle_ledger::access::EventOutcome;
 use cradle_ledger::codec;
@@ -115,22 +115,5 @@ fn vectors(t: &TestConsortium) -> Value {
 #[test]
 fn review_vectors_match_the_rust_implementation() {
     let t = TestConsortium::new(Policy::default());
-    let mut doc = vectors(&t);
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/portal/test/vectors/review.json");
-    if std::env::var_os("CRADLE_WRITE_PORTAL_VECTORS").is_some() {
-        let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
-        std::fs::write(&path, text).unwrap();
-        return;
-    }
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let mut kept: Value = serde_json::from_str(&text).unwrap();
-    kept["source"] = Value::Null;
-    doc["source"] = Value::Null;
-    assert!(
-        kept == doc,
-        "review.json differs from what the Rust implementation makes; rerun with \
-         CRADLE_WRITE_PORTAL_VECTORS=1 and then run `node --test node/portal/test/`"
-    );
+    vector_file::check_or_write("review.json", vectors(&t));
 }

@@ -33,11 +33,13 @@ mod sets;
 /// (`tx-from-js.json`).
 #[path = "portal_vectors/tx.rs"]
 mod tx;
+/// Reading, checking and writing the files.
+mod vector_file;
 /// The keys and key wraps of `tx.json`.
 #[path = "portal_vectors/wraps.rs"]
 mod wraps;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cradle_consensus::{CommitCertificate, CommitSig, Vote, VoteKind};
 use cradle_ledger::access::{AccessEvent, DenialReason, EventOutcome};
@@ -62,7 +64,7 @@ const SOURCE: &str = "ledger/tests/portal_vectors.rs";
 const LAYOUT: &str = "with-next-members-hash";
 
 fn vectors_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/portal/test/vectors")
+    vector_file::path("")
 }
 
 fn dec(v: u64) -> Value {
@@ -664,29 +666,14 @@ fn portal_vectors_match_the_rust_implementation() {
         ("sets.json", document(&t, sets::vectors(&t))),
         ("access.json", document(&t, access::vectors(&t))),
     ];
-    let write = std::env::var_os("CRADLE_WRITE_PORTAL_VECTORS").is_some();
     // Every file is checked, so one stale file does not hide a difference in another.
     let mut differ = Vec::new();
-    for (name, mut doc) in files {
-        let path = vectors_dir().join(name);
-        if write {
-            let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
-            std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-            continue;
-        }
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        let mut kept: Value = serde_json::from_str(&text).unwrap();
-        // Who wrote a file is not part of what it says.
-        kept["source"] = Value::Null;
-        doc["source"] = Value::Null;
-        if kept != doc {
+    for (name, doc) in files {
+        if vector_file::writing() {
+            vector_file::write(name, &doc);
+        } else if !vector_file::same(vector_file::read(name), doc) {
             differ.push(name);
         }
     }
-    assert!(
-        differ.is_empty(),
-        "{differ:?} differ from what the Rust implementation makes; rerun with \
-         CRADLE_WRITE_PORTAL_VECTORS=1 and then run `node --test node/portal/test/`"
-    );
+    assert!(differ.is_empty(), "{differ:?} {}", vector_file::STALE);
 }

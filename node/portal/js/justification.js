@@ -27,7 +27,7 @@ import {
   BorshReader, BorshWriter, concatBytes, decodeCanonical, equalBytes, fromHex, requireBytes, sha256, toHex, utf8,
 } from './bytes.js';
 import { DENIAL_REASON, PURPOSE } from './audit.js';
-import { readWrappedKey, wrappedKeyFromHex, writeWrappedKey } from './keywrap.js';
+import { readWrappedKey, sharedSecret, wrappedKeyFromHex, writeWrappedKey } from './keywrap.js';
 import { TX_BYTES_HARD_MAX, TX_KINDS } from './tx.js';
 
 export const TAG_JUSTIFICATION_CONTEXT = utf8('cradle.justification.context.v1\0');
@@ -347,16 +347,6 @@ export async function checkAccessRecord(answer, event) {
 }
 
 // ---- Opening ----
-
-async function sharedSecret(privateKey, publicBytes) {
-  try {
-    const pub = await subtle().importKey('raw', publicBytes, { name: 'X25519' }, true, []);
-    const shared = new Uint8Array(await subtle().deriveBits({ name: 'X25519', public: pub }, privateKey, 256));
-    return shared.some((b) => b !== 0) ? shared : null;
-  } catch {
-    return null;
-  }
-}
 
 /** `unwrap_key_in(TAG_JUSTIFICATION_WRAP, ...)`: the justification's key, or null. */
 async function unwrapJustificationKey(wrapped, context, me) {

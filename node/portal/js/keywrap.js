@@ -64,7 +64,7 @@ export function wrappedKeyFromHex(hex) {
 }
 
 /** X25519 of `privateKey` and the raw public key `publicBytes`; null when it cannot be made. */
-async function sharedSecret(privateKey, publicBytes) {
+export async function sharedSecret(privateKey, publicBytes) {
   try {
     const pub = await subtle().importKey('raw', publicBytes, { name: 'X25519' }, true, []);
     const shared = new Uint8Array(await subtle().deriveBits({ name: 'X25519', public: pub }, privateKey, 256));
